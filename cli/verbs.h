@@ -1,0 +1,13 @@
+// One function per `gqa` verb; each parses its own options and returns the exit code.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace gqa::cli {
+
+using Args = std::vector<std::string>;  // arguments after the verb
+
+int inspect(const Args& args);
+int generate(const Args& args);
+
+}  // namespace gqa::cli

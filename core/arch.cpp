@@ -1,0 +1,224 @@
+#include "core/arch.h"
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+
+namespace gqa {
+namespace {
+
+struct Entry {
+  Family family;
+  Stack stack;
+  Role role;
+  const char* pattern;  // "{L}" is the layer index
+  bool conv1d = false;
+  int fused_part = -1;
+};
+
+constexpr Stack D = Stack::Decoder;
+constexpr Stack E = Stack::Encoder;
+
+// The one table of HF tensor names. T5's gated FFN (v1.1/flan) names differ and are resolved in
+// locate(); everything else is here.
+const Entry kTable[] = {
+    // GPT-2 (GPT2LMHeadModel; Conv1D weights are [in, out], q/k/v fused in c_attn).
+    {Family::GPT2, D, Role::TokenEmbedding, "transformer.wte.weight"},
+    {Family::GPT2, D, Role::PositionEmbedding, "transformer.wpe.weight"},
+    {Family::GPT2, D, Role::FinalNorm, "transformer.ln_f.weight"},
+    {Family::GPT2, D, Role::FinalNormBias, "transformer.ln_f.bias"},
+    {Family::GPT2, D, Role::LmHead, "lm_head.weight"},
+    {Family::GPT2, D, Role::AttnNorm, "transformer.h.{L}.ln_1.weight"},
+    {Family::GPT2, D, Role::AttnNormBias, "transformer.h.{L}.ln_1.bias"},
+    {Family::GPT2, D, Role::AttnQ, "transformer.h.{L}.attn.c_attn.weight", true, 0},
+    {Family::GPT2, D, Role::AttnK, "transformer.h.{L}.attn.c_attn.weight", true, 1},
+    {Family::GPT2, D, Role::AttnV, "transformer.h.{L}.attn.c_attn.weight", true, 2},
+    {Family::GPT2, D, Role::AttnQBias, "transformer.h.{L}.attn.c_attn.bias", false, 0},
+    {Family::GPT2, D, Role::AttnKBias, "transformer.h.{L}.attn.c_attn.bias", false, 1},
+    {Family::GPT2, D, Role::AttnVBias, "transformer.h.{L}.attn.c_attn.bias", false, 2},
+    {Family::GPT2, D, Role::AttnO, "transformer.h.{L}.attn.c_proj.weight", true},
+    {Family::GPT2, D, Role::AttnOBias, "transformer.h.{L}.attn.c_proj.bias"},
+    {Family::GPT2, D, Role::FfnNorm, "transformer.h.{L}.ln_2.weight"},
+    {Family::GPT2, D, Role::FfnNormBias, "transformer.h.{L}.ln_2.bias"},
+    {Family::GPT2, D, Role::FfnUp, "transformer.h.{L}.mlp.c_fc.weight", true},
+    {Family::GPT2, D, Role::FfnUpBias, "transformer.h.{L}.mlp.c_fc.bias"},
+    {Family::GPT2, D, Role::FfnDown, "transformer.h.{L}.mlp.c_proj.weight", true},
+    {Family::GPT2, D, Role::FfnDownBias, "transformer.h.{L}.mlp.c_proj.bias"},
+    // GPT-Neo.
+    {Family::GPTNeo, D, Role::TokenEmbedding, "transformer.wte.weight"},
+    {Family::GPTNeo, D, Role::PositionEmbedding, "transformer.wpe.weight"},
+    {Family::GPTNeo, D, Role::FinalNorm, "transformer.ln_f.weight"},
+    {Family::GPTNeo, D, Role::FinalNormBias, "transformer.ln_f.bias"},
+    {Family::GPTNeo, D, Role::LmHead, "lm_head.weight"},
+    {Family::GPTNeo, D, Role::AttnNorm, "transformer.h.{L}.ln_1.weight"},
+    {Family::GPTNeo, D, Role::AttnNormBias, "transformer.h.{L}.ln_1.bias"},
+    {Family::GPTNeo, D, Role::AttnQ, "transformer.h.{L}.attn.attention.q_proj.weight"},
+    {Family::GPTNeo, D, Role::AttnK, "transformer.h.{L}.attn.attention.k_proj.weight"},
+    {Family::GPTNeo, D, Role::AttnV, "transformer.h.{L}.attn.attention.v_proj.weight"},
+    {Family::GPTNeo, D, Role::AttnO, "transformer.h.{L}.attn.attention.out_proj.weight"},
+    {Family::GPTNeo, D, Role::AttnOBias, "transformer.h.{L}.attn.attention.out_proj.bias"},
+    {Family::GPTNeo, D, Role::FfnNorm, "transformer.h.{L}.ln_2.weight"},
+    {Family::GPTNeo, D, Role::FfnNormBias, "transformer.h.{L}.ln_2.bias"},
+    {Family::GPTNeo, D, Role::FfnUp, "transformer.h.{L}.mlp.c_fc.weight"},
+    {Family::GPTNeo, D, Role::FfnUpBias, "transformer.h.{L}.mlp.c_fc.bias"},
+    {Family::GPTNeo, D, Role::FfnDown, "transformer.h.{L}.mlp.c_proj.weight"},
+    {Family::GPTNeo, D, Role::FfnDownBias, "transformer.h.{L}.mlp.c_proj.bias"},
+    // Llama.
+    {Family::Llama, D, Role::TokenEmbedding, "model.embed_tokens.weight"},
+    {Family::Llama, D, Role::FinalNorm, "model.norm.weight"},
+    {Family::Llama, D, Role::LmHead, "lm_head.weight"},
+    {Family::Llama, D, Role::AttnNorm, "model.layers.{L}.input_layernorm.weight"},
+    {Family::Llama, D, Role::AttnQ, "model.layers.{L}.self_attn.q_proj.weight"},
+    {Family::Llama, D, Role::AttnK, "model.layers.{L}.self_attn.k_proj.weight"},
+    {Family::Llama, D, Role::AttnV, "model.layers.{L}.self_attn.v_proj.weight"},
+    {Family::Llama, D, Role::AttnO, "model.layers.{L}.self_attn.o_proj.weight"},
+    {Family::Llama, D, Role::AttnQBias, "model.layers.{L}.self_attn.q_proj.bias"},
+    {Family::Llama, D, Role::AttnKBias, "model.layers.{L}.self_attn.k_proj.bias"},
+    {Family::Llama, D, Role::AttnVBias, "model.layers.{L}.self_attn.v_proj.bias"},
+    {Family::Llama, D, Role::AttnOBias, "model.layers.{L}.self_attn.o_proj.bias"},
+    {Family::Llama, D, Role::FfnNorm, "model.layers.{L}.post_attention_layernorm.weight"},
+    {Family::Llama, D, Role::FfnGate, "model.layers.{L}.mlp.gate_proj.weight"},
+    {Family::Llama, D, Role::FfnUp, "model.layers.{L}.mlp.up_proj.weight"},
+    {Family::Llama, D, Role::FfnDown, "model.layers.{L}.mlp.down_proj.weight"},
+    {Family::Llama, D, Role::FfnUpBias, "model.layers.{L}.mlp.up_proj.bias"},
+    {Family::Llama, D, Role::FfnDownBias, "model.layers.{L}.mlp.down_proj.bias"},
+    // T5: encoder blocks are [self-attn, ffn], decoder blocks [self-attn, cross-attn, ffn].
+    {Family::T5, E, Role::TokenEmbedding, "shared.weight"},
+    {Family::T5, D, Role::TokenEmbedding, "shared.weight"},
+    {Family::T5, D, Role::LmHead, "lm_head.weight"},
+    {Family::T5, E, Role::FinalNorm, "encoder.final_layer_norm.weight"},
+    {Family::T5, D, Role::FinalNorm, "decoder.final_layer_norm.weight"},
+    {Family::T5, E, Role::AttnRelativeBias, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"},
+    {Family::T5, D, Role::AttnRelativeBias, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"},
+    {Family::T5, E, Role::AttnNorm, "encoder.block.{L}.layer.0.layer_norm.weight"},
+    {Family::T5, D, Role::AttnNorm, "decoder.block.{L}.layer.0.layer_norm.weight"},
+    {Family::T5, E, Role::AttnQ, "encoder.block.{L}.layer.0.SelfAttention.q.weight"},
+    {Family::T5, E, Role::AttnK, "encoder.block.{L}.layer.0.SelfAttention.k.weight"},
+    {Family::T5, E, Role::AttnV, "encoder.block.{L}.layer.0.SelfAttention.v.weight"},
+    {Family::T5, E, Role::AttnO, "encoder.block.{L}.layer.0.SelfAttention.o.weight"},
+    {Family::T5, D, Role::AttnQ, "decoder.block.{L}.layer.0.SelfAttention.q.weight"},
+    {Family::T5, D, Role::AttnK, "decoder.block.{L}.layer.0.SelfAttention.k.weight"},
+    {Family::T5, D, Role::AttnV, "decoder.block.{L}.layer.0.SelfAttention.v.weight"},
+    {Family::T5, D, Role::AttnO, "decoder.block.{L}.layer.0.SelfAttention.o.weight"},
+    {Family::T5, D, Role::CrossNorm, "decoder.block.{L}.layer.1.layer_norm.weight"},
+    {Family::T5, D, Role::CrossQ, "decoder.block.{L}.layer.1.EncDecAttention.q.weight"},
+    {Family::T5, D, Role::CrossK, "decoder.block.{L}.layer.1.EncDecAttention.k.weight"},
+    {Family::T5, D, Role::CrossV, "decoder.block.{L}.layer.1.EncDecAttention.v.weight"},
+    {Family::T5, D, Role::CrossO, "decoder.block.{L}.layer.1.EncDecAttention.o.weight"},
+    {Family::T5, E, Role::FfnNorm, "encoder.block.{L}.layer.1.layer_norm.weight"},
+    {Family::T5, D, Role::FfnNorm, "decoder.block.{L}.layer.2.layer_norm.weight"},
+    {Family::T5, E, Role::FfnUp, "encoder.block.{L}.layer.1.DenseReluDense.wi.weight"},
+    {Family::T5, D, Role::FfnUp, "decoder.block.{L}.layer.2.DenseReluDense.wi.weight"},
+    {Family::T5, E, Role::FfnDown, "encoder.block.{L}.layer.1.DenseReluDense.wo.weight"},
+    {Family::T5, D, Role::FfnDown, "decoder.block.{L}.layer.2.DenseReluDense.wo.weight"},
+};
+
+std::string fill_layer(const char* pattern, int64_t layer) {
+  std::string s = pattern;
+  auto pos = s.find("{L}");
+  if (pos != std::string::npos) s.replace(pos, 3, std::to_string(layer));
+  return s;
+}
+
+// Tensor names as a checkpoint spells them: base-model saves (GPT2Model, LlamaModel) drop the
+// "transformer." / "model." prefix of the *ForCausalLM classes.
+std::optional<std::string> resolve(const Checkpoint& ckpt, const std::string& name) {
+  if (ckpt.has(name)) return name;
+  for (const char* prefix : {"transformer.", "model."})
+    if (name.rfind(prefix, 0) == 0 && ckpt.has(name.substr(std::string(prefix).size())))
+      return name.substr(std::string(prefix).size());
+  return std::nullopt;
+}
+
+}  // namespace
+
+const char* role_name(Role r) {
+  static const char* names[] = {
+      "token_embedding", "position_embedding", "lm_head", "final_norm", "final_norm_bias",
+      "attn_norm", "attn_norm_bias", "attn_q", "attn_k", "attn_v", "attn_o", "attn_q_bias",
+      "attn_k_bias", "attn_v_bias", "attn_o_bias", "attn_relative_bias", "cross_norm", "cross_q",
+      "cross_k", "cross_v", "cross_o", "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias",
+      "ffn_gate", "ffn_down", "ffn_down_bias"};
+  return names[int(r)];
+}
+
+std::optional<TensorLocation> locate(const ModelConfig& cfg, Stack s, Role r, int64_t layer) {
+  // T5 v1.1 gated FFN: wi_0 is the activated (gate) branch, wi_1 the linear (up) branch.
+  if (cfg.family == Family::T5 && cfg.gated_ffn && (r == Role::FfnUp || r == Role::FfnGate)) {
+    std::string base = fill_layer(s == Stack::Encoder ? "encoder.block.{L}.layer.1.DenseReluDense."
+                                                      : "decoder.block.{L}.layer.2.DenseReluDense.", layer);
+    return TensorLocation{base + (r == Role::FfnGate ? "wi_0.weight" : "wi_1.weight")};
+  }
+  for (const Entry& e : kTable)
+    if (e.family == cfg.family && e.stack == s && e.role == r)
+      return TensorLocation{fill_layer(e.pattern, layer), e.conv1d, e.fused_part};
+  return std::nullopt;
+}
+
+int64_t HostTensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer) {
+  auto loc = locate(ckpt.config(), s, r, layer);
+  return loc && resolve(ckpt, loc->name).has_value();
+}
+
+HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
+                     const std::vector<int64_t>& expected) {
+  const ModelConfig& cfg = ckpt.config();
+  auto loc = locate(cfg, s, r, layer);
+  if (!loc) throw InputError(ckpt.dir(), role_name(r), std::string("no such tensor in a ") + family_name(cfg.family) + " model");
+  auto name = resolve(ckpt, loc->name);
+  if (!name) throw InputError(ckpt.dir(), loc->name, "tensor missing from the checkpoint");
+  const TensorView& t = ckpt.tensor(*name);
+  const std::string where = ckpt.file_of(*name);
+  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64)
+    throw InputError(where, *name, std::string("dtype ") + dtype_name(t.dtype) + " where floating-point weights were expected");
+
+  // Stored shape as [rows, cols] of the stored matrix (vectors have cols = 1).
+  std::vector<int64_t> stored = t.shape;
+  if (stored.empty() || stored.size() > 2)
+    throw InputError(where, *name, "expected a vector or matrix, got " + std::to_string(stored.size()) + " dims");
+  const bool matrix = stored.size() == 2;
+  int64_t rows = stored[0], cols = matrix ? stored[1] : 1;
+  std::vector<float> all(size_t(rows * cols));
+  to_float32(t.dtype, t.data, rows * cols, all.data());
+
+  // Linear layout: [out, in]. Conv1D stores [in, out].
+  int64_t out_dim = rows, in_dim = cols;
+  if (loc->conv1d && matrix) std::swap(out_dim, in_dim);
+  auto at = [&](int64_t o, int64_t i) -> float {
+    return loc->conv1d && matrix ? all[size_t(i * cols + o)] : all[size_t(o * cols + i)];
+  };
+
+  // Fused q/k/v: cut the output rows by the block's layout (q = n_q*dqk, k = n_kv*dqk, v = n_kv*dv).
+  int64_t row_begin = 0, row_count = out_dim;
+  if (loc->fused_part >= 0) {
+    const AttentionLayout& l = cfg.layout(AttentionModule::DecoderSelf, layer);
+    const int64_t sizes[3] = {int64_t(l.n_q) * l.head_dim_qk, int64_t(l.n_kv) * l.head_dim_qk,
+                              int64_t(l.n_kv) * l.head_dim_v};
+    if (sizes[0] + sizes[1] + sizes[2] != out_dim)
+      throw InputError(where, *name, "fused q/k/v has " + std::to_string(out_dim) + " outputs, the config's attention layout needs " +
+                                         std::to_string(sizes[0] + sizes[1] + sizes[2]));
+    for (int p = 0; p < loc->fused_part; ++p) row_begin += sizes[p];
+    row_count = sizes[loc->fused_part];
+  }
+  HostTensor h;
+  h.shape = matrix ? std::vector<int64_t>{row_count, in_dim} : std::vector<int64_t>{row_count};
+  if (h.shape != expected) {
+    auto fmt = [](const std::vector<int64_t>& v) {
+      std::string s = "[";
+      for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+      return s + "]";
+    };
+    throw InputError(where, *name, "shape " + fmt(h.shape) + " disagrees with config.json, which implies " + fmt(expected));
+  }
+  h.data.resize(size_t(row_count * in_dim));
+  for (int64_t o = 0; o < row_count; ++o)
+    for (int64_t i = 0; i < in_dim; ++i) h.data[size_t(o * in_dim + i)] = at(row_begin + o, i);
+  return h;
+}
+
+}  // namespace gqa

@@ -1,0 +1,51 @@
+// Hugging Face tensor names per family, in one table (as llama.cpp's arch table), and the cuts that
+// turn them into plain per-role matrices: GPT-2's Conv1D weights are stored [in, out] and its
+// q/k/v are fused in c_attn; everything we hand out is torch.nn.Linear layout [out, in].
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace gqa {
+
+enum class Stack { Decoder, Encoder };
+
+enum class Role {
+  TokenEmbedding, PositionEmbedding, LmHead, FinalNorm, FinalNormBias,
+  AttnNorm, AttnNormBias, AttnQ, AttnK, AttnV, AttnO, AttnQBias, AttnKBias, AttnVBias, AttnOBias,
+  AttnRelativeBias,  // T5: [buckets, heads] in the first block of each stack
+  CrossNorm, CrossQ, CrossK, CrossV, CrossO,
+  FfnNorm, FfnNormBias, FfnUp, FfnUpBias, FfnGate, FfnDown, FfnDownBias,
+};
+const char* role_name(Role r);
+
+// Where a role lives in a checkpoint.
+struct TensorLocation {
+  std::string name;        // HF tensor name with the layer filled in
+  bool conv1d = false;     // stored transposed ([in, out]) as GPT-2's Conv1D
+  int fused_part = -1;     // q/k/v slot (0, 1, 2) inside a fused qkv tensor, -1 when not fused
+};
+
+// The location of a role, or nullopt when the family has no such tensor (e.g. GPT-Neo has no
+// q bias). `layer` is ignored for global roles.
+std::optional<TensorLocation> locate(const ModelConfig& cfg, Stack s, Role r, int64_t layer = 0);
+
+// Plain float32 tensor on the host, row-major.
+struct HostTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+  int64_t numel() const;
+};
+
+class Checkpoint;
+
+// Reads a role as float32 in Linear layout, cutting fused q/k/v by the block's layout (so grouped
+// GPT-2 checkpoints with fewer KV columns load too) and checking the shape against `expected`.
+HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
+                     const std::vector<int64_t>& expected);
+bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer);
+
+}  // namespace gqa

@@ -1,0 +1,68 @@
+// A Hugging Face model folder: config.json, model.safetensors or sharded
+// model-0000k-of-0000n.safetensors + model.safetensors.index.json (memory-mapped), and the files
+// that are copied through unchanged (generation_config.json, tokenizer files).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/safetensors.h"
+
+namespace gqa {
+
+class Checkpoint {
+ public:
+  explicit Checkpoint(const std::string& dir);  // throws InputError
+
+  const std::string& dir() const { return dir_; }
+  const ModelConfig& config() const { return config_; }
+  bool has(const std::string& name) const { return where_.count(name) != 0; }
+  const TensorView& tensor(const std::string& name) const;
+  std::vector<std::string> names() const;
+  const std::vector<std::string>& shard_files() const { return shard_paths_; }
+  std::string file_of(const std::string& name) const;
+  // Metadata of the first shard (HF writes {"format": "pt"}).
+  const std::map<std::string, std::string>& metadata() const { return shards_.front()->metadata(); }
+  int64_t parameter_count() const;
+  DType weight_dtype() const;  // the dtype holding most parameters
+
+ private:
+  std::string dir_;
+  ModelConfig config_;
+  std::vector<std::string> shard_paths_;
+  std::vector<std::unique_ptr<SafetensorsFile>> shards_;
+  std::map<std::string, size_t> where_;  // tensor name -> shard index
+};
+
+// Files a converted folder keeps from its source (when present).
+const std::vector<std::string>& passthrough_files();
+
+// Writes a model folder atomically: everything goes to DIR.tmp-XXXXXX, which is renamed to DIR
+// only when complete, so a crash leaves either nothing or a whole folder. Tensors are split into
+// shards of at most max_shard_bytes (one tensor larger than that gets a shard of its own).
+class CheckpointWriter {
+ public:
+  CheckpointWriter(std::string out_dir, bool overwrite, uint64_t max_shard_bytes = 5ull << 30);
+  ~CheckpointWriter();  // removes the temporary folder when commit() was not reached
+  void set_config(const nlohmann::json& config) { config_ = config; }
+  void add(TensorToWrite t) { tensors_.push_back(std::move(t)); }
+  void copy_from(const std::string& src_dir, const std::string& file);  // no-op when absent
+  void set_metadata(const std::map<std::string, std::string>& m) { metadata_ = m; }
+  void commit();
+  const std::string& temp_dir() const { return tmp_; }
+
+ private:
+  std::string out_, tmp_;
+  bool overwrite_;
+  uint64_t max_shard_bytes_;
+  nlohmann::json config_;
+  std::vector<TensorToWrite> tensors_;
+  std::vector<std::pair<std::string, std::string>> copies_;
+  std::map<std::string, std::string> metadata_{{"format", "pt"}};
+  bool committed_ = false;
+};
+
+}  // namespace gqa

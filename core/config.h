@@ -1,0 +1,98 @@
+// Model configuration parsed from a Hugging Face config.json, plus the attention layout of every
+// attention block (query heads, KV heads, head -> group map, head dims). The layout is what makes a
+// converted folder self-describing: strategies change weights and these fields, nothing else.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace gqa {
+
+enum class Family { GPT2, GPTNeo, T5, Llama };
+const char* family_name(Family f);  // the HF model_type: "gpt2", "gpt_neo", "t5", "llama"
+
+// Which attention of a model: decoder-only models have only DecoderSelf.
+enum class AttentionModule { DecoderSelf, DecoderCross, EncoderSelf };
+const char* module_name(AttentionModule m);  // "decoder_self", "decoder_cross", "encoder_self"
+
+struct AttentionLayout {
+  int n_q = 0;                 // query heads
+  int n_kv = 0;                // key/value heads
+  std::vector<int> group_of;   // query head h reads KV head group_of[h]; size n_q
+  int head_dim_qk = 0;         // query/key vector size per head
+  int head_dim_v = 0;          // value vector size per head
+
+  static AttentionLayout even(int n_q, int n_kv, int head_dim_qk, int head_dim_v);
+  bool is_mha() const;                 // one KV head per query head, identity map
+  bool is_contiguous_even() const;     // groups of equal size in head order (SDPA enable_gqa)
+  std::vector<int> group_sizes() const;
+  std::string describe() const;        // "8q/2kv [4,4] qk64 v64"
+};
+
+// Checks a group map against n_q (size) and itself (every KV head used); throws InputError.
+void validate_group_map(const std::vector<int>& group_of, int n_q, const std::string& file,
+                        const std::string& field);
+
+enum class RopeType { None, Default, Linear, Llama3 };
+
+struct RopeConfig {
+  RopeType type = RopeType::None;
+  double theta = 10000.0;
+  double factor = 1.0;                  // linear, llama3
+  double low_freq_factor = 1.0;         // llama3
+  double high_freq_factor = 4.0;        // llama3
+  int64_t original_max_positions = 8192;  // llama3
+};
+
+struct ModelConfig {
+  Family family = Family::Llama;
+  std::string path;  // the config.json it came from (for error messages)
+  nlohmann::json raw;  // the whole file, so writers keep fields we do not interpret
+
+  int64_t vocab_size = 0;
+  int64_t d_model = 0;
+  int64_t n_layers = 0;           // decoder layers (T5: decoder stack)
+  int64_t n_encoder_layers = 0;   // T5 only
+  int64_t n_heads = 0;
+  int64_t ffn_dim = 0;
+  int64_t max_positions = 0;      // learned/rotary position limit; 0 = unbounded (T5)
+  double norm_eps = 1e-5;
+  std::string activation;         // "gelu_new", "silu", "relu", "gelu", ...
+  bool gated_ffn = false;         // SwiGLU (Llama), gated-gelu (T5 v1.1)
+  bool tie_word_embeddings = true;
+  bool attention_bias = false;    // Llama q/k/v/o bias
+  bool mlp_bias = false;          // Llama mlp bias
+  RopeConfig rope;
+
+  // GPT-2 attention options.
+  bool scale_attn_weights = true;
+  bool scale_attn_by_inverse_layer_idx = false;
+  // GPT-Neo: "global" or "local" per layer, local window in tokens.
+  std::vector<std::string> attention_types;
+  int64_t window_size = 0;
+  // T5.
+  int64_t relative_buckets = 32;
+  int64_t relative_max_distance = 128;
+  bool scale_decoder_outputs = false;
+
+  std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id, decoder_start_token_id;
+
+  // Attention layout per module and layer (T5 has three modules; others DecoderSelf only).
+  std::map<AttentionModule, std::vector<AttentionLayout>> layouts;
+
+  const AttentionLayout& layout(AttentionModule m, int64_t layer) const;
+  bool is_encoder_decoder() const { return family == Family::T5; }
+  std::vector<AttentionModule> modules() const;
+  // KV-cache bytes per token of one sequence (self-attention caches, all layers) at a dtype size.
+  int64_t kv_bytes_per_token(int64_t dtype_bytes) const;
+};
+
+// Parses <dir>/config.json (or a file path). Throws InputError naming the file and field.
+ModelConfig load_config(const std::string& path);
+ModelConfig parse_config(const nlohmann::json& j, const std::string& path);
+
+}  // namespace gqa

@@ -1,0 +1,116 @@
+#include "core/model/attention.h"
+
+#include <cmath>
+
+namespace gqa {
+
+Rope::Rope(const RopeConfig& cfg, int64_t head_dim, const Placement& p) {
+  // Same float32 arithmetic as transformers' rope init functions, so positions match bit for bit.
+  at::Tensor exponents = at::arange(0, head_dim, 2, at::kLong).to(at::kFloat) / double(head_dim);
+  at::Tensor inv = 1.0 / at::pow(cfg.theta, exponents);
+  if (cfg.type == RopeType::Linear) inv = inv / cfg.factor;
+  if (cfg.type == RopeType::Llama3) {
+    const double old_len = double(cfg.original_max_positions);
+    const double low_wavelen = old_len / cfg.low_freq_factor, high_wavelen = old_len / cfg.high_freq_factor;
+    at::Tensor wavelen = 2 * M_PI / inv;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv / cfg.factor, inv);
+    at::Tensor smooth = (old_len / wavelen - cfg.low_freq_factor) / (cfg.high_freq_factor - cfg.low_freq_factor);
+    at::Tensor smoothed = (1 - smooth) * scaled / cfg.factor + smooth * scaled;
+    at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv = at::where(medium, smoothed, scaled);
+  }
+  inv_freq = inv.to(p.device);
+}
+
+std::pair<at::Tensor, at::Tensor> Rope::cos_sin(const at::Tensor& positions, at::ScalarType dtype) const {
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, d/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);              // [B, 1, T, d]
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * cos + rotated * sin;
+}
+
+at::Tensor Attention::split_heads(const at::Tensor& y, int64_t n, int64_t d) {
+  return y.view({y.size(0), y.size(1), n, d}).transpose(1, 2);
+}
+
+at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& mask) const {
+  at::Tensor out;
+  if (layout.is_mha()) {
+    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+  } else if (layout.is_contiguous_even()) {
+    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale, /*enable_gqa=*/true);
+  } else {  // uneven or permuted groups: give each query head its KV head explicitly
+    out = at::scaled_dot_product_attention(q, k.index_select(1, group_index), v.index_select(1, group_index),
+                                           mask, 0.0, false, scale);
+  }
+  // [B, n_q, T, d_v] -> [B, T, n_q * d_v]
+  out = out.transpose(1, 2).reshape({q.size(0), q.size(2), int64_t(layout.n_q) * layout.head_dim_v});
+  return o(out);
+}
+
+at::Tensor Attention::self_attention(const at::Tensor& x, const at::Tensor& mask, const Rope* rope,
+                                     const std::pair<at::Tensor, at::Tensor>& cos_sin, KVCache* cache,
+                                     size_t layer) const {
+  at::Tensor qh = split_heads(q(x), layout.n_q, layout.head_dim_qk);
+  at::Tensor kh = split_heads(k(x), layout.n_kv, layout.head_dim_qk);
+  at::Tensor vh = split_heads(v(x), layout.n_kv, layout.head_dim_v);
+  if (rope) {
+    qh = Rope::apply(qh, cos_sin.first, cos_sin.second);
+    kh = Rope::apply(kh, cos_sin.first, cos_sin.second);
+  }
+  if (cache) std::tie(kh, vh) = cache->append(layer, kh, vh);
+  return attend(qh, kh, vh, mask);
+}
+
+std::pair<at::Tensor, at::Tensor> Attention::project_memory(const at::Tensor& memory) const {
+  return {split_heads(k(memory), layout.n_kv, layout.head_dim_qk), split_heads(v(memory), layout.n_kv, layout.head_dim_v)};
+}
+
+at::Tensor Attention::cross_attention(const at::Tensor& x, const at::Tensor& mem_k, const at::Tensor& mem_v,
+                                      const at::Tensor& mask) const {
+  return attend(split_heads(q(x), layout.n_q, layout.head_dim_qk), mem_k, mem_v, mask);
+}
+
+Attention load_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer, double scale,
+                         const Placement& p) {
+  const ModelConfig& cfg = ckpt.config();
+  const bool cross = module == AttentionModule::DecoderCross;
+  const Stack s = module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder;
+  Attention a;
+  a.layout = cfg.layout(module, layer);
+  a.scale = scale;
+  const int64_t d = cfg.d_model, nq = a.layout.n_q, nkv = a.layout.n_kv;
+  const int64_t dqk = a.layout.head_dim_qk, dv = a.layout.head_dim_v;
+  a.q.weight = load(ckpt, s, cross ? Role::CrossQ : Role::AttnQ, layer, {nq * dqk, d}, p);
+  a.k.weight = load(ckpt, s, cross ? Role::CrossK : Role::AttnK, layer, {nkv * dqk, d}, p);
+  a.v.weight = load(ckpt, s, cross ? Role::CrossV : Role::AttnV, layer, {nkv * dv, d}, p);
+  a.o.weight = load(ckpt, s, cross ? Role::CrossO : Role::AttnO, layer, {d, nq * dv}, p);
+  if (!cross) {  // T5 has no biases; the other families' tables say which exist
+    a.q.bias = load_optional(ckpt, s, Role::AttnQBias, layer, {nq * dqk}, p);
+    a.k.bias = load_optional(ckpt, s, Role::AttnKBias, layer, {nkv * dqk}, p);
+    a.v.bias = load_optional(ckpt, s, Role::AttnVBias, layer, {nkv * dv}, p);
+    a.o.bias = load_optional(ckpt, s, Role::AttnOBias, layer, {d}, p);
+  }
+  std::vector<int64_t> groups(a.layout.group_of.begin(), a.layout.group_of.end());
+  a.group_index = at::tensor(groups, at::kLong).to(p.device);
+  return a;
+}
+
+at::Tensor attention_mask(const at::Tensor& key_valid, int64_t start, int64_t T, bool causal, int64_t window) {
+  const int64_t S = key_valid.size(1);
+  auto opts = at::TensorOptions().device(key_valid.device()).dtype(at::kLong);
+  at::Tensor q_slot = (at::arange(T, opts) + start).unsqueeze(1);  // [T, 1]
+  at::Tensor k_slot = at::arange(S, opts).unsqueeze(0);            // [1, S]
+  at::Tensor allow = key_valid.to(at::kBool).view({key_valid.size(0), 1, 1, S}).expand({key_valid.size(0), 1, T, S});
+  if (causal) allow = allow.logical_and(k_slot <= q_slot);
+  if (window > 0) allow = allow.logical_and(q_slot - k_slot < window);
+  return allow.logical_or(k_slot == q_slot);
+}
+
+}  // namespace gqa

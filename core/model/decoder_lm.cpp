@@ -1,0 +1,81 @@
+#include "core/model/decoder_lm.h"
+
+#include "core/error.h"
+
+namespace gqa {
+
+Norm load_norm(const Checkpoint& ckpt, Stack s, Role weight, Role bias, int64_t layer, bool rms, double eps,
+               const Placement& p) {
+  const int64_t d = ckpt.config().d_model;
+  Norm n;
+  n.rms = rms;
+  n.eps = eps;
+  n.weight = load(ckpt, s, weight, layer, {d}, p);
+  if (!rms) n.bias = load(ckpt, s, bias, layer, {d}, p);
+  return n;
+}
+
+FeedForward load_feed_forward(const Checkpoint& ckpt, Stack s, int64_t layer, const Placement& p) {
+  const ModelConfig& c = ckpt.config();
+  FeedForward f;
+  f.activation = c.activation;
+  f.up.weight = load(ckpt, s, Role::FfnUp, layer, {c.ffn_dim, c.d_model}, p);
+  f.down.weight = load(ckpt, s, Role::FfnDown, layer, {c.d_model, c.ffn_dim}, p);
+  if (c.gated_ffn) f.gate.weight = load(ckpt, s, Role::FfnGate, layer, {c.ffn_dim, c.d_model}, p);
+  if (c.family != Family::Llama || c.mlp_bias) {
+    f.up.bias = load_optional(ckpt, s, Role::FfnUpBias, layer, {c.ffn_dim}, p);
+    f.down.bias = load_optional(ckpt, s, Role::FfnDownBias, layer, {c.d_model}, p);
+  }
+  return f;
+}
+
+at::Tensor load_lm_head(const Checkpoint& ckpt, const at::Tensor& token_embedding, const Placement& p) {
+  const ModelConfig& c = ckpt.config();
+  // A stored lm_head wins unless the config ties it (HF then ignores the stored copy too).
+  if ((!c.tie_word_embeddings || c.family == Family::T5) && has_role(ckpt, Stack::Decoder, Role::LmHead, 0))
+    return load(ckpt, Stack::Decoder, Role::LmHead, 0, {c.vocab_size, c.d_model}, p);
+  if (!c.tie_word_embeddings && c.family != Family::T5)
+    throw InputError(ckpt.dir(), "lm_head.weight", "missing, and config.json says tie_word_embeddings is false");
+  return token_embedding;
+}
+
+at::Tensor DecoderLM::forward(const at::Tensor& ids, const at::Tensor& mask_in, KVCache* cache,
+                              const Memory* /*memory*/, const at::Tensor& positions_in) const {
+  const int64_t T = ids.size(1);
+  at::Tensor mask = mask_in.defined() ? mask_in : at::ones_like(ids);
+  const int64_t start = cache ? cache->length() : 0;
+  at::Tensor positions;
+  if (cache) {
+    positions = cache->begin_step(mask);
+  } else {  // as transformers' generate: position = real tokens before this one
+    at::Tensor ml = mask.to(at::kLong);
+    positions = ((ml.cumsum(1) - 1).clamp_min(0)) * ml;
+  }
+  if (positions_in.defined()) positions = positions_in;
+  if (config_.max_positions > 0 && positions.numel() > 0 && positions.max().item<int64_t>() >= config_.max_positions)
+    throw InputError("input", "positions", "position " + std::to_string(positions.max().item<int64_t>()) +
+                                               " is beyond the model's " + std::to_string(config_.max_positions));
+  at::Tensor key_valid = cache ? cache->valid_keys(T) : mask;
+  at::Tensor global_mask = attention_mask(key_valid, start, T, /*causal=*/true);
+  at::Tensor local_mask;
+
+  at::Tensor x = at::embedding(token_embedding, ids);
+  if (position_embedding.defined()) x = x + at::embedding(position_embedding, positions);
+  std::pair<at::Tensor, at::Tensor> cos_sin;
+  if (rope) cos_sin = rope->cos_sin(positions, x.scalar_type());
+
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const DecoderLayer& layer = layers[l];
+    const at::Tensor* m = &global_mask;
+    if (layer.window > 0) {
+      if (!local_mask.defined()) local_mask = attention_mask(key_valid, start, T, true, layer.window);
+      m = &local_mask;
+    }
+    x = x + layer.attn.self_attention(layer.attn_norm(x), *m, rope ? &*rope : nullptr, cos_sin, cache, l);
+    x = x + layer.ffn(layer.ffn_norm(x));
+  }
+  if (cache) cache->end_step(T);
+  return at::linear(final_norm(x), lm_head);
+}
+
+}  // namespace gqa

@@ -1,0 +1,29 @@
+// Text generation with the KV cache: greedy or sampling (temperature, top-k, top-p), batched with
+// left padding for decoder-only models and right-padded sources for encoder-decoder models.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/model/model.h"
+
+namespace gqa {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 32;
+  bool sample = false;  // false: greedy
+  double temperature = 1.0;
+  int64_t top_k = 0;    // 0: no limit
+  double top_p = 1.0;   // 1: no nucleus cut
+  uint64_t seed = 0;
+  std::optional<int64_t> eos_id;  // stop a sequence when it emits this id
+};
+
+// Returns the new tokens of each prompt (prompt excluded, EOS included when emitted).
+std::vector<std::vector<int64_t>> generate(const Model& model, const std::vector<std::vector<int64_t>>& prompts,
+                                           const GenerateOptions& opts);
+
+// Picks the next token per row of `logits` [B, V] (float), greedy or sampled.
+at::Tensor pick_next(const at::Tensor& logits, const GenerateOptions& opts, at::Generator& gen);
+
+}  // namespace gqa

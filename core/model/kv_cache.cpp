@@ -1,0 +1,45 @@
+#include "core/model/kv_cache.h"
+
+#include "core/error.h"
+
+namespace gqa {
+
+KVCache::KVCache(const std::vector<AttentionLayout>& layouts, int64_t batch, int64_t capacity,
+                 const Placement& p)
+    : batch_(batch), capacity_(capacity) {
+  auto opts = at::TensorOptions().device(p.device).dtype(p.dtype);
+  for (const auto& l : layouts) {
+    k_.push_back(at::zeros({batch, l.n_kv, capacity, l.head_dim_qk}, opts));
+    v_.push_back(at::zeros({batch, l.n_kv, capacity, l.head_dim_v}, opts));
+  }
+  valid_ = at::zeros({batch, capacity}, opts.dtype(at::kBool));
+  next_position_ = at::zeros({batch}, opts.dtype(at::kLong));
+}
+
+int64_t KVCache::bytes() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < k_.size(); ++i) n += k_[i].nbytes() + v_[i].nbytes();
+  return n;
+}
+
+at::Tensor KVCache::begin_step(const at::Tensor& mask) {
+  const int64_t T = mask.size(1);
+  if (length_ + T > capacity_)
+    throw InputError("kv-cache", "capacity", "step of " + std::to_string(T) + " tokens after " + std::to_string(length_) +
+                                                 " overflows the cache of " + std::to_string(capacity_) + " slots");
+  at::Tensor m = mask.to(valid_.device()).to(at::kBool);
+  valid_.narrow(1, length_, T).copy_(m);
+  at::Tensor ml = m.to(at::kLong);
+  at::Tensor positions = (next_position_.unsqueeze(1) + ml.cumsum(1) - 1).clamp_min(0) * ml;
+  next_position_ += ml.sum(1);
+  return positions;
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::append(size_t l, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t T = k.size(2);
+  k_[l].narrow(2, length_, T).copy_(k);
+  v_[l].narrow(2, length_, T).copy_(v);
+  return {k_[l].narrow(2, 0, length_ + T), v_[l].narrow(2, 0, length_ + T)};
+}
+
+}  // namespace gqa

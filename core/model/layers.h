@@ -1,0 +1,51 @@
+// Building blocks shared by every family: weights as plain at::Tensor fields (llama.cpp style, no
+// nn::Module), loaded by role from a checkpoint through the name table in core/arch.h.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "core/arch.h"
+#include "core/checkpoint.h"
+
+namespace gqa {
+
+struct Placement {
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+};
+
+// HostTensor (float32) -> at::Tensor on the target device/dtype.
+at::Tensor to_device(HostTensor&& h, const Placement& p);
+
+// Loads a role; an optional role that the checkpoint lacks gives an undefined tensor.
+at::Tensor load(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, std::vector<int64_t> shape,
+                const Placement& p);
+at::Tensor load_optional(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
+                         std::vector<int64_t> shape, const Placement& p);
+
+struct Linear {
+  at::Tensor weight;  // [out, in]
+  at::Tensor bias;    // [out] or undefined
+  at::Tensor operator()(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+};
+
+// LayerNorm (weight + bias) or RMSNorm (weight only; T5 and Llama compute it in float32).
+struct Norm {
+  at::Tensor weight, bias;
+  double eps = 1e-5;
+  bool rms = false;
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+// activation by HF name: gelu_new / gelu_pytorch_tanh (tanh approximation), gelu, relu, silu.
+at::Tensor activate(const at::Tensor& x, const std::string& name);
+
+// Two-layer MLP, or gated (SwiGLU / gated-GELU: act(gate(x)) * up(x)) when gate is defined.
+struct FeedForward {
+  Linear up, gate, down;
+  std::string activation;
+  at::Tensor operator()(const at::Tensor& x) const;
+};
+
+}  // namespace gqa

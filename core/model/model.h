@@ -1,0 +1,54 @@
+// The runtime model: built from config.json + the attention layout of every block, so any grouping
+// a converter writes (uneven groups, smaller head dims) simply runs.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+
+#include "core/checkpoint.h"
+#include "core/model/kv_cache.h"
+#include "core/model/layers.h"
+
+namespace gqa {
+
+// Encoder output of a seq2seq model, with its padding mask [B, S] (1 = token).
+struct Memory {
+  at::Tensor hidden;
+  at::Tensor mask;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  const ModelConfig& config() const { return config_; }
+  const Placement& placement() const { return placement_; }
+  bool is_encoder_decoder() const { return config_.is_encoder_decoder(); }
+
+  // Logits [B, T, vocab] for `ids` [B, T] with `mask` [B, T] (1 = token, 0 = padding; decoder-only
+  // batches are left-padded). With a cache the step continues the cached sequence. Positions
+  // default to the count of real tokens before each one; pass `positions` [B, T] to override.
+  // Encoder-decoder models: `ids` are decoder inputs and `memory` must come from encode().
+  virtual at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache = nullptr,
+                             const Memory* memory = nullptr, const at::Tensor& positions = {}) const = 0;
+  virtual Memory encode(const at::Tensor& ids, const at::Tensor& mask) const;
+  // A cache of the decoder's self-attention for `batch` sequences of up to `capacity` tokens.
+  KVCache new_cache(int64_t batch, int64_t capacity) const;
+
+ protected:
+  Model(ModelConfig cfg, Placement p) : config_(std::move(cfg)), placement_(p) {}
+  ModelConfig config_;
+  Placement placement_;
+};
+
+// Loads any supported family from a Hugging Face folder (fp32 on CPU by default).
+std::unique_ptr<Model> load_model(const Checkpoint& ckpt, const Placement& p = {});
+std::unique_ptr<Model> load_model(const std::string& dir, const Placement& p = {});
+
+// Family builders (one file each), called by load_model.
+std::unique_ptr<Model> build_gpt2(const Checkpoint& ckpt, const Placement& p);
+std::unique_ptr<Model> build_gpt_neo(const Checkpoint& ckpt, const Placement& p);
+std::unique_ptr<Model> build_llama(const Checkpoint& ckpt, const Placement& p);
+std::unique_ptr<Model> build_t5(const Checkpoint& ckpt, const Placement& p);
+
+}  // namespace gqa
