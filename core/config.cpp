@@ -321,10 +321,10 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   // T5 lists the modules the fields apply to in gqa_modules; the others stay MHA.
   const int n_q = int(c.n_heads);
   int n_kv = int(f.integer_or("num_key_value_heads", n_q));
-  if (n_kv <= 0 || n_kv > n_q || n_q % n_kv != 0)
+  if (n_kv <= 0 || n_kv > n_q || (n_q % n_kv != 0 && !f.has("gqa_group_map")))
     throw InputError(path, "num_key_value_heads", std::to_string(n_kv) + " must divide num_attention_heads (" +
                                                       std::to_string(n_q) + ") unless gqa_group_map is given");
-  AttentionLayout grouped = AttentionLayout::even(n_q, n_kv, int(head_dim), int(head_dim));
+  AttentionLayout grouped = AttentionLayout::even(n_q, n_q % n_kv == 0 ? n_kv : n_q, int(head_dim), int(head_dim));
   if (f.has("gqa_group_map")) {
     grouped.group_of = f.int_list(f.at("gqa_group_map"), "gqa_group_map");
     validate_group_map(grouped.group_of, n_q, path, "gqa_group_map");

@@ -1,0 +1,192 @@
+// Parity with transformers: logits of small random-init HF models (built by
+// tests/oracle/make_models.py) for a batch of left-padded prompts, step-by-step decoding with the
+// KV cache vs full recompute, greedy generate() ids, and T5's encoder output. fp32 on CPU; on a
+// machine with CUDA the same cases also run there (fp32 and bf16, tolerances below).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/model/generate.h"
+#include "core/model/model.h"
+#include "tests/model/oracle.h"
+
+namespace gqa {
+namespace {
+
+using test::max_abs_diff;
+using test::reference;
+
+struct Target {
+  std::string name;
+  at::Device device;
+  at::ScalarType dtype;
+  double tolerance;  // max abs logit difference
+};
+
+// fp32 must match to 1e-4 everywhere. bf16 on CUDA keeps 8 bits of mantissa: weights and
+// activations round at every layer, so it is checked loosely (logits are O(1..10) here).
+std::vector<Target> targets() {
+  std::vector<Target> t = {{"cpu_f32", at::kCPU, at::kFloat, 1e-4}};
+  if (at::hasCUDA()) {
+    t.push_back({"cuda_f32", at::Device(at::kCUDA, 0), at::kFloat, 1e-4});
+    t.push_back({"cuda_bf16", at::Device(at::kCUDA, 0), at::kBFloat16, 0.25});
+  }
+  return t;
+}
+
+const char* kCases[] = {"gpt2_h4", "gpt2_h6", "gpt2_grouped_uneven", "gpt_neo_h4", "gpt_neo_h6",
+                        "llama_mha", "llama_gqa_h6kv2", "llama_mqa_sharded", "llama_bf16", "llama_f16",
+                        "llama_grouped_uneven", "t5_v10", "t5_v11"};
+
+struct Param {
+  std::string case_name;
+  Target target;
+};
+
+void PrintTo(const Param& p, std::ostream* os) { *os << p.case_name << "/" << p.target.name; }
+
+std::vector<Param> params() {
+  std::vector<Param> p;
+  for (const auto& t : targets())
+    for (const char* c : kCases) p.push_back({c, t});
+  return p;
+}
+
+class Parity : public testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    dir_ = test::oracle_dir() + "/" + GetParam().case_name;
+    ref_ = std::make_unique<SafetensorsFile>(dir_ + "/reference.safetensors");
+    const Target& t = GetParam().target;
+    model_ = load_model(dir_, Placement{t.device, t.dtype});
+  }
+  at::Tensor ref(const std::string& n) const { return reference(*ref_, n).to(GetParam().target.device); }
+  double tol() const { return GetParam().target.tolerance; }
+  void report(const std::string& what, double diff) {
+    std::cout << "[parity] " << GetParam().case_name << " " << GetParam().target.name << " " << what
+              << " max_abs_diff=" << diff << "\n";
+    RecordProperty(what, std::to_string(diff));
+  }
+
+  std::string dir_;
+  std::unique_ptr<SafetensorsFile> ref_;
+  std::unique_ptr<Model> model_;
+};
+
+// Max difference over real (unpadded) positions only: padded rows are undefined in both.
+double masked_diff(const at::Tensor& a, const at::Tensor& b, const at::Tensor& mask) {
+  at::Tensor m = mask.to(at::kBool).cpu().unsqueeze(-1);
+  return (a.to(at::kFloat).cpu() - b.to(at::kFloat).cpu()).abs().masked_fill(m.logical_not(), 0).max().item<double>();
+}
+
+TEST_P(Parity, LogitsMatchTransformers) {
+  at::Tensor ids = ref("input_ids"), mask = ref("attention_mask"), expected = ref("logits");
+  if (model_->is_encoder_decoder()) {
+    Memory mem = model_->encode(ids, mask);
+    double enc = masked_diff(mem.hidden, ref("encoder_output"), mask);
+    report("encoder_output", enc);
+    EXPECT_LE(enc, tol());
+    at::Tensor dec = ref("decoder_input_ids");
+    at::Tensor logits = model_->forward(dec, at::ones_like(dec), nullptr, &mem);
+    double d = max_abs_diff(logits, expected);
+    report("decoder_logits", d);
+    EXPECT_LE(d, tol());
+    return;
+  }
+  // Positions both as transformers' generate computes them (given) and as we derive them (default).
+  at::Tensor given = model_->forward(ids, mask, nullptr, nullptr, ref("position_ids"));
+  at::Tensor derived = model_->forward(ids, mask);
+  double d1 = masked_diff(given, expected, mask), d2 = masked_diff(derived, expected, mask);
+  report("logits", std::max(d1, d2));
+  EXPECT_LE(d1, tol());
+  EXPECT_LE(d2, tol());
+  EXPECT_GT(expected.abs().max().item<double>(), 1.0) << "reference logits too small to be a meaningful check";
+}
+
+TEST_P(Parity, CachedDecodingMatchesFullRecompute) {
+  at::Tensor ids = ref("input_ids"), mask = ref("attention_mask"), expected = ref("logits");
+  const int64_t B = ids.size(0);
+  std::optional<Memory> mem;
+  at::Tensor tokens = ids, token_mask = mask;
+  if (model_->is_encoder_decoder()) {
+    mem = model_->encode(ids, mask);
+    tokens = ref("decoder_input_ids");
+    token_mask = at::ones_like(tokens);
+  }
+  const int64_t T = tokens.size(1);
+  at::Tensor full = model_->forward(tokens, token_mask, nullptr, mem ? &*mem : nullptr);
+  // Prefill a first chunk, then one token per step; every column after the chunk is a real token.
+  const int64_t prefill = model_->is_encoder_decoder() ? 2 : T - 5;
+  KVCache cache = model_->new_cache(B, T + 2);
+  std::vector<at::Tensor> steps = {model_->forward(tokens.narrow(1, 0, prefill), token_mask.narrow(1, 0, prefill), &cache,
+                                                   mem ? &*mem : nullptr)};
+  for (int64_t t = prefill; t < T; ++t)
+    steps.push_back(model_->forward(tokens.narrow(1, t, 1), token_mask.narrow(1, t, 1), &cache, mem ? &*mem : nullptr));
+  at::Tensor cached = at::cat(steps, 1);
+  double vs_full = masked_diff(cached, full, token_mask);
+  double vs_hf = masked_diff(cached, expected, token_mask);
+  report("cached_vs_recompute", vs_full);
+  report("cached_vs_transformers", vs_hf);
+  EXPECT_LE(vs_full, tol());
+  EXPECT_LE(vs_hf, tol());
+  EXPECT_EQ(cache.length(), T);
+}
+
+TEST_P(Parity, GreedyGenerateMatchesTransformers) {
+  at::Tensor ids = ref("input_ids").cpu(), mask = ref("attention_mask").cpu(), expected = ref("generated").cpu();
+  if (GetParam().target.dtype != at::kFloat) GTEST_SKIP() << "greedy ids are only comparable in fp32";
+  std::vector<std::vector<int64_t>> prompts;
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    std::vector<int64_t> p;
+    for (int64_t t = 0; t < ids.size(1); ++t)
+      if (mask[b][t].item<int64_t>()) p.push_back(ids[b][t].item<int64_t>());
+    prompts.push_back(p);
+  }
+  GenerateOptions opts;
+  opts.max_new_tokens = expected.size(1);
+  auto out = generate(*model_, prompts, opts);
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    std::vector<int64_t> want(expected[b].data_ptr<int64_t>(), expected[b].data_ptr<int64_t>() + expected.size(1));
+    EXPECT_EQ(out[size_t(b)], want) << "sequence " << b;
+  }
+}
+
+std::string param_name(const testing::TestParamInfo<Param>& info) {
+  return info.param.case_name + "_" + info.param.target.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Parity, testing::ValuesIn(params()), param_name);
+
+// The KV cache holds only KV heads: a grouped layout allocates n_kv/n_q of the MHA bytes.
+TEST(KVCache, SizedByKvHeads) {
+  AttentionLayout mha = AttentionLayout::even(8, 8, 16, 16), gqa = AttentionLayout::even(8, 2, 16, 16);
+  KVCache a({mha, mha}, 3, 40, Placement{}), b({gqa, gqa}, 3, 40, Placement{});
+  EXPECT_EQ(a.bytes(), 2 * 2 * 3 * 8 * 40 * 16 * 4);
+  EXPECT_EQ(b.bytes() * 4, a.bytes());
+}
+
+TEST(KVCache, OverflowIsAnError) {
+  AttentionLayout l = AttentionLayout::even(2, 1, 4, 4);
+  KVCache c({l}, 1, 3, Placement{});
+  c.begin_step(at::ones({1, 3}, at::kLong));
+  c.end_step(3);
+  EXPECT_THROW(c.begin_step(at::ones({1, 1}, at::kLong)), InputError);
+}
+
+TEST(KVCache, PositionsCountRealTokensAcrossSteps) {
+  AttentionLayout l = AttentionLayout::even(2, 1, 4, 4);
+  KVCache c({l}, 2, 8, Placement{});
+  at::Tensor m = at::tensor({0, 0, 1, 1, 1, 1, 1, 1}, at::kLong).view({2, 4});
+  at::Tensor p = c.begin_step(m);
+  c.end_step(4);
+  EXPECT_TRUE(at::equal(p, at::tensor({0, 0, 0, 1, 0, 1, 2, 3}, at::kLong).view({2, 4})));
+  at::Tensor q = c.begin_step(at::ones({2, 1}, at::kLong));
+  EXPECT_TRUE(at::equal(q, at::tensor({2, 4}, at::kLong).view({2, 1})));
+}
+
+}  // namespace
+}  // namespace gqa

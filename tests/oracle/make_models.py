@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Parity oracle: builds small random-init Hugging Face models offline (save_pretrained) and the
+reference outputs our C++ runtime must reproduce.
+
+usage: make_models.py OUTDIR
+
+For every case OUTDIR/<case>/ is a model folder plus reference.safetensors holding the inputs
+(input_ids, attention_mask, position_ids; T5: decoder_input_ids), transformers' logits (and T5's
+encoder output) and greedy generate() ids. Several shapes: heads not a power of two, Llama with
+num_key_value_heads < num_attention_heads, GPT-Neo local windows shorter than the prompt, T5 v1.0
+and v1.1, sharded and bf16/fp16 checkpoints, and "grouped" checkpoints written from MHA models
+whose heads agree within each group (uneven groups, reduced head dims) so that transformers'
+MHA logits are also the exact answer for our grouped runtime.
+"""
+import json
+import os
+import shutil
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+import transformers as T  # noqa: E402
+from safetensors.torch import save_file, load_file  # noqa: E402
+
+torch.set_num_threads(1)
+VOCAB = 384
+GEN_TOKENS = 6
+
+
+def prompts(seed, lengths, vocab=VOCAB):
+    """Left-padded batch of random prompts (ids, mask, HF generate-style position ids)."""
+    g = torch.Generator().manual_seed(seed)
+    T_ = max(lengths)
+    ids = torch.zeros(len(lengths), T_, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, n in enumerate(lengths):
+        ids[b, T_ - n:] = torch.randint(3, vocab, (n,), generator=g)
+        mask[b, T_ - n:] = 1
+    pos = ((mask.cumsum(-1) - 1).clamp(min=0)) * mask
+    return ids, mask, pos
+
+
+def save_case(out, name, model, ref, meta, **save_kw):
+    d = os.path.join(out, name)
+    model.save_pretrained(d, safe_serialization=True, **save_kw)
+    save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(d, "reference.safetensors"))
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    return d
+
+
+@torch.no_grad()
+def decoder_reference(model, seed, lengths=(7, 12, 4)):
+    ids, mask, pos = prompts(seed, lengths, model.config.vocab_size)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+    gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=GEN_TOKENS, do_sample=False,
+                         pad_token_id=0, eos_token_id=None)[:, ids.shape[1]:]
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "logits": logits.float(),
+            "generated": gen}
+
+
+@torch.no_grad()
+def t5_reference(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    src_len = (9, 5, 13)
+    S = max(src_len)
+    src = torch.zeros(len(src_len), S, dtype=torch.long)
+    src_mask = torch.zeros_like(src)
+    for b, n in enumerate(src_len):  # right padding, as T5 tokenizers pad
+        src[b, :n] = torch.randint(3, model.config.vocab_size, (n,), generator=g)
+        src_mask[b, :n] = 1
+    dec = torch.randint(3, model.config.vocab_size, (len(src_len), 8), generator=g)
+    dec[:, 0] = model.config.decoder_start_token_id
+    enc = model.encoder(input_ids=src, attention_mask=src_mask).last_hidden_state
+    logits = model(input_ids=src, attention_mask=src_mask, decoder_input_ids=dec).logits
+    gen = model.generate(input_ids=src, attention_mask=src_mask, max_new_tokens=GEN_TOKENS, do_sample=False,
+                         eos_token_id=None, min_new_tokens=GEN_TOKENS,
+                         use_cache=False)[:, 1:]  # transformers 5.23 sizes its cache by num_layers, not num_decoder_layers
+    return {"input_ids": src, "attention_mask": src_mask, "decoder_input_ids": dec, "encoder_output": enc,
+            "logits": logits.float(), "generated": gen}
+
+
+def build(cls, config, seed):
+    torch.manual_seed(seed)
+    m = cls(config).eval()
+    m.generation_config.pad_token_id = 0
+    return m
+
+
+def widen_init(model, std):
+    """Larger random weights than HF's 0.02 so attention is far from uniform and masks matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.dim() >= 2 and "norm" not in n and "ln_" not in n:
+                p.normal_(0.0, std)
+
+
+# ---- grouped checkpoints that transformers can still check (through an equivalent MHA model) ----
+
+def tie_heads_to_groups(w_rows, group_of, head_dim):
+    """Rows of a [n_heads*head_dim, ...] projection: copy the first head of each group to all."""
+    out = w_rows.clone()
+    first = {}
+    for h, g in enumerate(group_of):
+        first.setdefault(g, h)
+        out[h * head_dim:(h + 1) * head_dim] = w_rows[first[g] * head_dim:(first[g] + 1) * head_dim]
+    return out
+
+
+def keep_group_heads(w_rows, group_of, head_dim):
+    first = {}
+    for h, g in enumerate(group_of):
+        first.setdefault(g, h)
+    return torch.cat([w_rows[first[g] * head_dim:(first[g] + 1) * head_dim] for g in sorted(first)])
+
+
+def gpt2_grouped(out):
+    """GPT-2 with uneven groups [3,3,2] and reduced q/k and v head dims, fused c_attn cut to size."""
+    cfg = T.GPT2Config(vocab_size=VOCAB, n_embd=64, n_head=8, n_layer=2, n_positions=64, resid_pdrop=0,
+                       embd_pdrop=0, attn_pdrop=0)
+    m = build(T.GPT2LMHeadModel, cfg, 21)
+    widen_init(m, 0.15)
+    group_of = [0, 0, 0, 1, 1, 1, 2, 2]
+    hd, dqk, dv = 8, 6, 5
+    sd = {}
+    with torch.no_grad():
+        for blk in m.transformer.h:
+            W = blk.attn.c_attn.weight  # Conv1D [in, 3*out]
+            Bv = blk.attn.c_attn.bias
+            d = cfg.n_embd
+            q, k, v = W[:, :d].T.clone(), W[:, d:2 * d].T.clone(), W[:, 2 * d:].T.clone()  # [out, in]
+            qb, kb, vb = Bv[:d].clone(), Bv[d:2 * d].clone(), Bv[2 * d:].clone()
+            # K/V equal within groups; only the first dqk (v: dv) dims of each head are nonzero
+            k, kb = tie_heads_to_groups(k, group_of, hd), tie_heads_to_groups(kb, group_of, hd)
+            v, vb = tie_heads_to_groups(v, group_of, hd), tie_heads_to_groups(vb, group_of, hd)
+            for h in range(8):
+                q[h * hd + dqk:(h + 1) * hd] = 0
+                qb[h * hd + dqk:(h + 1) * hd] = 0
+                k[h * hd + dqk:(h + 1) * hd] = 0
+                kb[h * hd + dqk:(h + 1) * hd] = 0
+                v[h * hd + dv:(h + 1) * hd] = 0
+                vb[h * hd + dv:(h + 1) * hd] = 0
+            blk.attn.c_attn.weight.copy_(torch.cat([q, k, v]).T)
+            blk.attn.c_attn.bias.copy_(torch.cat([qb, kb, vb]))
+    ref = decoder_reference(m, 22)
+    d = save_case(out, "gpt2_grouped_uneven", m, ref, {"family": "gpt2", "kind": "decoder"})
+    # Rewrite the folder as the grouped checkpoint a converter would produce.
+    sd = load_file(os.path.join(d, "model.safetensors"))
+    keep_qk = lambda w: torch.cat([w[h * hd:h * hd + dqk] for h in range(8)])  # noqa: E731
+    keep_v = lambda w: torch.cat([w[h * hd:h * hd + dv] for h in range(8)])  # noqa: E731
+    for i, blk in enumerate(m.transformer.h):
+        W = blk.attn.c_attn.weight.detach()
+        Bv = blk.attn.c_attn.bias.detach()
+        dm = cfg.n_embd
+        q, k, v = W[:, :dm].T, W[:, dm:2 * dm].T, W[:, 2 * dm:].T
+        qb, kb, vb = Bv[:dm], Bv[dm:2 * dm], Bv[2 * dm:]
+        k, kb = keep_group_heads(k, group_of, hd), keep_group_heads(kb, group_of, hd)
+        v, vb = keep_group_heads(v, group_of, hd), keep_group_heads(vb, group_of, hd)
+        k = torch.cat([k[g * hd:g * hd + dqk] for g in range(3)])
+        kb = torch.cat([kb[g * hd:g * hd + dqk] for g in range(3)])
+        v = torch.cat([v[g * hd:g * hd + dv] for g in range(3)])
+        vb = torch.cat([vb[g * hd:g * hd + dv] for g in range(3)])
+        sd[f"transformer.h.{i}.attn.c_attn.weight"] = torch.cat([keep_qk(q), k, v]).T.contiguous()
+        sd[f"transformer.h.{i}.attn.c_attn.bias"] = torch.cat([keep_qk(qb), kb, vb]).contiguous()
+        P = blk.attn.c_proj.weight.detach()  # Conv1D [in = n_q*hd, out]
+        sd[f"transformer.h.{i}.attn.c_proj.weight"] = torch.cat([P[h * hd:h * hd + dv] for h in range(8)]).contiguous()
+    save_file(sd, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    c = json.load(open(os.path.join(d, "config.json")))
+    c.update({"num_key_value_heads": 3, "gqa_group_map": group_of, "gqa_qk_head_dim": dqk, "gqa_v_head_dim": dv})
+    json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=2)
+
+
+def llama_grouped(out):
+    """Llama with uneven groups [3,3,2] (not expressible in transformers): K/V tied within groups."""
+    cfg = T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=8, num_key_value_heads=8,
+                        intermediate_size=96, num_hidden_layers=2, max_position_embeddings=128)
+    m = build(T.LlamaForCausalLM, cfg, 31)
+    widen_init(m, 0.15)
+    group_of = [0, 0, 0, 1, 1, 1, 2, 2]
+    hd = 8
+    with torch.no_grad():
+        for layer in m.model.layers:
+            for proj in (layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.weight.copy_(tie_heads_to_groups(proj.weight, group_of, hd))
+    ref = decoder_reference(m, 32)
+    d = save_case(out, "llama_grouped_uneven", m, ref, {"family": "llama", "kind": "decoder"})
+    sd = load_file(os.path.join(d, "model.safetensors"))
+    for i, layer in enumerate(m.model.layers):
+        for name, proj in (("k_proj", layer.self_attn.k_proj), ("v_proj", layer.self_attn.v_proj)):
+            sd[f"model.layers.{i}.self_attn.{name}.weight"] = keep_group_heads(proj.weight.detach(), group_of, hd).contiguous()
+    save_file(sd, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    c = json.load(open(os.path.join(d, "config.json")))
+    c.update({"num_key_value_heads": 3, "gqa_group_map": group_of})
+    json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=2)
+
+
+def main(out):
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    nodrop = dict(resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)
+
+    # GPT-2: plain, and 6 heads with scale_attn_by_inverse_layer_idx.
+    m = build(T.GPT2LMHeadModel, T.GPT2Config(vocab_size=VOCAB, n_embd=64, n_head=4, n_layer=2, n_positions=64, **nodrop), 1)
+    widen_init(m, 0.15)
+    save_case(out, "gpt2_h4", m, decoder_reference(m, 2), {"family": "gpt2", "kind": "decoder"})
+    m = build(T.GPT2LMHeadModel, T.GPT2Config(vocab_size=VOCAB, n_embd=72, n_head=6, n_layer=3, n_positions=64,
+                                              scale_attn_by_inverse_layer_idx=True, **nodrop), 3)
+    widen_init(m, 0.15)
+    save_case(out, "gpt2_h6", m, decoder_reference(m, 4), {"family": "gpt2", "kind": "decoder"})
+
+    # GPT-Neo: local windows shorter than the prompts so the sliding window matters.
+    neo = dict(resid_dropout=0, embed_dropout=0, attention_dropout=0)
+    m = build(T.GPTNeoForCausalLM, T.GPTNeoConfig(vocab_size=VOCAB, hidden_size=64, num_heads=4, num_layers=4,
+                                                  attention_types=[[["global", "local"], 2]], window_size=5,
+                                                  max_position_embeddings=64, **neo), 5)
+    widen_init(m, 0.15)
+    save_case(out, "gpt_neo_h4", m, decoder_reference(m, 6), {"family": "gpt_neo", "kind": "decoder"})
+    m = build(T.GPTNeoForCausalLM, T.GPTNeoConfig(vocab_size=VOCAB, hidden_size=60, num_heads=6, num_layers=2,
+                                                  attention_types=[[["local", "global"], 1]], window_size=3,
+                                                  intermediate_size=100, max_position_embeddings=64, **neo), 7)
+    widen_init(m, 0.15)
+    save_case(out, "gpt_neo_h6", m, decoder_reference(m, 8), {"family": "gpt_neo", "kind": "decoder"})
+
+    # Llama: MHA; GQA 6q/2kv with explicit head_dim, bias and linear rope scaling; MQA with llama3
+    # rope scaling and tied embeddings, sharded; and bf16 / fp16 copies.
+    m = build(T.LlamaForCausalLM, T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4,
+                                                num_key_value_heads=4, intermediate_size=128, num_hidden_layers=2,
+                                                max_position_embeddings=128), 9)
+    widen_init(m, 0.15)
+    save_case(out, "llama_mha", m, decoder_reference(m, 10), {"family": "llama", "kind": "decoder"})
+    m = build(T.LlamaForCausalLM, T.LlamaConfig(vocab_size=VOCAB, hidden_size=96, num_attention_heads=6,
+                                                num_key_value_heads=2, head_dim=12, intermediate_size=160,
+                                                num_hidden_layers=3, attention_bias=True, max_position_embeddings=128,
+                                                rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}), 11)
+    widen_init(m, 0.15)
+    save_case(out, "llama_gqa_h6kv2", m, decoder_reference(m, 12), {"family": "llama", "kind": "decoder"})
+    m = build(T.LlamaForCausalLM, T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=8,
+                                                num_key_value_heads=1, intermediate_size=96, num_hidden_layers=2,
+                                                tie_word_embeddings=True, max_position_embeddings=128,
+                                                rope_parameters={"rope_type": "llama3", "factor": 8.0, "rope_theta": 10000.0,
+                                                                 "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                                 "original_max_position_embeddings": 16}), 13)
+    widen_init(m, 0.15)
+    save_case(out, "llama_mqa_sharded", m, decoder_reference(m, 14), {"family": "llama", "kind": "decoder"},
+              max_shard_size="40KB")
+    for dtype, tag in ((torch.bfloat16, "bf16"), (torch.float16, "f16")):
+        m = build(T.LlamaForCausalLM, T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4,
+                                                    num_key_value_heads=2, intermediate_size=128, num_hidden_layers=2,
+                                                    max_position_embeddings=128), 15)
+        widen_init(m, 0.15)
+        m = m.to(dtype)
+        ref_model = build(T.LlamaForCausalLM, m.config, 15)
+        ref_model.load_state_dict({k: v.float() for k, v in m.state_dict().items()})
+        d = save_case(out, f"llama_{tag}", m, decoder_reference(ref_model, 16), {"family": "llama", "kind": "decoder"})
+        # transformers saves the dtype it holds; reference = fp32 math on the stored values
+
+    # T5 v1.0 (relu, tied + rescaled lm_head) and v1.1 (gated-gelu, untied, more decoder layers).
+    m = build(T.T5ForConditionalGeneration, T.T5Config(vocab_size=VOCAB, d_model=64, d_kv=16, num_heads=4, num_layers=2,
+                                                       d_ff=128, relative_attention_num_buckets=16,
+                                                       relative_attention_max_distance=12, dropout_rate=0.0,
+                                                       decoder_start_token_id=0), 17)
+    save_case(out, "t5_v10", m, t5_reference(m, 18), {"family": "t5", "kind": "seq2seq"})
+    m = build(T.T5ForConditionalGeneration, T.T5Config(vocab_size=VOCAB, d_model=48, d_kv=8, num_heads=6, num_layers=2,
+                                                       num_decoder_layers=3, d_ff=96, feed_forward_proj="gated-gelu",
+                                                       tie_word_embeddings=False, relative_attention_num_buckets=8,
+                                                       relative_attention_max_distance=10, dropout_rate=0.0,
+                                                       decoder_start_token_id=0), 19)
+    save_case(out, "t5_v11", m, t5_reference(m, 20), {"family": "t5", "kind": "seq2seq"})
+
+    gpt2_grouped(out)
+    llama_grouped(out)
+    print(f"oracle: wrote {len(os.listdir(out))} cases to {out} (transformers {T.__version__}, torch {torch.__version__})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
