@@ -12,9 +12,10 @@ setup:
 	@bash scripts/setup.sh
 
 $(BUILD)/build.ninja: CMakeLists.txt | setup
+	@mkdir -p $(BUILD)
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
-	  -DGQA_PYTHON="$(CURDIR)/$(PY)" > $(BUILD).configure.log 2>&1 || (cat $(BUILD).configure.log; exit 1)
+	  -DGQA_PYTHON="$(CURDIR)/$(PY)" > $(BUILD)/configure.log 2>&1 || (cat $(BUILD)/configure.log; exit 1)
 
 build: setup $(BUILD)/build.ninja
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -26,4 +27,4 @@ demo: build
 	@bash scripts/demo.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD).configure.log
+	rm -rf $(BUILD)
