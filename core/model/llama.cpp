@@ -1,6 +1,7 @@
 // Llama: rotary positions, RMSNorm, SwiGLU, grouped KV heads native (num_key_value_heads).
 #include <cmath>
 
+#include "core/error.h"
 #include "core/model/decoder_lm.h"
 
 namespace gqa {
@@ -15,7 +16,12 @@ std::unique_ptr<Model> build_llama(const Checkpoint& ckpt, const Placement& p) {
   const int64_t head_dim = c.raw.contains("head_dim") && c.raw["head_dim"].is_number_integer()
                                ? c.raw["head_dim"].get<int64_t>()
                                : c.d_model / c.n_heads;
-  m->rope.emplace(c.rope, c.layout(AttentionModule::DecoderSelf, 0).head_dim_qk, p);
+  // One rotary table serves all layers, so their q/k head sizes must agree.
+  const int rotary_dim = c.layout(AttentionModule::DecoderSelf, 0).head_dim_qk;
+  for (const auto& l : c.layouts.at(AttentionModule::DecoderSelf))
+    if (l.head_dim_qk != rotary_dim)
+      throw InputError(c.path, "gqa_layers", "layers with different q/k head sizes are not supported with rotary embeddings");
+  m->rope.emplace(c.rope, rotary_dim, p);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     DecoderLayer layer;
     layer.attn_norm = load_norm(ckpt, s, Role::AttnNorm, Role::AttnNormBias, l, true, c.norm_eps, p);
