@@ -35,8 +35,8 @@ int generate(const Args& args) {
   }
   po::notify(vm);
   if (g.max_new_tokens <= 0) throw InputError("--max-new-tokens", "", "must be positive");
-  if (g.temperature <= 0) throw InputError("--temperature", "", "must be positive");
-  if (g.top_p <= 0 || g.top_p > 1) throw InputError("--top-p", "", "must be in (0, 1]");
+  if (!(g.temperature > 0)) throw InputError("--temperature", "", "must be positive");
+  if (!(g.top_p > 0 && g.top_p <= 1)) throw InputError("--top-p", "", "must be in (0, 1]");
 
   const std::string dir = vm["dir"].as<std::string>();
   Checkpoint ckpt(dir);

@@ -30,9 +30,13 @@ void usage(std::ostream& os) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    usage(argc < 2 ? std::cerr : std::cout);
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    std::cerr << "gqa: error: no verb given (run gqa --help for the list)\n";
+    return 2;
+  }
+  if (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    usage(std::cout);
+    return 0;
   }
   const std::string verb = argv[1];
   gqa::cli::Args args(argv + 2, argv + argc);
@@ -54,7 +58,6 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::cerr << "gqa: unknown verb '" << verb << "'\n";
-  usage(std::cerr);
+  std::cerr << "gqa: error: unknown verb '" << verb << "' (run gqa --help for the list)\n";
   return 2;
 }

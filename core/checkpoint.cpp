@@ -65,6 +65,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     json j = read_json(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw InputError(index, "weight_map", "missing or not an object");
+    if (j["weight_map"].empty()) throw InputError(index, "weight_map", "lists no tensors");
     std::map<std::string, std::string> name_to_file;
     std::set<std::string> files;
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
@@ -207,7 +208,11 @@ void CheckpointWriter::commit() {
     if (ec) throw InputError(out_, "", "cannot replace existing folder: " + ec.message());
   }
   fs::rename(tmp_, out_, ec);
-  if (ec) throw InputError(out_, "", "cannot move finished folder into place: " + ec.message());
+  if (ec) {
+    const std::string why = ec.message();
+    if (!old.empty()) fs::rename(old, out_, ec);  // put the previous folder back
+    throw InputError(out_, "", "cannot move finished folder into place: " + why);
+  }
   committed_ = true;
   if (!old.empty()) fs::remove_all(old, ec);
   sync_path(fs::path(out_).parent_path().empty() ? "." : fs::path(out_).parent_path().string());

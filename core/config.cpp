@@ -16,31 +16,33 @@ using json = nlohmann::json;
 // Typed field access that names the file and field on every mismatch.
 class Fields {
  public:
-  Fields(const json& j, const std::string& path) : j_(j), path_(path) {}
+  // `prefix` names nested objects in errors ("rope_parameters." + "factor").
+  Fields(const json& j, const std::string& path, std::string prefix = "")
+      : j_(j), path_(path), prefix_(std::move(prefix)) {}
   bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
   int64_t integer(const char* key) const {
-    if (!has(key)) throw InputError(path_, key, "missing (expected an integer)");
+    if (!has(key)) throw InputError(path_, prefix_ + key, "missing (expected an integer)");
     return integer_of(j_[key], key);
   }
   int64_t integer_or(const char* key, int64_t dflt) const { return has(key) ? integer(key) : dflt; }
   int64_t positive(const char* key) const {
     int64_t v = integer(key);
-    if (v <= 0 || v > (int64_t(1) << 31)) throw InputError(path_, key, "expected a positive integer, got " + std::to_string(v));
+    if (v <= 0 || v >= (int64_t(1) << 31)) throw InputError(path_, prefix_ + key, "expected a positive integer, got " + std::to_string(v));
     return v;
   }
   double number_or(const char* key, double dflt) const {
     if (!has(key)) return dflt;
-    if (!j_[key].is_number()) throw InputError(path_, key, "expected a number");
+    if (!j_[key].is_number()) throw InputError(path_, prefix_ + key, "expected a number");
     return j_[key].get<double>();
   }
   bool boolean_or(const char* key, bool dflt) const {
     if (!has(key)) return dflt;
-    if (!j_[key].is_boolean()) throw InputError(path_, key, "expected true or false");
+    if (!j_[key].is_boolean()) throw InputError(path_, prefix_ + key, "expected true or false");
     return j_[key].get<bool>();
   }
   std::string string_or(const char* key, const std::string& dflt) const {
     if (!has(key)) return dflt;
-    if (!j_[key].is_string()) throw InputError(path_, key, "expected a string");
+    if (!j_[key].is_string()) throw InputError(path_, prefix_ + key, "expected a string");
     return j_[key].get<std::string>();
   }
   std::optional<int64_t> optional_id(const char* key) const {
@@ -52,15 +54,15 @@ class Fields {
     return integer_of(j_[key], key);
   }
   int64_t integer_of(const json& v, const std::string& key) const {
-    if (!v.is_number_integer()) throw InputError(path_, key, "expected an integer");
+    if (!v.is_number_integer()) throw InputError(path_, prefix_ + key, "expected an integer");
     return v.get<int64_t>();
   }
   std::vector<int> int_list(const json& v, const std::string& key) const {
-    if (!v.is_array()) throw InputError(path_, key, "expected a list of integers");
+    if (!v.is_array()) throw InputError(path_, prefix_ + key, "expected a list of integers");
     std::vector<int> out;
     for (const auto& e : v) {
       int64_t x = integer_of(e, key);
-      if (x < 0 || x > 1 << 20) throw InputError(path_, key, "entry " + std::to_string(x) + " out of range");
+      if (x < 0 || x > 1 << 20) throw InputError(path_, prefix_ + key, "entry " + std::to_string(x) + " out of range");
       out.push_back(int(x));
     }
     return out;
@@ -70,6 +72,7 @@ class Fields {
  private:
   const json& j_;
   std::string path_;
+  std::string prefix_;
 };
 
 Family parse_family(const Fields& f, const std::string& path) {
@@ -93,7 +96,7 @@ RopeConfig parse_rope(const Fields& f, const json& j, const std::string& path) {
     if (j.contains(k) && !j[k].is_null()) { p = &j[k]; key = k; break; }
   if (!p) return r;
   if (!p->is_object()) throw InputError(path, key, "expected an object");
-  Fields rp(*p, path);
+  Fields rp(*p, path, key + ".");
   r.theta = rp.number_or("rope_theta", r.theta);
   std::string type = rp.string_or("rope_type", rp.string_or("type", "default"));
   if (type == "default") {
@@ -217,12 +220,14 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   c.raw = j;
   c.family = parse_family(f, path);
   int64_t head_dim = 0;
+  const char* heads_key = "num_heads";  // the family's name for the head count, for errors
   switch (c.family) {
     case Family::GPT2:
       c.vocab_size = f.positive("vocab_size");
       c.d_model = f.positive("n_embd");
       c.n_layers = f.positive("n_layer");
       c.n_heads = f.positive("n_head");
+      heads_key = "n_head";
       c.ffn_dim = f.has("n_inner") ? f.positive("n_inner") : 4 * c.d_model;
       c.max_positions = f.positive("n_positions");
       c.norm_eps = f.number_or("layer_norm_epsilon", 1e-5);
@@ -293,6 +298,7 @@ ModelConfig parse_config(const json& j, const std::string& path) {
       c.d_model = f.positive("hidden_size");
       c.n_layers = f.positive("num_hidden_layers");
       c.n_heads = f.positive("num_attention_heads");
+      heads_key = "num_attention_heads";
       c.ffn_dim = f.positive("intermediate_size");
       c.max_positions = f.positive("max_position_embeddings");
       c.norm_eps = f.number_or("rms_norm_eps", 1e-6);
@@ -309,7 +315,7 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   }
   if (head_dim == 0) {
     if (c.d_model % c.n_heads != 0)
-      throw InputError(path, "num_heads", "hidden size " + std::to_string(c.d_model) + " is not divisible by " +
+      throw InputError(path, heads_key, "hidden size " + std::to_string(c.d_model) + " is not divisible by " +
                                               std::to_string(c.n_heads) + " heads");
     head_dim = c.d_model / c.n_heads;
   }
@@ -320,8 +326,12 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   // Attention layout: MHA unless num_key_value_heads / gqa_* fields say otherwise. A converted
   // T5 lists the modules the fields apply to in gqa_modules; the others stay MHA.
   const int n_q = int(c.n_heads);
-  int n_kv = int(f.integer_or("num_key_value_heads", n_q));
-  if (n_kv <= 0 || n_kv > n_q || (n_q % n_kv != 0 && !f.has("gqa_group_map")))
+  const int64_t n_kv64 = f.integer_or("num_key_value_heads", n_q);
+  if (n_kv64 <= 0 || n_kv64 > n_q)
+    throw InputError(path, "num_key_value_heads", std::to_string(n_kv64) + " must be between 1 and num_attention_heads (" +
+                                                      std::to_string(n_q) + ")");
+  const int n_kv = int(n_kv64);
+  if (n_q % n_kv != 0 && !f.has("gqa_group_map"))
     throw InputError(path, "num_key_value_heads", std::to_string(n_kv) + " must divide num_attention_heads (" +
                                                       std::to_string(n_q) + ") unless gqa_group_map is given");
   AttentionLayout grouped = AttentionLayout::even(n_q, n_q % n_kv == 0 ? n_kv : n_q, int(head_dim), int(head_dim));
@@ -368,20 +378,23 @@ ModelConfig parse_config(const json& j, const std::string& path) {
       if (!mod || !mit->is_object()) throw InputError(path, "gqa_layers." + mit.key(), "unknown module or not an object");
       for (auto lit = mit->begin(); lit != mit->end(); ++lit) {
         std::string field = "gqa_layers." + mit.key() + "." + lit.key();
-        size_t layer = 0;
-        try { layer = std::stoul(lit.key()); } catch (...) { throw InputError(path, field, "layer index is not a number"); }
+        const std::string& key = lit.key();
+        if (key.empty() || key.size() > 9 || key.find_first_not_of("0123456789") != std::string::npos)
+          throw InputError(path, field, "layer index is not a number");
+        const size_t layer = std::stoul(key);
         auto& layers = c.layouts[*mod];
         if (layer >= layers.size() || !lit->is_object()) throw InputError(path, field, "layer out of range or not an object");
-        Fields lf(*lit, path);
+        Fields lf(*lit, path, field + ".");
         AttentionLayout& l = layers[layer];
         if (lf.has("group_map")) {
-          l.group_of = lf.int_list(lf.at("group_map"), field + ".group_map");
+          l.group_of = lf.int_list(lf.at("group_map"), "group_map");
           validate_group_map(l.group_of, n_q, path, field + ".group_map");
           l.n_kv = *std::max_element(l.group_of.begin(), l.group_of.end()) + 1;
         }
-        l.head_dim_qk = int(lf.integer_or("head_dim_qk", l.head_dim_qk));
-        l.head_dim_v = int(lf.integer_or("head_dim_v", l.head_dim_v));
-        if (l.head_dim_qk <= 0 || l.head_dim_v <= 0) throw InputError(path, field, "head dims must be positive");
+        if (lf.has("head_dim_qk")) l.head_dim_qk = int(lf.positive("head_dim_qk"));
+        if (lf.has("head_dim_v")) l.head_dim_v = int(lf.positive("head_dim_v"));
+        if (c.rope.type != RopeType::None && l.head_dim_qk % 2 != 0)
+          throw InputError(path, field + ".head_dim_qk", "must be even for rotary embeddings");
       }
     }
   }

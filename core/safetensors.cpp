@@ -125,7 +125,8 @@ int64_t TensorView::numel() const {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever (no effect on files).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw InputError(path, "", std::string("cannot open: ") + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -152,6 +153,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       throw InputError(path, "header length", std::to_string(header_len) + " bytes is larger than the file (" +
                                                   std::to_string(size_) + " bytes)");
     const char* hbegin = reinterpret_cast<const char*>(map_ + 8);
+    // nlohmann::json stops at a NUL byte and would ignore whatever follows; the spec allows only
+    // JSON padded with spaces.
+    if (const void* nul = std::memchr(hbegin, 0, header_len))
+      throw InputError(path, "header", "invalid JSON (NUL byte at header offset " +
+                                           std::to_string(static_cast<const char*>(nul) - hbegin) + ")");
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(hbegin, hbegin + header_len);
@@ -187,6 +193,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       uint64_t numel = 1;
       for (const auto& d : e["shape"]) {
         uint64_t dim = as_u64(d, path, name + ".shape");
+        if (dim > uint64_t(std::numeric_limits<int64_t>::max()))
+          throw InputError(path, name + ".shape", "dimension " + std::to_string(dim) + " is out of range");
         if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / 16 / dim)
           throw InputError(path, name + ".shape", "element count overflows");
         numel *= dim;
@@ -254,10 +262,18 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
                        const std::map<std::string, std::string>& metadata) {
   std::sort(tensors.begin(), tensors.end(),
             [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
-  nlohmann::ordered_json header;
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();  // "{}", not "null", when empty
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& t : tensors) {
+    // Refuse to write what the reader would reject (callers compute nbytes by hand).
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= uint64_t(d);
+    if (t.name == "__metadata__" || header.contains(t.name) ||
+        std::any_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d < 0; }) ||
+        t.nbytes != numel * dtype_size(t.dtype))
+      throw InputError(path, t.name, "duplicate or reserved name, or " + std::to_string(t.nbytes) +
+                                         " bytes that do not match its shape and dtype");
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }

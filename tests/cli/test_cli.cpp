@@ -1,0 +1,578 @@
+// The `gqa` command line, run as a child process: `gqa inspect` on the parity oracle's
+// transformers-written folders (GQA, uneven groups, reduced head dims, sharded, bf16, T5) and bad
+// inputs, each of which must exit with code 2 (not a signal) and print exactly one line on stderr
+// naming the file (and field), within a time limit.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr int kTimeoutSeconds = 60;
+
+struct Result {
+  int exit_code = -1;  // -1 when it did not exit normally
+  int signal = 0;      // the signal that ended it, 0 when none
+  bool timed_out = false;
+  std::string out, err;
+  std::string describe() const {
+    std::string s = "exit " + std::to_string(exit_code);
+    if (signal) s += ", killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+    if (timed_out) s += ", TIMED OUT after " + std::to_string(kTimeoutSeconds) + " s";
+    return s + "\n--- stdout ---\n" + out.substr(0, 4000) + "\n--- stderr ---\n" + err.substr(0, 4000);
+  }
+};
+
+// Runs the gqa binary with `args`, capturing stdout/stderr; kills it after the timeout.
+Result run_gqa(const std::vector<std::string>& args) {
+  Result r;
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    r.err = "pipe failed";
+    return r;
+  }
+  std::vector<std::string> argv_s = {GQA_BIN};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    ::execv(argv[0], argv.data());
+    std::perror("execv");
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&r.out, &r.err};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) {
+      r.timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    const int n = ::poll(fds, 2, int(std::min<long long>(left, 1000)));
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[65536];
+      const ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        sinks[i]->append(buf, size_t(got));
+      } else if (got == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) ::close(f.fd);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+// A user error: exit code exactly 2, one line on stderr containing every one of `words`.
+::testing::AssertionResult UserError(const Result& r, const std::vector<std::string>& words) {
+  if (r.timed_out || r.signal || r.exit_code != 2) return ::testing::AssertionFailure() << "expected exit 2: " << r.describe();
+  if (r.err.empty() || r.err.back() != '\n' || r.err.find('\n') != r.err.size() - 1)
+    return ::testing::AssertionFailure() << "expected exactly one line on stderr: " << r.describe();
+  for (const auto& w : words)
+    if (r.err.find(w) == std::string::npos)
+      return ::testing::AssertionFailure() << "stderr lacks '" << w << "': " << r.describe();
+  return ::testing::AssertionSuccess() << r.err;
+}
+
+::testing::AssertionResult Succeeded(const Result& r) {
+  if (r.timed_out || r.signal || r.exit_code != 0) return ::testing::AssertionFailure() << "expected exit 0: " << r.describe();
+  return ::testing::AssertionSuccess();
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "gqa-cli-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+std::string le64(uint64_t n) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[size_t(i)] = char((n >> (8 * i)) & 0xff);
+  return s;
+}
+
+// The parity oracle's folders (CTest fixture parity_oracle); tests needing them skip without it.
+std::string oracle_case(const std::string& name) {
+  const char* dir = std::getenv("GQA_ORACLE_DIR");
+  if (!dir || !fs::is_directory(std::string(dir) + "/" + name)) return "";
+  return std::string(dir) + "/" + name;
+}
+#define ORACLE_OR_SKIP(var, name)                                                      \
+  const std::string var = oracle_case(name);                                           \
+  if (var.empty()) GTEST_SKIP() << "GQA_ORACLE_DIR/" name " missing (fixture parity_oracle)"
+
+// Copies an oracle folder (model + config only) to `dst`.
+void copy_case(const std::string& src, const std::string& dst) {
+  fs::create_directories(dst);
+  for (const auto& e : fs::directory_iterator(src)) {
+    const std::string n = e.path().filename().string();
+    if (n == "reference.safetensors" || n == "case.json") continue;
+    fs::copy_file(e.path(), dst + "/" + n);
+  }
+}
+
+json read_json(const std::string& path) { return json::parse(read_text(path)); }
+void edit_config(const std::string& dir, const std::function<void(json&)>& f) {
+  json c = read_json(dir + "/config.json");
+  f(c);
+  write_text(dir + "/config.json", c.dump(2));
+}
+
+// A GPT-2 style byte-level tokenizer with no merges (one token per byte, filler tokens up to the
+// model's vocabulary): enough for `generate` to get past the tokenizer to the weights.
+void write_byte_tokenizer(const std::string& dir, int vocab_size = 384) {
+  json vocab = json::object();
+  int next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    const int cp = printable ? b : next++;
+    std::string utf8;
+    if (cp < 0x80) {
+      utf8 += char(cp);
+    } else {
+      utf8 += char(0xc0 | (cp >> 6));
+      utf8 += char(0x80 | (cp & 0x3f));
+    }
+    vocab[utf8] = b;
+  }
+  for (int id = 256; id < vocab_size; ++id) vocab["<extra_" + std::to_string(id) + ">"] = id;
+  write_text(dir + "/vocab.json", vocab.dump());
+  write_text(dir + "/merges.txt", "#version: 0.2\n");
+}
+
+// A folder with a valid Llama config.json and the given model.safetensors bytes.
+std::string crafted_folder(const TempDir& d, const std::string& name, const std::string& st_bytes) {
+  const std::string dir = d.file(name);
+  fs::create_directories(dir);
+  json cfg = {{"model_type", "llama"}, {"vocab_size", 16}, {"hidden_size", 8}, {"num_hidden_layers", 1},
+              {"num_attention_heads", 2}, {"intermediate_size", 16}, {"max_position_embeddings", 32}};
+  write_text(dir + "/config.json", cfg.dump());
+  write_text(dir + "/model.safetensors", st_bytes);
+  return dir;
+}
+
+json inspect_json(const std::string& dir, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {"inspect", dir, "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const Result r = run_gqa(args);
+  EXPECT_TRUE(Succeeded(r));
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  try {
+    return json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "inspect --json printed invalid JSON: " << e.what() << "\n" << r.out;
+    return json::object();
+  }
+}
+
+// layers * n_kv * (dqk + dv) * bytes, from the config.json fields.
+int64_t expected_kv_bytes(const json& cfg, int64_t elem) {
+  const int64_t heads = cfg.value("num_attention_heads", cfg.value("n_head", 0));
+  const int64_t hidden = cfg.value("hidden_size", cfg.value("n_embd", 0));
+  const int64_t layers = cfg.value("num_hidden_layers", cfg.value("n_layer", 0));
+  const int64_t n_kv = cfg.value("num_key_value_heads", heads);
+  const int64_t hd = cfg.contains("head_dim") && !cfg["head_dim"].is_null() ? cfg["head_dim"].get<int64_t>() : hidden / heads;
+  const int64_t dqk = cfg.value("gqa_qk_head_dim", hd), dv = cfg.value("gqa_v_head_dim", hd);
+  return layers * n_kv * (dqk + dv) * elem;
+}
+
+// ---------------------------------------------------------------------------------------------
+// inspect
+
+TEST(Inspect, GqaLlamaTable) {
+  ORACLE_OR_SKIP(dir, "llama_gqa_h6kv2");
+  const Result r = run_gqa({"inspect", dir});
+  ASSERT_TRUE(Succeeded(r));
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_NE(r.out.find("family          llama\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("6q/2kv [3,3] qk12 v12"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layers 0-2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("576 bytes/token (F32)"), std::string::npos) << r.out;
+}
+
+TEST(Inspect, GqaLlamaJson) {
+  ORACLE_OR_SKIP(dir, "llama_gqa_h6kv2");
+  const json cfg = read_json(dir + "/config.json");
+  const json j = inspect_json(dir);
+  EXPECT_EQ(j["family"], "llama");
+  EXPECT_EQ(j["decoder_layers"], cfg["num_hidden_layers"]);
+  EXPECT_EQ(j["d_model"], cfg["hidden_size"]);
+  EXPECT_EQ(j["dtype"], "F32");
+  EXPECT_EQ(j["shards"], json::array({"model.safetensors"}));
+  ASSERT_EQ(j["attention"]["decoder_self"].size(), 1u);  // all layers alike: one run
+  const json& run = j["attention"]["decoder_self"][0];
+  EXPECT_EQ(run["query_heads"], 6);
+  EXPECT_EQ(run["kv_heads"], 2);
+  EXPECT_EQ(run["group_sizes"], json::array({3, 3}));
+  EXPECT_EQ(run["group_map"], json::array({0, 0, 0, 1, 1, 1}));
+  EXPECT_EQ(run["head_dim_qk"], 12);
+  EXPECT_EQ(run["head_dim_v"], 12);
+  EXPECT_EQ(run["first_layer"], 0);
+  EXPECT_EQ(run["last_layer"], 2);
+  const int64_t per_token = j["kv_cache"]["bytes_per_token"];
+  EXPECT_EQ(per_token, 3 * 2 * (12 + 12) * 4);
+  EXPECT_EQ(per_token, expected_kv_bytes(cfg, 4));
+  EXPECT_EQ(j["kv_cache"]["context"], cfg["max_position_embeddings"]);
+  EXPECT_EQ(j["kv_cache"]["bytes"].get<int64_t>(), per_token * cfg["max_position_embeddings"].get<int64_t>());
+  EXPECT_GT(j["parameters"].get<int64_t>(), 0);
+}
+
+TEST(Inspect, ContextAndBatch) {
+  ORACLE_OR_SKIP(dir, "llama_gqa_h6kv2");
+  const json j = inspect_json(dir, {"--context", "1000", "--batch", "3"});
+  EXPECT_EQ(j["kv_cache"]["context"], 1000);
+  EXPECT_EQ(j["kv_cache"]["batch"], 3);
+  EXPECT_EQ(j["kv_cache"]["bytes"].get<int64_t>(), 576 * 1000 * 3);
+}
+
+TEST(Inspect, UnevenGroups) {
+  ORACLE_OR_SKIP(dir, "llama_grouped_uneven");
+  const json j = inspect_json(dir);
+  const json& run = j["attention"]["decoder_self"][0];
+  EXPECT_EQ(run["query_heads"], 8);
+  EXPECT_EQ(run["kv_heads"], 3);
+  EXPECT_EQ(run["group_sizes"], json::array({3, 3, 2}));
+  EXPECT_EQ(run["group_map"], json::array({0, 0, 0, 1, 1, 1, 2, 2}));
+  EXPECT_EQ(j["kv_cache"]["bytes_per_token"], 2 * 3 * (8 + 8) * 4);
+  const Result r = run_gqa({"inspect", dir});
+  ASSERT_TRUE(Succeeded(r));
+  EXPECT_NE(r.out.find("8q/3kv [3,3,2]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("map 0,0,0,1,1,1,2,2"), std::string::npos) << r.out;
+
+  ORACLE_OR_SKIP(g, "gpt2_grouped_uneven");
+  const json jg = inspect_json(g);
+  EXPECT_EQ(jg["family"], "gpt2");
+  const json& rg = jg["attention"]["decoder_self"][0];
+  EXPECT_EQ(rg["group_sizes"], json::array({3, 3, 2}));
+  EXPECT_EQ(rg["head_dim_qk"], 6);
+  EXPECT_EQ(rg["head_dim_v"], 5);
+  EXPECT_EQ(jg["kv_cache"]["bytes_per_token"], 2 * 3 * (6 + 5) * 4);
+  EXPECT_EQ(jg["kv_cache"]["bytes_per_token"], expected_kv_bytes(read_json(g + "/config.json"), 4));
+}
+
+TEST(Inspect, KvBytesDropByTheGroupRatio) {
+  ORACLE_OR_SKIP(uneven, "llama_grouped_uneven");
+  ORACLE_OR_SKIP(gqa2, "llama_gqa_h6kv2");
+  TempDir d;
+  // The same configs as MHA (inspect reads tensor headers only, so the weights can stay).
+  const std::string mha_u = d.file("mha_uneven"), mha_g = d.file("mha_gqa");
+  copy_case(uneven, mha_u);
+  edit_config(mha_u, [](json& c) {
+    c.erase("gqa_group_map");
+    c["num_key_value_heads"] = 8;
+  });
+  copy_case(gqa2, mha_g);
+  edit_config(mha_g, [](json& c) { c["num_key_value_heads"] = 6; });
+  const int64_t grouped_u = inspect_json(uneven)["kv_cache"]["bytes_per_token"];
+  const int64_t full_u = inspect_json(mha_u)["kv_cache"]["bytes_per_token"];
+  const int64_t grouped_g = inspect_json(gqa2)["kv_cache"]["bytes_per_token"];
+  const int64_t full_g = inspect_json(mha_g)["kv_cache"]["bytes_per_token"];
+  EXPECT_EQ(full_u * 3, grouped_u * 8);  // 8 query heads, 3 KV heads
+  EXPECT_EQ(full_g, grouped_g * 3);      // 6 query heads, 2 KV heads
+  EXPECT_EQ(full_u, 2 * 8 * 16 * 4);
+}
+
+TEST(Inspect, ShardedBf16AndT5) {
+  ORACLE_OR_SKIP(sharded, "llama_mqa_sharded");
+  const json s = inspect_json(sharded);
+  std::set<std::string> files;
+  const json index = read_json(sharded + "/model.safetensors.index.json");
+  for (const auto& f : index["weight_map"]) files.insert(f.get<std::string>());
+  ASSERT_GT(files.size(), 1u);
+  EXPECT_EQ(s["shards"].size(), files.size());
+  char first[64];
+  std::snprintf(first, sizeof first, "model-00001-of-%05zu.safetensors", files.size());
+  EXPECT_EQ(s["shards"][0], first);
+  EXPECT_EQ(s["attention"]["decoder_self"][0]["kv_heads"], 1);
+  EXPECT_EQ(s["kv_cache"]["bytes_per_token"], expected_kv_bytes(read_json(sharded + "/config.json"), 4));
+
+  ORACLE_OR_SKIP(bf16, "llama_bf16");
+  const json b = inspect_json(bf16);
+  EXPECT_EQ(b["dtype"], "BF16");
+  EXPECT_EQ(b["kv_cache"]["dtype"], "BF16");
+  EXPECT_EQ(b["kv_cache"]["bytes_per_token"], expected_kv_bytes(read_json(bf16 + "/config.json"), 2));
+
+  ORACLE_OR_SKIP(t5, "t5_v11");
+  const json t = inspect_json(t5);
+  EXPECT_EQ(t["family"], "t5");
+  EXPECT_EQ(t["encoder_layers"], 2);
+  EXPECT_EQ(t["decoder_layers"], 3);
+  for (const char* m : {"encoder_self", "decoder_self", "decoder_cross"}) EXPECT_TRUE(t["attention"].contains(m)) << m;
+  EXPECT_EQ(t["kv_cache"]["bytes_per_token"], 3 * 6 * (8 + 8) * 4);
+  EXPECT_EQ(t["kv_cache"]["cross_bytes_per_source_token"], 3 * 6 * (8 + 8) * 4);
+  EXPECT_EQ(t["kv_cache"]["context"], 2048);  // T5 has no position limit
+  const Result r = run_gqa({"inspect", t5});
+  ASSERT_TRUE(Succeeded(r));
+  EXPECT_NE(r.out.find("cross kv"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("encoder 2, decoder 3"), std::string::npos) << r.out;
+}
+
+TEST(Inspect, EveryOracleCase) {
+  const char* root = std::getenv("GQA_ORACLE_DIR");
+  if (!root || !fs::is_directory(root)) GTEST_SKIP() << "no GQA_ORACLE_DIR";
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (!e.is_directory()) continue;
+    const json j = inspect_json(e.path().string());
+    EXPECT_TRUE(j.contains("kv_cache")) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 10);
+}
+
+TEST(Cli, HelpAndUsage) {
+  EXPECT_TRUE(Succeeded(run_gqa({"--help"})));
+  const Result h = run_gqa({"inspect", "--help"});
+  EXPECT_TRUE(Succeeded(h));
+  EXPECT_NE(h.out.find("--context"), std::string::npos);
+  const Result none = run_gqa({});
+  EXPECT_EQ(none.exit_code, 2) << none.describe();
+  EXPECT_EQ(none.err, "gqa: error: no verb given (run gqa --help for the list)\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad inputs: exit 2, one line on stderr naming the file (and field)
+
+TEST(BadInput, MissingFolderAndFile) {
+  TempDir d;
+  EXPECT_TRUE(UserError(run_gqa({"inspect", d.file("nope")}), {d.file("nope"), "does not exist"}));
+  write_text(d.file("plain"), "x");
+  EXPECT_TRUE(UserError(run_gqa({"inspect", d.file("plain")}), {d.file("plain"), "not a folder"}));
+  fs::create_directory(d.file("empty"));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", d.file("empty")}), {d.file("empty") + "/config.json"}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", d.file("nope"), "--prompt", "hi"}), {d.file("nope")}));
+}
+
+TEST(BadInput, TruncatedSafetensors) {
+  ORACLE_OR_SKIP(src, "llama_mha");
+  TempDir d;
+  const std::string dir = d.file("m");
+  copy_case(src, dir);
+  const std::string st = dir + "/model.safetensors";
+  fs::resize_file(st, fs::file_size(st) - 4);
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {st, "data_offsets", "truncated"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--json"}), {st, "data_offsets"}));
+  fs::resize_file(st, 100);  // cut inside the header
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {st, "header length"}));
+  fs::resize_file(st, 5);
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {st, "header"}));
+}
+
+TEST(BadInput, HeaderLengthLargerThanFile) {
+  ORACLE_OR_SKIP(src, "llama_mha");
+  TempDir d;
+  const std::string dir = d.file("m");
+  copy_case(src, dir);
+  const std::string st = dir + "/model.safetensors";
+  std::string bytes = read_text(st);
+  bytes.replace(0, 8, le64(bytes.size()));
+  write_text(st, bytes);
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {st, "header length", "larger than the file"}));
+  bytes.replace(0, 8, le64(uint64_t(1) << 63));
+  write_text(st, bytes);
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {st, "header length"}));
+}
+
+TEST(BadInput, CraftedHeaders) {
+  TempDir d;
+  const std::string f32x2 = R"("dtype":"F32","shape":[2])";
+  struct Case {
+    const char* name;
+    std::string header, data;
+    std::vector<std::string> words;
+  };
+  const Case cases[] = {
+      {"overlap", "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[4,12]}})",
+       std::string(12, '\0'), {"b.data_offsets", "overlaps"}},
+      {"out_of_range", "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,800]}})", std::string(8, '\0'), {"a.data_offsets", "beyond"}},
+      {"huge_offset", "{\"a\":{" + f32x2 + R"(,"data_offsets":[18446744073709551607,18446744073709551615]}})",
+       std::string(8, '\0'), {"a.data_offsets"}},
+      {"unknown_dtype", R"({"a":{"dtype":"F8_X","shape":[2],"data_offsets":[0,2]}})", std::string(2, '\0'), {"a.dtype", "F8_X"}},
+      {"bad_shape", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, '\0'), {"a.shape"}},
+      {"shape_overflow", R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}})",
+       std::string(8, '\0'), {"a.shape"}},
+      {"gap", "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[12,20]}})",
+       std::string(20, '\0'), {"b.data_offsets", "gap"}},
+      {"not_json", "{\"a\":", "", {"header", "invalid JSON"}},
+      {"metadata", R"({"__metadata__":{"format":1}})", "", {"__metadata__.format"}},
+  };
+  for (const auto& c : cases) {
+    const std::string dir = crafted_folder(d, c.name, le64(c.header.size()) + c.header + c.data);
+    std::vector<std::string> words = c.words;
+    words.push_back(dir + "/model.safetensors");
+    EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), words)) << c.name;
+  }
+}
+
+TEST(BadInput, ConfigFields) {
+  ORACLE_OR_SKIP(src, "llama_gqa_h6kv2");
+  TempDir d;
+  const std::string dir = d.file("m");
+  copy_case(src, dir);
+  const std::string cfg = dir + "/config.json";
+  edit_config(dir, [](json& c) { c["model_type"] = "bert"; });
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {cfg, "model_type", "bert"}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x"}), {cfg, "model_type"}));
+  edit_config(dir, [](json& c) {
+    c["model_type"] = "llama";
+    c["num_key_value_heads"] = 4;
+  });
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {cfg, "num_key_value_heads"}));
+  edit_config(dir, [](json& c) {
+    c["num_key_value_heads"] = 2;
+    c["gqa_group_map"] = {0, 0, 2, 2, 2, 2};
+  });
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {cfg, "gqa_group_map"}));
+  edit_config(dir, [](json& c) {
+    c.erase("gqa_group_map");
+    c["hidden_size"] = "96";
+  });
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {cfg, "hidden_size"}));
+  edit_config(dir, [](json& c) {
+    c["hidden_size"] = 96;
+    c["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  });
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {cfg, "rope_parameters.rope_type", "yarn"}));
+  write_text(cfg, "{\"model_type\": ");
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {cfg, "invalid JSON"}));
+  fs::remove(cfg);
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {cfg}));
+}
+
+TEST(BadInput, ShardedIndexAndPickle) {
+  ORACLE_OR_SKIP(src, "llama_mqa_sharded");
+  TempDir d;
+  const std::string dir = d.file("m");
+  copy_case(src, dir);
+  const json index = read_json(dir + "/model.safetensors.index.json");
+  const std::string shard = index["weight_map"]["model.norm.weight"];
+  fs::remove(dir + "/" + shard);
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {dir + "/" + shard, "cannot open"}));
+  json bad = index;
+  bad["weight_map"]["model.norm.weight"] = "../" + shard;
+  write_text(dir + "/model.safetensors.index.json", bad.dump());
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {dir + "/model.safetensors.index.json", "weight_map.model.norm.weight"}));
+
+  const std::string pk = d.file("pickle");
+  fs::create_directory(pk);
+  fs::copy_file(src + "/config.json", pk + "/config.json");
+  write_text(pk + "/pytorch_model.bin", "PK");
+  EXPECT_TRUE(UserError(run_gqa({"inspect", pk}), {pk, "pytorch_model.bin", "save_pretrained"}));
+}
+
+TEST(BadInput, MissingTokenizer) {
+  ORACLE_OR_SKIP(src, "llama_mha");
+  ASSERT_FALSE(fs::exists(src + "/tokenizer.json"));
+  EXPECT_TRUE(UserError(run_gqa({"generate", src, "--prompt", "hello"}), {src, "tokenizer"}));
+}
+
+TEST(Generate, RunsWithAByteTokenizer) {
+  ORACLE_OR_SKIP(src, "llama_mha");
+  TempDir d;
+  const std::string dir = d.file("m");
+  copy_case(src, dir);
+  write_byte_tokenizer(dir);
+  const Result r = run_gqa({"generate", dir, "--prompt", "ab", "-n", "3"});
+  ASSERT_TRUE(Succeeded(r));
+  EXPECT_EQ(r.out.rfind("ab", 0), 0u) << r.out;  // the prompt, then the continuation
+}
+
+TEST(BadInput, TensorShapeDisagreesWithConfig) {
+  ORACLE_OR_SKIP(src, "llama_gqa_h6kv2");
+  TempDir d;
+  // 6 query heads; config now says 3 KV heads, the checkpoint's k_proj holds 2.
+  const std::string dir = d.file("kv");
+  copy_case(src, dir);
+  write_byte_tokenizer(dir);
+  edit_config(dir, [](json& c) { c["num_key_value_heads"] = 3; });
+  EXPECT_TRUE(Succeeded(run_gqa({"inspect", dir})));  // headers alone are consistent
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "ab", "-n", "2"}),
+                        {dir + "/model.safetensors", "self_attn.k_proj.weight", "[24, 96]", "[36, 96]",
+                         "disagrees with config.json"}));
+  // Hidden size edited: the embedding (the first thing loaded) disagrees.
+  ORACLE_OR_SKIP(mha, "llama_mha");
+  const std::string dir2 = d.file("hidden");
+  copy_case(mha, dir2);
+  write_byte_tokenizer(dir2);
+  edit_config(dir2, [](json& c) { c["hidden_size"] = 80; });
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir2, "--prompt", "ab", "-n", "2"}),
+                        {dir2 + "/model.safetensors", "disagrees with config.json"}));
+}
+
+TEST(BadInput, UnknownVerb) {
+  const Result r = run_gqa({"frobnicate", "x"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_EQ(r.err, "gqa: error: unknown verb 'frobnicate' (run gqa --help for the list)\n");
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(BadInput, BadOptions) {
+  ORACLE_OR_SKIP(dir, "llama_gqa_h6kv2");
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--context", "abc"}), {"context"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--context", "-5"}), {"context"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--batch", "0"}), {"batch"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--batch", "1.5"}), {"batch"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--bogus"}), {"bogus"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--context"}), {"context"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect"}), {"dir"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect", dir, dir}), {}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir}), {"prompt"}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "--top-p", "2"}), {"--top-p"}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "--temperature", "0"}), {"--temperature"}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "-n", "0"}), {"--max-new-tokens"}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "-n", "many"}), {"max-new-tokens"}));
+  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "--seed", "x1"}), {"seed"}));
+}
+
+}  // namespace
