@@ -19,10 +19,19 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using gqa::test::read_text;
+using gqa::test::write_text;
+
+// Temporary folders of this file are named gqa-cli-XXXXXX.
+struct TempDir : gqa::test::TempDir {
+  TempDir() : gqa::test::TempDir("gqa-cli") {}
+};
 
 constexpr int kTimeoutSeconds = 60;
 
@@ -113,28 +122,6 @@ Result run_gqa(const std::vector<std::string>& args) {
   return ::testing::AssertionSuccess();
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "gqa-cli-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
   for (int i = 0; i < 8; ++i) s[size_t(i)] = char((n >> (8 * i)) & 0xff);

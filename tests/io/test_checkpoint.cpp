@@ -18,6 +18,7 @@
 #include "core/arch.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -30,29 +31,14 @@ using gqa::Role;
 using gqa::Stack;
 using gqa::TensorToWrite;
 using json = nlohmann::json;
+using gqa::test::read_text;
+using gqa::test::write_text;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "gqa-io-ckpt-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+// Temporary folders of this file are named gqa-io-ckpt-XXXXXX.
+struct TempDir : gqa::test::TempDir {
+  TempDir() : gqa::test::TempDir("gqa-io-ckpt") {}
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
 
 // Entries of `dir` whose names start with `prefix` (leftover temporary folders).
 std::vector<std::string> entries_with_prefix(const fs::path& dir, const std::string& prefix) {

@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -22,22 +23,15 @@ using gqa::InputError;
 using gqa::ModelConfig;
 using gqa::RopeType;
 using json = nlohmann::json;
+using gqa::test::read_text;
+using gqa::test::write_text;
+
+// Temporary folders of this file are named gqa-io-cfg-XXXXXX.
+struct TempDir : gqa::test::TempDir {
+  TempDir() : gqa::test::TempDir("gqa-io-cfg") {}
+};
 
 const std::string kPath = "some/model/config.json";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "gqa-io-cfg-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 json gpt2() {
   return {{"model_type", "gpt2"}, {"vocab_size", 100}, {"n_embd", 64}, {"n_layer", 2}, {"n_head", 4}, {"n_positions", 32}};

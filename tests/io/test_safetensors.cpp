@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "core/safetensors.h"
 
 namespace {
@@ -28,19 +29,12 @@ using gqa::InputError;
 using gqa::SafetensorsFile;
 using gqa::TensorToWrite;
 using json = nlohmann::json;
+using gqa::test::read_text;
+using gqa::test::write_text;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "gqa-io-st-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+// Temporary folders of this file are named gqa-io-st-XXXXXX.
+struct TempDir : gqa::test::TempDir {
+  TempDir() : gqa::test::TempDir("gqa-io-st") {}
 };
 
 std::string le64(uint64_t n) {
