@@ -1,14 +1,10 @@
 // gqa generate DIR --prompt "...": a quick look at what a (converted) model says.
-#include <boost/program_options.hpp>
-
 #include <iostream>
 
-#include "cli/verbs.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/tokenizers/tokenizer.h"
-
-namespace po = boost::program_options;
 
 namespace gqa::cli {
 
@@ -25,15 +21,8 @@ int generate(const Args& args) {
       ("top-k", po::value<int64_t>(&g.top_k)->default_value(0), "sample from the k most likely tokens (0: all)")
       ("top-p", po::value<double>(&g.top_p)->default_value(1.0), "nucleus sampling threshold")
       ("seed", po::value<uint64_t>(&g.seed)->default_value(0), "sampling seed");
-  po::positional_options_description pos;
-  pos.add("dir", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(args, opts, vm)) return 0;
   if (g.max_new_tokens <= 0) throw InputError("--max-new-tokens", "", "must be positive");
   if (!(g.temperature > 0)) throw InputError("--temperature", "", "must be positive");
   if (!(g.top_p > 0 && g.top_p <= 1)) throw InputError("--top-p", "", "must be in (0, 1]");

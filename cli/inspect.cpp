@@ -1,15 +1,11 @@
 // gqa inspect DIR: what a checkpoint is and what its KV cache costs. Torch-free (reads headers only).
-#include <boost/program_options.hpp>
-
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
-#include "cli/verbs.h"
+#include "cli/options.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
-
-namespace po = boost::program_options;
 
 namespace gqa::cli {
 namespace {
@@ -56,15 +52,8 @@ int inspect(const Args& args) {
       ("context", po::value<int64_t>(&context)->default_value(0), "context length for the KV-cache size (default: the model's maximum, or 2048)")
       ("batch", po::value<int64_t>(&batch)->default_value(1), "batch size for the KV-cache size")
       ("json", "print JSON instead of a table");
-  po::positional_options_description pos;
-  pos.add("dir", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!parse_options(args, opts, vm)) return 0;
   if (context < 0 || batch <= 0) throw InputError("--context/--batch", "", "must be positive");
 
   Checkpoint ckpt(vm["dir"].as<std::string>());
