@@ -15,7 +15,7 @@ std::string join_path(const std::string& dir, const std::string& name) {
 }
 
 bool is_file(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
@@ -66,7 +66,8 @@ std::optional<int64_t> FolderConfig::config_id(const std::string& key) const {
   if (it == config.end()) return std::nullopt;
   if (it->is_number_integer()) return it->get<int64_t>();
   // Some models list several (Llama-3.1's eos_token_id); the first is the main one.
-  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) return (*it)[0].get<int64_t>();
+  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer())
+    return (*it)[0].get<int64_t>();
   return std::nullopt;
 }
 

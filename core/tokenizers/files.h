@@ -1,7 +1,6 @@
 // Reading the files of a model folder with errors that name the file (private to tokenizers).
 #pragma once
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <string>
 

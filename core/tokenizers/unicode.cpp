@@ -89,7 +89,8 @@ bool is_word_char(uint32_t cp) {
   static pcre2_code* const re = [] {
     int err = 0;
     PCRE2_SIZE off = 0;
-    const char* pat = "^[\\p{L}\\p{N}\\p{M}]";
+    // regex_syntax::is_word_character (Unicode \w of UTS#18), which HF uses for single_word.
+    const char* pat = "^[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]";
     return pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
                          PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
   }();
@@ -97,8 +98,8 @@ bool is_word_char(uint32_t cp) {
   std::string s;
   utf8_append(s, cp);
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(re, nullptr);
-  const int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, 0, md,
-                             nullptr);
+  const int rc =
+      pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, 0, md, nullptr);
   pcre2_match_data_free(md);
   return rc > 0;
 }

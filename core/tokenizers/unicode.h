@@ -18,7 +18,8 @@ void utf8_append(std::string& out, uint32_t cp);
 // and WhitespaceSplit.
 bool is_unicode_whitespace(uint32_t cp);
 
-// Rust's char::is_alphanumeric || '_' (approximated with \p{L}, \p{N}, \p{M}): single_word tokens.
+// Unicode \w (Alphabetic, marks, decimal digits, connector punctuation, ZWJ/ZWNJ), which HF
+// tokenizers use to decide whether a single_word added token stands alone.
 bool is_word_char(uint32_t cp);
 
 // String::from_utf8_lossy: every maximal invalid subsequence becomes U+FFFD (the Unicode
