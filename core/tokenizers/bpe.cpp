@@ -341,22 +341,6 @@ class BpeTokenizer final : public Tokenizer {
   BpeModel model;
   AddedVocab added;
   std::vector<PreTokStep> steps;
-  std::vector<int64_t> prefix_ids, suffix_ids;  // what encode_with_special puts around the text
-  std::optional<int64_t> bos, eos, pad;
-  int64_t size = 0;
-
-  std::vector<int64_t> encode(const std::string& text) const override {
-    std::vector<int64_t> out;
-    encode_into(text, &out);
-    return out;
-  }
-
-  std::vector<int64_t> encode_with_special(const std::string& text) const override {
-    std::vector<int64_t> out(prefix_ids);
-    encode_into(text, &out);
-    out.insert(out.end(), suffix_ids.begin(), suffix_ids.end());
-    return out;
-  }
 
   std::string decode(const std::vector<int64_t>& ids, bool skip_special) const override {
     // ByteLevel decoder over every token (added ones too, as HF does), then lossy UTF-8.
@@ -388,10 +372,6 @@ class BpeTokenizer final : public Tokenizer {
     return utf8_lossy(bytes);
   }
 
-  int64_t vocab_size() const override { return size; }
-  std::optional<int64_t> bos_id() const override { return bos; }
-  std::optional<int64_t> eos_id() const override { return eos; }
-  std::optional<int64_t> pad_id() const override { return pad; }
 
   bool byte_level() const {
     return std::any_of(steps.begin(), steps.end(),
@@ -399,7 +379,7 @@ class BpeTokenizer final : public Tokenizer {
   }
 
  private:
-  void encode_into(const std::string& text, std::vector<int64_t>* out) const {
+  void encode_into(const std::string& text, std::vector<int64_t>* out) const override {
     std::vector<std::string_view> words;
     std::deque<std::string> store;  // owns pieces that got a prefix space
     std::vector<int32_t> ids;

@@ -235,22 +235,6 @@ class SentencePieceTokenizer final : public Tokenizer {
   AddedVocab added;
   std::vector<uint32_t> split_ws;  // T5: whitespace the normalizer keeps; becomes ' '
   Unigram unigram;                 // T5: HF's Viterbi over the normalized text
-  std::vector<int64_t> prefix_ids, suffix_ids;
-  std::optional<int64_t> bos, eos, pad;
-  int64_t size = 0;
-
-  std::vector<int64_t> encode(const std::string& text) const override {
-    std::vector<int64_t> out;
-    encode_into(text, &out);
-    return out;
-  }
-
-  std::vector<int64_t> encode_with_special(const std::string& text) const override {
-    std::vector<int64_t> out(prefix_ids);
-    encode_into(text, &out);
-    out.insert(out.end(), suffix_ids.begin(), suffix_ids.end());
-    return out;
-  }
 
   std::string decode(const std::vector<int64_t>& ids, bool skip_special) const override {
     // The HF decoders: T5's Metaspace (the first token loses its "▁"s, later ones become
@@ -305,13 +289,9 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
 
-  int64_t vocab_size() const override { return size; }
-  std::optional<int64_t> bos_id() const override { return bos; }
-  std::optional<int64_t> eos_id() const override { return eos; }
-  std::optional<int64_t> pad_id() const override { return pad; }
 
  private:
-  void encode_into(const std::string& text, std::vector<int64_t>* out) const {
+  void encode_into(const std::string& text, std::vector<int64_t>* out) const override {
     std::vector<int> ids;
     std::string buf;
     for (const auto& piece : added.split(text)) {
