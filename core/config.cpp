@@ -319,6 +319,7 @@ ModelConfig parse_config(const json& j, const std::string& path) {
                                               std::to_string(c.n_heads) + " heads");
     head_dim = c.d_model / c.n_heads;
   }
+  c.head_dim = head_dim;
   c.bos_token_id = f.optional_id("bos_token_id");
   c.eos_token_id = f.optional_id("eos_token_id");
   c.pad_token_id = f.optional_id("pad_token_id");

@@ -58,6 +58,7 @@ struct ModelConfig {
   int64_t n_layers = 0;           // decoder layers (T5: decoder stack)
   int64_t n_encoder_layers = 0;   // T5 only
   int64_t n_heads = 0;
+  int64_t head_dim = 0;           // the original per-head size (sets the softmax scale and RoPE)
   int64_t ffn_dim = 0;
   int64_t max_positions = 0;      // learned/rotary position limit; 0 = unbounded (T5)
   double norm_eps = 1e-5;

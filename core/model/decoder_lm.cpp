@@ -39,6 +39,28 @@ at::Tensor load_lm_head(const Checkpoint& ckpt, const at::Tensor& token_embeddin
   return token_embedding;
 }
 
+DecoderLayer load_decoder_layer(const Checkpoint& ckpt, int64_t layer, double scale, bool rms, const Placement& p) {
+  const double eps = ckpt.config().norm_eps;
+  DecoderLayer l;
+  l.attn_norm = load_norm(ckpt, Stack::Decoder, Role::AttnNorm, Role::AttnNormBias, layer, rms, eps, p);
+  l.attn = load_attention(ckpt, AttentionModule::DecoderSelf, layer, scale, p);
+  l.ffn_norm = load_norm(ckpt, Stack::Decoder, Role::FfnNorm, Role::FfnNormBias, layer, rms, eps, p);
+  l.ffn = load_feed_forward(ckpt, Stack::Decoder, layer, p);
+  return l;
+}
+
+std::unique_ptr<DecoderLM> load_decoder_shell(const Checkpoint& ckpt, bool learned_positions, bool rms,
+                                              const Placement& p) {
+  const ModelConfig& c = ckpt.config();
+  const Stack s = Stack::Decoder;
+  auto m = std::make_unique<DecoderLM>(c, p);
+  m->token_embedding = load(ckpt, s, Role::TokenEmbedding, 0, {c.vocab_size, c.d_model}, p);
+  if (learned_positions) m->position_embedding = load(ckpt, s, Role::PositionEmbedding, 0, {c.max_positions, c.d_model}, p);
+  m->final_norm = load_norm(ckpt, s, Role::FinalNorm, Role::FinalNormBias, 0, rms, c.norm_eps, p);
+  m->lm_head = load_lm_head(ckpt, m->token_embedding, p);
+  return m;
+}
+
 at::Tensor DecoderLM::forward(const at::Tensor& ids, const at::Tensor& mask_in, KVCache* cache,
                               const Memory* /*memory*/, const at::Tensor& positions_in) const {
   const int64_t T = ids.size(1);

@@ -36,4 +36,10 @@ Norm load_norm(const Checkpoint& ckpt, Stack s, Role weight, Role bias, int64_t 
 FeedForward load_feed_forward(const Checkpoint& ckpt, Stack s, int64_t layer, const Placement& p);
 at::Tensor load_lm_head(const Checkpoint& ckpt, const at::Tensor& token_embedding, const Placement& p);
 
+// The pieces every decoder-only family has: a pre-norm block (LayerNorm or RMSNorm) with the
+// given softmax scale, and the embeddings / final norm / lm_head around the blocks.
+DecoderLayer load_decoder_layer(const Checkpoint& ckpt, int64_t layer, double scale, bool rms, const Placement& p);
+std::unique_ptr<DecoderLM> load_decoder_shell(const Checkpoint& ckpt, bool learned_positions, bool rms,
+                                              const Placement& p);
+
 }  // namespace gqa
