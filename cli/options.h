@@ -11,10 +11,12 @@ namespace gqa::cli {
 
 namespace po = boost::program_options;
 
-// Returns false when --help was asked for (and printed).
-inline bool parse_options(const Args& args, const po::options_description& opts, po::variables_map& vm) {
+// Returns false when --help was asked for (and printed). `positional` names the options that
+// the leading bare arguments fill, in order.
+inline bool parse_options(const Args& args, const po::options_description& opts, po::variables_map& vm,
+                          std::initializer_list<const char*> positional = {"dir"}) {
   po::positional_options_description pos;
-  pos.add("dir", 1);
+  for (const char* name : positional) pos.add(name, 1);
   po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
   if (vm.count("help")) {
     std::cout << opts << "\n";

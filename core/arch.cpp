@@ -160,9 +160,21 @@ int64_t HostTensor::numel() const {
   return n;
 }
 
-bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer) {
+std::optional<std::string> role_tensor_name(const Checkpoint& ckpt, Stack s, Role r, int64_t layer) {
   auto loc = locate(ckpt.config(), s, r, layer);
-  return loc && resolve(ckpt, loc->name).has_value();
+  return loc ? resolve(ckpt, loc->name) : std::nullopt;
+}
+
+bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer) {
+  return role_tensor_name(ckpt, s, r, layer).has_value();
+}
+
+AttentionRoles attention_roles(AttentionModule module) {
+  if (module == AttentionModule::DecoderCross)
+    return {Stack::Decoder, Role::CrossQ, Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {}};
+  return {module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder,
+          Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO,
+          Role::AttnQBias, Role::AttnKBias, Role::AttnVBias, Role::AttnOBias};
 }
 
 HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,

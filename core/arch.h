@@ -47,5 +47,16 @@ class Checkpoint;
 HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
                      const std::vector<int64_t>& expected);
 bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer);
+// The name a role has in this checkpoint (base-model saves drop "transformer."/"model."), or
+// nullopt when absent.
+std::optional<std::string> role_tensor_name(const Checkpoint& ckpt, Stack s, Role r, int64_t layer);
+
+// The attention roles of a module: q, k, v, o weights then their biases (T5 cross: weights only).
+struct AttentionRoles {
+  Stack stack;
+  Role q, k, v, o;
+  std::optional<Role> q_bias, k_bias, v_bias, o_bias;
+};
+AttentionRoles attention_roles(AttentionModule module);
 
 }  // namespace gqa

@@ -4,16 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
-#include <filesystem>
+#include <cstring>
 #include <fstream>
-#include <random>
 #include <set>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace gqa {
-namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
@@ -44,6 +44,11 @@ void sync_path(const std::string& path) {
   }
 }
 
+std::string parent_or_dot(const std::string& path) {
+  const std::string p = files::parent(path);
+  return p.empty() ? "." : p;
+}
+
 }  // namespace
 
 const std::vector<std::string>& passthrough_files() {
@@ -54,14 +59,13 @@ const std::vector<std::string>& passthrough_files() {
 }
 
 Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) throw InputError(dir, "", "folder does not exist");
-  if (!fs::is_directory(dir, ec)) throw InputError(dir, "", "not a folder (expected a Hugging Face model folder)");
+  if (!files::exists(dir)) throw InputError(dir, "", "folder does not exist");
+  if (!files::is_directory(dir)) throw InputError(dir, "", "not a folder (expected a Hugging Face model folder)");
   config_ = load_config(dir + "/config.json");
 
   const std::string single = dir + "/model.safetensors";
   const std::string index = dir + "/model.safetensors.index.json";
-  if (fs::exists(index)) {
+  if (files::exists(index)) {
     json j = read_json(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw InputError(index, "weight_map", "missing or not an object");
@@ -88,11 +92,11 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
         throw InputError(index, "weight_map." + name, "points to " + f + ", which has no such tensor");
       where_[name] = s;
     }
-  } else if (fs::exists(single)) {
+  } else if (files::exists(single)) {
     shard_paths_.push_back(single);
     shards_.push_back(std::make_unique<SafetensorsFile>(single));
     for (const auto& n : shards_[0]->names()) where_[n] = 0;
-  } else if (fs::exists(dir + "/pytorch_model.bin") || fs::exists(dir + "/pytorch_model.bin.index.json")) {
+  } else if (files::exists(dir + "/pytorch_model.bin") || files::exists(dir + "/pytorch_model.bin.index.json")) {
     throw InputError(dir, "pytorch_model.bin",
                      "pickle checkpoints are not read (unsafe to unpickle); convert once with: python -c "
                      "\"import sys,transformers as t; m=t.AutoModel.from_pretrained(sys.argv[1]); "
@@ -138,28 +142,21 @@ DType Checkpoint::weight_dtype() const {
 CheckpointWriter::CheckpointWriter(std::string out_dir, bool overwrite, uint64_t max_shard_bytes)
     : out_(std::move(out_dir)), overwrite_(overwrite), max_shard_bytes_(max_shard_bytes) {
   while (!out_.empty() && out_.back() == '/') out_.pop_back();
-  std::error_code ec;
-  if (fs::exists(out_, ec) && !overwrite_)
+  if (files::exists(out_) && !overwrite_)
     throw InputError(out_, "", "output folder exists (use --force to replace it)");
-  fs::path parent = fs::path(out_).parent_path();
-  if (!parent.empty() && !fs::is_directory(parent, ec))
-    throw InputError(out_, "", "parent folder " + parent.string() + " does not exist");
-  std::random_device rd;
-  char suffix[16];
-  std::snprintf(suffix, sizeof suffix, "%06x", unsigned(rd() & 0xffffff));
-  tmp_ = out_ + ".tmp-" + suffix;
-  if (!fs::create_directory(tmp_, ec)) throw InputError(tmp_, "", "cannot create temporary folder: " + ec.message());
+  const std::string parent = files::parent(out_);
+  if (!parent.empty() && !files::is_directory(parent))
+    throw InputError(out_, "", "parent folder " + parent + " does not exist");
+  tmp_ = files::make_unique_directory(out_ + ".tmp-");
+  if (tmp_.empty()) throw InputError(out_ + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
 }
 
 CheckpointWriter::~CheckpointWriter() {
-  if (!committed_) {
-    std::error_code ec;
-    fs::remove_all(tmp_, ec);
-  }
+  if (!committed_) files::remove_all(tmp_);
 }
 
 void CheckpointWriter::copy_from(const std::string& src_dir, const std::string& file) {
-  if (fs::exists(src_dir + "/" + file)) copies_.emplace_back(src_dir + "/" + file, file);
+  if (files::exists(src_dir + "/" + file)) copies_.emplace_back(src_dir + "/" + file, file);
 }
 
 void CheckpointWriter::commit() {
@@ -192,30 +189,28 @@ void CheckpointWriter::commit() {
     json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
     write_text_file(tmp_ + "/model.safetensors.index.json", index.dump(2) + "\n");
   }
+  if (config_fn_) config_ = config_fn_();
   write_text_file(tmp_ + "/config.json", config_.dump(2) + "\n");
   for (const auto& [src, name] : copies_) {
-    std::error_code ec;
-    fs::copy_file(src, tmp_ + "/" + name, fs::copy_options::overwrite_existing, ec);
-    if (ec) throw InputError(src, "", "copy failed: " + ec.message());
+    const std::string why = files::copy_file(src, tmp_ + "/" + name);
+    if (!why.empty()) throw InputError(src, "", "copy failed: " + why);
   }
   sync_path(tmp_);
   // Publish: move an existing folder aside first so there is never a moment with neither.
-  std::error_code ec;
   std::string old;
-  if (fs::exists(out_, ec)) {
+  if (files::exists(out_)) {
     old = tmp_ + ".old";
-    fs::rename(out_, old, ec);
-    if (ec) throw InputError(out_, "", "cannot replace existing folder: " + ec.message());
+    const std::string why = files::rename(out_, old);
+    if (!why.empty()) throw InputError(out_, "", "cannot replace existing folder: " + why);
   }
-  fs::rename(tmp_, out_, ec);
-  if (ec) {
-    const std::string why = ec.message();
-    if (!old.empty()) fs::rename(old, out_, ec);  // put the previous folder back
+  const std::string why = files::rename(tmp_, out_);
+  if (!why.empty()) {
+    if (!old.empty()) files::rename(old, out_);  // put the previous folder back
     throw InputError(out_, "", "cannot move finished folder into place: " + why);
   }
   committed_ = true;
-  if (!old.empty()) fs::remove_all(old, ec);
-  sync_path(fs::path(out_).parent_path().empty() ? "." : fs::path(out_).parent_path().string());
+  if (!old.empty()) files::remove_all(old);
+  sync_path(parent_or_dot(out_));
 }
 
 }  // namespace gqa

@@ -3,6 +3,7 @@
 // that are copied through unchanged (generation_config.json, tokenizer files).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +49,9 @@ class CheckpointWriter {
   CheckpointWriter(std::string out_dir, bool overwrite, uint64_t max_shard_bytes = 5ull << 30);
   ~CheckpointWriter();  // removes the temporary folder when commit() was not reached
   void set_config(const nlohmann::json& config) { config_ = config; }
+  // For writers whose config depends on what computing the tensors found (e.g. a regrouping):
+  // called at commit() after every tensor is written.
+  void set_config_after_tensors(std::function<nlohmann::json()> fn) { config_fn_ = std::move(fn); }
   void add(TensorToWrite t) { tensors_.push_back(std::move(t)); }
   void copy_from(const std::string& src_dir, const std::string& file);  // no-op when absent
   void set_metadata(const std::map<std::string, std::string>& m) { metadata_ = m; }
@@ -59,6 +63,7 @@ class CheckpointWriter {
   bool overwrite_;
   uint64_t max_shard_bytes_;
   nlohmann::json config_;
+  std::function<nlohmann::json()> config_fn_;
   std::vector<TensorToWrite> tensors_;
   std::vector<std::pair<std::string, std::string>> copies_;
   std::map<std::string, std::string> metadata_{{"format", "pt"}};

@@ -1,30 +1,27 @@
-// Small helpers shared by the plain C++ tests: a temporary folder removed on scope exit, and
-// whole-file text I/O.
+// Small helpers shared by the tests: a temporary folder removed on scope exit, and whole-file text
+// I/O. Built on core/files (POSIX), not std::filesystem, so tests that link LibTorch can use them
+// (see core/files.h for why).
 #pragma once
-#include <stdlib.h>
-
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
 #include <string>
 
+#include "core/files.h"
+
 namespace gqa::test {
 
 struct TempDir {
-  std::filesystem::path path;
+  std::string path;
   explicit TempDir(const std::string& prefix = "gqa-test") {
-    std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
+    const char* base = std::getenv("TMPDIR");
+    path = files::make_unique_directory(std::string(base && *base ? base : "/tmp") + "/" + prefix + "-");
+    if (path.empty()) throw std::runtime_error("cannot create a temporary folder");
   }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+  ~TempDir() { files::remove_all(path); }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path / name).string(); }
+  std::string file(const std::string& name) const { return path + "/" + name; }
 };
 
 inline std::string read_text(const std::string& path) {

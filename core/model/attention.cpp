@@ -80,23 +80,21 @@ at::Tensor Attention::cross_attention(const at::Tensor& x, const at::Tensor& mem
 Attention load_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer, double scale,
                          const Placement& p) {
   const ModelConfig& cfg = ckpt.config();
-  const bool cross = module == AttentionModule::DecoderCross;
-  const Stack s = module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder;
+  const AttentionRoles r = attention_roles(module);
   Attention a;
   a.layout = cfg.layout(module, layer);
   a.scale = scale;
   const int64_t d = cfg.d_model, nq = a.layout.n_q, nkv = a.layout.n_kv;
   const int64_t dqk = a.layout.head_dim_qk, dv = a.layout.head_dim_v;
-  a.q.weight = load(ckpt, s, cross ? Role::CrossQ : Role::AttnQ, layer, {nq * dqk, d}, p);
-  a.k.weight = load(ckpt, s, cross ? Role::CrossK : Role::AttnK, layer, {nkv * dqk, d}, p);
-  a.v.weight = load(ckpt, s, cross ? Role::CrossV : Role::AttnV, layer, {nkv * dv, d}, p);
-  a.o.weight = load(ckpt, s, cross ? Role::CrossO : Role::AttnO, layer, {d, nq * dv}, p);
-  if (!cross) {  // T5 has no biases; the other families' tables say which exist
-    a.q.bias = load_optional(ckpt, s, Role::AttnQBias, layer, {nq * dqk}, p);
-    a.k.bias = load_optional(ckpt, s, Role::AttnKBias, layer, {nkv * dqk}, p);
-    a.v.bias = load_optional(ckpt, s, Role::AttnVBias, layer, {nkv * dv}, p);
-    a.o.bias = load_optional(ckpt, s, Role::AttnOBias, layer, {d}, p);
-  }
+  a.q.weight = load(ckpt, r.stack, r.q, layer, {nq * dqk, d}, p);
+  a.k.weight = load(ckpt, r.stack, r.k, layer, {nkv * dqk, d}, p);
+  a.v.weight = load(ckpt, r.stack, r.v, layer, {nkv * dv, d}, p);
+  a.o.weight = load(ckpt, r.stack, r.o, layer, {d, nq * dv}, p);
+  // The name table says which families have biases; the checkpoint says whether these do.
+  if (r.q_bias) a.q.bias = load_optional(ckpt, r.stack, *r.q_bias, layer, {nq * dqk}, p);
+  if (r.k_bias) a.k.bias = load_optional(ckpt, r.stack, *r.k_bias, layer, {nkv * dqk}, p);
+  if (r.v_bias) a.v.bias = load_optional(ckpt, r.stack, *r.v_bias, layer, {nkv * dv}, p);
+  if (r.o_bias) a.o.bias = load_optional(ckpt, r.stack, *r.o_bias, layer, {d}, p);
   std::vector<int64_t> groups(a.layout.group_of.begin(), a.layout.group_of.end());
   a.group_index = at::tensor(groups, at::kLong).to(p.device);
   return a;

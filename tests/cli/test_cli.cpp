@@ -30,7 +30,8 @@ using gqa::test::write_text;
 
 // Temporary folders of this file are named gqa-cli-XXXXXX.
 struct TempDir : gqa::test::TempDir {
-  TempDir() : gqa::test::TempDir("gqa-cli") {}
+  fs::path path;  // these tests work with std::filesystem paths (no LibTorch here)
+  TempDir() : gqa::test::TempDir("gqa-cli"), path(gqa::test::TempDir::path) {}
 };
 
 constexpr int kTimeoutSeconds = 60;

@@ -36,7 +36,8 @@ using gqa::test::write_text;
 
 // Temporary folders of this file are named gqa-io-ckpt-XXXXXX.
 struct TempDir : gqa::test::TempDir {
-  TempDir() : gqa::test::TempDir("gqa-io-ckpt") {}
+  fs::path path;  // these tests work with std::filesystem paths (no LibTorch here)
+  TempDir() : gqa::test::TempDir("gqa-io-ckpt"), path(gqa::test::TempDir::path) {}
 };
 
 

@@ -28,7 +28,8 @@ using gqa::test::write_text;
 
 // Temporary folders of this file are named gqa-io-cfg-XXXXXX.
 struct TempDir : gqa::test::TempDir {
-  TempDir() : gqa::test::TempDir("gqa-io-cfg") {}
+  fs::path path;  // these tests work with std::filesystem paths (no LibTorch here)
+  TempDir() : gqa::test::TempDir("gqa-io-cfg"), path(gqa::test::TempDir::path) {}
 };
 
 const std::string kPath = "some/model/config.json";

@@ -34,7 +34,8 @@ using gqa::test::write_text;
 
 // Temporary folders of this file are named gqa-io-st-XXXXXX.
 struct TempDir : gqa::test::TempDir {
-  TempDir() : gqa::test::TempDir("gqa-io-st") {}
+  fs::path path;  // these tests work with std::filesystem paths (no LibTorch here)
+  TempDir() : gqa::test::TempDir("gqa-io-st"), path(gqa::test::TempDir::path) {}
 };
 
 std::string le64(uint64_t n) {

@@ -196,6 +196,64 @@ def llama_grouped(out):
     json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=2)
 
 
+def tied_heads(out):
+    """MHA models whose K and V heads are equal within groups, so pooling them loses nothing:
+    contiguous pairs (mean/first/weighted/svd must convert exactly) and interleaved pairs 0&2,
+    1&3 (similarity must find them). Only K/V are tied; Q and O stay distinct per head."""
+    def tie(proj_w, proj_b, groups, hd):
+        with torch.no_grad():
+            for g in groups:
+                for h in g[1:]:
+                    proj_w[h * hd:(h + 1) * hd] = proj_w[g[0] * hd:(g[0] + 1) * hd]
+                    if proj_b is not None:
+                        proj_b[h * hd:(h + 1) * hd] = proj_b[g[0] * hd:(g[0] + 1) * hd]
+
+    nodrop = dict(resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)
+    pairs, interleaved = [[0, 1], [2, 3]], [[0, 2], [1, 3]]
+    # GPT-2 (fused Conv1D: tie on the transposed k/v column blocks).
+    for name, groups in (("gpt2_tied_pairs", pairs), ("gpt2_tied_interleaved", interleaved)):
+        m = build(T.GPT2LMHeadModel, T.GPT2Config(vocab_size=VOCAB, n_embd=64, n_head=4, n_layer=2, n_positions=64, **nodrop), 41)
+        widen_init(m, 0.15)
+        d, hd = 64, 16
+        for blk in m.transformer.h:
+            W = blk.attn.c_attn.weight.data.T  # [3d, d] view, Linear layout
+            b = blk.attn.c_attn.bias.data
+            tie(W[d:2 * d], b[d:2 * d], groups, hd)
+            tie(W[2 * d:], b[2 * d:], groups, hd)
+        save_case(out, name, m, decoder_reference(m, 42), {"family": "gpt2", "kind": "decoder"})
+    m = build(T.GPTNeoForCausalLM, T.GPTNeoConfig(vocab_size=VOCAB, hidden_size=64, num_heads=4, num_layers=2,
+                                                  attention_types=[[["global", "local"], 1]], window_size=5,
+                                                  max_position_embeddings=64, resid_dropout=0, embed_dropout=0,
+                                                  attention_dropout=0), 43)
+    widen_init(m, 0.15)
+    for blk in m.transformer.h:
+        a = blk.attn.attention
+        tie(a.k_proj.weight.data, None, pairs, 16)
+        tie(a.v_proj.weight.data, None, pairs, 16)
+    save_case(out, "gpt_neo_tied_pairs", m, decoder_reference(m, 44), {"family": "gpt_neo", "kind": "decoder"})
+    for name, groups in (("llama_tied_pairs", pairs), ("llama_tied_interleaved", interleaved)):
+        m = build(T.LlamaForCausalLM, T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4,
+                                                    num_key_value_heads=4, intermediate_size=128, num_hidden_layers=2,
+                                                    attention_bias=True, max_position_embeddings=128), 45)
+        widen_init(m, 0.15)
+        for layer in m.model.layers:
+            a = layer.self_attn
+            tie(a.k_proj.weight.data, a.k_proj.bias.data, groups, 16)
+            tie(a.v_proj.weight.data, a.v_proj.bias.data, groups, 16)
+        save_case(out, name, m, decoder_reference(m, 46), {"family": "llama", "kind": "decoder"})
+    m = build(T.T5ForConditionalGeneration, T.T5Config(vocab_size=VOCAB, d_model=64, d_kv=16, num_heads=4, num_layers=2,
+                                                       d_ff=128, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                                                       relative_attention_num_buckets=16, relative_attention_max_distance=12,
+                                                       dropout_rate=0.0, decoder_start_token_id=0), 47)
+    for stack in (m.encoder, m.decoder):
+        for blk in stack.block:
+            for layer in blk.layer[:-1]:  # self-attention, and cross-attention in the decoder
+                a = getattr(layer, "SelfAttention", None) or layer.EncDecAttention
+                tie(a.k.weight.data, None, pairs, 16)
+                tie(a.v.weight.data, None, pairs, 16)
+    save_case(out, "t5_tied_pairs", m, t5_reference(m, 48), {"family": "t5", "kind": "seq2seq"})
+
+
 def main(out):
     if os.path.isdir(out):
         shutil.rmtree(out)
@@ -272,6 +330,7 @@ def main(out):
 
     gpt2_grouped(out)
     llama_grouped(out)
+    tied_heads(out)
     print(f"oracle: wrote {len(os.listdir(out))} cases to {out} (transformers {T.__version__}, torch {torch.__version__})")
 
 

@@ -1,0 +1,213 @@
+#include "convert/converter.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <sstream>
+
+#include "convert/grouping.h"
+#include "core/arch.h"
+#include "core/error.h"
+
+namespace gqa {
+namespace {
+
+using json = nlohmann::json;
+using BlockKey = std::pair<AttentionModule, int64_t>;
+
+std::string block_name(const BlockKey& k) { return std::string(module_name(k.first)) + " " + std::to_string(k.second); }
+
+// The grouping every converted block gets, from --kv-heads / --mqa / --group-map.
+std::vector<int> target_group_map(const ConvertOptions& o, int n_q) {
+  const int given = int(o.kv_heads.has_value()) + int(o.mqa) + int(o.group_map.has_value());
+  if (given != 1) throw InputError("gqa convert", "--kv-heads/--mqa/--group-map", "give exactly one of them");
+  if (o.mqa) return even_group_map(n_q, 1);
+  if (o.group_map) {
+    validate_group_map(*o.group_map, n_q, "--group-map", "");
+    return *o.group_map;
+  }
+  const int k = *o.kv_heads;
+  if (k <= 0) throw InputError("--kv-heads", "", "must be positive");
+  if (k > n_q) throw InputError("--kv-heads", "", std::to_string(k) + " is more than the model's " + std::to_string(n_q) + " query heads");
+  if (n_q % k != 0)
+    throw InputError("--kv-heads", "", std::to_string(k) + " does not divide " + std::to_string(n_q) +
+                                           " query heads; give uneven groups with --group-map (e.g. 0,0,0,1,1,1,2,2)");
+  return even_group_map(n_q, k);
+}
+
+}  // namespace
+
+std::set<int64_t> parse_layers(const std::string& text, int64_t n_layers, const std::string& what) {
+  std::set<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto dash = item.find('-');
+    try {
+      size_t used = 0;
+      const int64_t a = std::stoll(item.substr(0, dash), &used);
+      if (used != (dash == std::string::npos ? item.size() : dash)) throw std::invalid_argument("trailing");
+      int64_t b = a;
+      if (dash != std::string::npos) {
+        b = std::stoll(item.substr(dash + 1), &used);
+        if (used != item.size() - dash - 1) throw std::invalid_argument("trailing");
+      }
+      if (a < 0 || b < a || b >= n_layers) throw std::out_of_range("range");
+      for (int64_t l = a; l <= b; ++l) out.insert(l);
+    } catch (const std::exception&) {
+      throw InputError(what, "", "'" + item + "' is not a layer or range below " + std::to_string(n_layers) + " (e.g. 0-3,6)");
+    }
+  }
+  if (out.empty()) throw InputError(what, "", "selects no layer");
+  return out;
+}
+
+json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::vector<AttentionLayout>>& layouts) {
+  json j = cfg.raw;
+  for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers", "num_key_value_heads"})
+    j.erase(k);
+  // Modules with any non-MHA block carry the fields; the first such block is the base layout.
+  std::vector<AttentionModule> grouped;
+  const AttentionLayout mha = AttentionLayout::even(int(cfg.n_heads), int(cfg.n_heads), int(cfg.head_dim), int(cfg.head_dim));
+  for (AttentionModule m : cfg.modules())
+    for (const auto& l : layouts.at(m))
+      if (!(l.group_of == mha.group_of && l.head_dim_qk == mha.head_dim_qk && l.head_dim_v == mha.head_dim_v)) {
+        grouped.push_back(m);
+        break;
+      }
+  const AttentionLayout base = grouped.empty() ? mha : layouts.at(grouped.front()).front();
+  auto same = [](const AttentionLayout& a, const AttentionLayout& b) {
+    return a.group_of == b.group_of && a.head_dim_qk == b.head_dim_qk && a.head_dim_v == b.head_dim_v;
+  };
+  if (cfg.family == Family::Llama || !grouped.empty()) j["num_key_value_heads"] = base.n_kv;
+  if (!base.is_contiguous_even()) j["gqa_group_map"] = base.group_of;
+  if (base.head_dim_qk != cfg.head_dim) j["gqa_qk_head_dim"] = base.head_dim_qk;
+  if (base.head_dim_v != cfg.head_dim) j["gqa_v_head_dim"] = base.head_dim_v;
+  if (cfg.is_encoder_decoder()) {
+    j["gqa_modules"] = json::array();
+    for (AttentionModule m : grouped) j["gqa_modules"].push_back(module_name(m));
+  }
+  for (AttentionModule m : cfg.modules()) {
+    const bool in_fields = std::find(grouped.begin(), grouped.end(), m) != grouped.end() || !cfg.is_encoder_decoder();
+    const AttentionLayout& expect = in_fields ? base : mha;
+    const auto& ls = layouts.at(m);
+    for (size_t l = 0; l < ls.size(); ++l)
+      if (!same(ls[l], expect))
+        j["gqa_layers"][module_name(m)][std::to_string(l)] = {
+            {"group_map", ls[l].group_of}, {"head_dim_qk", ls[l].head_dim_qk}, {"head_dim_v", ls[l].head_dim_v}};
+  }
+  // The fields must describe exactly these layouts.
+  const ModelConfig back = parse_config(j, cfg.path);
+  for (AttentionModule m : cfg.modules())
+    for (size_t l = 0; l < layouts.at(m).size(); ++l)
+      if (!same(back.layouts.at(m)[l], layouts.at(m)[l]))
+        throw std::logic_error("config fields do not reproduce the layout of " + std::string(module_name(m)) + " " + std::to_string(l));
+  return j;
+}
+
+ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& out_dir, const ConvertOptions& opts,
+                                  std::ostream* progress) {
+  Checkpoint in(in_dir);
+  const ModelConfig& cfg = in.config();
+  const Strategy strategy = find_strategy(opts.strategy);
+  if (!strategy) {
+    std::string names;
+    for (const auto& n : strategy_names()) names += (names.empty() ? "" : ", ") + n;
+    throw InputError("--strategy", "", "unknown '" + opts.strategy + "' (expected one of: " + names + ")");
+  }
+  std::set<AttentionModule> modules = opts.modules;
+  if (modules.empty()) {
+    modules = {AttentionModule::DecoderSelf};
+    if (cfg.is_encoder_decoder()) modules.insert(AttentionModule::DecoderCross);
+  }
+  for (AttentionModule m : modules)
+    if (!cfg.layouts.count(m))
+      throw InputError("--modules", "", std::string(family_name(cfg.family)) + " has no " + module_name(m) + " attention");
+  const std::vector<int> target = target_group_map(opts, int(cfg.n_heads));
+
+  // Which blocks to convert.
+  std::vector<BlockKey> blocks;
+  for (AttentionModule m : modules)
+    for (int64_t l = 0; l < int64_t(cfg.layouts.at(m).size()); ++l)
+      if (!opts.layers || opts.layers->count(l)) blocks.push_back({m, l});
+  if (opts.layers)
+    for (int64_t l : *opts.layers)
+      if (l >= cfg.n_layers && (!cfg.is_encoder_decoder() || l >= cfg.n_encoder_layers))
+        throw InputError("--layers", "", "layer " + std::to_string(l) + " does not exist");
+
+  // Converted blocks are computed when the writer first asks for one of their tensors, one block
+  // at a time (tensors of a block sit next to each other in name order), so memory stays near
+  // one block plus the writer's buffer.
+  struct State {
+    std::map<BlockKey, AttentionLayout> layouts;
+    std::map<BlockKey, std::string> reports;
+    BlockKey cached{AttentionModule::DecoderSelf, -1};
+    AttentionWeights weights;
+  };
+  auto state = std::make_shared<State>();
+  auto compute = [&in, &opts, &target, strategy, state, &cfg, progress, n_blocks = blocks.size()](const BlockKey& key) -> const AttentionWeights& {
+    if (state->cached == key) return state->weights;
+    const AttentionWeights mha = expand_to_mha(read_attention(in, key.first, key.second));
+    const BlockCalibration* calib = nullptr;
+    if (opts.calibration) {
+      auto it = opts.calibration->find(key);
+      if (it != opts.calibration->end()) calib = &it->second;
+    }
+    StrategyInput si{mha, target, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
+                     cfg.rope.type != RopeType::None, calib};
+    StrategyOutput out = strategy(si);
+    state->layouts[key] = out.weights.layout;
+    if (!state->reports.count(key)) {
+      state->reports[key] = out.report;
+      if (progress)
+        *progress << "  converted " << block_name(key) << " (" << state->reports.size() << "/" << n_blocks << ")"
+                  << (out.report.empty() ? "" : ": " + out.report) << "\n";
+    }
+    state->weights = opts.export_expanded ? expand_to_mha(out.weights) : std::move(out.weights);
+    state->cached = key;
+    return state->weights;
+  };
+
+  CheckpointWriter writer(out_dir, opts.force);
+  std::set<std::string> replaced;
+  for (const BlockKey& key : blocks) {
+    const AttentionLayout& src = cfg.layout(key.first, key.second);
+    const int n_kv = opts.export_expanded ? src.n_q : *std::max_element(target.begin(), target.end()) + 1;
+    AttentionLayout sized = src;  // tensor shapes need only the head counts and dims
+    sized.n_kv = n_kv;
+    const auto names = attention_tensor_names(in, key.first, key.second);
+    const DType dtype = in.tensor(names.front()).dtype;
+    for (auto& t : attention_tensors(in, cfg, key.first, key.second, sized, dtype, [compute, key]() -> const AttentionWeights& { return compute(key); }))
+      writer.add(std::move(t));
+    replaced.insert(names.begin(), names.end());
+  }
+  // Everything else goes through byte for byte.
+  for (const std::string& name : in.names()) {
+    if (replaced.count(name)) continue;
+    const TensorView& v = in.tensor(name);
+    writer.add({name, v.dtype, v.shape, v.nbytes, [&v](uint8_t* dst) { std::memcpy(dst, v.data, v.nbytes); }});
+  }
+  for (const auto& f : passthrough_files()) writer.copy_from(in_dir, f);
+  writer.set_metadata(in.metadata());
+
+  ConvertSummary summary;
+  summary.blocks = int64_t(blocks.size());
+  writer.set_config_after_tensors([&]() {
+    auto layouts = cfg.layouts;
+    for (const auto& [key, l] : state->layouts)
+      layouts[key.first][size_t(key.second)] = opts.export_expanded ? AttentionLayout::even(l.n_q, l.n_q, l.head_dim_qk, l.head_dim_v) : l;
+    json j = with_layouts(cfg, layouts);
+    j["gqa_conversion"] = {{"strategy", opts.strategy}, {"source", in_dir}, {"seed", opts.seed},
+                           {"export", opts.export_expanded ? "expanded" : "grouped"}, {"tool", "gqa 0.1.0"}};
+    ModelConfig out_cfg = parse_config(j, out_dir + "/config.json");
+    summary.kv_bytes_per_token_before = cfg.kv_bytes_per_token(4);
+    summary.kv_bytes_per_token_after = out_cfg.kv_bytes_per_token(4);
+    return j;
+  });
+  writer.commit();
+  for (const auto& [key, r] : state->reports)
+    if (!r.empty()) summary.block_reports.push_back(block_name(key) + ": " + r);
+  return summary;
+}
+
+}  // namespace gqa

@@ -1,0 +1,49 @@
+// gqa convert: streams a checkpoint, turns the chosen attention blocks into grouped blocks with a
+// strategy, copies every other tensor through unchanged, and writes a self-describing folder
+// (config.json carries the layouts and how it was made) atomically.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "convert/strategy.h"
+#include "core/checkpoint.h"
+
+namespace gqa {
+
+struct ConvertOptions {
+  std::string strategy = "mean";
+  std::optional<int> kv_heads;            // even contiguous groups
+  bool mqa = false;                       // one KV head
+  std::optional<std::vector<int>> group_map;  // explicit (uneven) groups
+  std::set<AttentionModule> modules;      // empty: decoder self (+ cross for T5)
+  std::optional<std::set<int64_t>> layers;  // only these layers (others keep their layout)
+  uint64_t seed = 0;
+  bool force = false;                     // replace an existing output folder
+  bool export_expanded = false;           // write MHA-shaped weights (KV heads repeated) instead
+  // Calibration per (module, layer) for strategies that use activations.
+  const std::map<std::pair<AttentionModule, int64_t>, BlockCalibration>* calibration = nullptr;
+};
+
+struct ConvertSummary {
+  int64_t blocks = 0;
+  int64_t kv_bytes_per_token_before = 0, kv_bytes_per_token_after = 0;  // fp32-sized, per sequence
+  std::vector<std::string> block_reports;  // "decoder_self 3: ..." lines from the strategy
+};
+
+ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& out_dir, const ConvertOptions& opts,
+                                  std::ostream* progress = nullptr);
+
+// The config.json fields that describe `layouts` (num_key_value_heads, gqa_group_map,
+// gqa_qk_head_dim, gqa_v_head_dim, gqa_modules, gqa_layers), replacing any in `raw`. Checked by
+// parsing the result back: the parsed layouts must equal `layouts`.
+nlohmann::json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::vector<AttentionLayout>>& layouts);
+
+// Parses "0-3,6,8-9" into layer indices below n_layers; throws InputError naming `what`.
+std::set<int64_t> parse_layers(const std::string& text, int64_t n_layers, const std::string& what);
+
+}  // namespace gqa

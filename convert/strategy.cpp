@@ -1,0 +1,56 @@
+#include "convert/strategy.h"
+
+#include "convert/grouping.h"
+
+namespace gqa {
+namespace {
+
+struct Entry {
+  const char* name;
+  Strategy fn;
+};
+const Entry kStrategies[] = {
+    {"mean", strategy_mean},
+    {"first", strategy_first},
+    {"random", strategy_random},
+    {"similarity", strategy_similarity},
+};
+
+}  // namespace
+
+Strategy find_strategy(const std::string& name) {
+  for (const auto& e : kStrategies)
+    if (name == e.name) return e.fn;
+  return nullptr;
+}
+
+std::vector<std::string> strategy_names() {
+  std::vector<std::string> out;
+  for (const auto& e : kStrategies) out.push_back(e.name);
+  return out;
+}
+
+AttentionWeights pool_heads(const AttentionWeights& mha, const std::vector<int>& group_of, const Vector& k_w,
+                            const Vector& v_w) {
+  const auto members = group_members(group_of);
+  const AttentionLayout& l = mha.layout;
+  AttentionWeights out = mha;
+  out.layout = l;
+  out.layout.group_of = group_of;
+  out.layout.n_kv = int(members.size());
+  const int64_t dqk = l.head_dim_qk, dv = l.head_dim_v;
+  out.k = Matrix::Zero(out.layout.n_kv * dqk, mha.d_model());
+  out.v = Matrix::Zero(out.layout.n_kv * dv, mha.d_model());
+  if (mha.k_bias.size()) out.k_bias = Vector::Zero(out.layout.n_kv * dqk);
+  if (mha.v_bias.size()) out.v_bias = Vector::Zero(out.layout.n_kv * dv);
+  for (int g = 0; g < out.layout.n_kv; ++g)
+    for (int h : members[size_t(g)]) {
+      out.k_head(g) += k_w[h] * mha.k_head(h);
+      out.v_head(g) += v_w[h] * mha.v_head(h);
+      if (mha.k_bias.size()) out.k_bias.segment(g * dqk, dqk) += k_w[h] * mha.k_bias.segment(h * dqk, dqk);
+      if (mha.v_bias.size()) out.v_bias.segment(g * dv, dv) += v_w[h] * mha.v_bias.segment(h * dv, dv);
+    }
+  return out;
+}
+
+}  // namespace gqa

@@ -1,0 +1,50 @@
+// A strategy turns the MHA form of one attention block into a grouped block. It sees heads only:
+// never a tensor name or a family (those stay in core/arch and convert/attention_weights).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "convert/attention_weights.h"
+
+namespace gqa {
+
+// Calibration statistics of one block (from running the source model on calibration text).
+struct BlockCalibration {
+  Matrix input_gram;  // sum over tokens of x x^T for the block's input x (the keys' side): [d, d]
+  int64_t tokens = 0;
+};
+
+struct StrategyInput {
+  const AttentionWeights& mha;  // one KV head per query head
+  std::vector<int> group_of;    // target grouping of the query heads
+  uint64_t seed = 0;
+  bool rope = false;            // rotary embeddings sit between the k projection and the dot product
+  const BlockCalibration* calib = nullptr;
+};
+
+struct StrategyOutput {
+  AttentionWeights weights;  // the grouped block (its layout may permute heads, see similarity)
+  // Learnable per-head scalars (WGQA) kept beside the weights: [n_q] each for K and V.
+  Vector k_scale, v_scale;
+  std::string report;        // a line for `gqa convert --report`
+};
+
+using Strategy = StrategyOutput (*)(const StrategyInput&);
+
+// Registered strategies by name; nullptr for an unknown name.
+Strategy find_strategy(const std::string& name);
+std::vector<std::string> strategy_names();
+
+// Shared by the pooling strategies: K/V of group g = sum over its heads h of k_w[h] * K_h (and
+// biases likewise; V with v_w). q and o are kept.
+AttentionWeights pool_heads(const AttentionWeights& mha, const std::vector<int>& group_of, const Vector& k_w,
+                            const Vector& v_w);
+
+// The strategies (one file each under convert/strategies/).
+StrategyOutput strategy_mean(const StrategyInput& in);
+StrategyOutput strategy_first(const StrategyInput& in);
+StrategyOutput strategy_random(const StrategyInput& in);
+StrategyOutput strategy_similarity(const StrategyInput& in);
+
+}  // namespace gqa

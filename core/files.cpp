@@ -1,0 +1,106 @@
+#include "core/files.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace gqa::files {
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string parent(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const auto slash = p.find_last_of('/');
+  if (slash == std::string::npos) return "";
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+std::string make_unique_directory(const std::string& prefix) {
+  std::string tmpl = prefix + "XXXXXX";
+  if (!::mkdtemp(tmpl.data())) return "";
+  return tmpl;
+}
+
+std::string rename(const std::string& from, const std::string& to) {
+  return ::rename(from.c_str(), to.c_str()) == 0 ? "" : std::strerror(errno);
+}
+
+std::string copy_file(const std::string& from, const std::string& to) {
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return std::strerror(errno);
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    const std::string why = std::strerror(errno);
+    ::close(in);
+    return why;
+  }
+  std::string why;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(in, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      why = std::strerror(errno);
+      break;
+    }
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t w = ::write(out, buf + done, size_t(n - done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        why = std::strerror(errno);
+        break;
+      }
+      done += w;
+    }
+    if (!why.empty()) break;
+  }
+  if (::close(out) != 0 && why.empty()) why = std::strerror(errno);
+  ::close(in);
+  return why;
+}
+
+namespace {
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
+}  // namespace
+
+std::string remove_all(const std::string& path) {
+  if (!exists(path)) return "";
+  // Depth first, without following symbolic links.
+  return ::nftw(path.c_str(), remove_entry, 32, FTW_DEPTH | FTW_PHYS) == 0 ? "" : std::strerror(errno);
+}
+
+std::vector<std::string> list_directory(const std::string& path) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return out;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace gqa::files

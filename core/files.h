@@ -1,0 +1,23 @@
+// File-system helpers on plain POSIX calls. Why not std::filesystem: the torch wheel's
+// libtorch.so exports its own (older) copy of libstdc++'s filesystem symbols, and a binary that
+// links LibTorch can bind to them at run time — std::filesystem::remove_all then crashes. Code
+// that ends up in such binaries (checkpoint writing, tests of the runtime) uses these instead.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace gqa::files {
+
+bool exists(const std::string& path);
+bool is_directory(const std::string& path);
+bool is_regular_file(const std::string& path);
+std::string parent(const std::string& path);  // "" when the path has no folder part
+// Creates a fresh folder named prefix + random suffix; returns its path or "" (errno set).
+std::string make_unique_directory(const std::string& prefix);
+// Each returns "" on success, else the system's reason.
+std::string rename(const std::string& from, const std::string& to);
+std::string copy_file(const std::string& from, const std::string& to);
+std::string remove_all(const std::string& path);  // a missing path is not an error
+std::vector<std::string> list_directory(const std::string& path);  // names, without . and ..
+
+}  // namespace gqa::files

@@ -1,0 +1,290 @@
+// Converter exactness: identity conversions reproduce logits bit for bit; models whose K/V heads
+// agree within groups convert with mean/first (contiguous groups) and similarity (groups it must
+// find) to the same function; head permutation alone changes nothing; converted Llama folders load
+// in transformers, and GPT-2/GPT-Neo/T5 exported expanded load in vanilla transformers, with our
+// logits. Bad requests fail with InputError and leave no folder behind.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <sys/stat.h>
+
+#include <random>
+
+#include "convert/converter.h"
+#include "convert/grouping.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/model/attention.h"
+#include "core/model/model.h"
+#include "tests/model/oracle.h"
+#include "tests/test_util.h"
+
+namespace gqa {
+namespace {
+
+using test::max_abs_diff;
+using test::reference;
+
+std::string oracle(const std::string& name) { return test::oracle_dir() + "/" + name; }
+
+// Logits of a model folder for the inputs of an oracle case's reference file.
+at::Tensor logits_for(const std::string& model_dir, const std::string& case_name) {
+  SafetensorsFile ref(oracle(case_name) + "/reference.safetensors");
+  auto model = load_model(model_dir);
+  at::Tensor ids = reference(ref, "input_ids"), mask = reference(ref, "attention_mask");
+  if (model->is_encoder_decoder()) {
+    Memory mem = model->encode(ids, mask);
+    at::Tensor dec = reference(ref, "decoder_input_ids");
+    return model->forward(dec, at::ones_like(dec), nullptr, &mem);
+  }
+  // Padded positions are undefined; zero them so comparisons see real tokens only.
+  return model->forward(ids, mask, nullptr, nullptr, reference(ref, "position_ids")) * mask.unsqueeze(-1);
+}
+
+at::Tensor masked(const at::Tensor& logits, const std::string& case_name) {
+  SafetensorsFile ref(oracle(case_name) + "/reference.safetensors");
+  if (ref.has("decoder_input_ids")) return logits;
+  return logits * reference(ref, "attention_mask").unsqueeze(-1);
+}
+
+// transformers' logits for a folder (through tests/oracle/hf_logits.py).
+at::Tensor transformers_logits(const std::string& model_dir, const std::string& case_name, const test::TempDir& tmp) {
+  const std::string out = tmp.file("hf_logits.safetensors");
+  const std::string cmd = std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/hf_logits.py " + model_dir + " " +
+                          oracle(case_name) + "/reference.safetensors " + out;
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  SafetensorsFile f(out);
+  return masked(reference(f, "logits"), case_name);
+}
+
+struct Conversion {
+  std::string case_name, strategy;
+  int kv_heads;
+  double tolerance;  // 0: bit for bit
+};
+
+void PrintTo(const Conversion& c, std::ostream* os) { *os << c.case_name << "/" << c.strategy << "/" << c.kv_heads; }
+
+class Exactness : public testing::TestWithParam<Conversion> {};
+
+TEST_P(Exactness, ConvertedLogitsEqualTheSource) {
+  const Conversion& c = GetParam();
+  test::TempDir tmp("gqa-convert");
+  ConvertOptions o;
+  o.strategy = c.strategy;
+  o.kv_heads = c.kv_heads;
+  const std::string out = tmp.file("out");
+  convert_checkpoint(oracle(c.case_name), out, o);
+  EXPECT_EQ(load_config(out).layout(AttentionModule::DecoderSelf, 0).n_kv, c.kv_heads);
+  const double d = max_abs_diff(logits_for(out, c.case_name), logits_for(oracle(c.case_name), c.case_name));
+  std::cout << "[convert] " << c.case_name << " " << c.strategy << " kv=" << c.kv_heads << " max_abs_diff=" << d << "\n";
+  if (c.tolerance == 0) EXPECT_EQ(d, 0.0);
+  else EXPECT_LE(d, c.tolerance);
+}
+
+const Conversion kExact[] = {
+    // Identity: one head per group keeps every weight, so logits are bit for bit the same.
+    {"gpt2_h4", "mean", 4, 0}, {"gpt2_h6", "first", 6, 0}, {"gpt_neo_h4", "mean", 4, 0}, {"llama_mha", "mean", 4, 0},
+    {"t5_v10", "mean", 4, 0}, {"t5_v11", "random", 6, 0}, {"llama_bf16", "mean", 4, 0},
+    // K/V heads equal within contiguous pairs: pooling them is exact.
+    {"gpt2_tied_pairs", "mean", 2, 1e-5}, {"gpt2_tied_pairs", "first", 2, 1e-5}, {"gpt2_tied_pairs", "random", 2, 1e-5},
+    {"gpt_neo_tied_pairs", "mean", 2, 1e-5}, {"llama_tied_pairs", "mean", 2, 1e-5}, {"t5_tied_pairs", "mean", 2, 1e-5},
+    {"t5_tied_pairs", "similarity", 2, 1e-5},
+    // Pairs 0&2 and 1&3: only a regrouping that finds them (and permutes the heads) is exact.
+    {"gpt2_tied_interleaved", "similarity", 2, 1e-5}, {"llama_tied_interleaved", "similarity", 2, 1e-5},
+};
+
+INSTANTIATE_TEST_SUITE_P(Cases, Exactness, testing::ValuesIn(kExact), [](const testing::TestParamInfo<Conversion>& i) {
+  return i.param.case_name + "_" + i.param.strategy + "_kv" + std::to_string(i.param.kv_heads);
+});
+
+TEST(Convert, IdentityKeepsEveryTensorByteForByte) {
+  test::TempDir tmp("gqa-convert");
+  ConvertOptions o;
+  o.kv_heads = 4;
+  convert_checkpoint(oracle("llama_mha"), tmp.file("out"), o);
+  Checkpoint a(oracle("llama_mha")), b(tmp.file("out"));
+  ASSERT_EQ(a.names(), b.names());
+  for (const auto& n : a.names()) {
+    const TensorView &x = a.tensor(n), &y = b.tensor(n);
+    ASSERT_EQ(x.shape, y.shape) << n;
+    EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes), 0) << n;
+  }
+}
+
+TEST(Convert, InterleavedPairsWithoutRegroupingAreNotExact) {
+  // The control for the similarity cases above: mean pooling of the wrong pairs changes logits.
+  test::TempDir tmp("gqa-convert");
+  ConvertOptions o;
+  o.kv_heads = 2;
+  convert_checkpoint(oracle("llama_tied_interleaved"), tmp.file("out"), o);
+  EXPECT_GT(max_abs_diff(logits_for(tmp.file("out"), "llama_tied_interleaved"),
+                         logits_for(oracle("llama_tied_interleaved"), "llama_tied_interleaved")), 1e-2);
+}
+
+// Attention of an AttentionWeights block on random input, through the runtime's attention.
+at::Tensor run_block(const AttentionWeights& w, const at::Tensor& x) {
+  auto t = [](const Matrix& m) { return at::from_blob(const_cast<float*>(m.data()), {m.rows(), m.cols()}, at::kFloat).clone(); };
+  auto tv = [](const Vector& v) {
+    return v.size() ? at::from_blob(const_cast<float*>(v.data()), {v.size()}, at::kFloat).clone() : at::Tensor();
+  };
+  Attention a;
+  a.layout = w.layout;
+  a.scale = 0.25;
+  a.q = {t(w.q), tv(w.q_bias)};
+  a.k = {t(w.k), tv(w.k_bias)};
+  a.v = {t(w.v), tv(w.v_bias)};
+  a.o = {t(w.o), tv(w.o_bias)};
+  std::vector<int64_t> g(w.layout.group_of.begin(), w.layout.group_of.end());
+  a.group_index = at::tensor(g, at::kLong);
+  const int64_t T = x.size(1);
+  at::Tensor mask = attention_mask(at::ones({x.size(0), T}, at::kLong), 0, T, true);
+  return a.self_attention(x, mask, nullptr, {}, nullptr, 0);
+}
+
+TEST(Convert, HeadPermutationAloneKeepsTheFunction) {
+  Checkpoint ckpt(oracle("gpt2_h6"));
+  const AttentionWeights w = expand_to_mha(read_attention(ckpt, AttentionModule::DecoderSelf, 1));
+  std::vector<int> order = {3, 0, 5, 1, 4, 2};
+  at::manual_seed(0);
+  at::Tensor x = at::randn({2, 7, w.d_model()});
+  const double d = max_abs_diff(run_block(permute_heads(w, order), x), run_block(w, x));
+  EXPECT_LE(d, 1e-5);
+  EXPECT_GT(run_block(w, x).abs().max().item<double>(), 0.1);
+}
+
+TEST(Convert, BalancedGroupsFindPlantedGroups) {
+  // 12 heads in 3 planted groups of 4 (similarity 0.9 inside, noise outside), shuffled.
+  std::mt19937_64 rng(5);
+  std::vector<int> planted = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2};
+  std::shuffle(planted.begin(), planted.end(), rng);
+  Matrix sim(12, 12);
+  std::uniform_real_distribution<float> noise(-0.2f, 0.2f);
+  for (int a = 0; a < 12; ++a)
+    for (int b = 0; b <= a; ++b) sim(a, b) = sim(b, a) = a == b ? 1.0f : planted[size_t(a)] == planted[size_t(b)] ? 0.9f : noise(rng);
+  const auto found = balanced_groups(sim, {4, 4, 4}, 1);
+  for (int a = 0; a < 12; ++a)
+    for (int b = 0; b < 12; ++b) EXPECT_EQ(found[size_t(a)] == found[size_t(b)], planted[size_t(a)] == planted[size_t(b)]);
+}
+
+TEST(Convert, HungarianIsOptimalOnASmallCase) {
+  Matrix cost(3, 3);
+  cost << 4, 1, 3, 2, 0, 5, 3, 2, 2;
+  EXPECT_EQ(hungarian(cost), (std::vector<int>{1, 0, 2}));  // 1 + 2 + 2 = 5, the optimum
+}
+
+// Llama with num_key_value_heads < heads is native in transformers: it must load the folder and
+// compute our logits.
+TEST(Convert, GroupedLlamaLoadsInTransformers) {
+  test::TempDir tmp("gqa-convert");
+  for (const char* strategy : {"mean", "similarity"}) {
+    ConvertOptions o;
+    o.strategy = strategy;
+    o.kv_heads = 2;
+    const std::string out = tmp.file(std::string("llama_") + strategy);
+    convert_checkpoint(oracle("llama_mha"), out, o);
+    const double d = max_abs_diff(transformers_logits(out, "llama_mha", tmp), logits_for(out, "llama_mha"));
+    std::cout << "[convert] llama_mha " << strategy << " kv=2 transformers_vs_ours=" << d << "\n";
+    EXPECT_LE(d, 1e-4) << strategy;
+  }
+}
+
+// GPT-2, GPT-Neo and T5 have no GQA in transformers: --export expanded repeats the KV heads so the
+// vanilla classes load the folder, and their logits must equal our grouped model's.
+TEST(Convert, ExpandedExportLoadsInVanillaTransformers) {
+  test::TempDir tmp("gqa-convert");
+  for (const char* c : {"gpt2_h4", "gpt_neo_h4", "t5_v11"}) {
+    ConvertOptions o;
+    o.kv_heads = 2;
+    const std::string grouped = tmp.file(std::string(c) + "_grouped"), expanded = tmp.file(std::string(c) + "_expanded");
+    convert_checkpoint(oracle(c), grouped, o);
+    o.export_expanded = true;
+    convert_checkpoint(oracle(c), expanded, o);
+    EXPECT_TRUE(load_config(expanded).layout(AttentionModule::DecoderSelf, 0).is_mha());
+    const double d = max_abs_diff(transformers_logits(expanded, c, tmp), logits_for(grouped, c));
+    std::cout << "[convert] " << c << " expanded transformers_vs_grouped_ours=" << d << "\n";
+    EXPECT_LE(d, 1e-4) << c;
+  }
+}
+
+TEST(Convert, AlreadyGroupedInputGroupsFurther) {
+  test::TempDir tmp("gqa-convert");
+  ConvertOptions o;
+  o.mqa = true;
+  const ConvertSummary s = convert_checkpoint(oracle("llama_gqa_h6kv2"), tmp.file("mqa"), o);
+  EXPECT_EQ(s.kv_bytes_per_token_after * 2, s.kv_bytes_per_token_before);
+  // MQA from 2 KV heads of 3 query heads each = the mean of the two KV heads.
+  Checkpoint src(oracle("llama_gqa_h6kv2")), dst(tmp.file("mqa"));
+  const AttentionWeights a = read_attention(src, AttentionModule::DecoderSelf, 0), b = read_attention(dst, AttentionModule::DecoderSelf, 0);
+  EXPECT_LE((b.k - (a.k_head(0) + a.k_head(1)) / 2).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_TRUE(at::isfinite(logits_for(tmp.file("mqa"), "llama_gqa_h6kv2")).all().item<bool>());
+}
+
+TEST(Convert, UnevenGroupMapConvertsAndRuns) {
+  test::TempDir tmp("gqa-convert");
+  ConvertOptions o;
+  o.group_map = std::vector<int>{0, 0, 1, 2, 2, 2};
+  convert_checkpoint(oracle("gpt2_h6"), tmp.file("out"), o);
+  const ModelConfig c = load_config(tmp.file("out"));
+  EXPECT_EQ(c.layout(AttentionModule::DecoderSelf, 2).group_sizes(), (std::vector<int>{2, 1, 3}));
+  EXPECT_TRUE(at::isfinite(logits_for(tmp.file("out"), "gpt2_h6")).all().item<bool>());
+}
+
+TEST(Convert, T5ModulesAndLayersAreChosen) {
+  test::TempDir tmp("gqa-convert");
+  ConvertOptions o;
+  o.kv_heads = 1;
+  o.modules = {AttentionModule::EncoderSelf, AttentionModule::DecoderCross};
+  o.layers = std::set<int64_t>{1};
+  convert_checkpoint(oracle("t5_v10"), tmp.file("out"), o);
+  const ModelConfig c = load_config(tmp.file("out"));
+  EXPECT_EQ(c.layout(AttentionModule::EncoderSelf, 0).n_kv, 4);
+  EXPECT_EQ(c.layout(AttentionModule::EncoderSelf, 1).n_kv, 1);
+  EXPECT_EQ(c.layout(AttentionModule::DecoderCross, 1).n_kv, 1);
+  EXPECT_EQ(c.layout(AttentionModule::DecoderSelf, 1).n_kv, 4);
+  EXPECT_TRUE(at::isfinite(logits_for(tmp.file("out"), "t5_v10")).all().item<bool>());
+}
+
+TEST(ConvertBadInput, EachFailsCleanlyAndLeavesNoFolder) {
+  test::TempDir tmp("gqa-convert");
+  const std::string out = tmp.file("out");
+  auto fails = [&](ConvertOptions o, const std::string& src, const std::string& needle) {
+    try {
+      convert_checkpoint(oracle(src), out, o);
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(files::exists(out)) << needle;
+    for (const auto& e : files::list_directory(tmp.path)) ADD_FAILURE() << "left behind: " << e;
+  };
+  ConvertOptions o;
+  o.kv_heads = 8;
+  fails(o, "gpt2_h4", "more than the model's 4 query heads");
+  o.kv_heads = 3;
+  fails(o, "gpt2_h4", "does not divide");
+  o.kv_heads = 0;
+  fails(o, "gpt2_h4", "must be positive");
+  o = {};
+  o.group_map = std::vector<int>{0, 0, 1};
+  fails(o, "gpt2_h4", "one per query head");
+  o.group_map = std::vector<int>{0, 0, 2, 2};
+  fails(o, "gpt2_h4", "KV head 1 has no query heads");
+  o = {};
+  fails(o, "gpt2_h4", "give exactly one");
+  o.kv_heads = 2;
+  o.strategy = "best";
+  fails(o, "gpt2_h4", "unknown 'best'");
+  o.strategy = "mean";
+  o.modules = {AttentionModule::EncoderSelf};
+  fails(o, "gpt2_h4", "has no encoder_self");
+  o.modules = {};
+  ASSERT_EQ(::mkdir(out.c_str(), 0755), 0);
+  EXPECT_THROW(convert_checkpoint(oracle("gpt2_h4"), out, o), InputError);
+  EXPECT_TRUE(files::list_directory(out).empty());  // an existing folder is left alone without --force
+  EXPECT_EQ(files::list_directory(tmp.path).size(), 1u);
+}
+
+}  // namespace
+}  // namespace gqa
