@@ -33,7 +33,7 @@ int convert(const Args& args) {
   opts.add_options()("help,h", "show options")
       ("in", po::value<std::string>()->required(), "source Hugging Face folder (MHA, or GQA to group further)")
       ("out", po::value<std::string>()->required(), "output folder (written atomically)")
-      ("strategy,s", po::value<std::string>(&o.strategy)->default_value("mean"), "mean | first | random | similarity")
+      ("strategy,s", po::value<std::string>(&o.strategy)->default_value("mean"), "mean | first | random | weighted | random-weighted | similarity | svd")
       ("kv-heads,k", po::value<int>(), "KV heads per block (equal contiguous groups)")
       ("mqa", po::bool_switch(&o.mqa), "one KV head per block")
       ("group-map", po::value<std::string>(), "KV head of each query head, e.g. 0,0,0,1,1,1,2,2 (uneven groups)")

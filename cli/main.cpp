@@ -20,7 +20,8 @@ struct Verb {
 const Verb kVerbs[] = {
     {"inspect", gqa::cli::inspect, "show family, heads, KV groups, head dims, parameters and KV-cache size"},
     {"generate", gqa::cli::generate, "generate text from a prompt (greedy or sampling) with the KV cache"},
-    {"convert", gqa::cli::convert, "turn MHA attention into GQA/MQA (mean, first, random, similarity)"},
+    {"convert", gqa::cli::convert, "turn MHA attention into GQA/MQA (mean, first, random, weighted, similarity, svd)"},
+    {"fold", gqa::cli::fold, "bake learned WGQA scalars into plain GQA weights"},
 };
 
 void usage(std::ostream& os) {

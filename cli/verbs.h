@@ -10,5 +10,6 @@ using Args = std::vector<std::string>;  // arguments after the verb
 int inspect(const Args& args);
 int generate(const Args& args);
 int convert(const Args& args);
+int fold(const Args& args);
 
 }  // namespace gqa::cli

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/arch.h"
+#include "convert/strategy.h"
 #include "core/error.h"
 
 namespace gqa {
@@ -39,26 +40,36 @@ std::vector<Role> roles_of(const AttentionRoles& r) {
 
 }  // namespace
 
-AttentionWeights read_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer) {
+AttentionWeights read_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer, Vector* k_scale,
+                                Vector* v_scale) {
   const ModelConfig& cfg = ckpt.config();
   const AttentionRoles r = attention_roles(module);
   AttentionWeights w;
   w.layout = cfg.layout(module, layer);
   const AttentionLayout& l = w.layout;
   const int64_t d = cfg.d_model, dqk = l.head_dim_qk, dv = l.head_dim_v;
+  // A weighted (WGQA) block stores one K/V head per query head and a scalar for each.
+  const bool weighted = cfg.weighted.count(module) && has_role(ckpt, r.stack, r.k_scale, layer);
+  const int64_t kv = weighted ? l.n_q : l.n_kv;
   w.q = to_matrix(load_role(ckpt, r.stack, r.q, layer, {l.n_q * dqk, d}));
-  w.k = to_matrix(load_role(ckpt, r.stack, r.k, layer, {l.n_kv * dqk, d}));
-  w.v = to_matrix(load_role(ckpt, r.stack, r.v, layer, {l.n_kv * dv, d}));
+  w.k = to_matrix(load_role(ckpt, r.stack, r.k, layer, {kv * dqk, d}));
+  w.v = to_matrix(load_role(ckpt, r.stack, r.v, layer, {kv * dv, d}));
   w.o = to_matrix(load_role(ckpt, r.stack, r.o, layer, {d, l.n_q * dv}));
-  auto bias = [&](const std::optional<Role>& role, int64_t n) -> Vector {
+  auto vec = [&](const std::optional<Role>& role, int64_t n) -> Vector {
     if (!role || !has_role(ckpt, r.stack, *role, layer)) return Vector();
     return to_matrix(load_role(ckpt, r.stack, *role, layer, {n})).col(0);
   };
-  w.q_bias = bias(r.q_bias, l.n_q * dqk);
-  w.k_bias = bias(r.k_bias, l.n_kv * dqk);
-  w.v_bias = bias(r.v_bias, l.n_kv * dv);
-  w.o_bias = bias(r.o_bias, d);
-  return w;
+  w.q_bias = vec(r.q_bias, l.n_q * dqk);
+  w.k_bias = vec(r.k_bias, kv * dqk);
+  w.v_bias = vec(r.v_bias, kv * dv);
+  w.o_bias = vec(r.o_bias, d);
+  if (!weighted) return w;
+  const Vector ks = vec(r.k_scale, l.n_q), vs = vec(r.v_scale, l.n_q);
+  if (k_scale) *k_scale = ks;
+  if (v_scale) *v_scale = vs;
+  const std::vector<int> groups = l.group_of;  // l is w.layout, about to become the stored (MHA) form
+  w.layout = AttentionLayout::even(l.n_q, l.n_q, int(dqk), int(dv));
+  return pool_heads(w, groups, ks, vs);  // the function the runtime computes
 }
 
 AttentionWeights expand_to_mha(const AttentionWeights& w) {
@@ -82,7 +93,10 @@ AttentionWeights expand_to_mha(const AttentionWeights& w) {
 std::vector<std::string> attention_tensor_names(const Checkpoint& ckpt, AttentionModule module, int64_t layer) {
   const AttentionRoles r = attention_roles(module);
   std::vector<std::string> names;
-  for (Role role : roles_of(r))
+  std::vector<Role> roles = roles_of(r);
+  roles.push_back(r.k_scale);
+  roles.push_back(r.v_scale);
+  for (Role role : roles)
     if (auto n = role_tensor_name(ckpt, r.stack, role, layer))
       if (names.empty() || std::find(names.begin(), names.end(), *n) == names.end()) names.push_back(*n);
   return names;

@@ -34,8 +34,11 @@ struct AttentionWeights {
   auto o_head(int h) const { return o.middleCols(int64_t(h) * layout.head_dim_v, layout.head_dim_v); }
 };
 
-// Reads a block as the checkpoint's config describes it.
-AttentionWeights read_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer);
+// Reads a block as the checkpoint's config describes it. A weighted (WGQA) block comes back
+// pooled with its scalars — the function the runtime computes — and the scalars go to
+// k_scale/v_scale when given.
+AttentionWeights read_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer,
+                                Vector* k_scale = nullptr, Vector* v_scale = nullptr);
 
 // The same function with one KV head per query head (KV heads repeated along their groups): the
 // form every strategy starts from, and what `--export expanded` writes for vanilla transformers.

@@ -37,6 +37,20 @@ std::vector<int> target_group_map(const ConvertOptions& o, int n_q) {
 
 }  // namespace
 
+ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force, std::ostream* progress) {
+  const ModelConfig cfg = load_config(in_dir);
+  if (cfg.weighted.empty())
+    throw InputError(cfg.path, "gqa_weighted", "not a weighted (WGQA) folder: there are no scalars to fold");
+  // read_attention already pools a weighted block with its scalars; keeping the first (only)
+  // copy of each pooled head per group writes exactly those weights.
+  ConvertOptions o;
+  o.strategy = "first";
+  o.keep_layout = true;
+  o.modules = cfg.weighted;
+  o.force = force;
+  return convert_checkpoint(in_dir, out_dir, o, progress);
+}
+
 std::set<int64_t> parse_layers(const std::string& text, int64_t n_layers, const std::string& what) {
   std::set<int64_t> out;
   std::stringstream ss(text);
@@ -64,7 +78,8 @@ std::set<int64_t> parse_layers(const std::string& text, int64_t n_layers, const 
 
 json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::vector<AttentionLayout>>& layouts) {
   json j = cfg.raw;
-  for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers", "num_key_value_heads"})
+  for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers", "gqa_weighted",
+                        "num_key_value_heads"})
     j.erase(k);
   // Modules with any non-MHA block carry the fields; the first such block is the base layout.
   std::vector<AttentionModule> grouped;
@@ -123,7 +138,10 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   for (AttentionModule m : modules)
     if (!cfg.layouts.count(m))
       throw InputError("--modules", "", std::string(family_name(cfg.family)) + " has no " + module_name(m) + " attention");
-  const std::vector<int> target = target_group_map(opts, int(cfg.n_heads));
+  const std::vector<int> target = opts.keep_layout ? std::vector<int>() : target_group_map(opts, int(cfg.n_heads));
+  const bool keeps_scales = strategy_keeps_scales(opts.strategy);
+  if (keeps_scales && opts.export_expanded)
+    throw InputError("--export", "expanded", "a weighted (WGQA) folder must be uptrained and folded first (gqa fold)");
 
   // Which blocks to convert.
   std::vector<BlockKey> blocks;
@@ -143,6 +161,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     std::map<BlockKey, std::string> reports;
     BlockKey cached{AttentionModule::DecoderSelf, -1};
     AttentionWeights weights;
+    Vector k_scale, v_scale;
   };
   auto state = std::make_shared<State>();
   auto compute = [&in, &opts, &target, strategy, state, &cfg, progress, n_blocks = blocks.size()](const BlockKey& key) -> const AttentionWeights& {
@@ -153,7 +172,8 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
       auto it = opts.calibration->find(key);
       if (it != opts.calibration->end()) calib = &it->second;
     }
-    StrategyInput si{mha, target, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
+    const std::vector<int>& groups = opts.keep_layout ? cfg.layout(key.first, key.second).group_of : target;
+    StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
                      cfg.rope.type != RopeType::None, calib};
     StrategyOutput out = strategy(si);
     state->layouts[key] = out.weights.layout;
@@ -163,6 +183,8 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
         *progress << "  converted " << block_name(key) << " (" << state->reports.size() << "/" << n_blocks << ")"
                   << (out.report.empty() ? "" : ": " + out.report) << "\n";
     }
+    state->k_scale = out.k_scale;
+    state->v_scale = out.v_scale;
     state->weights = opts.export_expanded ? expand_to_mha(out.weights) : std::move(out.weights);
     state->cached = key;
     return state->weights;
@@ -172,13 +194,26 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   std::set<std::string> replaced;
   for (const BlockKey& key : blocks) {
     const AttentionLayout& src = cfg.layout(key.first, key.second);
-    const int n_kv = opts.export_expanded ? src.n_q : *std::max_element(target.begin(), target.end()) + 1;
+    const int n_groups = opts.keep_layout ? src.n_kv : *std::max_element(target.begin(), target.end()) + 1;
     AttentionLayout sized = src;  // tensor shapes need only the head counts and dims
-    sized.n_kv = n_kv;
+    sized.n_kv = opts.export_expanded || keeps_scales ? src.n_q : n_groups;
     const auto names = attention_tensor_names(in, key.first, key.second);
     const DType dtype = in.tensor(names.front()).dtype;
     for (auto& t : attention_tensors(in, cfg, key.first, key.second, sized, dtype, [compute, key]() -> const AttentionWeights& { return compute(key); }))
       writer.add(std::move(t));
+    if (keeps_scales) {  // WGQA scalars, float32 [n_q] beside the block
+      const AttentionRoles r = attention_roles(key.first);
+      for (const bool is_k : {true, false}) {
+        TensorToWrite t{new_role_tensor_name(in, r.stack, is_k ? r.k_scale : r.v_scale, key.second), DType::F32,
+                        {src.n_q}, size_t(src.n_q) * 4, nullptr};
+        t.fill = [compute, key, state, is_k](uint8_t* dst) {
+          compute(key);
+          const Vector& s = is_k ? state->k_scale : state->v_scale;
+          std::memcpy(dst, s.data(), size_t(s.size()) * 4);
+        };
+        writer.add(std::move(t));
+      }
+    }
     replaced.insert(names.begin(), names.end());
   }
   // Everything else goes through byte for byte.
@@ -197,7 +232,8 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     for (const auto& [key, l] : state->layouts)
       layouts[key.first][size_t(key.second)] = opts.export_expanded ? AttentionLayout::even(l.n_q, l.n_q, l.head_dim_qk, l.head_dim_v) : l;
     json j = with_layouts(cfg, layouts);
-    j["gqa_conversion"] = {{"strategy", opts.strategy}, {"source", in_dir}, {"seed", opts.seed},
+    if (keeps_scales) j["gqa_weighted"] = true;
+    j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold" : opts.strategy}, {"source", in_dir}, {"seed", opts.seed},
                            {"export", opts.export_expanded ? "expanded" : "grouped"}, {"tool", "gqa 0.1.0"}};
     ModelConfig out_cfg = parse_config(j, out_dir + "/config.json");
     summary.kv_bytes_per_token_before = cfg.kv_bytes_per_token(4);

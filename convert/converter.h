@@ -25,6 +25,7 @@ struct ConvertOptions {
   uint64_t seed = 0;
   bool force = false;                     // replace an existing output folder
   bool export_expanded = false;           // write MHA-shaped weights (KV heads repeated) instead
+  bool keep_layout = false;               // every block keeps its own grouping (gqa fold)
   // Calibration per (module, layer) for strategies that use activations.
   const std::map<std::pair<AttentionModule, int64_t>, BlockCalibration>* calibration = nullptr;
 };
@@ -37,6 +38,11 @@ struct ConvertSummary {
 
 ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& out_dir, const ConvertOptions& opts,
                                   std::ostream* progress = nullptr);
+
+// gqa fold: bakes the learned WGQA scalars of a weighted folder into plain GQA weights. The result
+// computes the same function with a KV cache and weights of an ordinary grouped model.
+ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force,
+                               std::ostream* progress = nullptr);
 
 // The config.json fields that describe `layouts` (num_key_value_heads, gqa_group_map,
 // gqa_qk_head_dim, gqa_v_head_dim, gqa_modules, gqa_layers), replacing any in `raw`. Checked by

@@ -8,11 +8,14 @@ namespace {
 struct Entry {
   const char* name;
   Strategy fn;
+  bool keeps_scales = false;
 };
 const Entry kStrategies[] = {
     {"mean", strategy_mean},
     {"first", strategy_first},
     {"random", strategy_random},
+    {"weighted", strategy_weighted, true},
+    {"random-weighted", strategy_random_weighted, true},
     {"similarity", strategy_similarity},
 };
 
@@ -22,6 +25,12 @@ Strategy find_strategy(const std::string& name) {
   for (const auto& e : kStrategies)
     if (name == e.name) return e.fn;
   return nullptr;
+}
+
+bool strategy_keeps_scales(const std::string& name) {
+  for (const auto& e : kStrategies)
+    if (name == e.name) return e.keeps_scales;
+  return false;
 }
 
 std::vector<std::string> strategy_names() {

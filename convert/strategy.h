@@ -11,7 +11,8 @@ namespace gqa {
 
 // Calibration statistics of one block (from running the source model on calibration text).
 struct BlockCalibration {
-  Matrix input_gram;  // sum over tokens of x x^T for the block's input x (the keys' side): [d, d]
+  Matrix input_gram;  // sum over tokens of x x^T for the block's key/value input x: [d, d]
+  Vector input_sum;   // sum over tokens of x: [d] (with tokens, lets biases join the statistics)
   int64_t tokens = 0;
 };
 
@@ -24,9 +25,10 @@ struct StrategyInput {
 };
 
 struct StrategyOutput {
-  AttentionWeights weights;  // the grouped block (its layout may permute heads, see similarity)
-  // Learnable per-head scalars (WGQA) kept beside the weights: [n_q] each for K and V.
-  Vector k_scale, v_scale;
+  // The grouped block (its layout may permute heads, see similarity). With scales (WGQA) k and v
+  // still hold one head per query head, and the layout says how they pool.
+  AttentionWeights weights;
+  Vector k_scale, v_scale;  // learnable per-head scalars (WGQA), [n_q] each; empty otherwise
   std::string report;        // a line for `gqa convert --report`
 };
 
@@ -34,6 +36,8 @@ using Strategy = StrategyOutput (*)(const StrategyInput&);
 
 // Registered strategies by name; nullptr for an unknown name.
 Strategy find_strategy(const std::string& name);
+// Whether a strategy writes WGQA folders (stored heads + scales, to be folded after uptraining).
+bool strategy_keeps_scales(const std::string& name);
 std::vector<std::string> strategy_names();
 
 // Shared by the pooling strategies: K/V of group g = sum over its heads h of k_w[h] * K_h (and
@@ -46,5 +50,7 @@ StrategyOutput strategy_mean(const StrategyInput& in);
 StrategyOutput strategy_first(const StrategyInput& in);
 StrategyOutput strategy_random(const StrategyInput& in);
 StrategyOutput strategy_similarity(const StrategyInput& in);
+StrategyOutput strategy_weighted(const StrategyInput& in);
+StrategyOutput strategy_random_weighted(const StrategyInput& in);
 
 }  // namespace gqa

@@ -1,5 +1,7 @@
 #include "core/arch.h"
 
+#include <algorithm>
+
 #include "core/checkpoint.h"
 #include "core/error.h"
 
@@ -37,6 +39,8 @@ const Entry kTable[] = {
     {Family::GPT2, D, Role::AttnVBias, "transformer.h.{L}.attn.c_attn.bias", false, 2},
     {Family::GPT2, D, Role::AttnO, "transformer.h.{L}.attn.c_proj.weight", true},
     {Family::GPT2, D, Role::AttnOBias, "transformer.h.{L}.attn.c_proj.bias"},
+    {Family::GPT2, D, Role::AttnKScale, "transformer.h.{L}.attn.gqa_k_scale"},
+    {Family::GPT2, D, Role::AttnVScale, "transformer.h.{L}.attn.gqa_v_scale"},
     {Family::GPT2, D, Role::FfnNorm, "transformer.h.{L}.ln_2.weight"},
     {Family::GPT2, D, Role::FfnNormBias, "transformer.h.{L}.ln_2.bias"},
     {Family::GPT2, D, Role::FfnUp, "transformer.h.{L}.mlp.c_fc.weight", true},
@@ -56,6 +60,8 @@ const Entry kTable[] = {
     {Family::GPTNeo, D, Role::AttnV, "transformer.h.{L}.attn.attention.v_proj.weight"},
     {Family::GPTNeo, D, Role::AttnO, "transformer.h.{L}.attn.attention.out_proj.weight"},
     {Family::GPTNeo, D, Role::AttnOBias, "transformer.h.{L}.attn.attention.out_proj.bias"},
+    {Family::GPTNeo, D, Role::AttnKScale, "transformer.h.{L}.attn.attention.gqa_k_scale"},
+    {Family::GPTNeo, D, Role::AttnVScale, "transformer.h.{L}.attn.attention.gqa_v_scale"},
     {Family::GPTNeo, D, Role::FfnNorm, "transformer.h.{L}.ln_2.weight"},
     {Family::GPTNeo, D, Role::FfnNormBias, "transformer.h.{L}.ln_2.bias"},
     {Family::GPTNeo, D, Role::FfnUp, "transformer.h.{L}.mlp.c_fc.weight"},
@@ -75,6 +81,8 @@ const Entry kTable[] = {
     {Family::Llama, D, Role::AttnKBias, "model.layers.{L}.self_attn.k_proj.bias"},
     {Family::Llama, D, Role::AttnVBias, "model.layers.{L}.self_attn.v_proj.bias"},
     {Family::Llama, D, Role::AttnOBias, "model.layers.{L}.self_attn.o_proj.bias"},
+    {Family::Llama, D, Role::AttnKScale, "model.layers.{L}.self_attn.gqa_k_scale"},
+    {Family::Llama, D, Role::AttnVScale, "model.layers.{L}.self_attn.gqa_v_scale"},
     {Family::Llama, D, Role::FfnNorm, "model.layers.{L}.post_attention_layernorm.weight"},
     {Family::Llama, D, Role::FfnGate, "model.layers.{L}.mlp.gate_proj.weight"},
     {Family::Llama, D, Role::FfnUp, "model.layers.{L}.mlp.up_proj.weight"},
@@ -104,6 +112,12 @@ const Entry kTable[] = {
     {Family::T5, D, Role::CrossK, "decoder.block.{L}.layer.1.EncDecAttention.k.weight"},
     {Family::T5, D, Role::CrossV, "decoder.block.{L}.layer.1.EncDecAttention.v.weight"},
     {Family::T5, D, Role::CrossO, "decoder.block.{L}.layer.1.EncDecAttention.o.weight"},
+    {Family::T5, E, Role::AttnKScale, "encoder.block.{L}.layer.0.SelfAttention.gqa_k_scale"},
+    {Family::T5, E, Role::AttnVScale, "encoder.block.{L}.layer.0.SelfAttention.gqa_v_scale"},
+    {Family::T5, D, Role::AttnKScale, "decoder.block.{L}.layer.0.SelfAttention.gqa_k_scale"},
+    {Family::T5, D, Role::AttnVScale, "decoder.block.{L}.layer.0.SelfAttention.gqa_v_scale"},
+    {Family::T5, D, Role::CrossKScale, "decoder.block.{L}.layer.1.EncDecAttention.gqa_k_scale"},
+    {Family::T5, D, Role::CrossVScale, "decoder.block.{L}.layer.1.EncDecAttention.gqa_v_scale"},
     {Family::T5, E, Role::FfnNorm, "encoder.block.{L}.layer.1.layer_norm.weight"},
     {Family::T5, D, Role::FfnNorm, "decoder.block.{L}.layer.2.layer_norm.weight"},
     {Family::T5, E, Role::FfnUp, "encoder.block.{L}.layer.1.DenseReluDense.wi.weight"},
@@ -136,7 +150,7 @@ const char* role_name(Role r) {
       "token_embedding", "position_embedding", "lm_head", "final_norm", "final_norm_bias",
       "attn_norm", "attn_norm_bias", "attn_q", "attn_k", "attn_v", "attn_o", "attn_q_bias",
       "attn_k_bias", "attn_v_bias", "attn_o_bias", "attn_relative_bias", "cross_norm", "cross_q",
-      "cross_k", "cross_v", "cross_o", "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias",
+      "cross_k", "cross_v", "cross_o", "attn_k_scale", "attn_v_scale", "cross_k_scale", "cross_v_scale", "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias",
       "ffn_gate", "ffn_down", "ffn_down_bias"};
   return names[int(r)];
 }
@@ -165,16 +179,30 @@ std::optional<std::string> role_tensor_name(const Checkpoint& ckpt, Stack s, Rol
   return loc ? resolve(ckpt, loc->name) : std::nullopt;
 }
 
+std::string new_role_tensor_name(const Checkpoint& in, Stack s, Role r, int64_t layer) {
+  auto loc = locate(in.config(), s, r, layer);
+  if (!loc) throw InputError(in.dir(), role_name(r), std::string("no such tensor in a ") + family_name(in.config().family) + " model");
+  // A base-model save (no "transformer."/"model." prefix on any tensor) drops it here too.
+  for (const std::string prefix : {"transformer.", "model."}) {
+    if (loc->name.rfind(prefix, 0) != 0) continue;
+    const auto names = in.names();
+    const bool any = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; });
+    if (!any) return loc->name.substr(prefix.size());
+  }
+  return loc->name;
+}
+
 bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer) {
   return role_tensor_name(ckpt, s, r, layer).has_value();
 }
 
 AttentionRoles attention_roles(AttentionModule module) {
   if (module == AttentionModule::DecoderCross)
-    return {Stack::Decoder, Role::CrossQ, Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {}};
+    return {Stack::Decoder, Role::CrossQ, Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {},
+            Role::CrossKScale, Role::CrossVScale};
   return {module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder,
           Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO,
-          Role::AttnQBias, Role::AttnKBias, Role::AttnVBias, Role::AttnOBias};
+          Role::AttnQBias, Role::AttnKBias, Role::AttnVBias, Role::AttnOBias, Role::AttnKScale, Role::AttnVScale};
 }
 
 HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
@@ -209,8 +237,8 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
   int64_t row_begin = 0, row_count = out_dim;
   if (loc->fused_part >= 0) {
     const AttentionLayout& l = cfg.layout(AttentionModule::DecoderSelf, layer);
-    const int64_t sizes[3] = {int64_t(l.n_q) * l.head_dim_qk, int64_t(l.n_kv) * l.head_dim_qk,
-                              int64_t(l.n_kv) * l.head_dim_v};
+    const int64_t kv = cfg.stored_kv_heads(AttentionModule::DecoderSelf, layer);
+    const int64_t sizes[3] = {int64_t(l.n_q) * l.head_dim_qk, kv * l.head_dim_qk, kv * l.head_dim_v};
     if (sizes[0] + sizes[1] + sizes[2] != out_dim)
       throw InputError(where, *name, "fused q/k/v has " + std::to_string(out_dim) + " outputs, the config's attention layout needs " +
                                          std::to_string(sizes[0] + sizes[1] + sizes[2]));

@@ -18,6 +18,8 @@ enum class Role {
   AttnNorm, AttnNormBias, AttnQ, AttnK, AttnV, AttnO, AttnQBias, AttnKBias, AttnVBias, AttnOBias,
   AttnRelativeBias,  // T5: [buckets, heads] in the first block of each stack
   CrossNorm, CrossQ, CrossK, CrossV, CrossO,
+  // WGQA: one learnable scalar per stored K (V) head, [n_q]; only in weighted folders (gqa_weighted).
+  AttnKScale, AttnVScale, CrossKScale, CrossVScale,
   FfnNorm, FfnNormBias, FfnUp, FfnUpBias, FfnGate, FfnDown, FfnDownBias,
 };
 const char* role_name(Role r);
@@ -51,11 +53,16 @@ bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer);
 // nullopt when absent.
 std::optional<std::string> role_tensor_name(const Checkpoint& ckpt, Stack s, Role r, int64_t layer);
 
+// The name a role gets when a writer adds it to a folder made from `in` (same prefix style as the
+// checkpoint's other tensors), e.g. WGQA scales that the source does not have.
+std::string new_role_tensor_name(const Checkpoint& in, Stack s, Role r, int64_t layer);
+
 // The attention roles of a module: q, k, v, o weights then their biases (T5 cross: weights only).
 struct AttentionRoles {
   Stack stack;
   Role q, k, v, o;
   std::optional<Role> q_bias, k_bias, v_bias, o_bias;
+  Role k_scale, v_scale;
 };
 AttentionRoles attention_roles(AttentionModule module);
 

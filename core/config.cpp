@@ -198,6 +198,10 @@ const AttentionLayout& ModelConfig::layout(AttentionModule m, int64_t layer) con
   return layouts.at(m).at(size_t(layer));
 }
 
+int ModelConfig::stored_kv_heads(AttentionModule m, int64_t layer) const {
+  return weighted.count(m) ? layout(m, layer).n_q : layout(m, layer).n_kv;
+}
+
 std::vector<AttentionModule> ModelConfig::modules() const {
   if (is_encoder_decoder())
     return {AttentionModule::EncoderSelf, AttentionModule::DecoderSelf, AttentionModule::DecoderCross};
@@ -364,6 +368,7 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   } else {
     converted = {AttentionModule::DecoderSelf};
   }
+  if (f.boolean_or("gqa_weighted", false)) c.weighted = converted;
   for (AttentionModule m : c.modules()) {
     int64_t layers = m == AttentionModule::EncoderSelf ? c.n_encoder_layers : c.n_layers;
     c.layouts[m].assign(size_t(layers), converted.count(m) ? grouped : mha);

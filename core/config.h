@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -85,7 +86,13 @@ struct ModelConfig {
   // Attention layout per module and layer (T5 has three modules; others DecoderSelf only).
   std::map<AttentionModule, std::vector<AttentionLayout>> layouts;
 
+  // WGQA folders (gqa_weighted): these modules store one K/V head per query head plus a learnable
+  // scalar each; the runtime pools them into the layout's KV heads on every forward.
+  std::set<AttentionModule> weighted;
+
   const AttentionLayout& layout(AttentionModule m, int64_t layer) const;
+  // K/V heads the checkpoint stores for a block (the query-head count in weighted modules).
+  int stored_kv_heads(AttentionModule m, int64_t layer) const;
   bool is_encoder_decoder() const { return family == Family::T5; }
   std::vector<AttentionModule> modules() const;
   // KV-cache bytes per token of one sequence (self-attention caches, all layers) at a dtype size.

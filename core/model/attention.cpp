@@ -34,6 +34,27 @@ at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos, const at::Ten
   return x * cos + rotated * sin;
 }
 
+namespace {
+
+// sum over the heads h of each group g of scale[h] * W_h (and biases), [n_q*dh, d] -> [n_kv*dh, d]
+Linear pool(const Linear& stored, const at::Tensor& scale, const at::Tensor& group_index, int64_t n_kv) {
+  const int64_t n_q = scale.size(0);
+  const at::Tensor s = scale.to(stored.weight.scalar_type());
+  at::Tensor w = stored.weight.view({n_q, -1, stored.weight.size(1)}) * s.view({n_q, 1, 1});
+  Linear out;
+  out.weight = at::zeros({n_kv, w.size(1), w.size(2)}, w.options()).index_add(0, group_index, w).view({-1, w.size(2)});
+  if (stored.bias.defined()) {
+    at::Tensor b = stored.bias.view({n_q, -1}) * s.view({n_q, 1});
+    out.bias = at::zeros({n_kv, b.size(1)}, b.options()).index_add(0, group_index, b).view({-1});
+  }
+  return out;
+}
+
+}  // namespace
+
+Linear Attention::key_projection() const { return k_scale.defined() ? pool(k, k_scale, group_index, layout.n_kv) : k; }
+Linear Attention::value_projection() const { return v_scale.defined() ? pool(v, v_scale, group_index, layout.n_kv) : v; }
+
 at::Tensor Attention::split_heads(const at::Tensor& y, int64_t n, int64_t d) {
   return y.view({y.size(0), y.size(1), n, d}).transpose(1, 2);
 }
@@ -58,8 +79,8 @@ at::Tensor Attention::self_attention(const at::Tensor& x, const at::Tensor& mask
                                      const std::pair<at::Tensor, at::Tensor>& cos_sin, KVCache* cache,
                                      size_t layer) const {
   at::Tensor qh = split_heads(q(x), layout.n_q, layout.head_dim_qk);
-  at::Tensor kh = split_heads(k(x), layout.n_kv, layout.head_dim_qk);
-  at::Tensor vh = split_heads(v(x), layout.n_kv, layout.head_dim_v);
+  at::Tensor kh = split_heads(key_projection()(x), layout.n_kv, layout.head_dim_qk);
+  at::Tensor vh = split_heads(value_projection()(x), layout.n_kv, layout.head_dim_v);
   if (rope) {
     qh = Rope::apply(qh, cos_sin.first, cos_sin.second);
     kh = Rope::apply(kh, cos_sin.first, cos_sin.second);
@@ -69,7 +90,8 @@ at::Tensor Attention::self_attention(const at::Tensor& x, const at::Tensor& mask
 }
 
 std::pair<at::Tensor, at::Tensor> Attention::project_memory(const at::Tensor& memory) const {
-  return {split_heads(k(memory), layout.n_kv, layout.head_dim_qk), split_heads(v(memory), layout.n_kv, layout.head_dim_v)};
+  return {split_heads(key_projection()(memory), layout.n_kv, layout.head_dim_qk),
+          split_heads(value_projection()(memory), layout.n_kv, layout.head_dim_v)};
 }
 
 at::Tensor Attention::cross_attention(const at::Tensor& x, const at::Tensor& mem_k, const at::Tensor& mem_v,
@@ -84,8 +106,13 @@ Attention load_attention(const Checkpoint& ckpt, AttentionModule module, int64_t
   Attention a;
   a.layout = cfg.layout(module, layer);
   a.scale = scale;
-  const int64_t d = cfg.d_model, nq = a.layout.n_q, nkv = a.layout.n_kv;
+  const bool weighted = cfg.weighted.count(module) && has_role(ckpt, r.stack, r.k_scale, layer);
+  const int64_t d = cfg.d_model, nq = a.layout.n_q, nkv = weighted ? nq : a.layout.n_kv;  // K/V heads stored
   const int64_t dqk = a.layout.head_dim_qk, dv = a.layout.head_dim_v;
+  if (weighted) {
+    a.k_scale = load(ckpt, r.stack, r.k_scale, layer, {nq}, p);
+    a.v_scale = load(ckpt, r.stack, r.v_scale, layer, {nq}, p);
+  }
   a.q.weight = load(ckpt, r.stack, r.q, layer, {nq * dqk, d}, p);
   a.k.weight = load(ckpt, r.stack, r.k, layer, {nkv * dqk, d}, p);
   a.v.weight = load(ckpt, r.stack, r.v, layer, {nkv * dv, d}, p);

@@ -26,6 +26,13 @@ struct Attention {
   AttentionLayout layout;
   double scale = 1.0;
   at::Tensor group_index;  // [n_q] int64: KV head of each query head
+  // WGQA (weighted folders): k and v hold one head per query head and these [n_q] scalars say how
+  // each KV head pools its group's heads; the pooling runs on every forward so the scalars train.
+  at::Tensor k_scale, v_scale;
+
+  // The K/V projections with n_kv heads (pooled when weighted).
+  Linear key_projection() const;
+  Linear value_projection() const;
 
   // x [B, T, d_model] -> heads [B, n, T, d]
   static at::Tensor split_heads(const at::Tensor& y, int64_t n, int64_t d);

@@ -288,3 +288,76 @@ TEST(ConvertBadInput, EachFailsCleanlyAndLeavesNoFolder) {
 
 }  // namespace
 }  // namespace gqa
+
+namespace gqa {
+namespace {
+
+// WGQA: the weighted folder starts as mean pooling, its scalars are stored for uptraining, and
+// gqa fold bakes any scalars into plain GQA weights computing the same function.
+TEST(Weighted, StartsAsMeanPoolingWithScalarsOneOverG) {
+  test::TempDir tmp("gqa-convert");
+  for (const char* c : {"gpt2_h4", "llama_mha", "t5_v11"}) {
+    ConvertOptions o;
+    o.kv_heads = 2;
+    const int n_q = int(load_config(oracle(c)).n_heads);
+    o.kv_heads = n_q / 2;
+    const std::string mean = tmp.file(std::string(c) + "_mean"), weighted = tmp.file(std::string(c) + "_weighted");
+    convert_checkpoint(oracle(c), mean, o);
+    o.strategy = "weighted";
+    convert_checkpoint(oracle(c), weighted, o);
+    const ModelConfig wc = load_config(weighted);
+    EXPECT_EQ(wc.weighted.count(AttentionModule::DecoderSelf), 1u) << c;
+    Checkpoint ck(weighted);
+    Vector ks, vs;
+    read_attention(ck, AttentionModule::DecoderSelf, 0, &ks, &vs);
+    ASSERT_EQ(ks.size(), n_q);
+    EXPECT_FLOAT_EQ(ks[0], 0.5f);
+    EXPECT_FLOAT_EQ(vs[n_q - 1], 0.5f);
+    const double d = max_abs_diff(logits_for(weighted, c), logits_for(mean, c));
+    std::cout << "[convert] " << c << " weighted(init) vs mean max_abs_diff=" << d << "\n";
+    EXPECT_LE(d, 1e-5) << c;
+  }
+}
+
+TEST(Weighted, FoldIsExactForAnyScalars) {
+  test::TempDir tmp("gqa-convert");
+  for (const char* c : {"gpt2_h4", "gpt_neo_h4", "llama_mha", "t5_v11"}) {
+    ConvertOptions o;
+    o.strategy = "random-weighted";  // N(0,1) scalars: far from mean pooling
+    o.seed = 11;
+    o.kv_heads = int(load_config(oracle(c)).n_heads) / 2;
+    const std::string weighted = tmp.file(std::string(c) + "_w"), folded = tmp.file(std::string(c) + "_f"),
+                      mean = tmp.file(std::string(c) + "_m");
+    convert_checkpoint(oracle(c), weighted, o);
+    fold_checkpoint(weighted, folded, false);
+    const ModelConfig fc = load_config(folded);
+    EXPECT_TRUE(fc.weighted.empty());
+    EXPECT_EQ(fc.layout(AttentionModule::DecoderSelf, 0).n_kv, *o.kv_heads);
+    Checkpoint fck(folded);
+    for (const auto& n : fck.names()) EXPECT_EQ(n.find("gqa_k_scale"), std::string::npos) << n;
+    const at::Tensor lw = logits_for(weighted, c), lf = logits_for(folded, c);
+    const double d = max_abs_diff(lw, lf);
+    std::cout << "[convert] " << c << " random-weighted vs folded max_abs_diff=" << d << "\n";
+    EXPECT_LE(d, 1e-5) << c;
+    o.strategy = "mean";
+    convert_checkpoint(oracle(c), mean, o);
+    EXPECT_GT(max_abs_diff(lw, logits_for(mean, c)), 1e-3) << "random scalars should differ from mean pooling";
+  }
+  // A folded Llama is an ordinary GQA Llama for transformers.
+  const double hf = max_abs_diff(transformers_logits(tmp.file("llama_mha_f"), "llama_mha", tmp), logits_for(tmp.file("llama_mha_f"), "llama_mha"));
+  EXPECT_LE(hf, 1e-4);
+}
+
+TEST(Weighted, FoldRefusesAPlainFolderAndExpandedExportRefusesWeighted) {
+  test::TempDir tmp("gqa-convert");
+  EXPECT_THROW(fold_checkpoint(oracle("gpt2_h4"), tmp.file("out"), false), InputError);
+  ConvertOptions o;
+  o.strategy = "weighted";
+  o.kv_heads = 2;
+  o.export_expanded = true;
+  EXPECT_THROW(convert_checkpoint(oracle("gpt2_h4"), tmp.file("out"), o), InputError);
+  EXPECT_TRUE(files::list_directory(tmp.path).empty());
+}
+
+}  // namespace
+}  // namespace gqa
