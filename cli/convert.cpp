@@ -1,12 +1,16 @@
 // gqa convert IN_DIR OUT_DIR: MHA -> GQA/MQA with a pooling or regrouping strategy.
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/options.h"
+#include "convert/calibration.h"
 #include "convert/converter.h"
 #include "convert/grouping.h"
 #include "core/error.h"
+#include "core/tokenizers/tokenizer.h"
+#include "eval/perplexity.h"
 
 namespace gqa::cli {
 namespace {
@@ -24,12 +28,30 @@ std::set<AttentionModule> parse_modules(const std::string& text) {
   return out;
 }
 
+// The first `max_tokens` tokens of a text file and the bytes they came from.
+std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const std::string& model_dir, const std::string& path,
+                                                          int64_t max_tokens) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, "", "cannot open evaluation text");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(path, "", "evaluation text is empty");
+  auto tok = load_tokenizer(model_dir);
+  std::vector<int64_t> ids = tok->encode(text.substr(0, size_t(std::min<int64_t>(int64_t(text.size()), max_tokens * 8))));
+  if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
+  if (ids.size() < 2) throw InputError(path, "", "evaluation text is too short");
+  return {ids, int64_t(tok->decode(ids, false).size())};
+}
+
 }  // namespace
 
 int convert(const Args& args) {
   po::options_description opts("gqa convert IN_DIR OUT_DIR --strategy S (--kv-heads N | --mqa | --group-map MAP) [options]");
   ConvertOptions o;
   std::string exported = "grouped";
+  int64_t calib_tokens = 0, calib_len = 0, eval_tokens = 0;
+  bool report = false;
   opts.add_options()("help,h", "show options")
       ("in", po::value<std::string>()->required(), "source Hugging Face folder (MHA, or GQA to group further)")
       ("out", po::value<std::string>()->required(), "output folder (written atomically)")
@@ -42,7 +64,13 @@ int convert(const Args& args) {
       ("seed", po::value<uint64_t>(&o.seed)->default_value(0), "seed for random choices")
       ("export", po::value<std::string>(&exported)->default_value("grouped"),
        "grouped: KV heads as converted; expanded: MHA-shaped weights (KV heads repeated) for vanilla transformers")
-      ("force", po::bool_switch(&o.force), "replace OUT_DIR if it exists");
+      ("force", po::bool_switch(&o.force), "replace OUT_DIR if it exists")
+      ("calib", po::value<std::string>(), "calibration text: activation similarity (similarity) and output subspaces (svd)")
+      ("calib-tokens", po::value<int64_t>(&calib_tokens)->default_value(16384), "calibration tokens")
+      ("calib-seq-len", po::value<int64_t>(&calib_len)->default_value(256), "calibration sequence length")
+      ("report", po::bool_switch(&report), "print held-out perplexity before and after conversion (needs --eval)")
+      ("eval", po::value<std::string>(), "held-out text for --report")
+      ("eval-tokens", po::value<int64_t>(&eval_tokens)->default_value(16384), "held-out tokens for --report");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"in", "out"})) return 0;
   if (exported != "grouped" && exported != "expanded") throw InputError("--export", "", "expected grouped or expanded");
@@ -57,6 +85,29 @@ int convert(const Args& args) {
   }
   if (vm.count("layers")) o.layers = parse_layers(vm["layers"].as<std::string>(), std::max(cfg.n_layers, cfg.n_encoder_layers), "--layers");
 
+  if (report && !vm.count("eval")) throw InputError("--report", "", "needs --eval FILE (held-out text)");
+  if (calib_tokens <= 0 || calib_len < 2 || eval_tokens < 2) throw InputError("--calib-tokens/--calib-seq-len/--eval-tokens", "", "must be positive");
+  if (cfg.max_positions > 0) calib_len = std::min(calib_len, cfg.max_positions);
+
+  // Everything that can reject the input happens before the output folder is started.
+  std::unique_ptr<Model> source;
+  CalibrationMap calibration;
+  if (vm.count("calib") || report) source = load_model(in_dir);
+  if (vm.count("calib")) {
+    const auto seqs = calibration_sequences(in_dir, vm["calib"].as<std::string>(), calib_tokens, calib_len);
+    std::cout << "calibrating on " << seqs.size() * size_t(calib_len) << " tokens of " << vm["calib"].as<std::string>() << "\n";
+    calibration = collect_calibration(*source, seqs);
+    o.calibration = &calibration;
+  }
+  std::vector<int64_t> eval_ids;
+  int64_t eval_bytes = 0;
+  PerplexityResult before;
+  const int64_t context = cfg.max_positions > 0 ? std::min<int64_t>(cfg.max_positions, 512) : 512;
+  if (report) {
+    std::tie(eval_ids, eval_bytes) = read_eval_tokens(in_dir, vm["eval"].as<std::string>(), eval_tokens);
+    before = perplexity(*source, eval_ids, eval_bytes, context, context / 2);
+  }
+
   std::cout << "gqa convert: " << in_dir << " -> " << out_dir << " (" << family_name(cfg.family) << ", strategy "
             << o.strategy << ")\n";
   const ConvertSummary s = convert_checkpoint(in_dir, out_dir, o, &std::cout);
@@ -64,6 +115,13 @@ int convert(const Args& args) {
             << " -> " << s.kv_bytes_per_token_after << " bytes (" << std::fixed << std::setprecision(3)
             << double(s.kv_bytes_per_token_after) / double(s.kv_bytes_per_token_before) << "x)\n"
             << "wrote " << out_dir << "\n";
+  if (report) {
+    const PerplexityResult after = perplexity(*load_model(out_dir), eval_ids, eval_bytes, context, context / 2);
+    std::cout << std::setprecision(3) << "held-out (" << before.tokens << " tokens, step 0): perplexity "
+              << before.perplexity() << " -> " << after.perplexity() << ", bits/byte " << before.bits_per_byte() << " -> "
+              << after.bits_per_byte() << " (" << std::showpos << 100 * (after.perplexity() / before.perplexity() - 1)
+              << std::noshowpos << "% perplexity)\n";
+  }
   return 0;
 }
 

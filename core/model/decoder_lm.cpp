@@ -93,7 +93,9 @@ at::Tensor DecoderLM::forward(const at::Tensor& ids, const at::Tensor& mask_in, 
       if (!local_mask.defined()) local_mask = attention_mask(key_valid, start, T, true, layer.window);
       m = &local_mask;
     }
-    x = x + layer.attn.self_attention(layer.attn_norm(x), *m, rope ? &*rope : nullptr, cos_sin, cache, l);
+    const at::Tensor h = layer.attn_norm(x);
+    observe(AttentionModule::DecoderSelf, int64_t(l), h, mask);
+    x = x + layer.attn.self_attention(h, *m, rope ? &*rope : nullptr, cos_sin, cache, l);
     x = x + layer.ffn(layer.ffn_norm(x));
   }
   if (cache) cache->end_step(T);

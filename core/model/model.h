@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,11 @@ struct Memory {
   at::Tensor hidden;
   at::Tensor mask;
 };
+
+// Sees the key/value input of every attention block during a forward: [B, T, d] with its token
+// mask [B, T] (1 = token). Used for calibration statistics; no effect on the result.
+using AttentionObserver =
+    std::function<void(AttentionModule module, int64_t layer, const at::Tensor& kv_input, const at::Tensor& mask)>;
 
 class Model {
  public:
@@ -34,11 +40,16 @@ class Model {
   virtual Memory encode(const at::Tensor& ids, const at::Tensor& mask) const;
   // A cache of the decoder's self-attention for `batch` sequences of up to `capacity` tokens.
   KVCache new_cache(int64_t batch, int64_t capacity) const;
+  void set_observer(AttentionObserver o) { observer_ = std::move(o); }
 
  protected:
   Model(ModelConfig cfg, Placement p) : config_(std::move(cfg)), placement_(p) {}
   ModelConfig config_;
   Placement placement_;
+  AttentionObserver observer_;
+  void observe(AttentionModule m, int64_t layer, const at::Tensor& kv_input, const at::Tensor& mask) const {
+    if (observer_) observer_(m, layer, kv_input, mask);
+  }
 };
 
 // Loads any supported family from a Hugging Face folder (fp32 on CPU by default).

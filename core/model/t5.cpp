@@ -76,8 +76,11 @@ class T5Model : public Model {
     const int64_t T = ids.size(1);
     at::Tensor x = at::embedding(shared_, ids);
     at::Tensor bias = position_bias(encoder_, config_, true, 0, T, attention_mask(mask, 0, T, /*causal=*/false));
-    for (const T5Layer& layer : encoder_.layers) {
-      x = x + layer.self.self_attention(layer.self_norm(x), bias, nullptr, {}, nullptr, 0);
+    for (size_t l = 0; l < encoder_.layers.size(); ++l) {
+      const T5Layer& layer = encoder_.layers[l];
+      const at::Tensor h = layer.self_norm(x);
+      observe(AttentionModule::EncoderSelf, int64_t(l), h, mask);
+      x = x + layer.self.self_attention(h, bias, nullptr, {}, nullptr, 0);
       x = x + layer.ffn(layer.ffn_norm(x));
     }
     return {encoder_.final_norm(x), mask};
@@ -98,7 +101,10 @@ class T5Model : public Model {
       for (const T5Layer& layer : decoder_.layers) cache->cross.push_back(layer.cross.project_memory(memory->hidden));
     for (size_t l = 0; l < decoder_.layers.size(); ++l) {
       const T5Layer& layer = decoder_.layers[l];
-      x = x + layer.self.self_attention(layer.self_norm(x), self_bias, nullptr, {}, cache, l);
+      const at::Tensor h = layer.self_norm(x);
+      observe(AttentionModule::DecoderSelf, int64_t(l), h, mask);
+      observe(AttentionModule::DecoderCross, int64_t(l), memory->hidden, memory->mask);
+      x = x + layer.self.self_attention(h, self_bias, nullptr, {}, cache, l);
       auto mem = cache ? cache->cross[l] : layer.cross.project_memory(memory->hidden);
       x = x + layer.cross.cross_attention(layer.cross_norm(x), mem.first, mem.second, cross_mask);
       x = x + layer.ffn(layer.ffn_norm(x));

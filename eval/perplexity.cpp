@@ -1,0 +1,61 @@
+#include "eval/perplexity.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace gqa {
+
+double PerplexityResult::perplexity() const { return tokens ? std::exp(nll_sum / double(tokens)) : NAN; }
+double PerplexityResult::bits_per_byte() const { return bytes ? nll_sum / std::log(2.0) / double(bytes) : NAN; }
+
+PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids, int64_t text_bytes, int64_t context,
+                            int64_t stride, int64_t batch) {
+  if (model.is_encoder_decoder())
+    throw InputError(model.config().path, "model_type", "perplexity needs a decoder-only model (T5 is scored by ROUGE)");
+  if (ids.size() < 2) throw InputError("eval text", "", "needs at least two tokens");
+  if (context < 2 || stride < 1 || stride > context) throw InputError("perplexity", "context/stride", "need 1 <= stride <= context, context >= 2");
+  const int64_t n = int64_t(ids.size());
+  // Windows [begin, begin + context); window w scores targets from max(begin + 1, end of w-1): a
+  // window's first token has no history inside it (with stride == context it goes unscored).
+  struct Window {
+    int64_t begin, len, first_scored;
+  };
+  std::vector<Window> windows;
+  int64_t scored_up_to = 1;  // next target position not yet scored
+  for (int64_t begin = 0; scored_up_to < n; begin += stride) {
+    const int64_t len = std::min(context, n - begin);
+    windows.push_back({begin, len, std::max(scored_up_to, begin + 1)});
+    scored_up_to = begin + len;
+  }
+  PerplexityResult r;
+  r.bytes = text_bytes;
+  const auto dev = model.placement().device;
+  for (size_t first = 0; first < windows.size(); first += size_t(batch)) {
+    const size_t count = std::min(windows.size() - first, size_t(batch));
+    int64_t len = 0;
+    for (size_t i = 0; i < count; ++i) len = std::max(len, windows[first + i].len);
+    // Right-padded batch: the causal mask keeps padding out of every real token's view.
+    at::Tensor tok = at::zeros({int64_t(count), len}, at::kLong), mask = at::zeros({int64_t(count), len}, at::kLong);
+    for (size_t i = 0; i < count; ++i) {
+      const Window& w = windows[first + i];
+      for (int64_t t = 0; t < w.len; ++t) {
+        tok[int64_t(i)][t] = ids[size_t(w.begin + t)];
+        mask[int64_t(i)][t] = 1;
+      }
+    }
+    const at::Tensor logp = model.forward(tok.to(dev), mask.to(dev)).to(at::kFloat).log_softmax(-1).cpu();
+    const auto lp = logp.accessor<float, 3>();
+    for (size_t i = 0; i < count; ++i) {
+      const Window& w = windows[first + i];
+      for (int64_t target = w.first_scored; target < w.begin + w.len; ++target) {
+        const int64_t pos = target - w.begin;  // predicted from position pos - 1
+        r.nll_sum -= double(lp[int64_t(i)][pos - 1][ids[size_t(target)]]);
+        ++r.tokens;
+      }
+    }
+  }
+  return r;
+}
+
+}  // namespace gqa

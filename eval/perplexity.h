@@ -1,0 +1,23 @@
+// Perplexity and bits per byte of a decoder-only model on a token stream, with a sliding window
+// when the text is longer than the context: each window scores only the tokens that no earlier
+// window scored, with up to `context - stride` tokens of history before them.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/model/model.h"
+
+namespace gqa {
+
+struct PerplexityResult {
+  double nll_sum = 0;   // natural-log loss summed over scored tokens
+  int64_t tokens = 0;   // tokens scored (every token with history inside its window)
+  int64_t bytes = 0;    // UTF-8 bytes of the text the tokens came from
+  double perplexity() const;
+  double bits_per_byte() const;
+};
+
+PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids, int64_t text_bytes, int64_t context,
+                            int64_t stride, int64_t batch = 8);
+
+}  // namespace gqa
