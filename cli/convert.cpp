@@ -59,6 +59,9 @@ int convert(const Args& args) {
       ("kv-heads,k", po::value<int>(), "KV heads per block (equal contiguous groups)")
       ("mqa", po::bool_switch(&o.mqa), "one KV head per block")
       ("group-map", po::value<std::string>(), "KV head of each query head, e.g. 0,0,0,1,1,1,2,2 (uneven groups)")
+      ("kv-head-dim", po::value<int>(), "\"KQV\": smaller query/key and value vectors for every head (projection)")
+      ("qk-head-dim", po::value<int>(), "smaller query/key vectors only (not with rotary embeddings)")
+      ("v-head-dim", po::value<int>(), "smaller value vectors only")
       ("modules", po::value<std::string>(), "T5: decoder-self,decoder-cross,encoder-self (default decoder-self,decoder-cross)")
       ("layers", po::value<std::string>(), "convert only these layers, e.g. 0-5,8 (others keep their attention)")
       ("seed", po::value<uint64_t>(&o.seed)->default_value(0), "seed for random choices")
@@ -78,6 +81,9 @@ int convert(const Args& args) {
   const std::string in_dir = vm["in"].as<std::string>(), out_dir = vm["out"].as<std::string>();
   const ModelConfig cfg = load_config(in_dir);
   if (vm.count("kv-heads")) o.kv_heads = vm["kv-heads"].as<int>();
+  if (vm.count("kv-head-dim")) o.qk_head_dim = o.v_head_dim = vm["kv-head-dim"].as<int>();
+  if (vm.count("qk-head-dim")) o.qk_head_dim = vm["qk-head-dim"].as<int>();
+  if (vm.count("v-head-dim")) o.v_head_dim = vm["v-head-dim"].as<int>();
   if (vm.count("group-map")) o.group_map = parse_group_map(vm["group-map"].as<std::string>(), int(cfg.n_heads), "--group-map");
   if (vm.count("modules")) {
     if (!cfg.is_encoder_decoder()) throw InputError("--modules", "", std::string("only for T5; ") + family_name(cfg.family) + " has decoder self-attention only");

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "convert/grouping.h"
+#include "convert/head_dims.h"
 #include "core/arch.h"
 #include "core/error.h"
 
@@ -20,6 +21,8 @@ std::string block_name(const BlockKey& k) { return std::string(module_name(k.fir
 // The grouping every converted block gets, from --kv-heads / --mqa / --group-map.
 std::vector<int> target_group_map(const ConvertOptions& o, int n_q) {
   const int given = int(o.kv_heads.has_value()) + int(o.mqa) + int(o.group_map.has_value());
+  // Only smaller heads asked for: every head keeps its own KV head.
+  if (given == 0 && (o.qk_head_dim || o.v_head_dim)) return even_group_map(n_q, n_q);
   if (given != 1) throw InputError("gqa convert", "--kv-heads/--mqa/--group-map", "give exactly one of them");
   if (o.mqa) return even_group_map(n_q, 1);
   if (o.group_map) {
@@ -142,6 +145,12 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   const bool keeps_scales = strategy_keeps_scales(opts.strategy);
   if (keeps_scales && opts.export_expanded)
     throw InputError("--export", "expanded", "a weighted (WGQA) folder must be uptrained and folded first (gqa fold)");
+  const bool reduce = opts.qk_head_dim || opts.v_head_dim;
+  if (reduce && keeps_scales)
+    throw InputError("--qk-head-dim/--kv-head-dim", "", "cannot be combined with a weighted strategy (fold first, then reduce)");
+  if (opts.qk_head_dim && cfg.rope.type != RopeType::None)
+    throw InputError("--qk-head-dim", "", "not supported with rotary embeddings: projecting q/k does not commute with RoPE "
+                                          "(value heads can still be reduced with --v-head-dim)");
 
   // Which blocks to convert.
   std::vector<BlockKey> blocks;
@@ -152,6 +161,14 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     for (int64_t l : *opts.layers)
       if (l >= cfg.n_layers && (!cfg.is_encoder_decoder() || l >= cfg.n_encoder_layers))
         throw InputError("--layers", "", "layer " + std::to_string(l) + " does not exist");
+
+  for (const BlockKey& key : blocks) {  // reject sizes before anything is written
+    const AttentionLayout& l = cfg.layout(key.first, key.second);
+    if (opts.qk_head_dim && (*opts.qk_head_dim <= 0 || *opts.qk_head_dim > l.head_dim_qk))
+      throw InputError("--qk-head-dim", "", "must be between 1 and the current " + std::to_string(l.head_dim_qk));
+    if (opts.v_head_dim && (*opts.v_head_dim <= 0 || *opts.v_head_dim > l.head_dim_v))
+      throw InputError("--v-head-dim", "", "must be between 1 and the current " + std::to_string(l.head_dim_v));
+  }
 
   // Converted blocks are computed when the writer first asks for one of their tensors, one block
   // at a time (tensors of a block sit next to each other in name order), so memory stays near
@@ -176,6 +193,9 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
                      cfg.rope.type != RopeType::None, calib};
     StrategyOutput out = strategy(si);
+    if (opts.qk_head_dim || opts.v_head_dim)
+      out.weights = reduce_head_dims(out.weights, opts.qk_head_dim.value_or(out.weights.layout.head_dim_qk),
+                                     opts.v_head_dim.value_or(out.weights.layout.head_dim_v));
     state->layouts[key] = out.weights.layout;
     if (!state->reports.count(key)) {
       state->reports[key] = out.report;
@@ -197,6 +217,8 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     const int n_groups = opts.keep_layout ? src.n_kv : *std::max_element(target.begin(), target.end()) + 1;
     AttentionLayout sized = src;  // tensor shapes need only the head counts and dims
     sized.n_kv = opts.export_expanded || keeps_scales ? src.n_q : n_groups;
+    sized.head_dim_qk = opts.qk_head_dim.value_or(src.head_dim_qk);
+    sized.head_dim_v = opts.v_head_dim.value_or(src.head_dim_v);
     const auto names = attention_tensor_names(in, key.first, key.second);
     const DType dtype = in.tensor(names.front()).dtype;
     for (auto& t : attention_tensors(in, cfg, key.first, key.second, sized, dtype, [compute, key]() -> const AttentionWeights& { return compute(key); }))

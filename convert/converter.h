@@ -26,6 +26,7 @@ struct ConvertOptions {
   bool force = false;                     // replace an existing output folder
   bool export_expanded = false;           // write MHA-shaped weights (KV heads repeated) instead
   bool keep_layout = false;               // every block keeps its own grouping (gqa fold)
+  std::optional<int> qk_head_dim, v_head_dim;  // "KQV": smaller query/key and value heads (head_dims.h)
   // Calibration per (module, layer) for strategies that use activations.
   const std::map<std::pair<AttentionModule, int64_t>, BlockCalibration>* calibration = nullptr;
 };

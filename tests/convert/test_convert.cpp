@@ -361,3 +361,58 @@ TEST(Weighted, FoldRefusesAPlainFolderAndExpandedExportRefusesWeighted) {
 
 }  // namespace
 }  // namespace gqa
+
+namespace gqa {
+namespace {
+
+// "KQV": smaller q/k and v heads by projection.
+std::string reduce(const std::string& src, const test::TempDir& tmp, const std::string& name, std::optional<int> kv_heads,
+                   std::optional<int> qk, std::optional<int> v) {
+  ConvertOptions o;
+  o.kv_heads = kv_heads;
+  o.qk_head_dim = qk;
+  o.v_head_dim = v;
+  convert_checkpoint(src, tmp.file(name), o);
+  return tmp.file(name);
+}
+
+TEST(HeadDims, FullSizeProjectionIsExactAndSmallerLosesMonotonically) {
+  test::TempDir tmp("gqa-kqv");
+  const std::string full = reduce(oracle("gpt2_h4"), tmp, "full", std::nullopt, 16, 16);
+  const at::Tensor src = logits_for(oracle("gpt2_h4"), "gpt2_h4");
+  EXPECT_LE(max_abs_diff(logits_for(full, "gpt2_h4"), src), 1e-4);
+  double previous = 0;
+  for (int r : {12, 8, 4}) {
+    const std::string out = reduce(oracle("gpt2_h4"), tmp, "r" + std::to_string(r), std::nullopt, r, r);
+    const ModelConfig c = load_config(out);
+    EXPECT_EQ(c.layout(AttentionModule::DecoderSelf, 1).head_dim_qk, r);
+    const double d = max_abs_diff(logits_for(out, "gpt2_h4"), src);
+    std::cout << "[convert] gpt2_h4 kqv r=" << r << " max_abs_diff=" << d << "\n";
+    EXPECT_GT(d, previous);
+    previous = d;
+  }
+}
+
+TEST(HeadDims, ReducingAReducedModelAgainIsExact) {
+  // After one projection to r the forms have rank <= r, so a second one to r changes nothing.
+  test::TempDir tmp("gqa-kqv");
+  const std::string once = reduce(oracle("gpt2_h6"), tmp, "once", std::nullopt, 7, 5);
+  const std::string twice = reduce(once, tmp, "twice", std::nullopt, 7, 5);
+  EXPECT_LE(max_abs_diff(logits_for(twice, "gpt2_h6"), logits_for(once, "gpt2_h6")), 1e-4);
+}
+
+TEST(HeadDims, CombinesWithGroupingAndValueHeadsWorkWithRope) {
+  test::TempDir tmp("gqa-kqv");
+  const std::string grouped = reduce(oracle("gpt2_tied_pairs"), tmp, "g", 2, 16, 16);
+  EXPECT_LE(max_abs_diff(logits_for(grouped, "gpt2_tied_pairs"), logits_for(oracle("gpt2_tied_pairs"), "gpt2_tied_pairs")), 1e-4);
+  const std::string v_only = reduce(oracle("llama_mha"), tmp, "v", 2, std::nullopt, 8);
+  EXPECT_EQ(load_config(v_only).layout(AttentionModule::DecoderSelf, 0).head_dim_v, 8);
+  EXPECT_TRUE(at::isfinite(logits_for(v_only, "llama_mha")).all().item<bool>());
+  EXPECT_THROW(reduce(oracle("llama_mha"), tmp, "qk", 2, 8, std::nullopt), InputError);
+  EXPECT_THROW(reduce(oracle("gpt2_h4"), tmp, "big", std::nullopt, 32, std::nullopt), InputError);
+  EXPECT_FALSE(files::exists(tmp.file("qk")));
+  EXPECT_FALSE(files::exists(tmp.file("big")));
+}
+
+}  // namespace
+}  // namespace gqa
