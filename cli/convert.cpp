@@ -62,6 +62,7 @@ int convert(const Args& args) {
       ("kv-head-dim", po::value<int>(), "\"KQV\": smaller query/key and value vectors for every head (projection)")
       ("qk-head-dim", po::value<int>(), "smaller query/key vectors only (not with rotary embeddings)")
       ("v-head-dim", po::value<int>(), "smaller value vectors only")
+      ("match-params", po::bool_switch(&o.match_params), "widen the FFNs so the parameter count stays equal")
       ("modules", po::value<std::string>(), "T5: decoder-self,decoder-cross,encoder-self (default decoder-self,decoder-cross)")
       ("layers", po::value<std::string>(), "convert only these layers, e.g. 0-5,8 (others keep their attention)")
       ("seed", po::value<uint64_t>(&o.seed)->default_value(0), "seed for random choices")
@@ -120,7 +121,9 @@ int convert(const Args& args) {
   std::cout << "converted " << s.blocks << " attention blocks; KV cache per token (fp32) " << s.kv_bytes_per_token_before
             << " -> " << s.kv_bytes_per_token_after << " bytes (" << std::fixed << std::setprecision(3)
             << double(s.kv_bytes_per_token_after) / double(s.kv_bytes_per_token_before) << "x)\n"
-            << "wrote " << out_dir << "\n";
+            << "parameters " << s.params_before << " -> " << s.params_after
+            << (s.ffn_dim_after != s.ffn_dim_before ? " (FFN width " + std::to_string(s.ffn_dim_before) + " -> " + std::to_string(s.ffn_dim_after) + ")" : "")
+            << "\nwrote " << out_dir << "\n";
   if (report) {
     const PerplexityResult after = perplexity(*load_model(out_dir), eval_ids, eval_bytes, context, context / 2);
     std::cout << std::setprecision(3) << "held-out (" << before.tokens << " tokens, step 0): perplexity "

@@ -90,6 +90,11 @@ AttentionWeights expand_to_mha(const AttentionWeights& w) {
   return m;
 }
 
+void store_matrix(const Matrix& linear, bool conv1d, DType dtype, uint8_t* dst) {
+  const Matrix stored = conv1d ? Matrix(linear.transpose()) : linear;  // Conv1D is [in, out]
+  from_float32(dtype, stored.data(), stored.size(), dst);
+}
+
 std::vector<std::string> attention_tensor_names(const Checkpoint& ckpt, AttentionModule module, int64_t layer) {
   const AttentionRoles r = attention_roles(module);
   std::vector<std::string> names;
@@ -158,8 +163,7 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
         at += m->rows();
       }
       if (at != rows) throw InputError(name, "shape", "converted block does not match the output layout");
-      const Matrix stored = o.conv1d && !o.vector ? Matrix(full.transpose()) : full;  // Conv1D is [in, out]
-      from_float32(dtype, stored.data(), stored.size(), dst);
+      store_matrix(full, o.conv1d && !o.vector, dtype, dst);
     };
     tensors.push_back(std::move(t));
   }

@@ -51,6 +51,10 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
                                              int64_t layer, const AttentionLayout& layout, DType dtype,
                                              std::function<const AttentionWeights&()> make);
 
+// Writes a matrix given in Linear layout ([out, in]; vectors as one column) as a role stores it:
+// transposed for GPT-2's Conv1D roles, in `dtype`.
+void store_matrix(const Matrix& linear, bool conv1d, DType dtype, uint8_t* dst);
+
 // Names of the checkpoint tensors that belong to a block (replaced when the block is converted).
 std::vector<std::string> attention_tensor_names(const Checkpoint& ckpt, AttentionModule module, int64_t layer);
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <sstream>
 
+#include "convert/ffn.h"
 #include "convert/grouping.h"
 #include "convert/head_dims.h"
 #include "core/arch.h"
@@ -212,6 +213,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
 
   CheckpointWriter writer(out_dir, opts.force);
   std::set<std::string> replaced;
+  int64_t params_after = in.parameter_count();
   for (const BlockKey& key : blocks) {
     const AttentionLayout& src = cfg.layout(key.first, key.second);
     const int n_groups = opts.keep_layout ? src.n_kv : *std::max_element(target.begin(), target.end()) + 1;
@@ -221,8 +223,13 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     sized.head_dim_v = opts.v_head_dim.value_or(src.head_dim_v);
     const auto names = attention_tensor_names(in, key.first, key.second);
     const DType dtype = in.tensor(names.front()).dtype;
-    for (auto& t : attention_tensors(in, cfg, key.first, key.second, sized, dtype, [compute, key]() -> const AttentionWeights& { return compute(key); }))
+    for (const auto& n : names) params_after -= in.tensor(n).numel();
+    for (auto& t : attention_tensors(in, cfg, key.first, key.second, sized, dtype, [compute, key]() -> const AttentionWeights& { return compute(key); })) {
+      int64_t numel = 1;
+      for (int64_t dim : t.shape) numel *= dim;
+      params_after += numel;
       writer.add(std::move(t));
+    }
     if (keeps_scales) {  // WGQA scalars, float32 [n_q] beside the block
       const AttentionRoles r = attention_roles(key.first);
       for (const bool is_k : {true, false}) {
@@ -234,9 +241,19 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
           std::memcpy(dst, s.data(), size_t(s.size()) * 4);
         };
         writer.add(std::move(t));
+        params_after += src.n_q;
       }
     }
     replaced.insert(names.begin(), names.end());
+  }
+  // --match-params: spend what attention saved on wider FFNs (whole units per layer).
+  int64_t extra_units = 0;
+  if (opts.match_params) {
+    const int64_t saved = in.parameter_count() - params_after;
+    if (saved <= 0) throw InputError("--match-params", "", "the conversion saves no parameters to spend");
+    extra_units = saved / ffn_unit_params(in);
+    widen_ffn(in, extra_units, opts.seed, writer, &replaced);
+    params_after += extra_units * ffn_unit_params(in);
   }
   // Everything else goes through byte for byte.
   for (const std::string& name : in.names()) {
@@ -249,12 +266,17 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
 
   ConvertSummary summary;
   summary.blocks = int64_t(blocks.size());
+  summary.params_before = in.parameter_count();
+  summary.params_after = params_after;
+  summary.ffn_dim_before = cfg.ffn_dim;
+  summary.ffn_dim_after = cfg.ffn_dim + extra_units;
   writer.set_config_after_tensors([&]() {
     auto layouts = cfg.layouts;
     for (const auto& [key, l] : state->layouts)
       layouts[key.first][size_t(key.second)] = opts.export_expanded ? AttentionLayout::even(l.n_q, l.n_q, l.head_dim_qk, l.head_dim_v) : l;
     json j = with_layouts(cfg, layouts);
     if (keeps_scales) j["gqa_weighted"] = true;
+    if (extra_units) j[ffn_dim_field(cfg.family)] = cfg.ffn_dim + extra_units;
     j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold" : opts.strategy}, {"source", in_dir}, {"seed", opts.seed},
                            {"export", opts.export_expanded ? "expanded" : "grouped"}, {"tool", "gqa 0.1.0"}};
     ModelConfig out_cfg = parse_config(j, out_dir + "/config.json");

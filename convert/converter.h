@@ -27,6 +27,7 @@ struct ConvertOptions {
   bool export_expanded = false;           // write MHA-shaped weights (KV heads repeated) instead
   bool keep_layout = false;               // every block keeps its own grouping (gqa fold)
   std::optional<int> qk_head_dim, v_head_dim;  // "KQV": smaller query/key and value heads (head_dims.h)
+  bool match_params = false;              // widen the FFNs by what attention saved (ffn.h)
   // Calibration per (module, layer) for strategies that use activations.
   const std::map<std::pair<AttentionModule, int64_t>, BlockCalibration>* calibration = nullptr;
 };
@@ -34,6 +35,8 @@ struct ConvertOptions {
 struct ConvertSummary {
   int64_t blocks = 0;
   int64_t kv_bytes_per_token_before = 0, kv_bytes_per_token_after = 0;  // fp32-sized, per sequence
+  int64_t params_before = 0, params_after = 0;
+  int64_t ffn_dim_before = 0, ffn_dim_after = 0;
   std::vector<std::string> block_reports;  // "decoder_self 3: ..." lines from the strategy
 };
 

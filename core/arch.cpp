@@ -88,6 +88,7 @@ const Entry kTable[] = {
     {Family::Llama, D, Role::FfnUp, "model.layers.{L}.mlp.up_proj.weight"},
     {Family::Llama, D, Role::FfnDown, "model.layers.{L}.mlp.down_proj.weight"},
     {Family::Llama, D, Role::FfnUpBias, "model.layers.{L}.mlp.up_proj.bias"},
+    {Family::Llama, D, Role::FfnGateBias, "model.layers.{L}.mlp.gate_proj.bias"},
     {Family::Llama, D, Role::FfnDownBias, "model.layers.{L}.mlp.down_proj.bias"},
     // T5: encoder blocks are [self-attn, ffn], decoder blocks [self-attn, cross-attn, ffn].
     {Family::T5, E, Role::TokenEmbedding, "shared.weight"},
@@ -151,7 +152,7 @@ const char* role_name(Role r) {
       "attn_norm", "attn_norm_bias", "attn_q", "attn_k", "attn_v", "attn_o", "attn_q_bias",
       "attn_k_bias", "attn_v_bias", "attn_o_bias", "attn_relative_bias", "cross_norm", "cross_q",
       "cross_k", "cross_v", "cross_o", "attn_k_scale", "attn_v_scale", "cross_k_scale", "cross_v_scale", "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias",
-      "ffn_gate", "ffn_down", "ffn_down_bias"};
+      "ffn_gate", "ffn_down", "ffn_down_bias", "ffn_gate_bias"};
   return names[int(r)];
 }
 

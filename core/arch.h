@@ -20,7 +20,7 @@ enum class Role {
   CrossNorm, CrossQ, CrossK, CrossV, CrossO,
   // WGQA: one learnable scalar per stored K (V) head, [n_q]; only in weighted folders (gqa_weighted).
   AttnKScale, AttnVScale, CrossKScale, CrossVScale,
-  FfnNorm, FfnNormBias, FfnUp, FfnUpBias, FfnGate, FfnDown, FfnDownBias,
+  FfnNorm, FfnNormBias, FfnUp, FfnUpBias, FfnGate, FfnDown, FfnDownBias, FfnGateBias,
 };
 const char* role_name(Role r);
 

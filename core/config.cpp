@@ -138,6 +138,16 @@ const char* module_name(AttentionModule m) {
   return "?";
 }
 
+const char* ffn_dim_field(Family f) {
+  switch (f) {
+    case Family::GPT2: return "n_inner";
+    case Family::T5: return "d_ff";
+    case Family::GPTNeo:
+    case Family::Llama: return "intermediate_size";
+  }
+  return "?";
+}
+
 AttentionLayout AttentionLayout::even(int n_q, int n_kv, int head_dim_qk, int head_dim_v) {
   AttentionLayout l;
   l.n_q = n_q;

@@ -99,6 +99,9 @@ struct ModelConfig {
   int64_t kv_bytes_per_token(int64_t dtype_bytes) const;
 };
 
+// The config.json field holding the feed-forward width of a family (n_inner, intermediate_size, d_ff).
+const char* ffn_dim_field(Family f);
+
 // Parses <dir>/config.json (or a file path). Throws InputError naming the file and field.
 ModelConfig load_config(const std::string& path);
 ModelConfig parse_config(const nlohmann::json& j, const std::string& path);

@@ -24,6 +24,7 @@ FeedForward load_feed_forward(const Checkpoint& ckpt, Stack s, int64_t layer, co
   if (c.gated_ffn) f.gate.weight = load(ckpt, s, Role::FfnGate, layer, {c.ffn_dim, c.d_model}, p);
   if (c.family != Family::Llama || c.mlp_bias) {
     f.up.bias = load_optional(ckpt, s, Role::FfnUpBias, layer, {c.ffn_dim}, p);
+    if (c.gated_ffn) f.gate.bias = load_optional(ckpt, s, Role::FfnGateBias, layer, {c.ffn_dim}, p);
     f.down.bias = load_optional(ckpt, s, Role::FfnDownBias, layer, {c.d_model}, p);
   }
   return f;

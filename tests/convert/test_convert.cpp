@@ -12,6 +12,7 @@
 #include <random>
 
 #include "convert/converter.h"
+#include "convert/ffn.h"
 #include "convert/grouping.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -412,6 +413,33 @@ TEST(HeadDims, CombinesWithGroupingAndValueHeadsWorkWithRope) {
   EXPECT_THROW(reduce(oracle("gpt2_h4"), tmp, "big", std::nullopt, 32, std::nullopt), InputError);
   EXPECT_FALSE(files::exists(tmp.file("qk")));
   EXPECT_FALSE(files::exists(tmp.file("big")));
+}
+
+}  // namespace
+}  // namespace gqa
+
+namespace gqa {
+namespace {
+
+TEST(MatchParams, WiderFfnKeepsTheFunctionAndTheParameterCount) {
+  test::TempDir tmp("gqa-match");
+  for (const char* c : {"gpt2_tied_pairs", "llama_tied_pairs", "t5_tied_pairs"}) {
+    ConvertOptions o;
+    o.kv_heads = 2;
+    o.match_params = true;
+    const std::string out = tmp.file(c);
+    const ConvertSummary s = convert_checkpoint(oracle(c), out, o);
+    Checkpoint src(oracle(c)), dst(out);
+    EXPECT_EQ(dst.parameter_count(), s.params_after) << c;
+    EXPECT_LE(s.params_before - s.params_after, ffn_unit_params(src)) << c;  // less than one more unit short
+    EXPECT_GE(s.params_before, s.params_after) << c;
+    EXPECT_GT(s.ffn_dim_after, s.ffn_dim_before) << c;
+    EXPECT_EQ(load_config(out).ffn_dim, s.ffn_dim_after) << c;
+    const double d = max_abs_diff(logits_for(out, c), logits_for(oracle(c), c));
+    std::cout << "[convert] " << c << " match-params ffn " << s.ffn_dim_before << "->" << s.ffn_dim_after << " params "
+              << s.params_before << "->" << s.params_after << " max_abs_diff=" << d << "\n";
+    EXPECT_LE(d, 1e-5) << c;
+  }
 }
 
 }  // namespace
