@@ -259,7 +259,10 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   for (const std::string& name : in.names()) {
     if (replaced.count(name)) continue;
     const TensorView& v = in.tensor(name);
-    writer.add({name, v.dtype, v.shape, v.nbytes, [&v](uint8_t* dst) { std::memcpy(dst, v.data, v.nbytes); }});
+    writer.add({name, v.dtype, v.shape, v.nbytes, [&v](uint8_t* dst) {
+                  std::memcpy(dst, v.data, v.nbytes);
+                  release_pages(v);
+                }});
   }
   for (const auto& f : passthrough_files()) writer.copy_from(in_dir, f);
   writer.set_metadata(in.metadata());

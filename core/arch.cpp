@@ -226,6 +226,7 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
   int64_t rows = stored[0], cols = matrix ? stored[1] : 1;
   std::vector<float> all(size_t(rows * cols));
   to_float32(t.dtype, t.data, rows * cols, all.data());
+  release_pages(t);  // read once per role: keep resident memory to what is being converted
 
   // Linear layout: [out, in]. Conv1D stores [in, out].
   int64_t out_dim = rows, in_dim = cols;

@@ -258,6 +258,15 @@ std::vector<std::string> SafetensorsFile::names() const {
   return out;
 }
 
+void release_pages(const TensorView& t) {
+  if (!t.data || t.nbytes == 0) return;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  // Only whole pages inside the tensor: a neighbour sharing a page keeps it.
+  const uintptr_t begin = (uintptr_t(t.data) + page - 1) / page * page;
+  const uintptr_t end = (uintptr_t(t.data) + t.nbytes) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 void write_safetensors(const std::string& path, std::vector<TensorToWrite> tensors,
                        const std::map<std::string, std::string>& metadata) {
   std::sort(tensors.begin(), tensors.end(),

@@ -50,6 +50,10 @@ class SafetensorsFile {
   std::map<std::string, size_t> index_;
 };
 
+// Drops a tensor's pages from this process's mapping once its bytes have been used (they stay in
+// the page cache), so streaming through a large checkpoint keeps resident memory small.
+void release_pages(const TensorView& t);
+
 // Collects tensors and writes one safetensors file (header padded to 8 bytes, tensors in name
 // order). The bytes are produced on demand so a writer never holds a whole model.
 struct TensorToWrite {
