@@ -564,3 +564,51 @@ TEST(BadInput, BadOptions) {
 }
 
 }  // namespace
+
+namespace {
+
+// gqa convert / fold: every bad request exits 2 with one line and leaves no output folder.
+TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
+  ORACLE_OR_SKIP(gpt2, "gpt2_h4");
+  ORACLE_OR_SKIP(llama, "llama_mha");
+  TempDir d;
+  const std::string out = d.file("out");
+  write_text(d.file("empty.txt"), "");
+  write_text(d.file("short.txt"), "too short");
+  auto no_output = [&] {
+    for (const auto& e : fs::directory_iterator(d.path))
+      if (e.path().filename().string().rfind("out", 0) == 0) return false;
+    return true;
+  };
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
+      {{"convert", gpt2, out, "--group-map", "0,0,1"}, {"--group-map", "one per query head"}},
+      {{"convert", gpt2, out, "--group-map", "0,0,2,2"}, {"--group-map", "KV head 1 has no query heads"}},
+      {{"convert", gpt2, out, "--group-map", "0,x,1,1"}, {"--group-map", "'x'"}},
+      {{"convert", gpt2, out, "--kv-heads", "8"}, {"--kv-heads", "more than"}},
+      {{"convert", gpt2, out, "--kv-heads", "3"}, {"--kv-heads", "does not divide", "--group-map"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--mqa"}, {"exactly one"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--modules", "encoder-self"}, {"--modules", "only for T5"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--strategy", "best"}, {"--strategy", "unknown 'best'"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--layers", "0-9"}, {"--layers"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--calib", d.file("missing.txt")}, {"missing.txt", "cannot open"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--calib", d.file("empty.txt")}, {"empty.txt", "empty"}},
+      {{"convert", llama, out, "--kv-heads", "2", "--qk-head-dim", "8"}, {"--qk-head-dim", "rotary"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--report"}, {"--report", "--eval"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--export", "wide"}, {"--export"}},
+      {{"convert", d.file("nowhere"), out, "--kv-heads", "2"}, {"nowhere"}},
+      {{"fold", gpt2, out}, {"gqa_weighted", "no scalars"}},
+  };
+  for (const auto& [args, words] : cases) {
+    EXPECT_TRUE(UserError(run_gqa(args), words)) << args[1] << " " << (args.size() > 4 ? args[4] : "");
+    EXPECT_TRUE(no_output()) << "output left behind by " << (args.size() > 4 ? args[4] : args[0]);
+  }
+  // An existing output folder is refused without --force and left untouched.
+  fs::create_directory(out);
+  write_text(out + "/keep.txt", "mine");
+  EXPECT_TRUE(UserError(run_gqa({"convert", gpt2, out, "--kv-heads", "2"}), {"exists", "--force"}));
+  EXPECT_EQ(read_text(out + "/keep.txt"), "mine");
+  EXPECT_TRUE(Succeeded(run_gqa({"convert", gpt2, out, "--kv-heads", "2", "--force"})));
+  EXPECT_FALSE(fs::exists(out + "/keep.txt"));
+}
+
+}  // namespace
