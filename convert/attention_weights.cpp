@@ -90,6 +90,13 @@ AttentionWeights expand_to_mha(const AttentionWeights& w) {
   return m;
 }
 
+Eigen::MatrixXd augmented_rows(const Matrix& w, const Vector& b, int64_t row0, int64_t rows) {
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(rows, w.cols() + 1);
+  out.leftCols(w.cols()) = w.middleRows(row0, rows).cast<double>();
+  if (b.size()) out.col(w.cols()) = b.segment(row0, rows).cast<double>();
+  return out;
+}
+
 void store_matrix(const Matrix& linear, bool conv1d, DType dtype, uint8_t* dst) {
   const Matrix stored = conv1d ? Matrix(linear.transpose()) : linear;  // Conv1D is [in, out]
   from_float32(dtype, stored.data(), stored.size(), dst);

@@ -51,6 +51,10 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
                                              int64_t layer, const AttentionLayout& layout, DType dtype,
                                              std::function<const AttentionWeights&()> make);
 
+// Rows [row0, row0 + rows) of a projection with its bias as one more column, [W | b], in double
+// (b = 0 when the block has none): the form in which biases join a fit through an input [x; 1].
+Eigen::MatrixXd augmented_rows(const Matrix& w, const Vector& b, int64_t row0, int64_t rows);
+
 // Writes a matrix given in Linear layout ([out, in]; vectors as one column) as a role stores it:
 // transposed for GPT-2's Conv1D roles, in `dtype`.
 void store_matrix(const Matrix& linear, bool conv1d, DType dtype, uint8_t* dst);

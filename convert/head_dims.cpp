@@ -8,14 +8,6 @@ namespace {
 
 using MatrixD = Eigen::MatrixXd;
 
-// [W | b] as a double matrix (b = 0 when the block has no bias).
-MatrixD augmented(const Matrix& w, const Vector& b, int64_t row0, int64_t rows) {
-  MatrixD a = MatrixD::Zero(rows, w.cols() + 1);
-  a.leftCols(w.cols()) = w.middleRows(row0, rows).cast<double>();
-  if (b.size()) a.col(w.cols()) = b.segment(row0, rows).cast<double>();
-  return a;
-}
-
 // Thin QR of a^T: a^T = Q R, Q [n, k] orthonormal, R [k, k].
 void thin_qr(const MatrixD& a, MatrixD* q, MatrixD* r) {
   Eigen::HouseholderQR<MatrixD> qr(a.transpose());
@@ -76,10 +68,10 @@ AttentionWeights reduce_head_dims(const AttentionWeights& w, int qk_dim, int v_d
     const auto& hs = members[size_t(g)];
     // Keys and queries: score_h = [x;1]^T Q_h^T K [y;1].
     std::vector<MatrixD> queries;
-    for (int h : hs) queries.push_back(augmented(w.q, w.q_bias, h * dqk, dqk));
+    for (int h : hs) queries.push_back(augmented_rows(w.q, w.q_bias, h * dqk, dqk));
     MatrixD k_new;
     std::vector<MatrixD> q_new;
-    factor(augmented(w.k, w.k_bias, g * dqk, dqk), queries, qk_dim, &k_new, &q_new);
+    factor(augmented_rows(w.k, w.k_bias, g * dqk, dqk), queries, qk_dim, &k_new, &q_new);
     out.k.middleRows(int64_t(g) * qk_dim, qk_dim) = k_new.leftCols(d).cast<float>();
     if (q_bias) out.k_bias.segment(int64_t(g) * qk_dim, qk_dim) = k_new.col(d).cast<float>();
     for (size_t i = 0; i < hs.size(); ++i) {
@@ -91,7 +83,7 @@ AttentionWeights reduce_head_dims(const AttentionWeights& w, int qk_dim, int v_d
     for (int h : hs) outs.push_back(w.o.middleCols(int64_t(h) * dv, dv).transpose().cast<double>());
     MatrixD v_new;
     std::vector<MatrixD> o_new;
-    factor(augmented(w.v, w.v_bias, g * dv, dv), outs, v_dim, &v_new, &o_new);
+    factor(augmented_rows(w.v, w.v_bias, g * dv, dv), outs, v_dim, &v_new, &o_new);
     out.v.middleRows(int64_t(g) * v_dim, v_dim) = v_new.leftCols(d).cast<float>();
     if (v_bias) out.v_bias.segment(int64_t(g) * v_dim, v_dim) = v_new.col(d).cast<float>();
     for (size_t i = 0; i < hs.size(); ++i) out.o.middleCols(int64_t(hs[i]) * v_dim, v_dim) = o_new[i].transpose().cast<float>();

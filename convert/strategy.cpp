@@ -17,6 +17,7 @@ const Entry kStrategies[] = {
     {"weighted", strategy_weighted, true},
     {"random-weighted", strategy_random_weighted, true},
     {"similarity", strategy_similarity},
+    {"svd", strategy_svd},
 };
 
 }  // namespace

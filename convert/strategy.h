@@ -50,6 +50,7 @@ StrategyOutput strategy_mean(const StrategyInput& in);
 StrategyOutput strategy_first(const StrategyInput& in);
 StrategyOutput strategy_random(const StrategyInput& in);
 StrategyOutput strategy_similarity(const StrategyInput& in);
+StrategyOutput strategy_svd(const StrategyInput& in);
 StrategyOutput strategy_weighted(const StrategyInput& in);
 StrategyOutput strategy_random_weighted(const StrategyInput& in);
 
