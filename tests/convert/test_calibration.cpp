@@ -17,15 +17,9 @@
 namespace gqa {
 namespace {
 
-std::string oracle(const std::string& name) { return test::oracle_dir() + "/" + name; }
+using test::random_sequences;
 
-std::vector<std::vector<int64_t>> random_sequences(int n, int len, int64_t vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::vector<int64_t>> out(static_cast<size_t>(n));
-  for (auto& s : out)
-    for (int t = 0; t < len; ++t) s.push_back(int64_t(rng() % uint64_t(vocab)));
-  return out;
-}
+std::string oracle(const std::string& name) { return test::oracle_case(name); }
 
 TEST(Calibration, GramIsXTransposeXOfTheFirstBlockInput) {
   auto model = load_model(oracle("gpt2_h4"));

@@ -26,22 +26,9 @@ namespace {
 
 using test::max_abs_diff;
 using test::reference;
+using test::logits_for;
 
-std::string oracle(const std::string& name) { return test::oracle_dir() + "/" + name; }
-
-// Logits of a model folder for the inputs of an oracle case's reference file.
-at::Tensor logits_for(const std::string& model_dir, const std::string& case_name) {
-  SafetensorsFile ref(oracle(case_name) + "/reference.safetensors");
-  auto model = load_model(model_dir);
-  at::Tensor ids = reference(ref, "input_ids"), mask = reference(ref, "attention_mask");
-  if (model->is_encoder_decoder()) {
-    Memory mem = model->encode(ids, mask);
-    at::Tensor dec = reference(ref, "decoder_input_ids");
-    return model->forward(dec, at::ones_like(dec), nullptr, &mem);
-  }
-  // Padded positions are undefined; zero them so comparisons see real tokens only.
-  return model->forward(ids, mask, nullptr, nullptr, reference(ref, "position_ids")) * mask.unsqueeze(-1);
-}
+std::string oracle(const std::string& name) { return test::oracle_case(name); }
 
 at::Tensor masked(const at::Tensor& logits, const std::string& case_name) {
   SafetensorsFile ref(oracle(case_name) + "/reference.safetensors");

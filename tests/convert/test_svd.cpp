@@ -29,25 +29,15 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis);
 
 namespace {
 
+using test::random_sequences;
+
 using MatD = Eigen::MatrixXd;
 using MatC = Eigen::MatrixXcd;
 using test::max_abs_diff;
 using test::reference;
+using test::logits_for;
 
-std::string oracle(const std::string& name) { return test::oracle_dir() + "/" + name; }
-
-// Logits of a model folder for the inputs of an oracle case's reference file (as test_convert).
-at::Tensor logits_for(const std::string& model_dir, const std::string& case_name) {
-  SafetensorsFile ref(oracle(case_name) + "/reference.safetensors");
-  auto model = load_model(model_dir);
-  at::Tensor ids = reference(ref, "input_ids"), mask = reference(ref, "attention_mask");
-  if (model->is_encoder_decoder()) {
-    Memory mem = model->encode(ids, mask);
-    at::Tensor dec = reference(ref, "decoder_input_ids");
-    return model->forward(dec, at::ones_like(dec), nullptr, &mem);
-  }
-  return model->forward(ids, mask, nullptr, nullptr, reference(ref, "position_ids")) * mask.unsqueeze(-1);
-}
+std::string oracle(const std::string& name) { return test::oracle_case(name); }
 
 struct Case {
   std::string name;
@@ -81,14 +71,6 @@ const Case kExact[] = {{"llama_mha", 4},        {"gpt2_h4", 4},           {"llam
 
 INSTANTIATE_TEST_SUITE_P(Cases, SvdExact, testing::ValuesIn(kExact),
                          [](const testing::TestParamInfo<Case>& i) { return i.param.name + "_kv" + std::to_string(i.param.kv_heads); });
-
-std::vector<std::vector<int64_t>> random_sequences(int n, int len, int64_t vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::vector<int64_t>> out(static_cast<size_t>(n));
-  for (auto& s : out)
-    for (int t = 0; t < len; ++t) s.push_back(int64_t(rng() % uint64_t(vocab)));
-  return out;
-}
 
 // With calibration statistics (augmented Gram: biases take part), tied heads stay exact.
 TEST(Svd, TiedPairsWithCalibrationAreExact) {

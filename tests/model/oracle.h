@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <vector>
 
+#include "core/model/model.h"
 #include "core/safetensors.h"
 
 namespace gqa::test {
@@ -22,6 +25,31 @@ inline at::Tensor reference(const SafetensorsFile& f, const std::string& name) {
   at::ScalarType type = t.dtype == DType::I64 ? at::kLong : at::kFloat;
   if (t.dtype != DType::I64 && t.dtype != DType::F32) throw std::runtime_error("reference dtype must be I64 or F32");
   return at::from_blob(const_cast<uint8_t*>(t.data), t.shape, type).clone();
+}
+
+inline std::string oracle_case(const std::string& name) { return oracle_dir() + "/" + name; }
+
+// Logits of a model folder for the inputs of an oracle case's reference file; decoder-only
+// models get padded positions zeroed (they are undefined), T5 gets the reference decoder inputs.
+inline at::Tensor logits_for(const std::string& model_dir, const std::string& case_name) {
+  SafetensorsFile ref(oracle_case(case_name) + "/reference.safetensors");
+  auto model = load_model(model_dir);
+  at::Tensor ids = reference(ref, "input_ids"), mask = reference(ref, "attention_mask");
+  if (model->is_encoder_decoder()) {
+    Memory mem = model->encode(ids, mask);
+    at::Tensor dec = reference(ref, "decoder_input_ids");
+    return model->forward(dec, at::ones_like(dec), nullptr, &mem);
+  }
+  return model->forward(ids, mask, nullptr, nullptr, reference(ref, "position_ids")) * mask.unsqueeze(-1);
+}
+
+// Random token sequences (calibration input in tests).
+inline std::vector<std::vector<int64_t>> random_sequences(int n, int len, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(n));
+  for (auto& s : out)
+    for (int t = 0; t < len; ++t) s.push_back(int64_t(rng() % uint64_t(vocab)));
+  return out;
 }
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
