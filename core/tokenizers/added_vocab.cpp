@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "core/tokenizers/unicode.h"
 
 namespace gqa::tok {
@@ -145,6 +147,23 @@ std::vector<AddedVocab::Piece> AddedVocab::split(std::string_view text) const {
     }
   }
   return out;
+}
+
+bool json_bool(const nlohmann::json& j, const char* key, bool fallback) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+AddedToken added_token(const nlohmann::json& flags, std::string content, int64_t id) {
+  AddedToken a;
+  a.content = std::move(content);
+  a.id = id;
+  a.special = json_bool(flags, "special", false);
+  a.lstrip = json_bool(flags, "lstrip", false);
+  a.rstrip = json_bool(flags, "rstrip", false);
+  a.single_word = json_bool(flags, "single_word", false);
+  a.normalized = json_bool(flags, "normalized", !a.special);
+  return a;
 }
 
 }  // namespace gqa::tok

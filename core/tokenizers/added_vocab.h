@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace gqa::tok {
 
 struct AddedToken {
@@ -17,6 +19,13 @@ struct AddedToken {
   bool single_word = false;  // only matches when not inside a word
   bool normalized = false;   // matched after normalization (second pass)
 };
+
+// A token's flags as tokenizer.json ("added_tokens") and tokenizer_config.json
+// ("added_tokens_decoder") spell them; `normalized` defaults to !special as in HF.
+AddedToken added_token(const nlohmann::json& flags, std::string content, int64_t id);
+
+// A boolean field, or `fallback` when absent or not a boolean.
+bool json_bool(const nlohmann::json& j, const char* key, bool fallback);
 
 class AddedVocab {
  public:

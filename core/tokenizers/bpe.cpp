@@ -451,10 +451,6 @@ class BpeTokenizer final : public Tokenizer {
 // ---------------------------------------------------------------------------------------------
 // Loading.
 
-bool get_bool(const json& j, const char* key, bool fallback) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
-}
 
 std::string get_type(const json& j) {
   const auto it = j.find("type");
@@ -482,8 +478,8 @@ void parse_pre_tokenizer(const json& j, const std::string& path, const std::stri
   PreTokStep step;
   if (type == "ByteLevel") {
     step.kind = PreTokStep::Kind::kByteLevel;
-    step.add_prefix_space = get_bool(j, "add_prefix_space", true);
-    if (get_bool(j, "use_regex", true)) step.regex = std::make_shared<Regex>(kGpt2Pattern);
+    step.add_prefix_space = json_bool(j, "add_prefix_space", true);
+    if (json_bool(j, "use_regex", true)) step.regex = std::make_shared<Regex>(kGpt2Pattern);
   } else if (type == "Split") {
     const auto pat = j.find("pattern");
     if (pat == j.end() || !pat->is_object()) {
@@ -516,7 +512,7 @@ void parse_pre_tokenizer(const json& j, const std::string& path, const std::stri
     }
     if (!known)
       throw InputError(path, field + ".behavior", "unknown behavior " + in_quotes(behavior));
-    step.invert = get_bool(j, "invert", false);
+    step.invert = json_bool(j, "invert", false);
   } else {
     throw InputError(path, field,
                      "pre-tokenizer type " + in_quotes(type) +
@@ -703,9 +699,9 @@ std::unique_ptr<Tokenizer> load_bpe_from_tokenizer_json(const std::string& path,
     if (m.contains("unk_token") && m["unk_token"].is_string()) {
       model.unk_token = m["unk_token"].get<std::string>();
     }
-    model.fuse_unk = get_bool(m, "fuse_unk", false);
-    model.byte_fallback = get_bool(m, "byte_fallback", false);
-    model.ignore_merges = get_bool(m, "ignore_merges", false);
+    model.fuse_unk = json_bool(m, "fuse_unk", false);
+    model.byte_fallback = json_bool(m, "byte_fallback", false);
+    model.ignore_merges = json_bool(m, "ignore_merges", false);
     if (m.contains("continuing_subword_prefix") && m["continuing_subword_prefix"].is_string()) {
       model.continuing_subword_prefix = m["continuing_subword_prefix"].get<std::string>();
     }
@@ -765,15 +761,7 @@ std::unique_ptr<Tokenizer> load_bpe_from_tokenizer_json(const std::string& path,
             !a.contains("id")) {
           throw InputError(path, where, "expected {\"id\": int, \"content\": string, ...}");
         }
-        AddedToken tok;
-        tok.id = vocab_id(a["id"], path, where + ".id");
-        tok.content = a["content"].get<std::string>();
-        tok.special = get_bool(a, "special", false);
-        tok.lstrip = get_bool(a, "lstrip", false);
-        tok.rstrip = get_bool(a, "rstrip", false);
-        tok.single_word = get_bool(a, "single_word", false);
-        tok.normalized = get_bool(a, "normalized", !tok.special);
-        t->added.add(tok);
+        t->added.add(added_token(a, a["content"].get<std::string>(), vocab_id(a["id"], path, where + ".id")));
       }
     }
     finish(t.get());
@@ -862,15 +850,7 @@ std::unique_ptr<Tokenizer> load_vocab_merges_impl(const std::string& vocab_path,
       }
       const auto content = token_content(it.value());
       if (!content || id < 0 || id > kMaxVocabId) continue;
-      AddedToken a;
-      a.content = *content;
-      a.id = id;
-      a.special = get_bool(it.value(), "special", false);
-      a.lstrip = get_bool(it.value(), "lstrip", false);
-      a.rstrip = get_bool(it.value(), "rstrip", false);
-      a.single_word = get_bool(it.value(), "single_word", false);
-      a.normalized = get_bool(it.value(), "normalized", !a.special);
-      t->added.add(a);
+      t->added.add(added_token(it.value(), *content, id));
     }
   }
   finish(t.get());

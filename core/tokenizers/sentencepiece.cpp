@@ -389,10 +389,6 @@ int byte_token(const std::string& t) {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-bool get_bool(const json& j, const char* key, bool fallback) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
-}
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -424,13 +420,7 @@ void add_added_tokens_from_json(const json& list, const std::string& path, Added
         !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0) {
       throw InputError(path, where, "expected {\"id\": int, \"content\": string, ...}");
     }
-    AddedToken t;
-    t.id = a["id"].get<int64_t>();
-    t.content = a["content"].get<std::string>();
-    t.special = get_bool(a, "special", false);
-    t.lstrip = get_bool(a, "lstrip", false);
-    t.rstrip = get_bool(a, "rstrip", false);
-    t.single_word = get_bool(a, "single_word", false);
+    AddedToken t = added_token(a, a["content"].get<std::string>(), a["id"].get<int64_t>());
     // Matching after normalization is not modelled: T5/Llama tokens are normalized=false.
     t.normalized = false;
     added->add(t);
@@ -501,13 +491,8 @@ std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path
         char* end = nullptr;
         const long long id = std::strtoll(it.key().c_str(), &end, 10);
         if (!content || end == it.key().c_str() || *end != '\0' || id < 0) continue;
-        AddedToken a;
-        a.content = *content;
-        a.id = id;
-        a.special = get_bool(it.value(), "special", false);
-        a.lstrip = get_bool(it.value(), "lstrip", false);
-        a.rstrip = get_bool(it.value(), "rstrip", false);
-        a.single_word = get_bool(it.value(), "single_word", false);
+        AddedToken a = added_token(it.value(), *content, id);
+        a.normalized = false;
         t->added.add(a);
       }
     }
