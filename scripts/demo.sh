@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: the main job on an embedded default. For now: build a small grouped-KV checkpoint
-# (random init, GPT-2 tokenizer), inspect it, and generate from it with the KV cache.
+# (random init, GPT-2 tokenizer), inspect it, generate from it with the KV cache, and convert it
+# further to MQA (the pretrained MHA default and `gqa compare` arrive with issues #5 and #6).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-build}"
@@ -19,3 +20,7 @@ echo "== gqa generate (greedy, KV cache; random weights, so expect word salad)"
 echo
 echo "== gqa generate (sampling, top-k 40, seed 1)"
 "$gqa" generate "$model" --prompt "It is a truth universally acknowledged" -n 16 --sample --top-k 40 --seed 1
+echo
+echo "== gqa convert --mqa (mean pooling of the 2 KV heads) and the KV cache it saves"
+"$gqa" convert "$model" "$model-mqa" --mqa --force
+"$gqa" inspect "$model-mqa" --context 1024 --batch 16 | grep -E "attention|kv cache"
