@@ -14,7 +14,6 @@ setup:
 $(BUILD)/build.ninja: CMakeLists.txt | setup
 	@mkdir -p $(BUILD)
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
 	  -DGQA_PYTHON="$(CURDIR)/$(PY)" > $(BUILD)/configure.log 2>&1 || (cat $(BUILD)/configure.log; exit 1)
 
 build: setup $(BUILD)/build.ninja
