@@ -30,15 +30,14 @@ std::vector<std::vector<int64_t>> calibration_sequences(const std::string& model
   return seqs;
 }
 
-CalibrationMap collect_calibration(const Model& model, const std::vector<std::vector<int64_t>>& sequences, int64_t batch) {
+CalibrationMap collect_calibration(Model& model, const std::vector<std::vector<int64_t>>& sequences, int64_t batch) {
   // Accumulated in float64 on the host: Gram sums over ~1e5 tokens lose digits in float32.
   struct Sums {
     at::Tensor gram, sum;
     int64_t tokens = 0;
   };
   std::map<std::pair<AttentionModule, int64_t>, Sums> sums;
-  Model& m = const_cast<Model&>(model);
-  m.set_observer([&](AttentionModule mod, int64_t layer, const at::Tensor& x, const at::Tensor& mask) {
+  model.set_observer([&](AttentionModule mod, int64_t layer, const at::Tensor& x, const at::Tensor& mask) {
     at::Tensor rows = x.reshape({-1, x.size(-1)}).index({mask.reshape({-1}).to(at::kBool)}).to(at::kDouble).cpu();
     Sums& s = sums[{mod, layer}];
     if (!s.gram.defined()) {
@@ -69,7 +68,7 @@ CalibrationMap collect_calibration(const Model& model, const std::vector<std::ve
       model.forward(ids, mask);
     }
   }
-  m.set_observer(nullptr);
+  model.set_observer(nullptr);
   CalibrationMap out;
   for (auto& [key, s] : sums) {
     BlockCalibration c;

@@ -21,8 +21,9 @@ using CalibrationMap = std::map<std::pair<AttentionModule, int64_t>, BlockCalibr
 std::vector<std::vector<int64_t>> calibration_sequences(const std::string& model_dir, const std::string& text_file,
                                                         int64_t max_tokens, int64_t seq_len);
 
-// Runs the model on the sequences (batches of `batch`) and accumulates X^T X per block.
-CalibrationMap collect_calibration(const Model& model, const std::vector<std::vector<int64_t>>& sequences,
+// Runs the model on the sequences (batches of `batch`) and accumulates X^T X per block (through
+// the model's attention observer, which is cleared again afterwards).
+CalibrationMap collect_calibration(Model& model, const std::vector<std::vector<int64_t>>& sequences,
                                    int64_t batch = 8);
 
 }  // namespace gqa
