@@ -34,4 +34,11 @@ inline void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
+// For tests that do not link LibTorch: the same folder, also as a std::filesystem path.
+template <typename Path>
+struct TempDirWithPath : TempDir {
+  Path path;
+  explicit TempDirWithPath(const std::string& prefix) : TempDir(prefix), path(TempDir::path) {}
+};
+
 }  // namespace gqa::test

@@ -28,10 +28,8 @@ using json = nlohmann::json;
 using gqa::test::read_text;
 using gqa::test::write_text;
 
-// Temporary folders of this file are named gqa-cli-XXXXXX.
-struct TempDir : gqa::test::TempDir {
-  fs::path path;  // these tests work with std::filesystem paths (no LibTorch here)
-  TempDir() : gqa::test::TempDir("gqa-cli"), path(gqa::test::TempDir::path) {}
+struct TempDir : gqa::test::TempDirWithPath<fs::path> {
+  TempDir() : TempDirWithPath("gqa-cli") {}
 };
 
 constexpr int kTimeoutSeconds = 60;

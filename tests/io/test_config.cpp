@@ -26,10 +26,8 @@ using json = nlohmann::json;
 using gqa::test::read_text;
 using gqa::test::write_text;
 
-// Temporary folders of this file are named gqa-io-cfg-XXXXXX.
-struct TempDir : gqa::test::TempDir {
-  fs::path path;  // these tests work with std::filesystem paths (no LibTorch here)
-  TempDir() : gqa::test::TempDir("gqa-io-cfg"), path(gqa::test::TempDir::path) {}
+struct TempDir : gqa::test::TempDirWithPath<fs::path> {
+  TempDir() : TempDirWithPath("gqa-io-cfg") {}
 };
 
 const std::string kPath = "some/model/config.json";
