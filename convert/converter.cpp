@@ -149,9 +149,9 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   const bool reduce = opts.qk_head_dim || opts.v_head_dim;
   if (reduce && keeps_scales)
     throw InputError("--qk-head-dim/--kv-head-dim", "", "cannot be combined with a weighted strategy (fold first, then reduce)");
-  if (opts.qk_head_dim && cfg.rope.type != RopeType::None)
-    throw InputError("--qk-head-dim", "", "not supported with rotary embeddings: projecting q/k does not commute with RoPE "
-                                          "(value heads can still be reduced with --v-head-dim)");
+  const bool rope_pairs = opts.qk_head_dim && cfg.rope.type != RopeType::None;
+  if (rope_pairs && *opts.qk_head_dim % 2 != 0)
+    throw InputError("--qk-head-dim", "", "must be even with rotary embeddings (whole frequency pairs are kept)");
 
   // Which blocks to convert.
   std::vector<BlockKey> blocks;
@@ -171,6 +171,14 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
       throw InputError("--v-head-dim", "", "must be between 1 and the current " + std::to_string(l.head_dim_v));
   }
 
+  // Rotary models keep whole frequency pairs, one set for the model, chosen on the source blocks.
+  std::vector<int> kept_pairs;
+  if (rope_pairs) {
+    std::vector<AttentionWeights> sources;
+    for (const BlockKey& key : blocks) sources.push_back(expand_to_mha(read_attention(in, key.first, key.second)));
+    kept_pairs = choose_rope_pairs(sources, *opts.qk_head_dim / 2);
+  }
+
   // Converted blocks are computed when the writer first asks for one of their tensors, one block
   // at a time (tensors of a block sit next to each other in name order), so memory stays near
   // one block plus the writer's buffer.
@@ -182,7 +190,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     Vector k_scale, v_scale;
   };
   auto state = std::make_shared<State>();
-  auto compute = [&in, &opts, &target, strategy, state, &cfg, progress, n_blocks = blocks.size()](const BlockKey& key) -> const AttentionWeights& {
+  auto compute = [&in, &opts, &target, &kept_pairs, strategy, state, &cfg, progress, n_blocks = blocks.size()](const BlockKey& key) -> const AttentionWeights& {
     if (state->cached == key) return state->weights;
     const AttentionWeights mha = expand_to_mha(read_attention(in, key.first, key.second));
     const BlockCalibration* calib = nullptr;
@@ -194,8 +202,10 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
                      cfg.rope.type != RopeType::None, calib};
     StrategyOutput out = strategy(si);
-    if (opts.qk_head_dim || opts.v_head_dim)
-      out.weights = reduce_head_dims(out.weights, opts.qk_head_dim.value_or(out.weights.layout.head_dim_qk),
+    if (!kept_pairs.empty()) out.weights = keep_rope_pairs(out.weights, kept_pairs);
+    if (opts.v_head_dim || (opts.qk_head_dim && kept_pairs.empty()))
+      out.weights = reduce_head_dims(out.weights, kept_pairs.empty() ? opts.qk_head_dim.value_or(out.weights.layout.head_dim_qk)
+                                                                     : out.weights.layout.head_dim_qk,
                                      opts.v_head_dim.value_or(out.weights.layout.head_dim_v));
     state->layouts[key] = out.weights.layout;
     if (!state->reports.count(key)) {
@@ -280,6 +290,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     json j = with_layouts(cfg, layouts);
     if (keeps_scales) j["gqa_weighted"] = true;
     if (extra_units) j[ffn_dim_field(cfg.family)] = cfg.ffn_dim + extra_units;
+    if (!kept_pairs.empty()) j["gqa_rope_pairs"] = kept_pairs;
     j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold" : opts.strategy}, {"source", in_dir}, {"seed", opts.seed},
                            {"export", opts.export_expanded ? "expanded" : "grouped"}, {"tool", "gqa 0.1.0"}};
     ModelConfig out_cfg = parse_config(j, out_dir + "/config.json");

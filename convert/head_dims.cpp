@@ -1,5 +1,8 @@
 #include "convert/head_dims.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "convert/grouping.h"
 #include "core/error.h"
 
@@ -88,6 +91,50 @@ AttentionWeights reduce_head_dims(const AttentionWeights& w, int qk_dim, int v_d
     if (v_bias) out.v_bias.segment(int64_t(g) * v_dim, v_dim) = v_new.col(d).cast<float>();
     for (size_t i = 0; i < hs.size(); ++i) out.o.middleCols(int64_t(hs[i]) * v_dim, v_dim) = o_new[i].transpose().cast<float>();
   }
+  return out;
+}
+
+std::vector<int> choose_rope_pairs(const std::vector<AttentionWeights>& blocks, int n_pairs) {
+  if (blocks.empty()) return {};
+  const int64_t dh = blocks.front().layout.head_dim_qk, half = dh / 2;
+  std::vector<double> score(static_cast<size_t>(half), 0.0);
+  for (const AttentionWeights& w : blocks)
+    for (int h = 0; h < w.layout.n_q; ++h) {
+      const int g = w.layout.group_of[size_t(h)];
+      for (int64_t f = 0; f < half; ++f) {
+        auto pair_norm = [&](const Matrix& m, const Vector& b, int64_t head) {
+          const MatrixD rows = augmented_rows(m, b, head * dh, dh);
+          return std::sqrt(rows.row(f).squaredNorm() + rows.row(f + half).squaredNorm());
+        };
+        score[size_t(f)] += pair_norm(w.q, w.q_bias, h) * pair_norm(w.k, w.k_bias, g);
+      }
+    }
+  std::vector<int> order(static_cast<size_t>(half));
+  for (int64_t f = 0; f < half; ++f) order[size_t(f)] = int(f);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return score[size_t(a)] > score[size_t(b)]; });
+  std::vector<int> kept(order.begin(), order.begin() + n_pairs);
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
+AttentionWeights keep_rope_pairs(const AttentionWeights& w, const std::vector<int>& pairs) {
+  const int64_t dh = w.layout.head_dim_qk, half = dh / 2, r = 2 * int64_t(pairs.size());
+  std::vector<int64_t> rows;  // within a head: kept first halves, then their partners
+  for (int f : pairs) rows.push_back(f);
+  for (int f : pairs) rows.push_back(f + half);
+  AttentionWeights out = w;
+  out.layout.head_dim_qk = int(r);
+  auto select = [&](const Matrix& m, const Vector& b, int heads, Matrix* mo, Vector* bo) {
+    *mo = Matrix(heads * r, m.cols());
+    if (b.size()) *bo = Vector(heads * r);
+    for (int h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < r; ++i) {
+        mo->row(h * r + i) = m.row(h * dh + rows[size_t(i)]);
+        if (b.size()) (*bo)[h * r + i] = b[h * dh + rows[size_t(i)]];
+      }
+  };
+  select(w.q, w.q_bias, w.layout.n_q, &out.q, &out.q_bias);
+  select(w.k, w.k_bias, w.layout.n_kv, &out.k, &out.k_bias);
   return out;
 }
 

@@ -360,6 +360,12 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   }
   grouped.head_dim_qk = int(f.has("gqa_qk_head_dim") ? f.positive("gqa_qk_head_dim") : head_dim);
   grouped.head_dim_v = int(f.has("gqa_v_head_dim") ? f.positive("gqa_v_head_dim") : head_dim);
+  if (f.has("gqa_rope_pairs")) {
+    c.rope_pairs = f.int_list(f.at("gqa_rope_pairs"), "gqa_rope_pairs");
+    for (size_t i = 0; i < c.rope_pairs.size(); ++i)
+      if (c.rope_pairs[i] >= head_dim / 2 || (i > 0 && c.rope_pairs[i] <= c.rope_pairs[i - 1]))
+        throw InputError(path, "gqa_rope_pairs", "expected ascending pair indices below " + std::to_string(head_dim / 2));
+  }
   if (c.rope.type != RopeType::None && grouped.head_dim_qk % 2 != 0)
     throw InputError(path, "gqa_qk_head_dim", "must be even for rotary embeddings");
 

@@ -69,6 +69,9 @@ struct ModelConfig {
   bool attention_bias = false;    // Llama q/k/v/o bias
   bool mlp_bias = false;          // Llama mlp bias
   RopeConfig rope;
+  // Rotary frequency pairs a q/k-reduced model keeps (gqa_rope_pairs), indices into the original
+  // head_dim/2 pairs, ascending; empty = all of them.
+  std::vector<int> rope_pairs;
 
   // GPT-2 attention options.
   bool scale_attn_weights = true;

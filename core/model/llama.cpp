@@ -9,13 +9,17 @@ namespace gqa {
 std::unique_ptr<Model> build_llama(const Checkpoint& ckpt, const Placement& p) {
   const ModelConfig& c = ckpt.config();
   auto m = load_decoder_shell(ckpt, /*learned_positions=*/false, /*rms=*/true, p);
-  // Rotary frequencies pair up the dims of the original head size; a smaller q/k head would need
-  // to say which frequency pairs it kept, which no converter writes yet.
+  // Rotary frequencies pair up the dims of the original head size; a q/k-reduced model keeps a
+  // subset of the pairs (gqa_rope_pairs) with their original frequencies.
+  const int64_t rotary_dim = c.rope_pairs.empty() ? c.head_dim : 2 * int64_t(c.rope_pairs.size());
   for (const auto& l : c.layouts.at(AttentionModule::DecoderSelf))
-    if (l.head_dim_qk != c.head_dim)
-      throw InputError(c.path, "gqa_qk_head_dim", "a q/k head size other than head_dim (" + std::to_string(c.head_dim) +
-                                                      ") is not supported with rotary embeddings yet");
+    if (l.head_dim_qk != rotary_dim)
+      throw InputError(c.path, "gqa_qk_head_dim", "q/k head size " + std::to_string(l.head_dim_qk) + " does not match the " +
+                                                      std::to_string(rotary_dim / 2) + " rotary pairs (gqa_rope_pairs)");
   m->rope.emplace(c.rope, c.head_dim, p);
+  if (!c.rope_pairs.empty())
+    m->rope->inv_freq = m->rope->inv_freq.index_select(
+        0, at::tensor(std::vector<int64_t>(c.rope_pairs.begin(), c.rope_pairs.end()), at::kLong).to(p.device));
   for (int64_t l = 0; l < c.n_layers; ++l)
     m->layers.push_back(load_decoder_layer(ckpt, l, 1.0 / std::sqrt(double(c.head_dim)), true, p));
   return m;

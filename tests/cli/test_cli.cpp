@@ -590,7 +590,7 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
       {{"convert", gpt2, out, "--kv-heads", "2", "--layers", "0-9"}, {"--layers"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--calib", d.file("missing.txt")}, {"missing.txt", "cannot open"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--calib", d.file("empty.txt")}, {"empty.txt", "empty"}},
-      {{"convert", llama, out, "--kv-heads", "2", "--qk-head-dim", "8"}, {"--qk-head-dim", "rotary"}},
+      {{"convert", llama, out, "--kv-heads", "2", "--qk-head-dim", "7"}, {"--qk-head-dim", "even"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--report"}, {"--report", "--eval"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--export", "wide"}, {"--export"}},
       {{"convert", d.file("nowhere"), out, "--kv-heads", "2"}, {"nowhere"}},

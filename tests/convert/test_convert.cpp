@@ -396,9 +396,7 @@ TEST(HeadDims, CombinesWithGroupingAndValueHeadsWorkWithRope) {
   const std::string v_only = reduce(oracle("llama_mha"), tmp, "v", 2, std::nullopt, 8);
   EXPECT_EQ(load_config(v_only).layout(AttentionModule::DecoderSelf, 0).head_dim_v, 8);
   EXPECT_TRUE(at::isfinite(logits_for(v_only, "llama_mha")).all().item<bool>());
-  EXPECT_THROW(reduce(oracle("llama_mha"), tmp, "qk", 2, 8, std::nullopt), InputError);
   EXPECT_THROW(reduce(oracle("gpt2_h4"), tmp, "big", std::nullopt, 32, std::nullopt), InputError);
-  EXPECT_FALSE(files::exists(tmp.file("qk")));
   EXPECT_FALSE(files::exists(tmp.file("big")));
 }
 
@@ -427,6 +425,50 @@ TEST(MatchParams, WiderFfnKeepsTheFunctionAndTheParameterCount) {
               << s.params_before << "->" << s.params_after << " max_abs_diff=" << d << "\n";
     EXPECT_LE(d, 1e-5) << c;
   }
+}
+
+}  // namespace
+}  // namespace gqa
+
+namespace gqa {
+namespace {
+
+// Rotary models: q/k shrink by whole frequency pairs that keep their own frequencies.
+TEST(HeadDims, RopePairsThatCarryNothingAreDroppedExactly) {
+  test::TempDir tmp("gqa-kqv");
+  ConvertOptions o;
+  o.kv_heads = 4;
+  o.qk_head_dim = 8;
+  convert_checkpoint(oracle("llama_dead_pairs"), tmp.file("out"), o);
+  const ModelConfig c = load_config(tmp.file("out"));
+  EXPECT_EQ(c.rope_pairs, (std::vector<int>{2, 3, 6, 7}));
+  EXPECT_EQ(c.layout(AttentionModule::DecoderSelf, 0).head_dim_qk, 8);
+  const double d = max_abs_diff(logits_for(tmp.file("out"), "llama_dead_pairs"), logits_for(oracle("llama_dead_pairs"), "llama_dead_pairs"));
+  std::cout << "[convert] llama_dead_pairs rope pairs kept 4/8 max_abs_diff=" << d << "\n";
+  EXPECT_LE(d, 1e-5);
+}
+
+TEST(HeadDims, RopePairSelectionLosesMoreAsItKeepsLess) {
+  test::TempDir tmp("gqa-kqv");
+  const at::Tensor src = logits_for(oracle("llama_mha"), "llama_mha");
+  double previous = -1;
+  for (int r : {16, 12, 8, 4}) {
+    ConvertOptions o;
+    o.kv_heads = 4;
+    o.qk_head_dim = r;
+    const std::string out = tmp.file("r" + std::to_string(r));
+    convert_checkpoint(oracle("llama_mha"), out, o);
+    const double d = max_abs_diff(logits_for(out, "llama_mha"), src);
+    if (r == 16) {
+      EXPECT_EQ(d, 0.0);  // every pair kept, in order: the same weights
+    }
+    EXPECT_GT(d, previous) << r;
+    previous = d;
+  }
+  ConvertOptions odd;
+  odd.kv_heads = 4;
+  odd.qk_head_dim = 7;
+  EXPECT_THROW(convert_checkpoint(oracle("llama_mha"), tmp.file("odd"), odd), InputError);
 }
 
 }  // namespace

@@ -253,6 +253,22 @@ def tied_heads(out):
                 tie(a.v.weight.data, None, pairs, 16)
     save_case(out, "t5_tied_pairs", m, t5_reference(m, 48), {"family": "t5", "kind": "seq2seq"})
 
+    # Llama whose q/k rotary pairs 0, 1, 4, 5 (dims f and f + 8 of each 16-dim head) are zero:
+    # keeping the other four pairs (--qk-head-dim 8) must give the same function, which checks
+    # that the kept pairs keep their own frequencies.
+    m = build(T.LlamaForCausalLM, T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4,
+                                                num_key_value_heads=4, intermediate_size=128, num_hidden_layers=2,
+                                                max_position_embeddings=128), 49)
+    widen_init(m, 0.15)
+    with torch.no_grad():
+        for layer in m.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj):
+                for h in range(4):
+                    for f in (0, 1, 4, 5):
+                        proj.weight[h * 16 + f] = 0
+                        proj.weight[h * 16 + f + 8] = 0
+    save_case(out, "llama_dead_pairs", m, decoder_reference(m, 50), {"family": "llama", "kind": "decoder"})
+
 
 def main(out):
     if os.path.isdir(out):
