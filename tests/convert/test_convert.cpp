@@ -274,11 +274,6 @@ TEST(ConvertBadInput, EachFailsCleanlyAndLeavesNoFolder) {
   EXPECT_EQ(files::list_directory(tmp.path).size(), 1u);
 }
 
-}  // namespace
-}  // namespace gqa
-
-namespace gqa {
-namespace {
 
 // WGQA: the weighted folder starts as mean pooling, its scalars are stored for uptraining, and
 // gqa fold bakes any scalars into plain GQA weights computing the same function.
@@ -286,7 +281,6 @@ TEST(Weighted, StartsAsMeanPoolingWithScalarsOneOverG) {
   test::TempDir tmp("gqa-convert");
   for (const char* c : {"gpt2_h4", "llama_mha", "t5_v11"}) {
     ConvertOptions o;
-    o.kv_heads = 2;
     const int n_q = int(load_config(oracle(c)).n_heads);
     o.kv_heads = n_q / 2;
     const std::string mean = tmp.file(std::string(c) + "_mean"), weighted = tmp.file(std::string(c) + "_weighted");
@@ -347,11 +341,6 @@ TEST(Weighted, FoldRefusesAPlainFolderAndExpandedExportRefusesWeighted) {
   EXPECT_TRUE(files::list_directory(tmp.path).empty());
 }
 
-}  // namespace
-}  // namespace gqa
-
-namespace gqa {
-namespace {
 
 // "KQV": smaller q/k and v heads by projection.
 std::string reduce(const std::string& src, const test::TempDir& tmp, const std::string& name, std::optional<int> kv_heads,
@@ -400,11 +389,6 @@ TEST(HeadDims, CombinesWithGroupingAndValueHeadsWorkWithRope) {
   EXPECT_FALSE(files::exists(tmp.file("big")));
 }
 
-}  // namespace
-}  // namespace gqa
-
-namespace gqa {
-namespace {
 
 TEST(MatchParams, WiderFfnKeepsTheFunctionAndTheParameterCount) {
   test::TempDir tmp("gqa-match");
@@ -427,11 +411,6 @@ TEST(MatchParams, WiderFfnKeepsTheFunctionAndTheParameterCount) {
   }
 }
 
-}  // namespace
-}  // namespace gqa
-
-namespace gqa {
-namespace {
 
 // Rotary models: q/k shrink by whole frequency pairs that keep their own frequencies.
 TEST(HeadDims, RopePairsThatCarryNothingAreDroppedExactly) {
