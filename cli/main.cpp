@@ -22,6 +22,8 @@ const Verb kVerbs[] = {
     {"generate", gqa::cli::generate, "generate text from a prompt (greedy or sampling) with the KV cache"},
     {"convert", gqa::cli::convert, "turn MHA attention into GQA/MQA (mean, first, random, weighted, similarity, svd)"},
     {"fold", gqa::cli::fold, "bake learned WGQA scalars into plain GQA weights"},
+    {"uptrain", gqa::cli::uptrain, "continue training a converted model for a fraction of its pretraining tokens"},
+    {"train", gqa::cli::train, "train a fresh model of any family and grouping from a small config"},
 };
 
 void usage(std::ostream& os) {

@@ -11,5 +11,7 @@ int inspect(const Args& args);
 int generate(const Args& args);
 int convert(const Args& args);
 int fold(const Args& args);
+int uptrain(const Args& args);
+int train(const Args& args);
 
 }  // namespace gqa::cli

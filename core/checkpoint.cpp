@@ -195,6 +195,10 @@ void CheckpointWriter::commit() {
     const std::string why = files::copy_file(src, tmp_ + "/" + name);
     if (!why.empty()) throw InputError(src, "", "copy failed: " + why);
   }
+  for (const auto& [name, write] : extra_files_) {
+    write(tmp_ + "/" + name);
+    sync_path(tmp_ + "/" + name);
+  }
   sync_path(tmp_);
   // Publish: move an existing folder aside first so there is never a moment with neither.
   std::string old;

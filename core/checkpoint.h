@@ -54,6 +54,10 @@ class CheckpointWriter {
   void set_config_after_tensors(std::function<nlohmann::json()> fn) { config_fn_ = std::move(fn); }
   void add(TensorToWrite t) { tensors_.push_back(std::move(t)); }
   void copy_from(const std::string& src_dir, const std::string& file);  // no-op when absent
+  // Another file of the folder (e.g. a trainer's state), written by `write(path)` at commit().
+  void add_file(const std::string& name, std::function<void(const std::string& path)> write) {
+    extra_files_.emplace_back(name, std::move(write));
+  }
   void set_metadata(const std::map<std::string, std::string>& m) { metadata_ = m; }
   void commit();
   const std::string& temp_dir() const { return tmp_; }
@@ -66,6 +70,7 @@ class CheckpointWriter {
   std::function<nlohmann::json()> config_fn_;
   std::vector<TensorToWrite> tensors_;
   std::vector<std::pair<std::string, std::string>> copies_;
+  std::vector<std::pair<std::string, std::function<void(const std::string&)>>> extra_files_;
   std::map<std::string, std::string> metadata_{{"format", "pt"}};
   bool committed_ = false;
 };

@@ -103,4 +103,18 @@ std::vector<std::string> list_directory(const std::string& path) {
   return out;
 }
 
+bool make_directories(const std::string& path) {
+  if (path.empty() || is_directory(path)) return !path.empty();
+  const std::string up = parent(path);
+  if (!up.empty() && !make_directories(up)) return false;
+  return ::mkdir(path.c_str(), 0777) == 0 || is_directory(path);
+}
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char buf[4096];
+  if (!::getcwd(buf, sizeof buf)) return path;
+  return std::string(buf) + "/" + path;
+}
+
 }  // namespace gqa::files

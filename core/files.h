@@ -19,5 +19,9 @@ std::string rename(const std::string& from, const std::string& to);
 std::string copy_file(const std::string& from, const std::string& to);
 std::string remove_all(const std::string& path);  // a missing path is not an error
 std::vector<std::string> list_directory(const std::string& path);  // names, without . and ..
+// mkdir -p; true when the folder exists afterwards.
+bool make_directories(const std::string& path);
+// The path made absolute against the working directory (no symlink resolution); "" stays "".
+std::string absolute(const std::string& path);
 
 }  // namespace gqa::files

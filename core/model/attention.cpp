@@ -60,15 +60,16 @@ at::Tensor Attention::split_heads(const at::Tensor& y, int64_t n, int64_t d) {
 }
 
 at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const at::Tensor& mask) const {
+                             const at::Tensor& mask, bool causal) const {
   at::Tensor out;
+  const std::optional<at::Tensor> mask_or_none = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
   if (layout.is_mha()) {
-    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+    out = at::scaled_dot_product_attention(q, k, v, mask_or_none, 0.0, causal, scale);
   } else if (layout.is_contiguous_even()) {
-    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale, /*enable_gqa=*/true);
+    out = at::scaled_dot_product_attention(q, k, v, mask_or_none, 0.0, causal, scale, /*enable_gqa=*/true);
   } else {  // uneven or permuted groups: give each query head its KV head explicitly
     out = at::scaled_dot_product_attention(q, k.index_select(1, group_index), v.index_select(1, group_index),
-                                           mask, 0.0, false, scale);
+                                           mask_or_none, 0.0, causal, scale);
   }
   // [B, n_q, T, d_v] -> [B, T, n_q * d_v]
   out = out.transpose(1, 2).reshape({q.size(0), q.size(2), int64_t(layout.n_q) * layout.head_dim_v});
@@ -86,7 +87,7 @@ at::Tensor Attention::self_attention(const at::Tensor& x, const at::Tensor& mask
     kh = Rope::apply(kh, cos_sin.first, cos_sin.second);
   }
   if (cache) std::tie(kh, vh) = cache->append(layer, kh, vh);
-  return attend(qh, kh, vh, mask);
+  return attend(qh, kh, vh, mask, /*causal=*/!mask.defined());
 }
 
 std::pair<at::Tensor, at::Tensor> Attention::project_memory(const at::Tensor& memory) const {

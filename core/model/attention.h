@@ -37,7 +37,7 @@ struct Attention {
   // x [B, T, d_model] -> heads [B, n, T, d]
   static at::Tensor split_heads(const at::Tensor& y, int64_t n, int64_t d);
   // Self-attention over x, continuing `cache` (slot `layer`) when given. `mask` is a bool
-  // [B, 1, T, S] (true = attend) or an additive float [B|1, n_q, T, S].
+  // [B, 1, T, S] (true = attend) or an additive float [B|1, n_q, T, S]; undefined = causal over x.
   at::Tensor self_attention(const at::Tensor& x, const at::Tensor& mask, const Rope* rope,
                             const std::pair<at::Tensor, at::Tensor>& cos_sin, KVCache* cache,
                             size_t layer) const;
@@ -46,7 +46,8 @@ struct Attention {
                              const at::Tensor& mask) const;
   std::pair<at::Tensor, at::Tensor> project_memory(const at::Tensor& memory) const;
   // softmax(q k^T * scale + mask) v with KV heads shared across their groups -> [B, T, n_q*d_v] -> o
-  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) const;
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                    bool causal = false) const;
 };
 
 // Loads q/k/v/o (+ biases where the checkpoint has them) of one attention block with the

@@ -79,7 +79,9 @@ at::Tensor DecoderLM::forward(const at::Tensor& ids, const at::Tensor& mask_in, 
     throw InputError("input", "positions", "position " + std::to_string(positions.max().item<int64_t>()) +
                                                " is beyond the model's " + std::to_string(config_.max_positions));
   at::Tensor key_valid = cache ? cache->valid_keys(T) : mask;
-  at::Tensor global_mask = attention_mask(key_valid, start, T, /*causal=*/true);
+  // A packed batch (no padding, no cache) takes SDPA's causal path instead of a mask tensor.
+  const bool packed = !mask_in.defined() && !cache;
+  at::Tensor global_mask = packed ? at::Tensor() : attention_mask(key_valid, start, T, /*causal=*/true);
   at::Tensor local_mask;
 
   at::Tensor x = at::embedding(token_embedding, ids);

@@ -9,9 +9,25 @@ at::Tensor to_device(HostTensor&& h, const Placement& p) {
   return t.to(p.device, p.dtype);
 }
 
+namespace {
+thread_local ParameterRecorder* active_recorder = nullptr;
+}
+
+std::string ModelParameter::key() const {
+  return std::string(stack == Stack::Decoder ? "decoder." : "encoder.") + role_name(role) + "." + std::to_string(layer);
+}
+
+ParameterRecorder::ParameterRecorder() : previous_(active_recorder) { active_recorder = this; }
+ParameterRecorder::~ParameterRecorder() { active_recorder = previous_; }
+void ParameterRecorder::record(ModelParameter p) {
+  if (active_recorder) active_recorder->recorded_.push_back(std::move(p));
+}
+
 at::Tensor load(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, std::vector<int64_t> shape,
                 const Placement& p) {
-  return to_device(load_role(ckpt, s, r, layer, shape), p);
+  at::Tensor t = to_device(load_role(ckpt, s, r, layer, shape), p);
+  ParameterRecorder::record({s, r, layer, t});
+  return t;
 }
 
 at::Tensor load_optional(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,

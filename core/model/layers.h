@@ -15,6 +15,32 @@ struct Placement {
   at::ScalarType dtype = at::kFloat;
 };
 
+// A weight of the runtime model and the checkpoint role it came from: what training updates and
+// what saving writes back under the checkpoint's own names.
+struct ModelParameter {
+  Stack stack;
+  Role role;
+  int64_t layer;
+  at::Tensor tensor;
+  std::string key() const;  // "decoder.AttnQ.3": unique per model, names optimizer state
+};
+
+// While alive, collects every tensor that `load` reads on this thread (load_model gives the list
+// to the Model it builds, so no family has to enumerate its weights twice).
+class ParameterRecorder {
+ public:
+  ParameterRecorder();
+  ~ParameterRecorder();
+  ParameterRecorder(const ParameterRecorder&) = delete;
+  ParameterRecorder& operator=(const ParameterRecorder&) = delete;
+  std::vector<ModelParameter> take() { return std::move(recorded_); }
+  static void record(ModelParameter p);
+
+ private:
+  std::vector<ModelParameter> recorded_;
+  ParameterRecorder* previous_;
+};
+
 // HostTensor (float32) -> at::Tensor on the target device/dtype.
 at::Tensor to_device(HostTensor&& h, const Placement& p);
 

@@ -34,6 +34,8 @@ class Model {
   // Logits [B, T, vocab] for `ids` [B, T] with `mask` [B, T] (1 = token, 0 = padding; decoder-only
   // batches are left-padded). With a cache the step continues the cached sequence. Positions
   // default to the count of real tokens before each one; pass `positions` [B, T] to override.
+  // Decoder-only models given no mask and no cache (packed training batches) use the causal
+  // attention fast path.
   // Encoder-decoder models: `ids` are decoder inputs and `memory` must come from encode().
   virtual at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache = nullptr,
                              const Memory* memory = nullptr, const at::Tensor& positions = {}) const = 0;
@@ -41,12 +43,16 @@ class Model {
   // A cache of the decoder's self-attention for `batch` sequences of up to `capacity` tokens.
   KVCache new_cache(int64_t batch, int64_t capacity) const;
   void set_observer(AttentionObserver o) { observer_ = std::move(o); }
+  // Every weight with the role it was loaded from (tied weights once), in load order.
+  const std::vector<ModelParameter>& parameters() const { return parameters_; }
+  void set_parameters(std::vector<ModelParameter> p) { parameters_ = std::move(p); }
 
  protected:
   Model(ModelConfig cfg, Placement p) : config_(std::move(cfg)), placement_(p) {}
   ModelConfig config_;
   Placement placement_;
   AttentionObserver observer_;
+  std::vector<ModelParameter> parameters_;
   void observe(AttentionModule m, int64_t layer, const at::Tensor& kv_input, const at::Tensor& mask) const {
     if (observer_) observer_(m, layer, kv_input, mask);
   }

@@ -1,0 +1,615 @@
+#include "core/init_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <stdexcept>
+
+#include "core/arch.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+
+namespace gqa {
+namespace {
+
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// The shape JSON
+
+const char* const kShapeKeys[] = {"family", "layers", "encoder_layers", "d_model", "heads", "head_dim", "kv_heads",
+                                  "group_map", "qk_head_dim", "v_head_dim", "ffn_dim", "vocab_size", "max_positions",
+                                  "activation", "window_size", "bos_token_id", "eos_token_id", "pad_token_id"};
+
+// Activations the runtime implements (core/model/layers.cpp); T5 may prefix "gated-".
+const char* const kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu", "silu", "swish"};
+
+// Limits that keep layouts small and parameter counts far from int64 overflow; a typo such as
+// "layers": 100000000 is an error rather than an allocation that never ends.
+constexpr int64_t kMaxCount = 4096;             // layers, heads
+constexpr int64_t kMaxSize = int64_t(1) << 24;  // widths, vocabulary, positions, window
+
+std::string default_activation(Family f) {
+  switch (f) {
+    case Family::GPT2:
+    case Family::GPTNeo: return "gelu_new";
+    case Family::Llama: return "silu";
+    case Family::T5: return "relu";
+  }
+  return "";
+}
+
+std::string activation_of(const ModelShape& s) {
+  return s.activation.empty() ? default_activation(s.family) : s.activation;
+}
+
+bool gated_ffn(const ModelShape& s) {
+  return s.family == Family::Llama || (s.family == Family::T5 && activation_of(s).rfind("gated-", 0) == 0);
+}
+
+int64_t head_dim_of(const ModelShape& s) { return s.head_dim > 0 ? s.head_dim : s.d_model / s.n_heads; }
+
+int kv_heads_of(const ModelShape& s) {
+  if (s.group_map) return *std::max_element(s.group_map->begin(), s.group_map->end()) + 1;
+  return s.kv_heads ? *s.kv_heads : int(s.n_heads);
+}
+
+// The layout the grouped modules of a fresh model get.
+AttentionLayout intended_layout(const ModelShape& s) {
+  const int hd = int(head_dim_of(s));
+  AttentionLayout l = AttentionLayout::even(int(s.n_heads), s.group_map ? int(s.n_heads) : kv_heads_of(s), hd, hd);
+  if (s.group_map) {
+    l.group_of = *s.group_map;
+    l.n_kv = kv_heads_of(s);
+  }
+  l.head_dim_qk = s.qk_head_dim.value_or(hd);
+  l.head_dim_v = s.v_head_dim.value_or(hd);
+  return l;
+}
+
+// Typed reads of the shape JSON that name the file and key on every mismatch.
+class ShapeReader {
+ public:
+  ShapeReader(const json& j, const std::string& file) : j_(j), file_(file) {}
+  bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
+  int64_t integer(const char* key) const {
+    const json& v = j_[key];
+    if (!v.is_number_integer()) throw InputError(file_, key, "expected an integer, got " + v.dump());
+    return v.get<int64_t>();
+  }
+  std::string string(const char* key) const {
+    const json& v = j_[key];
+    if (!v.is_string()) throw InputError(file_, key, "expected a string, got " + v.dump());
+    return v.get<std::string>();
+  }
+  std::vector<int> int_list(const char* key) const {
+    const json& v = j_[key];
+    if (!v.is_array() || v.empty()) throw InputError(file_, key, "expected a list of KV head indices, one per query head");
+    std::vector<int> out;
+    for (const auto& e : v) {
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > kMaxSize)
+        throw InputError(file_, key, "expected non-negative integers, got " + e.dump());
+      out.push_back(int(e.get<int64_t>()));
+    }
+    return out;
+  }
+
+ private:
+  const json& j_;
+  const std::string& file_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The tensors of a fresh model
+
+// How transformers' _init_weights fills a tensor.
+struct Init {
+  enum class Kind { Normal, Ones, Zeros } kind = Kind::Zeros;
+  double std = 0;
+  std::optional<int64_t> zero_row;  // nn.Embedding(padding_idx): that row starts at zero
+  bool operator==(const Init& o) const { return kind == o.kind && std == o.std && zero_row == o.zero_row; }
+};
+Init normal(double std) { return {Init::Kind::Normal, std, std::nullopt}; }
+const Init kOnes{Init::Kind::Ones, 0, std::nullopt};
+const Init kZeros{Init::Kind::Zeros, 0, std::nullopt};
+
+// One role of one block, shaped as the runtime sees it (Linear layout [out, in], or a vector).
+struct RoleTensor {
+  Stack stack;
+  Role role;
+  int64_t layer;
+  std::vector<int64_t> shape;
+  Init init;
+};
+
+// The standard deviation transformers draws a weight of a role from.
+double init_std(const ModelConfig& c, Role r, const AttentionLayout* l) {
+  const double range = 0.02;  // initializer_range of GPT-2, GPT-Neo, Llama
+  switch (c.family) {
+    case Family::GPT2:
+      // GPT-2's scaled init of the two residual projections: 1/sqrt(2 * n_layer).
+      if (r == Role::AttnO || r == Role::FfnDown) return range / std::sqrt(2.0 * double(c.n_layers));
+      return range;
+    case Family::GPTNeo:
+    case Family::Llama: return range;
+    case Family::T5: {
+      // T5PreTrainedModel._init_weights with initializer_factor 1. Its q std folds in the softmax
+      // scale T5 omits, (d_model * d_kv)^-0.5; o's is its fan-in^-0.5. With KQV heads the stored
+      // q/k and v head sizes take d_kv's place, which keeps both meanings (and equals HF for MHA).
+      const double d = double(c.d_model);
+      switch (r) {
+        case Role::TokenEmbedding:
+        case Role::LmHead: return 1.0;
+        case Role::AttnQ:
+        case Role::CrossQ: return 1.0 / std::sqrt(d * l->head_dim_qk);
+        case Role::AttnO:
+        case Role::CrossO: return 1.0 / std::sqrt(double(l->n_q) * l->head_dim_v);
+        case Role::FfnDown: return 1.0 / std::sqrt(double(c.ffn_dim));
+        default: return 1.0 / std::sqrt(d);  // k, v, wi (wi_0, wi_1), relative position bias
+      }
+    }
+  }
+  return range;
+}
+
+// Every tensor a fresh model of this config has, by role: the one place that knows which roles a
+// family's blocks hold. Names come from core/arch.h's table (stored_tensors below).
+std::vector<RoleTensor> initial_roles(const ModelConfig& c) {
+  const bool layer_norm = c.family == Family::GPT2 || c.family == Family::GPTNeo;  // else RMSNorm
+  const bool learned_positions = layer_norm;
+  const bool attention_biases = layer_norm || c.attention_bias;
+  const bool ffn_biases = layer_norm || c.mlp_bias;
+  const int64_t d = c.d_model, f = c.ffn_dim;
+  std::vector<RoleTensor> out;
+
+  auto weight = [&](Stack s, Role r, int64_t layer, std::vector<int64_t> shape, const AttentionLayout* l = nullptr) {
+    out.push_back({s, r, layer, std::move(shape), normal(init_std(c, r, l))});
+  };
+  // Biases start at zero; the table says which ones the family has (GPT-Neo: only out_proj's).
+  auto bias = [&](Stack s, std::optional<Role> r, int64_t layer, int64_t size) {
+    if (r && locate(c, s, *r, layer)) out.push_back({s, *r, layer, {size}, kZeros});
+  };
+  auto norm = [&](Stack s, Role w, Role b, int64_t layer) {
+    out.push_back({s, w, layer, {d}, kOnes});
+    if (layer_norm) out.push_back({s, b, layer, {d}, kZeros});
+  };
+  auto attention = [&](AttentionModule m, int64_t layer) {
+    const AttentionLayout& l = c.layout(m, layer);
+    const AttentionRoles a = attention_roles(m);
+    const int64_t q = int64_t(l.n_q) * l.head_dim_qk, k = int64_t(l.n_kv) * l.head_dim_qk,
+                  v = int64_t(l.n_kv) * l.head_dim_v, o_in = int64_t(l.n_q) * l.head_dim_v;
+    weight(a.stack, a.q, layer, {q, d}, &l);
+    weight(a.stack, a.k, layer, {k, d}, &l);
+    weight(a.stack, a.v, layer, {v, d}, &l);
+    weight(a.stack, a.o, layer, {d, o_in}, &l);
+    if (!attention_biases) return;
+    bias(a.stack, a.q_bias, layer, q);
+    bias(a.stack, a.k_bias, layer, k);
+    bias(a.stack, a.v_bias, layer, v);
+    bias(a.stack, a.o_bias, layer, d);
+  };
+  auto ffn = [&](Stack s, int64_t layer) {
+    norm(s, Role::FfnNorm, Role::FfnNormBias, layer);
+    if (c.gated_ffn) weight(s, Role::FfnGate, layer, {f, d});
+    weight(s, Role::FfnUp, layer, {f, d});
+    weight(s, Role::FfnDown, layer, {d, f});
+    if (!ffn_biases) return;
+    if (c.gated_ffn) bias(s, Role::FfnGateBias, layer, f);
+    bias(s, Role::FfnUpBias, layer, f);
+    bias(s, Role::FfnDownBias, layer, d);
+  };
+
+  // Global tensors (T5's encoder and decoder share one embedding, listed once).
+  const Stack D = Stack::Decoder, E = Stack::Encoder;
+  weight(D, Role::TokenEmbedding, 0, {c.vocab_size, d});
+  // Llama's nn.Embedding takes padding_idx = pad_token_id, whose row _init_weights zeroes.
+  if (c.family == Family::Llama && c.pad_token_id) out.back().init.zero_row = *c.pad_token_id;
+  if (learned_positions) weight(D, Role::PositionEmbedding, 0, {c.max_positions, d});
+  if (!c.tie_word_embeddings) weight(D, Role::LmHead, 0, {c.vocab_size, d});
+
+  struct StackPlan {
+    Stack stack;
+    AttentionModule self;
+    int64_t layers;
+  };
+  std::vector<StackPlan> stacks;
+  if (c.is_encoder_decoder()) stacks.push_back({E, AttentionModule::EncoderSelf, c.n_encoder_layers});
+  stacks.push_back({D, AttentionModule::DecoderSelf, c.n_layers});
+  for (const StackPlan& p : stacks) {
+    norm(p.stack, Role::FinalNorm, Role::FinalNormBias, 0);
+    // T5: the relative position bias lives in the first block's self-attention of each stack.
+    if (c.family == Family::T5) weight(p.stack, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads});
+    for (int64_t layer = 0; layer < p.layers; ++layer) {
+      norm(p.stack, Role::AttnNorm, Role::AttnNormBias, layer);
+      attention(p.self, layer);
+      if (p.stack == D && c.is_encoder_decoder()) {
+        out.push_back({D, Role::CrossNorm, layer, {d}, kOnes});
+        attention(AttentionModule::DecoderCross, layer);
+      }
+      ffn(p.stack, layer);
+    }
+  }
+  return out;
+}
+
+// A tensor as the checkpoint stores it.
+struct StoredTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  Init init;
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t x : shape) n *= x;
+    return n;
+  }
+};
+
+// Names the roles through the arch table: Conv1D weights are stored [in, out], GPT-2's fused
+// c_attn concatenates the q/k/v parts along its output dimension, and a role that two stacks
+// share (T5's embedding) is one tensor.
+std::vector<StoredTensor> stored_tensors(const ModelConfig& c) {
+  struct Part {
+    int fused_part;
+    bool conv1d;
+    std::vector<int64_t> shape;  // stored layout
+  };
+  std::vector<StoredTensor> out;
+  std::map<std::string, std::vector<Part>> parts;
+  std::map<std::string, size_t> index;
+  for (const RoleTensor& t : initial_roles(c)) {
+    const auto loc = locate(c, t.stack, t.role, t.layer);
+    if (!loc) throw std::logic_error(std::string("no tensor name for role ") + role_name(t.role) + " in " + family_name(c.family));
+    std::vector<int64_t> shape = t.shape;
+    if (loc->conv1d && shape.size() == 2) std::swap(shape[0], shape[1]);
+    auto [it, fresh] = index.emplace(loc->name, out.size());
+    if (fresh) out.push_back({loc->name, shape, t.init});
+    StoredTensor& s = out[it->second];
+    if (!(s.init == t.init)) throw std::logic_error("parts of " + loc->name + " are initialised differently");
+    if (loc->fused_part >= 0) {
+      parts[loc->name].push_back({loc->fused_part, loc->conv1d, shape});
+    } else if (!fresh && s.shape != shape) {
+      throw std::logic_error("roles sharing " + loc->name + " disagree on its shape");
+    }
+  }
+  // Fused tensors: the parts side by side along the output dimension (the last one when stored
+  // transposed, as Conv1D is; the first otherwise).
+  for (auto& [name, ps] : parts) {
+    std::sort(ps.begin(), ps.end(), [](const Part& a, const Part& b) { return a.fused_part < b.fused_part; });
+    StoredTensor& s = out[index.at(name)];
+    const size_t axis = ps.front().shape.size() == 2 && ps.front().conv1d ? 1 : 0;
+    s.shape = ps.front().shape;
+    s.shape[axis] = 0;
+    for (const Part& p : ps) s.shape[axis] += p.shape[axis];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeded normal numbers, identical on every platform: std::mt19937_64's output sequence is fixed
+// by the standard (std::normal_distribution's algorithm is not), and Box-Muller uses only
+// log/sqrt/cos/sin, whose double results agree far below float32 precision.
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001B3ull;
+  return h;
+}
+
+class Gaussian {
+ public:
+  explicit Gaussian(uint64_t seed) : gen_(seed) {}
+  double next() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    const double u1 = 1.0 - uniform();  // (0, 1]: log stays finite
+    const double u2 = uniform();
+    const double radius = std::sqrt(-2.0 * std::log(u1));
+    const double angle = 6.283185307179586476925286766559 * u2;
+    spare_ = radius * std::sin(angle);
+    has_spare_ = true;
+    return radius * std::cos(angle);
+  }
+
+ private:
+  double uniform() { return double(gen_() >> 11) * 0x1.0p-53; }  // [0, 1) on 53 bits
+  std::mt19937_64 gen_;
+  bool has_spare_ = false;
+  double spare_ = 0;
+};
+
+// Writes a tensor's float32 bytes; every tensor has its own stream (seed + name), so the files do
+// not depend on the order the writer fills them in.
+void fill_tensor(const StoredTensor& t, uint64_t seed, uint8_t* dst) {
+  const int64_t n = t.numel();
+  const int64_t row = t.shape.size() == 2 ? t.shape[1] : n;
+  Gaussian gauss(splitmix64(seed ^ splitmix64(fnv1a(t.name))));
+  std::vector<float> chunk(size_t(std::min<int64_t>(n, 1 << 16)));
+  for (int64_t begin = 0; begin < n; begin += int64_t(chunk.size())) {
+    const int64_t count = std::min<int64_t>(int64_t(chunk.size()), n - begin);
+    for (int64_t i = 0; i < count; ++i) {
+      switch (t.init.kind) {
+        case Init::Kind::Ones: chunk[size_t(i)] = 1.0f; break;
+        case Init::Kind::Zeros: chunk[size_t(i)] = 0.0f; break;
+        case Init::Kind::Normal: {
+          const float x = float(t.init.std * gauss.next());
+          chunk[size_t(i)] = t.init.zero_row && (begin + i) / row == *t.init.zero_row ? 0.0f : x;
+          break;
+        }
+      }
+    }
+    from_float32(DType::F32, chunk.data(), count, dst + begin * int64_t(sizeof(float)));
+  }
+}
+
+ModelConfig config_of(const ModelShape& shape) { return parse_config(make_config(shape), "<model shape>"); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+void validate_model_shape(const ModelShape& s, const std::string& source) {
+  auto positive = [&](const char* key, int64_t v, int64_t max = kMaxSize) {
+    if (v <= 0 || v > max)
+      throw InputError(source, key, "expected a positive integer up to " + std::to_string(max) + ", got " + std::to_string(v));
+  };
+  auto zero_or_positive = [&](const char* key, int64_t v, int64_t max = kMaxSize) {
+    if (v != 0) positive(key, v, max);
+  };
+  const char* family = family_name(s.family);
+  positive("layers", s.n_layers, kMaxCount);
+  zero_or_positive("encoder_layers", s.n_encoder_layers, kMaxCount);
+  if (s.n_encoder_layers != 0 && s.family != Family::T5)
+    throw InputError(source, "encoder_layers", std::string("only t5 has an encoder (family is ") + family + ")");
+  positive("d_model", s.d_model);
+  positive("heads", s.n_heads, kMaxCount);
+  zero_or_positive("head_dim", s.head_dim);
+  if (s.head_dim == 0 && s.d_model % s.n_heads != 0)
+    throw InputError(source, "heads", "d_model " + std::to_string(s.d_model) + " is not divisible by " + std::to_string(s.n_heads) +
+                                          " heads" + (s.family == Family::Llama || s.family == Family::T5 ? " (or give head_dim)" : ""));
+  if (s.head_dim != 0 && (s.family == Family::GPT2 || s.family == Family::GPTNeo) && s.head_dim * s.n_heads != s.d_model)
+    throw InputError(source, "head_dim", std::string(family) + " heads are d_model / heads wide; " + std::to_string(s.head_dim) +
+                                             " x " + std::to_string(s.n_heads) + " heads != d_model " + std::to_string(s.d_model));
+  const int64_t hd = head_dim_of(s);
+  if (s.kv_heads) {
+    if (*s.kv_heads <= 0 || *s.kv_heads > s.n_heads)
+      throw InputError(source, "kv_heads", "expected 1 to heads (" + std::to_string(s.n_heads) + "), got " + std::to_string(*s.kv_heads));
+    if (!s.group_map && s.n_heads % *s.kv_heads != 0)
+      throw InputError(source, "kv_heads", std::to_string(*s.kv_heads) + " does not divide heads (" + std::to_string(s.n_heads) +
+                                               "); give group_map for uneven groups");
+  }
+  if (s.group_map) {
+    validate_group_map(*s.group_map, int(s.n_heads), source, "group_map");
+    if (s.kv_heads && kv_heads_of(s) != *s.kv_heads)
+      throw InputError(source, "group_map", "uses " + std::to_string(kv_heads_of(s)) + " KV heads but kv_heads is " + std::to_string(*s.kv_heads));
+  }
+  for (const auto& [key, dim] : {std::pair<const char*, std::optional<int>>{"qk_head_dim", s.qk_head_dim}, {"v_head_dim", s.v_head_dim}})
+    if (dim && (*dim <= 0 || *dim > hd))
+      throw InputError(source, key, "expected 1 to the head size (" + std::to_string(hd) + "), got " + std::to_string(*dim));
+  if (s.family == Family::Llama && s.qk_head_dim && *s.qk_head_dim % 2 != 0)
+    throw InputError(source, "qk_head_dim", "must be even: rotary embeddings turn pairs of dimensions");
+  zero_or_positive("ffn_dim", s.ffn_dim);
+  if (s.vocab_size == 0) throw InputError(source, "vocab_size", "missing (the tokenizer's vocabulary size)");
+  positive("vocab_size", s.vocab_size);
+  positive("max_positions", s.max_positions);
+  if (!s.activation.empty()) {
+    std::string base = s.activation;
+    if (s.family == Family::T5 && base.rfind("gated-", 0) == 0) base = base.substr(6);
+    if (std::find(std::begin(kActivations), std::end(kActivations), base) == std::end(kActivations)) {
+      std::string names;
+      for (const char* a : kActivations) names += std::string(names.empty() ? "" : ", ") + a;
+      throw InputError(source, "activation", "unsupported '" + s.activation + "' (expected one of " + names +
+                                                 (s.family == Family::T5 ? "; t5 also gated-<one of them>)" : ")"));
+    }
+  }
+  if (s.window_size) {
+    if (s.family != Family::GPTNeo)
+      throw InputError(source, "window_size", std::string("only gpt_neo has local attention (family is ") + family + ")");
+    positive("window_size", *s.window_size);
+  }
+  for (const auto& [key, id] : {std::pair<const char*, std::optional<int64_t>>{"bos_token_id", s.bos_token_id},
+                                {"eos_token_id", s.eos_token_id}, {"pad_token_id", s.pad_token_id}})
+    if (id && (*id < 0 || *id >= s.vocab_size))
+      throw InputError(source, key, "expected a token id below vocab_size (" + std::to_string(s.vocab_size) + "), got " + std::to_string(*id));
+}
+
+ModelShape parse_model_shape(const json& j, const std::string& file) {
+  if (!j.is_object()) throw InputError(file, "", "expected a JSON object such as {\"family\": \"llama\", \"vocab_size\": 32000, ...}");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (std::find_if(std::begin(kShapeKeys), std::end(kShapeKeys), [&](const char* k) { return it.key() == k; }) == std::end(kShapeKeys)) {
+      std::string names;
+      for (const char* k : kShapeKeys) names += std::string(names.empty() ? "" : ", ") + k;
+      throw InputError(file, it.key(), "unknown key (expected one of: " + names + ")");
+    }
+  ShapeReader r(j, file);
+  ModelShape s;
+  if (!r.has("family")) throw InputError(file, "family", "missing (expected gpt2, gpt_neo, llama or t5)");
+  const std::string family = r.string("family");
+  if (family == "gpt2") s.family = Family::GPT2;
+  else if (family == "gpt_neo") s.family = Family::GPTNeo;
+  else if (family == "llama") s.family = Family::Llama;
+  else if (family == "t5") s.family = Family::T5;
+  else throw InputError(file, "family", "unsupported '" + family + "' (expected gpt2, gpt_neo, llama or t5)");
+
+  // Integers are range-checked by validate_model_shape; here only their type, and that int-sized
+  // fields fit (rather than wrap).
+  auto int_sized = [&](const char* key) {
+    const int64_t v = r.integer(key);
+    if (v <= 0 || v > kMaxSize) throw InputError(file, key, "expected a positive integer, got " + std::to_string(v));
+    return int(v);
+  };
+  if (r.has("layers")) s.n_layers = r.integer("layers");
+  if (r.has("encoder_layers")) {
+    s.n_encoder_layers = r.integer("encoder_layers");
+    if (s.n_encoder_layers == 0) throw InputError(file, "encoder_layers", "expected a positive integer, got 0");
+  }
+  if (r.has("d_model")) s.d_model = r.integer("d_model");
+  if (r.has("heads")) s.n_heads = r.integer("heads");
+  if (r.has("head_dim")) {
+    s.head_dim = r.integer("head_dim");
+    if (s.head_dim == 0) throw InputError(file, "head_dim", "expected a positive integer, got 0");
+  }
+  if (r.has("kv_heads")) s.kv_heads = int_sized("kv_heads");
+  if (r.has("group_map")) s.group_map = r.int_list("group_map");
+  if (r.has("qk_head_dim")) s.qk_head_dim = int_sized("qk_head_dim");
+  if (r.has("v_head_dim")) s.v_head_dim = int_sized("v_head_dim");
+  if (r.has("ffn_dim")) {
+    s.ffn_dim = r.integer("ffn_dim");
+    if (s.ffn_dim == 0) throw InputError(file, "ffn_dim", "expected a positive integer, got 0");
+  }
+  if (!r.has("vocab_size")) throw InputError(file, "vocab_size", "missing (the tokenizer's vocabulary size)");
+  s.vocab_size = r.integer("vocab_size");
+  if (s.vocab_size == 0) throw InputError(file, "vocab_size", "expected a positive integer, got 0");
+  if (r.has("max_positions")) {
+    if (s.family == Family::T5)
+      throw InputError(file, "max_positions", "t5 has relative positions and no position limit; leave it out");
+    s.max_positions = r.integer("max_positions");
+  }
+  if (r.has("activation")) s.activation = r.string("activation");
+  if (r.has("window_size")) s.window_size = r.integer("window_size");
+  if (r.has("bos_token_id")) s.bos_token_id = r.integer("bos_token_id");
+  if (r.has("eos_token_id")) s.eos_token_id = r.integer("eos_token_id");
+  if (r.has("pad_token_id")) s.pad_token_id = r.integer("pad_token_id");
+  validate_model_shape(s, file);
+  return s;
+}
+
+int64_t default_ffn_dim(const ModelShape& s) {
+  if (!gated_ffn(s)) return 4 * s.d_model;
+  const int64_t two_thirds_of_4d = (8 * s.d_model + 2) / 3;  // ceil(8d/3)
+  return (two_thirds_of_4d + 63) / 64 * 64;
+}
+
+json make_config(const ModelShape& s) {
+  validate_model_shape(s, "<model shape>");
+  const int64_t hd = head_dim_of(s), ffn = s.ffn_dim > 0 ? s.ffn_dim : default_ffn_dim(s);
+  const std::string act = activation_of(s);
+  auto id = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  json j;
+  switch (s.family) {
+    case Family::GPT2:
+      j = {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}, {"vocab_size", s.vocab_size},
+           {"n_embd", s.d_model}, {"n_layer", s.n_layers}, {"n_head", s.n_heads}, {"n_positions", s.max_positions},
+           {"n_inner", ffn}, {"activation_function", act}, {"layer_norm_epsilon", 1e-5}, {"initializer_range", 0.02},
+           {"tie_word_embeddings", true}};
+      break;
+    case Family::GPTNeo: {
+      // Global and local layers alternate (as in GPT-Neo 125M) when a window is given.
+      json types = json::array();
+      if (s.window_size) {
+        if (s.n_layers >= 2) types.push_back({{"global", "local"}, s.n_layers / 2});
+        if (s.n_layers % 2) types.push_back({{"global"}, 1});
+      } else {
+        types.push_back({{"global"}, s.n_layers});
+      }
+      j = {{"model_type", "gpt_neo"}, {"architectures", {"GPTNeoForCausalLM"}}, {"vocab_size", s.vocab_size},
+           {"hidden_size", s.d_model}, {"num_layers", s.n_layers}, {"num_heads", s.n_heads},
+           {"max_position_embeddings", s.max_positions}, {"intermediate_size", ffn}, {"activation_function", act},
+           {"attention_types", types}, {"window_size", s.window_size.value_or(256)}, {"layer_norm_epsilon", 1e-5},
+           {"initializer_range", 0.02}, {"tie_word_embeddings", true}};
+      break;
+    }
+    case Family::Llama:
+      j = {{"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}, {"vocab_size", s.vocab_size},
+           {"hidden_size", s.d_model}, {"intermediate_size", ffn}, {"num_hidden_layers", s.n_layers},
+           {"num_attention_heads", s.n_heads}, {"num_key_value_heads", kv_heads_of(s)}, {"head_dim", hd},
+           {"hidden_act", act}, {"max_position_embeddings", s.max_positions}, {"rms_norm_eps", 1e-6},
+           {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}, {"attention_bias", false},
+           {"mlp_bias", false}, {"initializer_range", 0.02}, {"tie_word_embeddings", true}};
+      break;
+    case Family::T5: {
+      const int64_t pad = s.pad_token_id.value_or(0);  // T5's convention; also the decoder's start token
+      j = {{"model_type", "t5"}, {"architectures", {"T5ForConditionalGeneration"}}, {"is_encoder_decoder", true},
+           {"vocab_size", s.vocab_size}, {"d_model", s.d_model}, {"d_kv", hd}, {"d_ff", ffn}, {"num_heads", s.n_heads},
+           {"num_layers", s.n_encoder_layers > 0 ? s.n_encoder_layers : s.n_layers}, {"num_decoder_layers", s.n_layers},
+           {"feed_forward_proj", act}, {"relative_attention_num_buckets", 32}, {"relative_attention_max_distance", 128},
+           {"layer_norm_epsilon", 1e-6}, {"initializer_factor", 1.0}, {"tie_word_embeddings", true},
+           {"scale_decoder_outputs", true}, {"decoder_start_token_id", pad}};
+      j["pad_token_id"] = pad;
+      break;
+    }
+  }
+  j["bos_token_id"] = id(s.bos_token_id);
+  j["eos_token_id"] = id(s.eos_token_id);
+  if (!j.contains("pad_token_id")) j["pad_token_id"] = id(s.pad_token_id);
+
+  // Grouped-attention fields (README, "Grouped-attention fields"), as the converter writes them.
+  const AttentionLayout want = intended_layout(s);
+  const bool grouped = !(want.is_mha() && want.head_dim_qk == hd && want.head_dim_v == hd);
+  if (grouped) j["num_key_value_heads"] = want.n_kv;
+  if (!want.is_contiguous_even()) j["gqa_group_map"] = want.group_of;
+  if (want.head_dim_qk != hd) j["gqa_qk_head_dim"] = want.head_dim_qk;
+  if (want.head_dim_v != hd) j["gqa_v_head_dim"] = want.head_dim_v;
+  if (s.family == Family::T5 && grouped) j["gqa_modules"] = {"decoder_self", "decoder_cross"};
+  if (s.family == Family::Llama && want.head_dim_qk != hd) {
+    // Fewer rotary pairs than the head size has: evenly spaced ones, which for a stride of
+    // (hd / qk) are exactly the frequencies RoPE would give a head of qk dims.
+    const int pairs = int(hd / 2), kept = want.head_dim_qk / 2;
+    json idx = json::array();
+    for (int i = 0; i < kept; ++i) idx.push_back(int64_t(i) * pairs / kept);
+    j["gqa_rope_pairs"] = idx;
+  }
+
+  // The fields must describe exactly the intended layouts (grouped modules) and MHA elsewhere.
+  const ModelConfig back = parse_config(j, "<model shape>");
+  const AttentionLayout mha = AttentionLayout::even(int(s.n_heads), int(s.n_heads), int(hd), int(hd));
+  for (AttentionModule m : back.modules()) {
+    const AttentionLayout& expect = m == AttentionModule::EncoderSelf ? mha : want;
+    for (const AttentionLayout& l : back.layouts.at(m))
+      if (l.group_of != expect.group_of || l.n_kv != expect.n_kv || l.head_dim_qk != expect.head_dim_qk ||
+          l.head_dim_v != expect.head_dim_v)
+        throw std::logic_error(std::string("config fields do not reproduce the layout of ") + module_name(m) + ": " +
+                               l.describe() + " instead of " + expect.describe());
+  }
+  return j;
+}
+
+int64_t parameter_count(const ModelShape& shape) {
+  int64_t n = 0;
+  for (const StoredTensor& t : stored_tensors(config_of(shape))) n += t.numel();
+  return n;
+}
+
+int64_t ffn_dim_matching(ModelShape shape, int64_t target) {
+  // The count is affine in the FFN width: a + b * ffn.
+  auto count = [&](int64_t ffn) {
+    shape.ffn_dim = ffn;
+    return parameter_count(shape);
+  };
+  const int64_t c1 = count(1), per_unit = count(2) - c1, fixed = c1 - per_unit;
+  const int64_t guess = std::max<int64_t>(1, int64_t(std::llround(double(target - fixed) / double(per_unit))));
+  int64_t best = guess;
+  for (int64_t f : {guess - 1, guess + 1})
+    if (f >= 1 && std::llabs(fixed + per_unit * f - target) < std::llabs(fixed + per_unit * best - target)) best = f;
+  return best;
+}
+
+void write_initial_checkpoint(const ModelShape& shape, const std::string& out_dir, uint64_t seed, bool overwrite) {
+  json config = make_config(shape);
+  config["gqa_init"] = {{"seed", seed}};
+  const ModelConfig cfg = parse_config(config, out_dir + "/config.json");
+  CheckpointWriter writer(out_dir, overwrite);
+  writer.set_config(config);
+  for (StoredTensor& t : stored_tensors(cfg)) {
+    TensorToWrite w;
+    w.name = t.name;
+    w.dtype = DType::F32;
+    w.shape = t.shape;
+    w.nbytes = size_t(t.numel()) * sizeof(float);
+    w.fill = [t = std::move(t), seed](uint8_t* dst) { fill_tensor(t, seed, dst); };
+    writer.add(std::move(w));
+  }
+  writer.commit();
+}
+
+}  // namespace gqa

@@ -1,0 +1,353 @@
+// The training loop: saving round-trips every family, training matches PyTorch step for step,
+// a run killed with SIGKILL resumes onto the same loss curve, 2 gloo processes equal 1 process
+// with 2x accumulation, WGQA scalars train and fold exactly, distillation, and bad input.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "core/checkpoint.h"
+#include "core/files.h"
+#include "core/model/model.h"
+#include "tests/model/oracle.h"
+#include "tests/test_util.h"
+#include "uptrain/model_io.h"
+#include "uptrain/optimizer.h"
+
+namespace gqa {
+namespace {
+
+using test::TempDir;
+
+// Token ids with structure a small model can learn: a few repeating phrases with noise.
+void write_tokens(const std::string& path, int64_t n, uint64_t seed, int64_t vocab = 384) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint16_t> ids;
+  std::vector<std::vector<uint16_t>> phrases(8);
+  for (auto& p : phrases)
+    for (int i = 0; i < 6; ++i) p.push_back(uint16_t(rng() % uint64_t(vocab)));
+  while (int64_t(ids.size()) < n) {
+    const auto& p = phrases[rng() % phrases.size()];
+    ids.insert(ids.end(), p.begin(), p.end());
+    ids.push_back(uint16_t(rng() % uint64_t(vocab)));
+  }
+  ids.resize(size_t(n));
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 2));
+}
+
+struct RunResult {
+  int code = -1;
+  std::string output;
+};
+
+// Runs a shell command, capturing stdout+stderr.
+RunResult run(const std::string& cmd) {
+  RunResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string gqa_cmd(const std::string& args) { return std::string(GQA_BIN) + " " + args; }
+
+// Losses of train_log.jsonl records of kind "train", by step.
+std::map<int64_t, double> train_losses(const std::string& out_dir) {
+  std::map<int64_t, double> out;
+  std::ifstream in(out_dir + "/train_log.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("kind", "") != "train") continue;
+    out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+  }
+  return out;
+}
+
+// Max |a - b| over the tensors two folders share, as float32; fails when a name is missing.
+double folder_diff(const std::string& a_dir, const std::string& b_file_or_dir) {
+  Checkpoint a(a_dir);
+  std::unique_ptr<Checkpoint> b_ckpt;
+  std::unique_ptr<SafetensorsFile> b_file;
+  if (files::is_directory(b_file_or_dir)) b_ckpt = std::make_unique<Checkpoint>(b_file_or_dir);
+  else b_file = std::make_unique<SafetensorsFile>(b_file_or_dir);
+  double worst = 0;
+  for (const std::string& name : a.names()) {
+    const bool in_b = b_ckpt ? b_ckpt->has(name) : b_file->has(name);
+    EXPECT_TRUE(in_b) << name;
+    if (!in_b) continue;
+    const TensorView& x = a.tensor(name);
+    const TensorView& y = b_ckpt ? b_ckpt->tensor(name) : b_file->tensor(name);
+    std::vector<float> xf(size_t(x.numel())), yf(size_t(y.numel()));
+    EXPECT_EQ(x.numel(), y.numel()) << name;
+    if (x.numel() != y.numel()) continue;
+    to_float32(x.dtype, x.data, x.numel(), xf.data());
+    to_float32(y.dtype, y.data, y.numel(), yf.data());
+    for (size_t i = 0; i < xf.size(); ++i) worst = std::max(worst, double(std::abs(xf[i] - yf[i])));
+  }
+  return worst;
+}
+
+class SaveRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+// Loading then saving gives back the source tensors bit for bit (fused GPT-2 c_attn, Conv1D
+// layout, shards, bf16, tied embeddings, T5's two stacks).
+TEST_P(SaveRoundTrip, ReproducesSourceTensors) {
+  const std::string src = test::oracle_case(GetParam());
+  Checkpoint ckpt(src);
+  auto model = load_model(ckpt);
+  ASSERT_FALSE(model->parameters().empty());
+  TempDir tmp("gqa-save");
+  save_model(*model, ckpt, ckpt.config().raw, tmp.file("out"));
+  Checkpoint saved(tmp.file("out"));
+  EXPECT_EQ(saved.names(), ckpt.names());
+  for (const std::string& name : ckpt.names()) {
+    const TensorView& a = ckpt.tensor(name);
+    const TensorView& b = saved.tensor(name);
+    EXPECT_EQ(a.dtype, b.dtype) << name;
+    EXPECT_EQ(a.shape, b.shape) << name;
+    ASSERT_EQ(a.nbytes, b.nbytes) << name;
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, SaveRoundTrip,
+                         ::testing::Values("gpt2_h4", "gpt_neo_h6", "llama_gqa_h6kv2", "llama_mqa_sharded", "llama_bf16", "t5_v10",
+                                           "t5_v11"));
+
+TEST(Trainer, SavedWeightsChangeWhenTheModelDoes) {
+  const std::string src = test::oracle_case("gpt2_h4");
+  Checkpoint ckpt(src);
+  auto model = load_model(ckpt);
+  {
+    at::NoGradGuard g;
+    for (const ModelParameter& p : model->parameters())
+      if (p.role == Role::AttnK && p.layer == 1) p.tensor.add_(1.0f);
+  }
+  TempDir tmp("gqa-save");
+  save_model(*model, ckpt, ckpt.config().raw, tmp.file("out"));
+  auto reloaded = load_model(tmp.file("out"));
+  for (size_t i = 0; i < model->parameters().size(); ++i)
+    EXPECT_TRUE(at::equal(model->parameters()[i].tensor, reloaded->parameters()[i].tensor)) << model->parameters()[i].key();
+}
+
+TEST(Trainer, PackedCausalPathEqualsMaskedPath) {
+  for (const char* name : {"gpt2_h4", "gpt_neo_h4", "llama_gqa_h6kv2"}) {
+    auto model = load_model(test::oracle_case(name));
+    at::Tensor ids = at::randint(0, 384, {2, 11}, at::kLong);
+    const double d = test::max_abs_diff(model->forward(ids, at::Tensor()), model->forward(ids, at::ones_like(ids)));
+    EXPECT_LT(d, 1e-5) << name;
+  }
+}
+
+TEST(Optimizer, ScheduleWarmsUpThenDecays) {
+  Schedule s{1e-3, 10, 110, "linear", 0.1};
+  EXPECT_DOUBLE_EQ(s.at(1), 1e-4);
+  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);
+  EXPECT_NEAR(s.at(60), 1e-3 * (0.1 + 0.9 * 0.5), 1e-12);
+  EXPECT_NEAR(s.at(110), 1e-4, 1e-12);
+  Schedule c{1e-3, 0, 100, "cosine", 0.0};
+  EXPECT_NEAR(c.at(50), 0.5e-3, 1e-12);
+  EXPECT_NEAR(c.at(100), 0.0, 1e-12);
+}
+
+TEST(Optimizer, ClippingScalesToTheNorm) {
+  at::Tensor a = at::zeros({3}).requires_grad_(true), b = at::zeros({4}).requires_grad_(true);
+  a.mutable_grad() = at::full({3}, 3.0);
+  b.mutable_grad() = at::full({4}, 4.0);
+  const double norm = clip_grad_norm({a, b}, 1.0);
+  EXPECT_NEAR(norm, std::sqrt(27.0 + 64.0), 1e-5);
+  EXPECT_NEAR(at::cat({a.grad(), b.grad()}).norm().item<double>(), 1.0, 1e-5);
+}
+
+// Our loop against torch.optim.AdamW + transformers on the same full batches.
+class PyTorchParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PyTorchParity, WeightsAfterFiveStepsMatch) {
+  TempDir tmp("gqa-parity");
+  write_tokens(tmp.file("train.bin"), 16 * 6 + 1, 7);
+  const std::string src = test::oracle_case(GetParam());
+  const std::string common = " --seq-len 16 --steps 5 --lr 3e-3 --weight-decay 0.1 --warmup 2 --clip 0.5 ";
+  RunResult ours = run(gqa_cmd("uptrain " + src + " " + tmp.file("out") + " --data " + tmp.file("train.bin") + common +
+                               "--batch-size 6 --threads 1 --quiet"));
+  ASSERT_EQ(ours.code, 0) << ours.output;
+  RunResult ref = run(std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/train_oracle.py " + src + " " +
+                      tmp.file("train.bin") + " 16 5 3e-3 0.1 2 0.5 " + tmp.file("ref.safetensors"));
+  ASSERT_EQ(ref.code, 0) << ref.output;
+  const double d = folder_diff(tmp.file("out/model"), tmp.file("ref.safetensors"));
+  EXPECT_LT(d, 2e-5) << "weights differ from PyTorch's by " << d;
+  // The losses agree too (first and last step).
+  std::istringstream ref_losses(ref.output);
+  std::vector<double> expected{std::istream_iterator<double>(ref_losses), std::istream_iterator<double>()};
+  const auto losses = train_losses(tmp.path + "/out");
+  ASSERT_EQ(expected.size(), 5u) << ref.output;
+  ASSERT_EQ(losses.size(), 5u);
+  EXPECT_NEAR(losses.at(1), expected[0], 1e-5);
+  EXPECT_NEAR(losses.at(5), expected[4], 1e-5);
+  EXPECT_LT(losses.at(5), losses.at(1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, PyTorchParity, ::testing::Values("gpt2_h4", "llama_gqa_h6kv2"));
+
+// SIGKILL in the middle of a run, then --resume: the same loss at every later step as a run
+// that was never interrupted, and the final weights equal.
+TEST(Trainer, ResumeAfterSigkillContinuesExactly) {
+  TempDir tmp("gqa-resume");
+  write_tokens(tmp.file("train.bin"), 8000, 11);
+  const std::string src = test::oracle_case("llama_gqa_h6kv2");
+  const std::string args = src + " %OUT% --data " + tmp.file("train.bin") +
+                           " --seq-len 32 --batch-size 4 --steps 60 --save-every 3 --lr 2e-3 --threads 1 --quiet";
+  auto with_out = [&](const std::string& out) {
+    std::string a = args;
+    a.replace(a.find("%OUT%"), 5, out);
+    return gqa_cmd("uptrain " + a);
+  };
+  ASSERT_EQ(run(with_out(tmp.file("straight"))).code, 0);
+  const auto straight = train_losses(tmp.file("straight"));
+  ASSERT_EQ(straight.size(), 60u);
+
+  for (int seed : {1, 2}) {
+    const std::string out = tmp.file("killed" + std::to_string(seed));
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setpgid(0, 0);  // its own process group, so the kill reaches gqa under the shell
+      ::execl("/bin/sh", "sh", "-c", (with_out(out) + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Kill once a checkpoint (seed 1: the first; seed 2: the third) exists, mid-step.
+    const std::string wanted = out + (seed == 1 ? "/checkpoints/step-00000003" : "/checkpoints/step-00000009");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (!files::exists(wanted) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(40 * seed));
+    ::kill(-pid, SIGKILL);
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_FALSE(files::exists(out + "/model")) << "the run finished before it was killed";
+    RunResult resumed = run(with_out(out) + " --resume");
+    ASSERT_EQ(resumed.code, 0) << resumed.output;
+    const auto losses = train_losses(out);
+    ASSERT_EQ(losses.size(), 60u);
+    for (const auto& [step, loss] : straight) EXPECT_EQ(losses.at(step), loss) << "step " << step << " seed " << seed;
+    EXPECT_EQ(folder_diff(out + "/model", tmp.file("straight/model")), 0.0);
+  }
+}
+
+// c10d gloo: 2 processes with micro-batch B equal 1 process with B and 2x accumulation.
+TEST(Trainer, TwoGlooProcessesEqualAccumulation) {
+  TempDir tmp("gqa-ddp");
+  write_tokens(tmp.file("train.bin"), 6000, 13);
+  const std::string src = test::oracle_case("gpt2_h4");
+  const std::string common = " --data " + tmp.file("train.bin") + " --seq-len 24 --batch-size 3 --steps 6 --lr 2e-3 --threads 1 --quiet";
+  RunResult one = run(gqa_cmd("uptrain " + src + " " + tmp.file("one") + common + " --grad-accum 2"));
+  ASSERT_EQ(one.code, 0) << one.output;
+  RunResult two = run(gqa_cmd("uptrain " + src + " " + tmp.file("two") + common + " --nproc 2"));
+  ASSERT_EQ(two.code, 0) << two.output;
+  const double d = folder_diff(tmp.file("one/model"), tmp.file("two/model"));
+  EXPECT_LT(d, 1e-5) << "2 processes differ from 2x accumulation by " << d;
+  const auto a = train_losses(tmp.file("one")), b = train_losses(tmp.file("two"));
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (const auto& [step, loss] : a) EXPECT_NEAR(b.at(step), loss, 1e-5) << step;
+}
+
+// WGQA: the scalars move during uptraining, the output is plain GQA, and folding is exact.
+TEST(Trainer, WeightedScalarsTrainAndFold) {
+  TempDir tmp("gqa-wgqa");
+  write_tokens(tmp.file("train.bin"), 4000, 17);
+  const std::string src = test::oracle_case("llama_mha");
+  ASSERT_EQ(run(gqa_cmd("convert " + src + " " + tmp.file("w") + " --strategy weighted --kv-heads 2")).code, 0);
+  RunResult r = run(gqa_cmd("uptrain " + tmp.file("w") + " " + tmp.file("out") + " --data " + tmp.file("train.bin") +
+                            " --seq-len 32 --batch-size 4 --steps 8 --lr 1e-3 --scalar-lr 5e-2 --threads 1 --quiet"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  Checkpoint folded(tmp.file("out/model")), weighted(tmp.file("out/model-weighted"));
+  EXPECT_TRUE(folded.config().weighted.empty());
+  EXPECT_EQ(folded.config().layout(AttentionModule::DecoderSelf, 0).n_kv, 2);
+  EXPECT_FALSE(weighted.config().weighted.empty());
+  // Scalars left their 1/2 start.
+  auto wm = load_model(weighted);
+  double moved = 0;
+  for (const ModelParameter& p : wm->parameters())
+    if (p.role == Role::AttnKScale) moved = std::max(moved, (p.tensor - 0.5).abs().max().item<double>());
+  EXPECT_GT(moved, 1e-3);
+  at::Tensor ids = at::randint(0, 384, {2, 9}, at::kLong);
+  EXPECT_LT(test::max_abs_diff(load_model(folded)->forward(ids, at::Tensor()), wm->forward(ids, at::Tensor())), 2e-5);
+  // The scalars are logged.
+  EXPECT_NE(test::read_text(tmp.file("out/train_log.jsonl")).find("\"kind\":\"wgqa\""), std::string::npos);
+}
+
+// Distilling a model into itself: the KL term is zero, so weight 1 gives a zero loss.
+TEST(Trainer, SelfDistillationHasZeroLoss) {
+  TempDir tmp("gqa-distill");
+  write_tokens(tmp.file("train.bin"), 3000, 19);
+  const std::string src = test::oracle_case("gpt2_h4");
+  RunResult r = run(gqa_cmd("uptrain " + src + " " + tmp.file("out") + " --data " + tmp.file("train.bin") + " --teacher " + src +
+                            " --distill-weight 1 --seq-len 16 --batch-size 2 --steps 1 --threads 1 --quiet"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NEAR(train_losses(tmp.file("out")).at(1), 0.0, 1e-5);
+}
+
+TEST(Trainer, BadInputIsOneLineAndExitTwo) {
+  TempDir tmp("gqa-bad");
+  write_tokens(tmp.file("train.bin"), 3000, 23);
+  const std::string src = test::oracle_case("gpt2_h4");
+  const std::string base = "uptrain " + src + " " + tmp.file("out") + " --seq-len 16 --batch-size 2 --threads 1 --quiet ";
+  struct Case {
+    std::string args, expect;
+  } cases[] = {
+      {"--data " + tmp.file("missing.bin") + " --steps 2", "missing.bin"},
+      {"--data " + tmp.file("train.bin") + " --fraction 1.5", "--fraction"},
+      {"--data " + tmp.file("train.bin") + " --fraction 0.05", "gqa_training.tokens"},
+      {"--data " + tmp.file("train.bin"), "--steps"},
+      {"--data " + tmp.file("train.bin") + " --steps 2 --seq-len 4096", "positions"},
+  };
+  for (const Case& c : cases) {
+    RunResult r = run(gqa_cmd(base + c.args));
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_FALSE(files::exists(tmp.file("out/model"))) << c.args;
+  }
+  // Token ids beyond the vocabulary (the model has 384).
+  write_tokens(tmp.file("wide.bin"), 3000, 29, 1000);
+  RunResult wide = run(gqa_cmd(base + "--data " + tmp.file("wide.bin") + " --steps 2"));
+  EXPECT_EQ(wide.code, 2) << wide.output;
+}
+
+TEST(Trainer, ResumeRefusesADifferentConfigAndNaNKeepsTheCheckpoint) {
+  TempDir tmp("gqa-resume-bad");
+  write_tokens(tmp.file("train.bin"), 4000, 31);
+  const std::string src = test::oracle_case("gpt2_h4");
+  const std::string base = "uptrain " + src + " " + tmp.file("out") + " --data " + tmp.file("train.bin") +
+                           " --seq-len 16 --batch-size 2 --steps 4 --save-every 2 --threads 1 --quiet";
+  ASSERT_EQ(run(gqa_cmd(base)).code, 0);
+  RunResult again = run(gqa_cmd(base));
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.output.find("--resume"), std::string::npos) << again.output;
+  RunResult other = run(gqa_cmd(base + " --lr 5e-4 --resume"));
+  EXPECT_EQ(other.code, 2);
+  EXPECT_NE(other.output.find("run.lr"), std::string::npos) << other.output;
+
+  // A learning rate that blows up: stops with a message, the earlier checkpoint survives.
+  const std::string nan_out = tmp.file("nan");
+  RunResult nan = run(gqa_cmd("uptrain " + src + " " + nan_out + " --data " + tmp.file("train.bin") +
+                              " --seq-len 16 --batch-size 2 --steps 40 --save-every 1 --warmup 0 --clip 0 --lr 1e30 --threads 1 --quiet"));
+  EXPECT_EQ(nan.code, 2) << nan.output;
+  EXPECT_NE(nan.output.find("loss"), std::string::npos) << nan.output;
+  EXPECT_TRUE(files::exists(nan_out + "/checkpoints/step-00000001/trainer_state.json")) << nan.output;
+  EXPECT_FALSE(files::exists(nan_out + "/model"));
+}
+
+}  // namespace
+}  // namespace gqa

@@ -1,0 +1,94 @@
+#include "uptrain/optimizer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace gqa {
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions opts) : groups_(std::move(groups)), opts_(opts) {
+  for (const ParamGroup& g : groups_)
+    for (size_t i = 0; i < g.params.size(); ++i)
+      state_[g.keys[i]] = {at::zeros_like(g.params[i], at::MemoryFormat::Contiguous),
+                           at::zeros_like(g.params[i], at::MemoryFormat::Contiguous)};
+}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard no_grad;
+  ++step_;
+  const double bias1 = 1.0 - std::pow(opts_.beta1, double(step_));
+  const double bias2_sqrt = std::sqrt(1.0 - std::pow(opts_.beta2, double(step_)));
+  for (const ParamGroup& g : groups_) {
+    const double group_lr = lr * g.lr_scale;
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      const at::Tensor& p = g.params[i];
+      const at::Tensor& grad = p.grad();
+      if (!grad.defined()) continue;
+      auto& [exp_avg, exp_avg_sq] = state_.at(g.keys[i]);
+      // torch.optim.AdamW (single-tensor path), operation for operation.
+      if (g.decay && opts_.weight_decay != 0) p.mul_(1.0 - group_lr * opts_.weight_decay);
+      exp_avg.lerp_(grad, 1.0 - opts_.beta1);
+      exp_avg_sq.mul_(opts_.beta2).addcmul_(grad, grad, 1.0 - opts_.beta2);
+      at::Tensor denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(opts_.eps);
+      p.addcdiv_(exp_avg, denom, -group_lr / bias1);
+    }
+  }
+}
+
+std::map<std::string, at::Tensor> AdamW::state_tensors() const {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [key, s] : state_) {
+    out[key + ".exp_avg"] = s.first;
+    out[key + ".exp_avg_sq"] = s.second;
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, at::Tensor>& tensors, int64_t step) {
+  at::NoGradGuard no_grad;
+  for (auto& [key, s] : state_) {
+    for (auto [suffix, dst] : {std::pair<const char*, at::Tensor*>{".exp_avg", &s.first}, {".exp_avg_sq", &s.second}}) {
+      auto it = tensors.find(key + suffix);
+      if (it == tensors.end()) throw InputError("optimizer.safetensors", key + suffix, "missing from the saved optimizer state");
+      if (!it->second.sizes().equals(dst->sizes()))
+        throw InputError("optimizer.safetensors", key + suffix, "shape differs from the model's parameter");
+      dst->copy_(it->second);
+    }
+  }
+  step_ = step;
+}
+
+void AdamW::remap_state(const std::string& key, const std::function<at::Tensor(const at::Tensor&)>& fn) {
+  at::NoGradGuard no_grad;
+  auto& [m, v] = state_.at(key);
+  m.copy_(fn(m));
+  v.copy_(fn(v));
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> norms;
+  for (const at::Tensor& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().detach().to(at::kFloat).norm());
+  if (norms.empty()) return 0.0;
+  const double total = at::stack(norms).norm().item<double>();
+  // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (total + 1e-6), clamped at 1.
+  if (max_norm > 0 && std::isfinite(total)) {
+    const double coef = max_norm / (total + 1e-6);
+    if (coef < 1.0)
+      for (const at::Tensor& p : params)
+        if (p.grad().defined()) p.grad().mul_(coef);
+  }
+  return total;
+}
+
+double Schedule::at(int64_t step) const {
+  if (warmup_steps > 0 && step <= warmup_steps) return lr * double(step) / double(warmup_steps);
+  if (decay == "constant") return lr;
+  const double span = double(std::max<int64_t>(1, total_steps - warmup_steps));
+  const double progress = std::min(1.0, std::max(0.0, double(step - warmup_steps) / span));
+  const double shape = decay == "cosine" ? 0.5 * (1.0 + std::cos(M_PI * progress)) : 1.0 - progress;
+  return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * shape);
+}
+
+}  // namespace gqa

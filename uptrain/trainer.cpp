@@ -1,0 +1,634 @@
+#include "uptrain/trainer.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "convert/converter.h"
+#include "core/arch.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/model/model.h"
+#include "core/tokenizers/tokenizer.h"
+#include "uptrain/model_io.h"
+#include "uptrain/train_log.h"
+
+namespace gqa {
+namespace {
+
+using json = nlohmann::json;
+constexpr int64_t kIgnore = -100;  // label of positions without a target (padding)
+
+// One micro-batch: decoder inputs and labels [B, T]; for T5 the encoder input and its mask.
+struct Batch {
+  at::Tensor input, labels, source, source_mask;
+  int64_t tokens = 0;  // tokens the step consumed (inputs and sources), for throughput and budgets
+};
+
+// Turns example indices into batches; one implementation per kind of data.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t count() const = 0;
+  virtual Batch make(const int64_t* indices, int64_t n) const = 0;
+  virtual int64_t tokens_per_example() const = 0;  // for token budgets (an average for seq2seq)
+};
+
+// Fixed windows of a token stream. Decoder-only models predict every next token; T5 reads the
+// first half of a window and predicts the second (a prefix-LM objective on plain text).
+class PackedSource : public BatchSource {
+ public:
+  PackedSource(PackedSequences seqs, const ModelConfig& c, at::Device device)
+      : seqs_(std::move(seqs)), t5_(c.is_encoder_decoder()), device_(device),
+        decoder_start_(c.decoder_start_token_id.value_or(c.pad_token_id.value_or(0))) {}
+  int64_t count() const override { return seqs_.count(); }
+  int64_t tokens_per_example() const override { return seqs_.seq_len(); }
+  Batch make(const int64_t* indices, int64_t n) const override {
+    const int64_t L = seqs_.seq_len() + 1;
+    at::Tensor ids32 = at::empty({n, L}, at::kInt);
+    for (int64_t i = 0; i < n; ++i) seqs_.sequence(indices[i], ids32.data_ptr<int32_t>() + i * L);
+    at::Tensor ids = ids32.to(at::kLong);
+    Batch b;
+    b.tokens = n * seqs_.seq_len();
+    if (!t5_) {
+      b.input = ids.narrow(1, 0, L - 1).to(device_);
+      b.labels = ids.narrow(1, 1, L - 1).to(device_);
+      return b;
+    }
+    const int64_t src = (L - 1) / 2, tgt = L - src;
+    b.source = ids.narrow(1, 0, src).to(device_);
+    b.source_mask = at::ones_like(b.source);
+    b.labels = ids.narrow(1, src, tgt).to(device_);
+    b.input = at::cat({at::full({n, 1}, decoder_start_, ids.options()), ids.narrow(1, src, tgt - 1)}, 1).to(device_);
+    return b;
+  }
+  const PackedSequences& sequences() const { return seqs_; }
+
+ private:
+  PackedSequences seqs_;
+  bool t5_;
+  at::Device device_;
+  int64_t decoder_start_;
+};
+
+// document -> summary pairs for T5: sources right-padded with their mask, labels padded with kIgnore.
+class Seq2SeqSource : public BatchSource {
+ public:
+  Seq2SeqSource(std::vector<Seq2SeqExample> ex, const ModelConfig& c, at::Device device)
+      : ex_(std::move(ex)), device_(device), pad_(c.pad_token_id.value_or(0)),
+        decoder_start_(c.decoder_start_token_id.value_or(pad_)) {
+    for (const auto& e : ex_) total_tokens_ += int64_t(e.source.size() + e.target.size());
+  }
+  int64_t count() const override { return int64_t(ex_.size()); }
+  int64_t tokens_per_example() const override { return std::max<int64_t>(1, total_tokens_ / std::max<int64_t>(1, count())); }
+  Batch make(const int64_t* indices, int64_t n) const override {
+    int64_t S = 1, T = 1;
+    for (int64_t i = 0; i < n; ++i) {
+      S = std::max<int64_t>(S, int64_t(ex_[indices[i]].source.size()));
+      T = std::max<int64_t>(T, int64_t(ex_[indices[i]].target.size()));
+    }
+    at::Tensor src = at::full({n, S}, pad_, at::kLong), mask = at::zeros({n, S}, at::kLong);
+    at::Tensor labels = at::full({n, T}, kIgnore, at::kLong), input = at::full({n, T}, pad_, at::kLong);
+    Batch b;
+    for (int64_t i = 0; i < n; ++i) {
+      const Seq2SeqExample& e = ex_[indices[i]];
+      for (size_t j = 0; j < e.source.size(); ++j) {
+        src[i][int64_t(j)] = int64_t(e.source[j]);
+        mask[i][int64_t(j)] = 1;
+      }
+      for (size_t j = 0; j < e.target.size(); ++j) {
+        labels[i][int64_t(j)] = int64_t(e.target[j]);
+        input[i][int64_t(j)] = j == 0 ? decoder_start_ : int64_t(e.target[j - 1]);
+      }
+      b.tokens += int64_t(e.source.size() + e.target.size());
+    }
+    b.source = src.to(device_);
+    b.source_mask = mask.to(device_);
+    b.labels = labels.to(device_);
+    b.input = input.to(device_);
+    return b;
+  }
+
+ private:
+  std::vector<Seq2SeqExample> ex_;
+  at::Device device_;
+  int64_t pad_, decoder_start_, total_tokens_ = 0;
+};
+
+at::Tensor logits_of(const Model& m, const Batch& b) {
+  if (!m.is_encoder_decoder()) return m.forward(b.input, at::Tensor());
+  const Memory memory = m.encode(b.source, b.source_mask);
+  return m.forward(b.input, at::ones_like(b.input), nullptr, &memory);
+}
+
+// Mean token cross-entropy over labelled positions, computed in float32.
+at::Tensor lm_loss(const at::Tensor& logits, const at::Tensor& labels) {
+  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat), labels.reshape({-1}), {},
+                                at::Reduction::Mean, kIgnore);
+}
+
+// T^2 * KL(teacher || student) at temperature T, averaged over labelled positions (Hinton et al.).
+at::Tensor distill_loss(const at::Tensor& student, const at::Tensor& teacher, const at::Tensor& labels, double T) {
+  at::Tensor s = at::log_softmax(student.to(at::kFloat) / T, -1);
+  at::Tensor t = at::log_softmax(teacher.to(at::kFloat) / T, -1);
+  at::Tensor kl = (t.exp() * (t - s)).sum(-1);  // [B, T]
+  at::Tensor keep = (labels != kIgnore).to(at::kFloat);
+  return (kl * keep).sum() / keep.sum().clamp_min(1.0) * (T * T);
+}
+
+// bf16 autocast for the forward pass on CUDA (the weights and optimizer stay float32).
+struct AutocastGuard {
+  bool on;
+  explicit AutocastGuard(bool enable) : on(enable) {
+    if (on) {
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+    }
+  }
+  ~AutocastGuard() {
+    if (on) {
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::clear_cache();
+    }
+  }
+};
+
+std::string checkpoint_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+// Complete step checkpoints (unfinished ones are still named step-N.tmp-XXXXXX), by step.
+std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  if (!files::is_directory(dir)) return out;
+  for (const std::string& name : files::list_directory(dir)) {
+    long long step = 0;
+    char tail = 0;
+    if (name.size() == 13 && std::sscanf(name.c_str(), "step-%8lld%c", &step, &tail) == 1 &&
+        files::exists(dir + "/" + name + "/trainer_state.json"))
+      out.emplace_back(step, dir + "/" + name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, "", "cannot be read");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw InputError(path, "", std::string("is not valid JSON: ") + e.what());
+  }
+}
+
+void write_optimizer_state(const AdamW& opt, const std::string& path) {
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, t] : opt.state_tensors()) {
+    at::Tensor host = t.detach().to(at::kCPU, at::kFloat).contiguous();
+    TensorToWrite w;
+    w.name = name;
+    w.dtype = DType::F32;
+    w.shape = host.sizes().vec();
+    w.nbytes = size_t(host.numel()) * 4;
+    w.fill = [host](uint8_t* dst) { std::memcpy(dst, host.data_ptr<float>(), host.numel() * 4); };
+    tensors.push_back(std::move(w));
+  }
+  write_safetensors(path, std::move(tensors), {{"format", "pt"}});
+}
+
+std::map<std::string, at::Tensor> read_optimizer_state(const std::string& path, at::Device device) {
+  SafetensorsFile f(path);
+  std::map<std::string, at::Tensor> out;
+  for (const std::string& name : f.names()) {
+    const TensorView& v = f.tensor(name);
+    if (v.dtype != DType::F32) throw InputError(path, name, "expected F32 optimizer state");
+    out[name] = at::from_blob(const_cast<uint8_t*>(v.data), v.shape, at::kFloat).clone().to(device);
+  }
+  return out;
+}
+
+// Summary of the WGQA scalars (mean/std/min/max over every weighted block) for the logs.
+std::map<std::string, double> scalar_stats(const std::vector<ModelParameter>& params) {
+  std::map<std::string, double> out;
+  for (const char* which : {"k", "v"}) {
+    std::vector<at::Tensor> all;
+    for (const ModelParameter& p : params) {
+      const bool is_k = p.role == Role::AttnKScale || p.role == Role::CrossKScale;
+      const bool is_v = p.role == Role::AttnVScale || p.role == Role::CrossVScale;
+      if ((which[0] == 'k' && is_k) || (which[0] == 'v' && is_v)) all.push_back(p.tensor.detach().to(at::kCPU, at::kFloat));
+    }
+    if (all.empty()) continue;
+    at::Tensor t = at::cat(all);
+    const std::string w = which;
+    out[w + "_mean"] = t.mean().item<double>();
+    out[w + "_std"] = t.numel() > 1 ? t.std().item<double>() : 0.0;
+    out[w + "_min"] = t.min().item<double>();
+    out[w + "_max"] = t.max().item<double>();
+  }
+  return out;
+}
+
+bool is_scale_role(Role r) {
+  return r == Role::AttnKScale || r == Role::AttnVScale || r == Role::CrossKScale || r == Role::CrossVScale;
+}
+
+// Decoupled weight decay applies to matrices only: not to norms, biases, WGQA scalars, and not
+// to embeddings' 1-D relatives (T5 relative bias is a table: it decays like a matrix).
+bool decays(const ModelParameter& p) { return p.tensor.dim() >= 2; }
+
+// The options that decide a run's trajectory: a resumed run must match them exactly.
+json trajectory_config(const TrainOptions& o, int world_size, int64_t total_steps, const std::string& task) {
+  json data = json::array();
+  for (const auto& p : o.data.paths) data.push_back(files::absolute(p));
+  return {{"model", files::absolute(o.model_dir)}, {"data", data}, {"task", task}, {"seq_len", o.seq_len},
+          {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"world_size", world_size},
+          {"total_steps", total_steps}, {"lr", o.adam.lr}, {"beta1", o.adam.beta1}, {"beta2", o.adam.beta2},
+          {"eps", o.adam.eps}, {"weight_decay", o.adam.weight_decay}, {"warmup_steps", o.warmup_steps},
+          {"decay", o.decay}, {"min_lr_ratio", o.min_lr_ratio}, {"clip", o.clip}, {"scalar_lr", o.scalar_lr},
+          {"teacher", o.teacher_dir.empty() ? "" : files::absolute(o.teacher_dir)},
+          {"distill_weight", o.distill_weight}, {"temperature", o.temperature}, {"seed", o.seed}};
+}
+
+class Trainer {
+ public:
+  Trainer(const TrainOptions& o, Communicator& comm, std::ostream& out) : o_(o), comm_(comm), out_(out) {}
+  TrainSummary run();
+
+ private:
+  void prepare_output();
+  void load_data(const ModelConfig& cfg);
+  int64_t plan_steps(const ModelConfig& cfg) const;
+  void build_optimizer();
+  double train_step(const std::vector<int64_t>& order);
+  std::optional<double> evaluate();
+  void save_checkpoint(int64_t step);
+  void resume_from(const std::string& dir);
+  void save_result();
+  void say(const std::string& line);
+
+  const TrainOptions& o_;
+  Communicator& comm_;
+  std::ostream& out_;
+  at::Device device_ = at::kCPU;
+  std::unique_ptr<Checkpoint> source_;  // the folder the current weights came from (names, extra tensors)
+  std::unique_ptr<Model> model_, teacher_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<BatchSource> train_, valid_;
+  std::unique_ptr<BatchOrder> order_;
+  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<TrainLog> log_;
+  std::unique_ptr<ProgressBar> bar_;
+  std::vector<at::Tensor> params_;
+  Schedule schedule_;
+  std::string task_;
+  json run_config_;
+  int64_t step_ = 0, tokens_ = 0, total_steps_ = 0;
+  double last_loss_ = 0;
+  std::optional<double> valid_loss_;
+  bool autocast_ = false;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();  // this process's start
+};
+
+void Trainer::say(const std::string& line) {
+  if (comm_.rank() != 0) return;
+  if (bar_) bar_->message(line);
+  else out_ << line << "\n";
+}
+
+void Trainer::prepare_output() {
+  const std::string ckpts = o_.out_dir + "/checkpoints";
+  const bool has_checkpoints = !list_checkpoints(ckpts).empty();
+  if (comm_.rank() == 0) {
+    if (has_checkpoints && !o_.resume && !o_.force)
+      throw InputError(o_.out_dir, "checkpoints", "holds a run already: pass --resume to continue it or --force to start over");
+    if (o_.force && !o_.resume)
+      for (const char* f : {"checkpoints", "model", "model-weighted", "train_log.jsonl", "train_log.h5"})
+        files::remove_all(o_.out_dir + "/" + f);
+    if (!files::is_directory(o_.out_dir) && !files::make_directories(o_.out_dir))
+      throw InputError(o_.out_dir, "", "cannot create the output folder");
+    if (!files::is_directory(ckpts) && !files::make_directories(ckpts))
+      throw InputError(ckpts, "", "cannot create the checkpoint folder");
+    // Folders a killed run was still writing (step-N.tmp-XXXXXX) never became checkpoints.
+    for (const std::string& name : files::list_directory(ckpts))
+      if (name.find(".tmp-") != std::string::npos) files::remove_all(ckpts + "/" + name);
+  }
+  comm_.barrier();
+}
+
+void Trainer::load_data(const ModelConfig& cfg) {
+  DataOptions data = o_.data;
+  data.vocab_size = cfg.vocab_size;
+  const bool jsonl_pairs = o_.task == "seq2seq" || (o_.task == "auto" && cfg.is_encoder_decoder() &&
+                                                     (data.format == "jsonl" || (data.format == "auto" && !data.paths.empty() &&
+                                                      data.paths[0].find(".jsonl") != std::string::npos)));
+  task_ = jsonl_pairs ? "seq2seq" : "lm";
+  if (task_ == "seq2seq" && !cfg.is_encoder_decoder())
+    throw InputError(cfg.path, "model_type", "seq2seq data needs an encoder-decoder model (t5)");
+  const bool needs_tokenizer = [&] {
+    for (const auto& p : data.paths)
+      if (p.find(".bin") == std::string::npos && p.find(".h5") == std::string::npos && p.find(".hdf5") == std::string::npos)
+        return true;
+    return false;
+  }();
+  if (needs_tokenizer || task_ == "seq2seq") tokenizer_ = load_tokenizer(o_.model_dir);
+  const int64_t eos = tokenizer_ && tokenizer_->eos_id() ? *tokenizer_->eos_id() : cfg.eos_token_id.value_or(-1);
+  // Rank 0 fills the token cache first; the others then read it.
+  auto make = [&](const DataOptions& d) -> std::unique_ptr<BatchSource> {
+    if (task_ == "seq2seq")
+      return std::make_unique<Seq2SeqSource>(load_seq2seq(d, *tokenizer_, o_.max_source_len, o_.max_target_len), cfg, device_);
+    if (cfg.max_positions > 0 && o_.seq_len > cfg.max_positions)
+      throw InputError(cfg.path, "max_position_embeddings", "--seq-len " + std::to_string(o_.seq_len) + " is beyond the model's " +
+                                                                 std::to_string(cfg.max_positions) + " positions");
+    return std::make_unique<PackedSource>(PackedSequences(load_token_stream(d, tokenizer_.get(), eos), o_.seq_len), cfg, device_);
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    if ((pass == 0) == (comm_.rank() == 0)) {
+      train_ = make(data);
+      if (o_.valid) {
+        DataOptions v = *o_.valid;
+        v.vocab_size = cfg.vocab_size;
+        valid_ = make(v);
+      }
+    }
+    comm_.barrier();
+  }
+  if (auto* p = dynamic_cast<PackedSource*>(train_.get())) say("train data: " + p->sequences().stream().description());
+}
+
+int64_t Trainer::plan_steps(const ModelConfig& cfg) const {
+  const int64_t examples_per_step = o_.batch_size * o_.grad_accum * comm_.world_size();
+  const int64_t tokens_per_step = examples_per_step * train_->tokens_per_example();
+  auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  if (o_.steps > 0) return o_.steps;
+  if (o_.tokens > 0) return ceil_div(o_.tokens, tokens_per_step);
+  if (o_.epochs > 0) return ceil_div(o_.epochs * train_->count(), examples_per_step);
+  if (o_.fraction != 0) {
+    if (!(o_.fraction > 0 && o_.fraction <= 1)) throw InputError("--fraction", "", "must be in (0, 1]");
+    int64_t pretrain = o_.pretrain_tokens;
+    if (pretrain <= 0) {
+      const json& raw = cfg.raw;
+      if (raw.contains("gqa_training") && raw["gqa_training"].contains("tokens") && raw["gqa_training"]["tokens"].is_number_integer())
+        pretrain = raw["gqa_training"]["tokens"].get<int64_t>();
+      else
+        throw InputError(cfg.path, "gqa_training.tokens", "absent (the model was not trained by gqa train): give --pretrain-tokens");
+    }
+    return std::max<int64_t>(1, ceil_div(int64_t(std::llround(o_.fraction * double(pretrain))), tokens_per_step));
+  }
+  throw InputError("options", "budget", "give one of --steps, --tokens, --epochs or --fraction");
+}
+
+void Trainer::build_optimizer() {
+  ParamGroup weights{"weights", 1.0, true, {}, {}}, no_decay{"no_decay", 1.0, false, {}, {}};
+  ParamGroup scalars{"wgqa_scalars", o_.scalar_lr > 0 ? o_.scalar_lr / o_.adam.lr : 1.0, false, {}, {}};
+  params_.clear();
+  for (const ModelParameter& p : model_->parameters()) {
+    p.tensor.requires_grad_(true);
+    params_.push_back(p.tensor);
+    ParamGroup& g = is_scale_role(p.role) ? scalars : decays(p) ? weights : no_decay;
+    g.keys.push_back(p.key());
+    g.params.push_back(p.tensor);
+  }
+  std::vector<ParamGroup> groups;
+  for (ParamGroup* g : {&weights, &no_decay, &scalars})
+    if (!g->params.empty()) groups.push_back(std::move(*g));
+  opt_ = std::make_unique<AdamW>(std::move(groups), o_.adam);
+}
+
+double Trainer::train_step(const std::vector<int64_t>& order) {
+  const int world = comm_.world_size(), rank = comm_.rank();
+  double loss_sum = 0;
+  for (at::Tensor& p : params_) p.mutable_grad() = at::Tensor();
+  for (int64_t a = 0; a < o_.grad_accum; ++a) {
+    // Micro-batch a of this rank: 1 process with accumulation k sees the same examples in the
+    // same order as k processes without it.
+    const int64_t slot = a * world + rank;
+    Batch b = train_->make(order.data() + slot * o_.batch_size, o_.batch_size);
+    at::Tensor loss;
+    {
+      AutocastGuard autocast(autocast_);
+      at::Tensor logits = logits_of(*model_, b);
+      loss = lm_loss(logits, b.labels);
+      if (teacher_) {
+        at::Tensor teacher_logits;
+        {
+          at::NoGradGuard no_grad;
+          teacher_logits = logits_of(*teacher_, b);
+        }
+        loss = (1 - o_.distill_weight) * loss + o_.distill_weight * distill_loss(logits, teacher_logits, b.labels, o_.temperature);
+      }
+    }
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      const auto ck = list_checkpoints(o_.out_dir + "/checkpoints");
+      throw InputError(o_.out_dir, "loss", "is " + std::to_string(value) + " at step " + std::to_string(step_ + 1) +
+                                               "; stopped; the last good checkpoint is " +
+                                               (ck.empty() ? std::string("none (lower --lr?)") : ck.back().second + " (lower --lr and --resume)"));
+    }
+    loss_sum += value;
+    (loss / double(o_.grad_accum)).backward();
+  }
+  for (at::Tensor& p : params_)
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+  if (world > 1) {
+    std::vector<at::Tensor> grads;
+    for (at::Tensor& p : params_) grads.push_back(p.grad());
+    comm_.all_reduce_mean(grads);
+    loss_sum = comm_.all_reduce_sum({loss_sum})[0] / world;
+  }
+  const double grad_norm = clip_grad_norm(params_, o_.clip);
+  const double lr = schedule_.at(step_ + 1);
+  opt_->step(lr);
+  ++step_;
+  tokens_ += int64_t(world) * o_.grad_accum * o_.batch_size * train_->tokens_per_example();
+  last_loss_ = loss_sum / double(o_.grad_accum);
+  if (rank == 0 && (o_.log_every <= 1 || step_ % o_.log_every == 0 || step_ == total_steps_)) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    log_->record("train", step_, {{"loss", last_loss_}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", double(tokens_)},
+                                  {"elapsed_s", elapsed}});
+    auto stats = scalar_stats(model_->parameters());
+    if (!stats.empty()) log_->record("wgqa", step_, stats);
+  }
+  return lr;
+}
+
+std::optional<double> Trainer::evaluate() {
+  if (!valid_) return std::nullopt;
+  at::NoGradGuard no_grad;
+  AutocastGuard autocast(autocast_);
+  const int64_t n = std::min(o_.eval_sequences, valid_->count());
+  double nll = 0;
+  int64_t counted = 0;
+  std::vector<int64_t> idx;
+  for (int64_t start = 0; start < n; start += o_.batch_size) {
+    idx.clear();
+    for (int64_t i = start; i < std::min(n, start + o_.batch_size); ++i) idx.push_back(i);
+    Batch b = valid_->make(idx.data(), int64_t(idx.size()));
+    at::Tensor logits = logits_of(*model_, b).to(at::kFloat);
+    nll += at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), b.labels.reshape({-1}), {}, at::Reduction::Sum, kIgnore)
+               .item<double>();
+    counted += (b.labels != kIgnore).sum().item<int64_t>();
+  }
+  return counted ? std::optional<double>(nll / double(counted)) : std::nullopt;
+}
+
+void Trainer::save_checkpoint(int64_t step) {
+  if (comm_.rank() == 0) {
+    const std::string dir = o_.out_dir + "/checkpoints/" + checkpoint_name(step);
+    json state = {{"step", step}, {"tokens", tokens_}, {"batch_order", order_->state()}, {"run", run_config_},
+                  {"optimizer_steps", opt_->steps()}, {"last_loss", last_loss_}};
+    SaveOptions so;
+    so.dtype = DType::F32;  // exact master weights: a resumed run continues bit for bit
+    so.extra_files["optimizer.safetensors"] = [this](const std::string& path) { write_optimizer_state(*opt_, path); };
+    so.extra_files["trainer_state.json"] = [state](const std::string& path) {
+      std::ofstream f(path);
+      f << state.dump(2) << "\n";
+      if (!f) throw InputError(path, "", "cannot be written");
+    };
+    log_->flush();  // the logs are never behind a checkpoint
+    save_model(*model_, *source_, source_->config().raw, dir, so);
+    auto all = list_checkpoints(o_.out_dir + "/checkpoints");
+    for (size_t i = 0; i + size_t(std::max<int64_t>(1, o_.keep_checkpoints)) < all.size(); ++i) files::remove_all(all[i].second);
+    say("checkpoint " + dir);
+  }
+  comm_.barrier();
+}
+
+void Trainer::resume_from(const std::string& dir) {
+  const json state = read_json(dir + "/trainer_state.json");
+  const json& saved = state.at("run");
+  for (auto it = run_config_.begin(); it != run_config_.end(); ++it)
+    if (!saved.contains(it.key()) || saved[it.key()] != it.value())
+      throw InputError(dir + "/trainer_state.json", "run." + it.key(),
+                       "the checkpoint was made with " + (saved.contains(it.key()) ? saved[it.key()].dump() : std::string("nothing")) +
+                           ", this run has " + it.value().dump() + " (a different model or config cannot resume it)");
+  source_ = std::make_unique<Checkpoint>(dir);
+  model_ = load_model(*source_, Placement{device_, at::kFloat});
+  build_optimizer();
+  opt_->load_state(read_optimizer_state(dir + "/optimizer.safetensors", device_), state.at("optimizer_steps").get<int64_t>());
+  order_->restore(state.at("batch_order"));
+  step_ = state.at("step").get<int64_t>();
+  tokens_ = state.at("tokens").get<int64_t>();
+  last_loss_ = state.value("last_loss", 0.0);
+}
+
+void Trainer::save_result() {
+  if (comm_.rank() != 0) return;
+  const ModelConfig& cfg = source_->config();
+  json config = cfg.raw;
+  json record = run_config_;
+  record["steps"] = step_;
+  record["tokens"] = tokens_;
+  record["final_train_loss"] = last_loss_;
+  if (valid_loss_) record["valid_loss"] = *valid_loss_;
+  config[o_.record_as] = record;
+  const std::string model_dir = o_.out_dir + "/model";
+  if (!cfg.weighted.empty() && o_.fold) {
+    const std::string weighted = o_.out_dir + "/model-weighted";
+    save_model(*model_, *source_, config, weighted);
+    fold_checkpoint(weighted, model_dir, /*force=*/true, nullptr);
+    say("WGQA scalars folded: " + model_dir + " (learned scalars kept in " + weighted + ")");
+  } else {
+    save_model(*model_, *source_, config, model_dir);
+  }
+}
+
+TrainSummary Trainer::run() {
+  if (o_.threads > 0) at::set_num_threads(o_.threads);
+  device_ = at::Device(o_.device);
+  if (device_.is_cuda() && !at::hasCUDA()) throw InputError("--device", o_.device, "no CUDA device is available");
+  autocast_ = device_.is_cuda();
+  if (o_.batch_size < 1 || o_.grad_accum < 1 || o_.seq_len < 2) throw InputError("options", "batch", "--batch-size, --grad-accum must be >= 1 and --seq-len >= 2");
+  if (o_.fraction != 0 && !(o_.fraction > 0 && o_.fraction <= 1)) throw InputError("--fraction", "", "must be in (0, 1], got " + std::to_string(o_.fraction));
+  at::manual_seed(o_.seed);
+  // Everything that can be wrong with the input is found before OUT_DIR is touched.
+  source_ = std::make_unique<Checkpoint>(o_.model_dir);
+  const ModelConfig cfg = source_->config();
+  load_data(cfg);
+  total_steps_ = plan_steps(cfg);
+  run_config_ = trajectory_config(o_, comm_.world_size(), total_steps_, task_);
+  schedule_ = Schedule{o_.adam.lr, o_.warmup_steps >= 0 ? o_.warmup_steps : total_steps_ / 20, total_steps_, o_.decay, o_.min_lr_ratio};
+  const int64_t global_batch = o_.batch_size * o_.grad_accum * comm_.world_size();
+  if (train_->count() < global_batch)
+    throw InputError(o_.data.paths.empty() ? "data" : o_.data.paths[0], "", "has " + std::to_string(train_->count()) +
+                                                                                " sequences, fewer than one step's batch of " + std::to_string(global_batch));
+  order_ = std::make_unique<BatchOrder>(train_->count(), global_batch, o_.seed);
+  prepare_output();
+
+  const auto checkpoints = list_checkpoints(o_.out_dir + "/checkpoints");
+  if (o_.resume && !checkpoints.empty()) {
+    resume_from(checkpoints.back().second);
+    say("resumed from " + checkpoints.back().second + " at step " + std::to_string(step_));
+  } else {
+    model_ = load_model(*source_, Placement{device_, at::kFloat});
+    build_optimizer();
+    comm_.broadcast(params_);  // identical starting weights on every process
+  }
+  if (!o_.teacher_dir.empty()) {
+    teacher_ = load_model(o_.teacher_dir, Placement{device_, at::kFloat});
+    if (teacher_->config().vocab_size != cfg.vocab_size)
+      throw InputError(o_.teacher_dir, "vocab_size", "teacher and student vocabularies differ");
+  }
+  if (comm_.rank() == 0) {
+    json logged = run_config_;
+    log_ = std::make_unique<TrainLog>(o_.out_dir, logged, o_.resume ? step_ : -1);
+    if (o_.progress) bar_ = std::make_unique<ProgressBar>(total_steps_, std::cerr, ProgressBar::stderr_is_tty());
+  }
+  say("training " + std::to_string(total_steps_) + " steps of " + std::to_string(global_batch) + " x " +
+      std::to_string(train_->tokens_per_example()) + " tokens (" + task_ + ", " + std::to_string(comm_.world_size()) + " process" +
+      (comm_.world_size() > 1 ? "es" : "") + ", " + o_.device + ")");
+
+  auto last_report = std::chrono::steady_clock::now();
+  int64_t tokens_at_report = tokens_;
+  double tokens_per_s = 0;
+  while (step_ < total_steps_) {
+    const double lr = train_step(order_->next());
+    const auto now = std::chrono::steady_clock::now();
+    const double dt = std::chrono::duration<double>(now - last_report).count();
+    if (dt > 0.5 || step_ == total_steps_) {
+      tokens_per_s = double(tokens_ - tokens_at_report) / std::max(dt, 1e-9);
+      tokens_at_report = tokens_;
+      last_report = now;
+    }
+    if (bar_) bar_->update(step_, tokens_per_s, last_loss_, lr);
+    const bool last = step_ == total_steps_;
+    if ((o_.eval_every > 0 && step_ % o_.eval_every == 0) || last) {
+      valid_loss_ = evaluate();
+      if (valid_loss_ && comm_.rank() == 0) {
+        log_->record("valid", step_, {{"loss", *valid_loss_}, {"perplexity", std::exp(*valid_loss_)}});
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "step %lld: valid loss %.4f, perplexity %.3f", static_cast<long long>(step_), *valid_loss_,
+                      std::exp(*valid_loss_));
+        say(buf);
+      }
+    }
+    if ((o_.save_every > 0 && step_ % o_.save_every == 0) || last) save_checkpoint(step_);
+  }
+  if (bar_) bar_->finish();
+  save_result();
+  comm_.barrier();
+  TrainSummary s;
+  s.steps = step_;
+  s.tokens = tokens_;
+  s.last_loss = last_loss_;
+  s.valid_loss = valid_loss_;
+  s.model_dir = o_.out_dir + "/model";
+  return s;
+}
+
+}  // namespace
+
+TrainSummary run_training(const TrainOptions& opts, Communicator& comm, std::ostream& out) {
+  Trainer t(opts, comm, out);
+  return t.run();
+}
+
+}  // namespace gqa

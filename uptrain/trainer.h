@@ -1,0 +1,75 @@
+// The training loop behind `gqa uptrain` and `gqa train`: a model folder in, a model folder out.
+// AdamW with warmup + decay, clipping, accumulation, bf16 autocast on CUDA (fp32 on CPU), WGQA
+// scalars with their own lr (folded at the end), optional distillation from an MHA teacher,
+// atomic step checkpoints with exact resume, data parallel over c10d, logs and a progress bar.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "uptrain/data.h"
+#include "uptrain/distributed.h"
+#include "uptrain/optimizer.h"
+
+namespace gqa {
+
+struct TrainOptions {
+  std::string model_dir;  // the model to train (a converted folder, or a fresh one from gqa train)
+  std::string out_dir;    // logs, checkpoints/, and the result in model/
+  DataOptions data;
+  std::optional<DataOptions> valid;
+  std::string task = "auto";  // "lm", "seq2seq" (T5 + document/summary JSONL); auto picks
+
+  // Shapes of a step: micro-batches of batch_size sequences of seq_len tokens, grad_accum of them
+  // per process, on every process.
+  int64_t seq_len = 256, batch_size = 8, grad_accum = 1;
+  int64_t max_source_len = 512, max_target_len = 128;  // seq2seq truncation
+
+  // Budget: the first of steps / tokens / fraction × pretraining tokens that is given.
+  int64_t steps = 0, tokens = 0;
+  double fraction = 0;
+  int64_t pretrain_tokens = 0;  // 0: read gqa_training.tokens from the model's config.json
+
+  AdamWOptions adam{1e-3, 0.9, 0.999, 1e-8, 0.01};
+  int64_t warmup_steps = -1;     // -1: 5% of the steps
+  std::string decay = "linear";  // linear, cosine, constant
+  double min_lr_ratio = 0.0;
+  double clip = 1.0;
+  double scalar_lr = 0;  // WGQA scalars; 0: the same as adam.lr
+  bool fold = true;      // fold WGQA scalars into plain GQA weights at the end
+
+  // Distillation from an MHA teacher: loss = (1 - w) * LM + w * T^2 * KL(teacher || student).
+  std::string teacher_dir;
+  double distill_weight = 0.5, temperature = 2.0;
+
+  int64_t eval_every = 0;  // 0: at the end only
+  int64_t eval_sequences = 64;
+  int64_t save_every = 0;  // 0: at the end only
+  int64_t keep_checkpoints = 2;
+  int64_t log_every = 1;
+  bool resume = false;
+  bool force = false;  // replace an existing OUT_DIR that holds no checkpoint
+  uint64_t seed = 0;
+  std::string device = "cpu";
+  int threads = 0;  // 0: LibTorch's default
+  bool progress = true;
+  int64_t epochs = 0;  // budget in passes over the data (seq2seq fine-tuning)
+  // The output config.json records the run under this key: gqa train writes "gqa_training"
+  // (whose tokens --fraction reads later), uptrain "gqa_uptraining".
+  std::string record_as = "gqa_uptraining";
+};
+
+struct TrainSummary {
+  int64_t steps = 0, tokens = 0;
+  double last_loss = 0;
+  std::optional<double> valid_loss;
+  std::string model_dir;  // where the trained model is
+};
+
+// Throws InputError on bad input (data, budget, resume mismatch, NaN loss).
+TrainSummary run_training(const TrainOptions& opts, Communicator& comm, std::ostream& out);
+
+}  // namespace gqa
