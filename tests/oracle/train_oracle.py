@@ -57,7 +57,7 @@ def main(model_dir, tokens_path, seq_len, steps, lr, wd, warmup, clip, out):
     if getattr(model.config, "tie_word_embeddings", False) and "lm_head.weight" in state:
         del state["lm_head.weight"]
     save_file(state, out)
-    print(" ".join(f"{x:.7f}" for x in losses))
+    print("losses: " + " ".join(f"{x:.9g}" for x in losses))
 
 
 if __name__ == "__main__":
