@@ -28,22 +28,6 @@ std::set<AttentionModule> parse_modules(const std::string& text) {
   return out;
 }
 
-// The first `max_tokens` tokens of a text file and the bytes they came from.
-std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const std::string& model_dir, const std::string& path,
-                                                          int64_t max_tokens) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "", "cannot open evaluation text");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(path, "", "evaluation text is empty");
-  auto tok = load_tokenizer(model_dir);
-  std::vector<int64_t> ids = tok->encode(text.substr(0, size_t(std::min<int64_t>(int64_t(text.size()), max_tokens * 8))));
-  if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
-  if (ids.size() < 2) throw InputError(path, "", "evaluation text is too short");
-  return {ids, int64_t(tok->decode(ids, false).size())};
-}
-
 }  // namespace
 
 int convert(const Args& args) {
@@ -111,7 +95,7 @@ int convert(const Args& args) {
   PerplexityResult before;
   const int64_t context = cfg.max_positions > 0 ? std::min<int64_t>(cfg.max_positions, 512) : 512;
   if (report) {
-    std::tie(eval_ids, eval_bytes) = read_eval_tokens(in_dir, vm["eval"].as<std::string>(), eval_tokens);
+    std::tie(eval_ids, eval_bytes) = read_eval_tokens(*load_tokenizer(in_dir), vm["eval"].as<std::string>(), eval_tokens);
     before = perplexity(*source, eval_ids, eval_bytes, context, context / 2);
   }
 

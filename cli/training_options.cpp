@@ -45,6 +45,8 @@ void add_training_options(po::options_description& opts, TrainOptions& o) {
       ("beta2", po::value<double>(&o.adam.beta2)->default_value(0.999), "AdamW beta2")
       ("clip", po::value<double>(&o.clip)->default_value(1.0), "gradient clipping by global norm (0: off)")
       ("scalar-lr", po::value<double>(&o.scalar_lr)->default_value(0), "lr of WGQA scalars (0: --lr)")
+      ("regroup-every", po::value<int64_t>(&o.regroup_every)->default_value(0),
+       "SimGQA: regroup the heads of weighted blocks by similarity every N steps (convert with --strategy weighted)")
       ("no-fold", "keep WGQA scalars in the output instead of folding them into plain GQA weights")
       ("teacher", po::value<std::string>(&o.teacher_dir), "MHA teacher folder for distillation")
       ("distill-weight", po::value<double>(&o.distill_weight)->default_value(0.5), "weight of the KL term")

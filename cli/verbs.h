@@ -13,5 +13,6 @@ int convert(const Args& args);
 int fold(const Args& args);
 int uptrain(const Args& args);
 int train(const Args& args);
+int eval(const Args& args);
 
 }  // namespace gqa::cli

@@ -200,7 +200,8 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     }
     const std::vector<int>& groups = opts.keep_layout ? cfg.layout(key.first, key.second).group_of : target;
     StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
-                     cfg.rope.type != RopeType::None, calib};
+                     cfg.rope.type != RopeType::None, calib,
+                     cfg.family == Family::T5 && key.first != AttentionModule::DecoderCross};
     StrategyOutput out = strategy(si);
     if (!kept_pairs.empty()) out.weights = keep_rope_pairs(out.weights, kept_pairs);
     if (opts.v_head_dim || (opts.qk_head_dim && kept_pairs.empty()))

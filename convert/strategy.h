@@ -22,6 +22,10 @@ struct StrategyInput {
   uint64_t seed = 0;
   bool rope = false;            // rotary embeddings sit between the k projection and the dot product
   const BlockCalibration* calib = nullptr;
+  // The heads carry a per-head term shared with other layers (T5 self-attention's relative
+  // position bias), so a strategy must not reorder them; regrouped heads then keep their places
+  // and the layout's group map says which KV head each reads.
+  bool fixed_head_order = false;
 };
 
 struct StrategyOutput {

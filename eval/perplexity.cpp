@@ -1,5 +1,9 @@
 #include "eval/perplexity.h"
 
+#include <zlib.h>
+
+#include "core/error.h"
+
 #include <cmath>
 
 #include "core/error.h"
@@ -56,6 +60,23 @@ PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids,
     }
   }
   return r;
+}
+
+std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const Tokenizer& tokenizer, const std::string& path,
+                                                          int64_t max_tokens) {
+  // gzread reads plain files too. Only as much text as the tokens can need (< 8 bytes each).
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw InputError(path, "", "cannot open evaluation text");
+  std::string text(size_t(std::max<int64_t>(1, max_tokens) * 8), '\0');
+  const int n = gzread(f, text.data(), unsigned(text.size()));
+  gzclose(f);
+  if (n < 0) throw InputError(path, "", "cannot read evaluation text");
+  text.resize(size_t(n));
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(path, "", "evaluation text is empty");
+  std::vector<int64_t> ids = tokenizer.encode(text);
+  if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
+  if (ids.size() < 2) throw InputError(path, "", "evaluation text is too short");
+  return {ids, int64_t(tokenizer.decode(ids, false).size())};
 }
 
 }  // namespace gqa

@@ -3,9 +3,12 @@
 // window scored, with up to `context - stride` tokens of history before them.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/model/model.h"
+#include "core/tokenizers/tokenizer.h"
 
 namespace gqa {
 
@@ -19,5 +22,10 @@ struct PerplexityResult {
 
 PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids, int64_t text_bytes, int64_t context,
                             int64_t stride, int64_t batch = 8);
+
+// The first `max_tokens` tokens of a text file (plain or .gz) and the UTF-8 bytes they cover, for
+// bits per byte. Throws InputError when the file is missing, empty or shorter than two tokens.
+std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const Tokenizer& tokenizer, const std::string& path,
+                                                          int64_t max_tokens);
 
 }  // namespace gqa

@@ -17,6 +17,7 @@
 #include "core/model/model.h"
 #include "core/tokenizers/tokenizer.h"
 #include "uptrain/model_io.h"
+#include "uptrain/regroup.h"
 #include "uptrain/train_log.h"
 
 namespace gqa {
@@ -255,7 +256,8 @@ json trajectory_config(const TrainOptions& o, int world_size, int64_t total_step
           {"eps", o.adam.eps}, {"weight_decay", o.adam.weight_decay}, {"warmup_steps", o.warmup_steps},
           {"decay", o.decay}, {"min_lr_ratio", o.min_lr_ratio}, {"clip", o.clip}, {"scalar_lr", o.scalar_lr},
           {"teacher", o.teacher_dir.empty() ? "" : files::absolute(o.teacher_dir)},
-          {"distill_weight", o.distill_weight}, {"temperature", o.temperature}, {"seed", o.seed}};
+          {"distill_weight", o.distill_weight}, {"temperature", o.temperature}, {"seed", o.seed},
+          {"regroup_every", o.regroup_every}};
 }
 
 class Trainer {
@@ -273,6 +275,7 @@ class Trainer {
   void save_checkpoint(int64_t step);
   void resume_from(const std::string& dir);
   void save_result();
+  void regroup();
   void say(const std::string& line);
 
   const TrainOptions& o_;
@@ -291,6 +294,7 @@ class Trainer {
   Schedule schedule_;
   std::string task_;
   json run_config_;
+  json model_config_;  // config.json of the weights as they are now (layouts change when regrouping)
   int64_t step_ = 0, tokens_ = 0, total_steps_ = 0;
   double last_loss_ = 0;
   std::optional<double> valid_loss_;
@@ -494,7 +498,7 @@ void Trainer::save_checkpoint(int64_t step) {
       if (!f) throw InputError(path, "", "cannot be written");
     };
     log_->flush();  // the logs are never behind a checkpoint
-    save_model(*model_, *source_, source_->config().raw, dir, so);
+    save_model(*model_, *source_, model_config_, dir, so);
     auto all = list_checkpoints(o_.out_dir + "/checkpoints");
     for (size_t i = 0; i + size_t(std::max<int64_t>(1, o_.keep_checkpoints)) < all.size(); ++i) files::remove_all(all[i].second);
     say("checkpoint " + dir);
@@ -520,10 +524,26 @@ void Trainer::resume_from(const std::string& dir) {
   last_loss_ = state.value("last_loss", 0.0);
 }
 
+void Trainer::regroup() {
+  // Every process computes the same grouping from the same (all-reduced) weights.
+  const RegroupReport r = regroup_weighted_blocks(*model_, o_.seed + uint64_t(step_));
+  model_config_ = with_layouts(model_->config(), model_->config().layouts);
+  model_config_["gqa_weighted"] = true;  // with_layouts leaves that to its caller
+  if (comm_.rank() == 0) {
+    log_->record("regroup", step_, {{"blocks", double(r.blocks)}, {"changed", double(r.changed)},
+                                    {"similarity_before", r.similarity_before}, {"similarity_after", r.similarity_after}});
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "step %lld: regrouped %lld of %lld blocks, within-group similarity %.4f -> %.4f",
+                  static_cast<long long>(step_), static_cast<long long>(r.changed), static_cast<long long>(r.blocks),
+                  r.similarity_before, r.similarity_after);
+    say(buf);
+  }
+}
+
 void Trainer::save_result() {
   if (comm_.rank() != 0) return;
   const ModelConfig& cfg = source_->config();
-  json config = cfg.raw;
+  json config = model_config_;
   json record = run_config_;
   record["steps"] = step_;
   record["tokens"] = tokens_;
@@ -572,6 +592,9 @@ TrainSummary Trainer::run() {
     build_optimizer();
     comm_.broadcast(params_);  // identical starting weights on every process
   }
+  model_config_ = source_->config().raw;
+  if (o_.regroup_every > 0 && model_->config().weighted.empty())
+    throw InputError(o_.model_dir, "gqa_weighted", "--regroup-every needs a weighted folder (gqa convert --strategy weighted)");
   if (!o_.teacher_dir.empty()) {
     teacher_ = load_model(o_.teacher_dir, Placement{device_, at::kFloat});
     if (teacher_->config().vocab_size != cfg.vocab_size)
@@ -599,6 +622,7 @@ TrainSummary Trainer::run() {
       last_report = now;
     }
     if (bar_) bar_->update(step_, tokens_per_s, last_loss_, lr);
+    if (o_.regroup_every > 0 && step_ % o_.regroup_every == 0 && step_ < total_steps_) regroup();
     const bool last = step_ == total_steps_;
     if ((o_.eval_every > 0 && step_ % o_.eval_every == 0) || last) {
       valid_loss_ = evaluate();

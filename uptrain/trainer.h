@@ -40,6 +40,7 @@ struct TrainOptions {
   double clip = 1.0;
   double scalar_lr = 0;  // WGQA scalars; 0: the same as adam.lr
   bool fold = true;      // fold WGQA scalars into plain GQA weights at the end
+  int64_t regroup_every = 0;  // SimGQA: regroup weighted blocks by head similarity every N steps
 
   // Distillation from an MHA teacher: loss = (1 - w) * LM + w * T^2 * KL(teacher || student).
   std::string teacher_dir;

@@ -105,4 +105,10 @@ at::Tensor DecoderLM::forward(const at::Tensor& ids, const at::Tensor& mask_in, 
   return at::linear(final_norm(x), lm_head);
 }
 
+std::vector<AttentionBlock> DecoderLM::attention_blocks() {
+  std::vector<AttentionBlock> out;
+  for (size_t l = 0; l < layers.size(); ++l) out.push_back({AttentionModule::DecoderSelf, int64_t(l), &layers[l].attn});
+  return out;
+}
+
 }  // namespace gqa

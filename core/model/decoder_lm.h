@@ -21,6 +21,7 @@ class DecoderLM : public Model {
   DecoderLM(ModelConfig cfg, Placement p) : Model(std::move(cfg), p) {}
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache = nullptr,
                      const Memory* memory = nullptr, const at::Tensor& positions = {}) const override;
+  std::vector<AttentionBlock> attention_blocks() override;
 
   at::Tensor token_embedding;     // [vocab, d]
   at::Tensor position_embedding;  // [max_positions, d] or undefined (rotary)

@@ -13,6 +13,15 @@
 
 namespace gqa {
 
+struct Attention;
+
+// One attention block of a model, for code that changes blocks in place (regrouping in training).
+struct AttentionBlock {
+  AttentionModule module;
+  int64_t layer;
+  Attention* attention;
+};
+
 // Encoder output of a seq2seq model, with its padding mask [B, S] (1 = token).
 struct Memory {
   at::Tensor hidden;
@@ -43,6 +52,10 @@ class Model {
   // A cache of the decoder's self-attention for `batch` sequences of up to `capacity` tokens.
   KVCache new_cache(int64_t batch, int64_t capacity) const;
   void set_observer(AttentionObserver o) { observer_ = std::move(o); }
+  // Every attention block (encoder self, decoder self, decoder cross as the family has them).
+  virtual std::vector<AttentionBlock> attention_blocks() = 0;
+  // Records a block's new layout (after its Attention changed) so config() stays the truth.
+  void set_layout(AttentionModule m, int64_t layer, const AttentionLayout& l) { config_.layouts.at(m).at(size_t(layer)) = l; }
   // Every weight with the role it was loaded from (tied weights once), in load order.
   const std::vector<ModelParameter>& parameters() const { return parameters_; }
   void set_parameters(std::vector<ModelParameter> p) { parameters_ = std::move(p); }

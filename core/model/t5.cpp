@@ -116,6 +116,16 @@ class T5Model : public Model {
   }
 
  private:
+  std::vector<AttentionBlock> attention_blocks() override {
+    std::vector<AttentionBlock> out;
+    for (size_t l = 0; l < encoder_.layers.size(); ++l) out.push_back({AttentionModule::EncoderSelf, int64_t(l), &encoder_.layers[l].self});
+    for (size_t l = 0; l < decoder_.layers.size(); ++l) {
+      out.push_back({AttentionModule::DecoderSelf, int64_t(l), &decoder_.layers[l].self});
+      out.push_back({AttentionModule::DecoderCross, int64_t(l), &decoder_.layers[l].cross});
+    }
+    return out;
+  }
+
   T5Stack load_stack(const Checkpoint& ckpt, Stack s, const Placement& p) const {
     const ModelConfig& c = config_;
     const bool enc = s == Stack::Encoder;

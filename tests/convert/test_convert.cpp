@@ -234,6 +234,30 @@ TEST(Convert, T5ModulesAndLayersAreChosen) {
   EXPECT_TRUE(at::isfinite(logits_for(tmp.file("out"), "t5_v10")).all().item<bool>());
 }
 
+// T5 self-attention adds a relative position bias per query head, shared by every layer of the
+// stack, so similarity regrouping must not reorder that block's heads: the result equals mean
+// pooling over the same groups with the heads where they were.
+TEST(Convert, T5SimilarityKeepsSelfAttentionHeadsInPlace) {
+  test::TempDir tmp("gqa-convert");
+  for (AttentionModule m : {AttentionModule::DecoderSelf, AttentionModule::EncoderSelf}) {
+    ConvertOptions sim;
+    sim.strategy = "similarity";
+    sim.kv_heads = 2;
+    sim.modules = {m};
+    sim.layers = std::set<int64_t>{1};
+    sim.force = true;
+    convert_checkpoint(oracle("t5_v11"), tmp.file("sim"), sim);
+    const std::vector<int> groups = load_config(tmp.file("sim")).layout(m, 1).group_of;
+    ConvertOptions mean = sim;
+    mean.strategy = "mean";
+    mean.kv_heads.reset();
+    mean.group_map = groups;
+    convert_checkpoint(oracle("t5_v11"), tmp.file("mean"), mean);
+    EXPECT_LT(max_abs_diff(logits_for(tmp.file("sim"), "t5_v11"), logits_for(tmp.file("mean"), "t5_v11")), 1e-5)
+        << module_name(m);
+  }
+}
+
 TEST(ConvertBadInput, EachFailsCleanlyAndLeavesNoFolder) {
   test::TempDir tmp("gqa-convert");
   const std::string out = tmp.file("out");

@@ -356,5 +356,111 @@ TEST(Trainer, ResumeRefusesADifferentConfigAndNaNKeepsTheCheckpoint) {
   EXPECT_FALSE(files::exists(nan_out + "/model"));
 }
 
+// SimGQA: regrouping changes the head -> group map toward similar heads, is logged, lands in the
+// saved config, and a run resumed from a checkpoint taken after a regroup continues exactly.
+TEST(Trainer, RegroupEveryNStepsIsLoggedSavedAndResumable) {
+  TempDir tmp("gqa-regroup");
+  write_tokens(tmp.file("train.bin"), 6000, 37);
+  const std::string src = test::oracle_case("llama_mha");
+  ASSERT_EQ(run(gqa_cmd("convert " + src + " " + tmp.file("w") + " --strategy weighted --kv-heads 2")).code, 0);
+  const std::string cmd = "uptrain " + tmp.file("w") + " " + tmp.file("out") + " --data " + tmp.file("train.bin") +
+                          " --seq-len 32 --batch-size 4 --steps 8 --save-every 4 --regroup-every 3 --lr 2e-3 --threads 1 --quiet";
+  RunResult r = run(gqa_cmd(cmd));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string log = test::read_text(tmp.file("out/train_log.jsonl"));
+  EXPECT_NE(log.find("\"kind\":\"regroup\""), std::string::npos);
+  // Every regroup keeps or raises the within-group similarity (the assignment maximises it).
+  std::istringstream lines(log);
+  int regroups = 0;
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["kind"] != "regroup") continue;
+    ++regroups;
+    EXPECT_GE(j["similarity_after"].get<double>(), j["similarity_before"].get<double>() - 1e-6);
+  }
+  EXPECT_EQ(regroups, 2);  // steps 3 and 6
+  // The learned map is in the saved config and the folded model runs it.
+  Checkpoint weighted(tmp.file("out/model-weighted"));
+  const auto& layout = weighted.config().layout(AttentionModule::DecoderSelf, 0);
+  EXPECT_EQ(layout.n_kv, 2);
+  EXPECT_EQ(layout.group_sizes(), (std::vector<int>{2, 2}));
+  at::Tensor ids = at::randint(0, 384, {2, 9}, at::kLong);
+  EXPECT_LT(test::max_abs_diff(load_model(tmp.file("out/model"))->forward(ids, at::Tensor()),
+                               load_model(weighted)->forward(ids, at::Tensor())),
+            2e-5);
+  // Resume from step 4 (after the regroup at 3): steps 5..8 repeat exactly.
+  const auto straight = train_losses(tmp.file("out"));
+  files::remove_all(tmp.file("out/checkpoints/step-00000008"));
+  files::remove_all(tmp.file("out/model"));
+  files::remove_all(tmp.file("out/model-weighted"));
+  RunResult resumed = run(gqa_cmd(cmd + " --resume"));
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  const auto again = train_losses(tmp.file("out"));
+  ASSERT_EQ(again.size(), 8u);
+  for (const auto& [step, loss] : straight) EXPECT_EQ(again.at(step), loss) << step;
+  // A folder that is not weighted cannot regroup.
+  RunResult plain = run(gqa_cmd("uptrain " + src + " " + tmp.file("plain") + " --data " + tmp.file("train.bin") +
+                                " --seq-len 32 --steps 2 --regroup-every 1 --quiet"));
+  EXPECT_EQ(plain.code, 2);
+  EXPECT_NE(plain.output.find("gqa_weighted"), std::string::npos) << plain.output;
+}
+
+// gqa train: a fresh model from a shape JSON on real text (the shared corpus and the project's
+// tokenizer), the pretraining tokens recorded for --fraction, and --match-params.
+TEST(Trainer, TrainFromScratchRecordsTokensAndMatchesParameters) {
+  TempDir tmp("gqa-train");
+  const std::string shared = GQA_SHARED_DIR;
+  const std::string corpus = shared + "/data/corpus/valid.txt.gz";
+  ASSERT_TRUE(files::exists(corpus)) << corpus;
+  const std::string tokenizer = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
+  test::write_text(tmp.file("mha.json"), R"({"family": "llama", "layers": 2, "d_model": 64, "heads": 4, "vocab_size": 4096})");
+  test::write_text(tmp.file("gqa.json"), R"({"family": "llama", "layers": 2, "d_model": 64, "heads": 4, "kv_heads": 1, "vocab_size": 4096})");
+  const std::string common = " --tokenizer " + tokenizer + " --data " + corpus + " --seq-len 64 --batch-size 4 --steps 6 --threads 1 --quiet";
+  RunResult mha = run(gqa_cmd("train " + tmp.file("mha") + " --config " + tmp.file("mha.json") + common));
+  ASSERT_EQ(mha.code, 0) << mha.output;
+  Checkpoint m(tmp.file("mha/model"));
+  EXPECT_EQ(m.config().raw["gqa_training"]["tokens"].get<int64_t>(), 6 * 4 * 64);
+  const auto losses = train_losses(tmp.file("mha"));
+  EXPECT_LT(losses.at(6), losses.at(1));
+  EXPECT_TRUE(files::exists(tmp.file("mha/model/tokenizer.json")));
+  // --fraction reads those tokens: 0.5 of 1536 tokens = 3 steps of 4 x 64.
+  RunResult up = run(gqa_cmd("uptrain " + tmp.file("mha/model") + " " + tmp.file("up") + " --data " + corpus +
+                             " --seq-len 64 --batch-size 4 --fraction 0.5 --threads 1 --quiet"));
+  ASSERT_EQ(up.code, 0) << up.output;
+  EXPECT_EQ(train_losses(tmp.file("up")).size(), 3u);
+  // A one-KV-head model whose FFN is widened to the MHA model's parameter count.
+  RunResult g = run(gqa_cmd("train " + tmp.file("gqa") + " --config " + tmp.file("gqa.json") + " --match-params " +
+                            tmp.file("mha/model") + common));
+  ASSERT_EQ(g.code, 0) << g.output;
+  Checkpoint q(tmp.file("gqa/model"));
+  EXPECT_EQ(q.config().layout(AttentionModule::DecoderSelf, 0).n_kv, 1);
+  const int64_t ffn_unit = 3 * 64 * 2;  // one more FFN unit in each of 2 layers (gate, up, down)
+  EXPECT_LE(std::abs(q.parameter_count() - m.parameter_count()), ffn_unit);
+}
+
+// T5 fine-tuning on document -> summary pairs (the WGQA paper's setting) from a fresh model.
+TEST(Trainer, T5LearnsSummariesFromJsonlPairs) {
+  TempDir tmp("gqa-t5");
+  const std::string shared = GQA_SHARED_DIR;
+  const std::string pairs = shared + "/data/corpus/summ-valid.jsonl.gz";
+  ASSERT_TRUE(files::exists(pairs)) << pairs;
+  const std::string tokenizer = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
+  test::write_text(tmp.file("t5.json"), R"({"family": "t5", "layers": 2, "d_model": 64, "heads": 4, "vocab_size": 4096})");
+  RunResult r = run(gqa_cmd("train " + tmp.file("t5") + " --config " + tmp.file("t5.json") + " --tokenizer " + tokenizer +
+                            " --data " + pairs + " --valid " + pairs + " --max-source-len 64 --max-target-len 16 --batch-size 8 --steps 8"
+                            " --lr 3e-3 --eval-sequences 16 --threads 1 --quiet"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("seq2seq"), std::string::npos) << r.output;
+  const auto losses = train_losses(tmp.file("t5"));
+  ASSERT_EQ(losses.size(), 8u);
+  EXPECT_LT(losses.at(8), losses.at(1));
+  // A JSONL line without the target field is an input error naming the line.
+  test::write_text(tmp.file("bad.jsonl"), "{\"document\": \"a b c\", \"summary\": \"a\"}\n{\"document\": \"d e f\"}\n");
+  RunResult bad = run(gqa_cmd("uptrain " + tmp.file("t5/model") + " " + tmp.file("bad") + " --data " + tmp.file("bad.jsonl") +
+                              " --steps 1 --batch-size 1 --quiet"));
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("bad.jsonl:2"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace gqa
