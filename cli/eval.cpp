@@ -1,54 +1,145 @@
-// gqa eval MODEL_DIR --text FILE...: held-out perplexity and bits per byte (sliding window when the
-// text is longer than the context), optionally beside a baseline model measured in the same run.
+// gqa eval MODEL_DIR: quality (held-out perplexity and bits per byte, minimal-pair accuracy) and
+// decode speed (time per token at several batch sizes, prefill throughput, KV-cache bytes, peak
+// memory), optionally beside a baseline model (e.g. the MHA source) measured in the same run.
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "cli/options.h"
 #include "core/error.h"
+#include "eval/decode_bench.h"
+#include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
 
 namespace gqa::cli {
+namespace {
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size() || v < 1) throw std::invalid_argument(item);
+      out.push_back(v);
+    } catch (const std::exception&) {
+      throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
+    }
+  }
+  if (out.empty()) throw InputError(what, "", "is empty");
+  return out;
+}
+
+std::string mib(int64_t bytes) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1) << double(bytes) / (1024.0 * 1024.0) << " MiB";
+  return s.str();
+}
+
+}  // namespace
 
 int eval(const Args& args) {
-  po::options_description opts("gqa eval MODEL_DIR --text FILE... [--baseline DIR] [options]");
+  po::options_description opts("gqa eval MODEL_DIR [--text FILE...] [--pairs FILE...] [--speed] [--baseline DIR] [options]");
   int64_t max_tokens = 0, context = 0, stride = 0, batch = 0;
-  std::string baseline;
-  bool json_out = false;
+  std::string baseline, batches_text;
+  bool json_out = false, speed = false;
+  DecodeBenchOptions bench;
   opts.add_options()("help,h", "show options")
       ("model", po::value<std::string>()->required(), "model folder")
-      ("text", po::value<std::vector<std::string>>()->multitoken()->required(), "held-out text files (plain or .gz)")
-      ("baseline", po::value<std::string>(&baseline), "a second model (e.g. the MHA source) measured on the same tokens")
-      ("max-tokens", po::value<int64_t>(&max_tokens)->default_value(16384), "tokens scored per file")
+      ("text", po::value<std::vector<std::string>>()->multitoken(), "held-out text files (plain or .gz): perplexity, bits/byte")
+      ("pairs", po::value<std::vector<std::string>>()->multitoken(), "BLiMP-format JSONL (sentence_good/sentence_bad): accuracy")
+      ("speed", po::bool_switch(&speed), "decode time per token at --batch-sizes")
+      ("baseline", po::value<std::string>(&baseline), "a second model (e.g. the MHA source) measured in the same run")
+      ("max-tokens", po::value<int64_t>(&max_tokens)->default_value(16384), "tokens scored per text file")
       ("context", po::value<int64_t>(&context)->default_value(0), "window length (0: min(model positions, 512))")
       ("stride", po::value<int64_t>(&stride)->default_value(0), "window step (0: context / 2)")
-      ("batch", po::value<int64_t>(&batch)->default_value(8), "windows per forward")
-      ("json", po::bool_switch(&json_out), "one JSON object per model and file instead of the table");
+      ("batch", po::value<int64_t>(&batch)->default_value(8), "sequences per forward for quality")
+      ("batch-sizes", po::value<std::string>(&batches_text)->default_value("1,16,512"), "decode batch sizes")
+      ("prompt-len", po::value<int64_t>(&bench.prompt_len)->default_value(128), "prompt tokens before decoding")
+      ("new-tokens", po::value<int64_t>(&bench.new_tokens)->default_value(32), "decoded tokens per sequence")
+      ("repeats", po::value<int>(&bench.repeats)->default_value(3), "timed runs per batch size (after one warm-up)")
+      ("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"model"})) return 0;
-  if (max_tokens < 2 || context < 0 || stride < 0 || batch < 1)
-    throw InputError("--max-tokens/--context/--stride/--batch", "", "must be positive");
+  if (max_tokens < 2 || context < 0 || stride < 0 || batch < 1 || bench.prompt_len < 1 || bench.new_tokens < 1 || bench.repeats < 1)
+    throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "", "must be positive");
+  bench.batches = parse_int_list(batches_text, "--batch-sizes");
+  if (!vm.count("text") && !vm.count("pairs") && !speed)
+    throw InputError("options", "", "nothing to measure: give --text, --pairs and/or --speed");
+  const auto pairs = vm.count("pairs") ? read_minimal_pairs(vm["pairs"].as<std::vector<std::string>>()) : std::vector<MinimalPair>{};
+
   std::vector<std::string> models{vm["model"].as<std::string>()};
   if (!baseline.empty()) models.push_back(baseline);
+  std::map<std::string, std::vector<DecodeBenchResult>> speeds;
   for (const std::string& dir : models) {
     auto model = load_model(dir);
-    auto tokenizer = load_tokenizer(dir);
     const ModelConfig& c = model->config();
-    const int64_t ctx = context > 0 ? context : c.max_positions > 0 ? std::min<int64_t>(c.max_positions, 512) : 512;
-    if (c.max_positions > 0 && ctx > c.max_positions)
-      throw InputError("--context", "", "is beyond the model's " + std::to_string(c.max_positions) + " positions");
-    for (const std::string& file : vm["text"].as<std::vector<std::string>>()) {
-      const auto [ids, bytes] = read_eval_tokens(*tokenizer, file, max_tokens);
-      const PerplexityResult r = perplexity(*model, ids, bytes, ctx, stride > 0 ? stride : std::max<int64_t>(1, ctx / 2), batch);
-      if (json_out) {
-        std::cout << nlohmann::json{{"model", dir}, {"text", file}, {"tokens", r.tokens}, {"bytes", r.bytes},
-                                    {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()}, {"context", ctx}}
-                         .dump()
-                  << "\n";
-      } else {
-        std::cout << std::fixed << std::setprecision(3) << dir << "  " << file << ": perplexity " << r.perplexity()
-                  << ", bits/byte " << std::setprecision(4) << r.bits_per_byte() << " (" << r.tokens << " tokens, context "
-                  << ctx << ")\n";
+    if (vm.count("text") || !pairs.empty()) {
+      auto tokenizer = load_tokenizer(dir);
+      const int64_t ctx = context > 0 ? context : c.max_positions > 0 ? std::min<int64_t>(c.max_positions, 512) : 512;
+      if (c.max_positions > 0 && ctx > c.max_positions)
+        throw InputError("--context", "", "is beyond the model's " + std::to_string(c.max_positions) + " positions");
+      for (const std::string& file : vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{}) {
+        const auto [ids, bytes] = read_eval_tokens(*tokenizer, file, max_tokens);
+        const PerplexityResult r = perplexity(*model, ids, bytes, ctx, stride > 0 ? stride : std::max<int64_t>(1, ctx / 2), batch);
+        if (json_out)
+          std::cout << nlohmann::json{{"model", dir}, {"metric", "perplexity"}, {"text", file}, {"tokens", r.tokens},
+                                      {"bytes", r.bytes}, {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()},
+                                      {"context", ctx}}.dump() << "\n";
+        else
+          std::cout << std::fixed << std::setprecision(3) << dir << "  " << file << ": perplexity " << r.perplexity()
+                    << ", bits/byte " << std::setprecision(4) << r.bits_per_byte() << " (" << r.tokens << " tokens, context "
+                    << ctx << ")\n";
       }
+      if (!pairs.empty()) {
+        const MinimalPairResult r = minimal_pair_accuracy(*model, *tokenizer, pairs, batch);
+        if (json_out) {
+          nlohmann::json by = nlohmann::json::object();
+          for (const auto& [name, cn] : r.by_phenomenon) by[name] = {{"correct", cn.first}, {"pairs", cn.second}};
+          std::cout << nlohmann::json{{"model", dir}, {"metric", "minimal_pairs"}, {"pairs", r.pairs}, {"correct", r.correct},
+                                      {"accuracy", r.accuracy()}, {"by_phenomenon", by}}.dump() << "\n";
+        } else {
+          std::cout << dir << "  minimal pairs: " << std::fixed << std::setprecision(1) << 100 * r.accuracy() << "% ("
+                    << r.correct << "/" << r.pairs << ")";
+          for (const auto& [name, cn] : r.by_phenomenon) std::cout << "; " << name << " " << cn.first << "/" << cn.second;
+          std::cout << "\n";
+        }
+      }
+    }
+    if (speed) speeds[dir] = decode_bench(*model, bench);
+  }
+  if (!speed) return 0;
+  const auto& mine = speeds[models[0]];
+  if (!json_out)
+    std::cout << "decode (" << bench.prompt_len << "-token prompts, " << bench.new_tokens << " new tokens, median of "
+              << bench.repeats << "):\n  batch   ms/step   tokens/s   prefill tok/s   KV cache     peak mem"
+              << (baseline.empty() ? "" : "   baseline ms/step   speedup") << "\n";
+  for (size_t i = 0; i < mine.size(); ++i) {
+    const DecodeBenchResult& r = mine[i];
+    const double tokens_per_s = 1e3 * double(r.batch) / r.ms_per_step_median;
+    const DecodeBenchResult* base = baseline.empty() ? nullptr : &speeds[baseline][i];
+    if (json_out) {
+      nlohmann::json j{{"model", models[0]}, {"metric", "decode"}, {"batch", r.batch}, {"ms_per_step", r.ms_per_step_median},
+                       {"ms_per_step_min", r.ms_per_step_min}, {"tokens_per_s", tokens_per_s},
+                       {"prefill_tokens_per_s", r.prefill_tokens_per_s}, {"kv_cache_bytes", r.kv_cache_bytes},
+                       {"peak_bytes", r.peak_bytes}, {"prompt_len", bench.prompt_len}, {"new_tokens", bench.new_tokens}};
+      if (base) {
+        j["baseline"] = baseline;
+        j["baseline_ms_per_step"] = base->ms_per_step_median;
+        j["baseline_kv_cache_bytes"] = base->kv_cache_bytes;
+        j["speedup"] = base->ms_per_step_median / r.ms_per_step_median;
+      }
+      std::cout << j.dump() << "\n";
+    } else {
+      std::cout << std::fixed << std::setw(7) << r.batch << std::setprecision(3) << std::setw(10) << r.ms_per_step_median
+                << std::setprecision(0) << std::setw(11) << tokens_per_s << std::setw(16) << r.prefill_tokens_per_s
+                << std::setw(13) << mib(r.kv_cache_bytes) << std::setw(13) << mib(r.peak_bytes);
+      if (base)
+        std::cout << std::setprecision(3) << std::setw(19) << base->ms_per_step_median << std::setprecision(2) << std::setw(9)
+                  << base->ms_per_step_median / r.ms_per_step_median << "x";
+      std::cout << "\n";
     }
   }
   return 0;

@@ -23,7 +23,7 @@ const Verb kVerbs[] = {
     {"convert", gqa::cli::convert, "turn MHA attention into GQA/MQA (mean, first, random, weighted, similarity, svd)"},
     {"fold", gqa::cli::fold, "bake learned WGQA scalars into plain GQA weights"},
     {"uptrain", gqa::cli::uptrain, "continue training a converted model for a fraction of its pretraining tokens"},
-    {"eval", gqa::cli::eval, "held-out perplexity and bits per byte, beside a baseline model"},
+    {"eval", gqa::cli::eval, "perplexity, minimal pairs and decode speed, beside a baseline model"},
     {"train", gqa::cli::train, "train a fresh model of any family and grouping from a small config"},
 };
 

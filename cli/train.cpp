@@ -15,16 +15,6 @@
 namespace gqa::cli {
 namespace {
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "", "cannot open the model config");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(path, "", std::string("is not valid JSON: ") + e.what());
-  }
-}
-
 // Parameters of the reference a GQA shape is matched to: a model folder, or a shape JSON.
 int64_t reference_parameters(const std::string& ref, const ModelShape& like) {
   if (files::is_directory(ref)) return Checkpoint(ref).parameter_count();

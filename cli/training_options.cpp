@@ -92,9 +92,11 @@ int run_training_command(const std::string& verb, const Args& args, const po::va
     }
     return launch_local_processes(nproc, argv);
   }
-  std::unique_ptr<Communicator> comm =
-      env.world_size > 1 ? join_process_group(env, at::Device(o.device)) : single_process();
   TrainOptions local = o;
+  // One GPU per process on a machine: plain "cuda" means this process's LOCAL_RANK device.
+  if (env.world_size > 1 && local.device == "cuda") local.device = "cuda:" + std::to_string(env.local_rank);
+  std::unique_ptr<Communicator> comm =
+      env.world_size > 1 ? join_process_group(env, at::Device(local.device)) : single_process();
   if (comm->rank() != 0) local.progress = false;
   const TrainSummary s = run_training(local, *comm, std::cout);
   if (comm->rank() == 0) {

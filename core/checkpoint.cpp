@@ -18,16 +18,6 @@ using json = nlohmann::json;
 
 namespace {
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "", "cannot open");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw InputError(path, "", std::string("invalid JSON (") + e.what() + ")");
-  }
-}
-
 void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
@@ -66,7 +56,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   const std::string single = dir + "/model.safetensors";
   const std::string index = dir + "/model.safetensors.index.json";
   if (files::exists(index)) {
-    json j = read_json(index);
+    json j = read_json_file(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw InputError(index, "weight_map", "missing or not an object");
     if (j["weight_map"].empty()) throw InputError(index, "weight_map", "lists no tensors");

@@ -438,4 +438,14 @@ ModelConfig load_config(const std::string& path_in) {
   return parse_config(j, path);
 }
 
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path, "", "cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(path, "", std::string("invalid JSON (") + e.what() + ")");
+  }
+}
+
 }  // namespace gqa

@@ -105,6 +105,9 @@ struct ModelConfig {
 // The config.json field holding the feed-forward width of a family (n_inner, intermediate_size, d_ff).
 const char* ffn_dim_field(Family f);
 
+// Reads a whole JSON file; InputError naming the file when it cannot be opened or parsed.
+nlohmann::json read_json_file(const std::string& path);
+
 // Parses <dir>/config.json (or a file path). Throws InputError naming the file and field.
 ModelConfig load_config(const std::string& path);
 ModelConfig parse_config(const nlohmann::json& j, const std::string& path);

@@ -181,16 +181,6 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
   return out;
 }
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "", "cannot be read");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw InputError(path, "", std::string("is not valid JSON: ") + e.what());
-  }
-}
-
 void write_optimizer_state(const AdamW& opt, const std::string& path) {
   std::vector<TensorToWrite> tensors;
   for (const auto& [name, t] : opt.state_tensors()) {
@@ -507,7 +497,7 @@ void Trainer::save_checkpoint(int64_t step) {
 }
 
 void Trainer::resume_from(const std::string& dir) {
-  const json state = read_json(dir + "/trainer_state.json");
+  const json state = read_json_file(dir + "/trainer_state.json");
   const json& saved = state.at("run");
   for (auto it = run_config_.begin(); it != run_config_.end(); ++it)
     if (!saved.contains(it.key()) || saved[it.key()] != it.value())

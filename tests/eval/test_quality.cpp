@@ -1,0 +1,94 @@
+// Minimal pairs against transformers (sentence log-probabilities), the BLiMP reader's errors, and
+// the decode benchmark's bookkeeping (KV bytes follow the KV heads; every batch size measured).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/tokenizers/tokenizer.h"
+#include "eval/decode_bench.h"
+#include "eval/minimal_pairs.h"
+#include "tests/model/oracle.h"
+#include "tests/test_util.h"
+
+namespace gqa {
+namespace {
+
+std::string run_capture(const std::string& cmd, int* code) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  *code = ::pclose(p);
+  return out;
+}
+
+class SentenceLogProb : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SentenceLogProb, EqualsTransformers) {
+  test::TempDir tmp("gqa-pairs");
+  const std::vector<std::string> sentences{"The man walks to the door.", "The man walk to the door.",
+                                           "There were three sisters in the family.", "Ah!", "He had known her for years."};
+  test::write_text(tmp.file("s.json"), nlohmann::json(sentences).dump());
+  int code = 0;
+  const std::string out = run_capture(std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/sentence_logprob.py " +
+                                          GetParam() + " " + GQA_SOURCE_DIR + "/examples/assets/bpe4096 " + tmp.file("m") + " " +
+                                          tmp.file("s.json") + " 2>/dev/null",
+                                      &code);
+  ASSERT_EQ(code, 0) << out;
+  const auto expected = nlohmann::json::parse(out).get<std::vector<double>>();
+  auto model = load_model(tmp.file("m"));
+  auto tokenizer = load_tokenizer(tmp.file("m"));
+  const auto got = sentence_log_probs(*model, *tokenizer, sentences, 2);  // batches of 2: padding matters
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], 2e-4) << sentences[i];
+  // The project's own set reads and scores (a random model is near chance; the count is exact).
+  const auto pairs = read_minimal_pairs({std::string(GQA_SOURCE_DIR) + "/examples/assets/minimal_pairs/english.jsonl"});
+  ASSERT_EQ(pairs.size(), 60u);
+  const MinimalPairResult r = minimal_pair_accuracy(*model, *tokenizer, pairs);
+  EXPECT_EQ(r.pairs, 60);
+  EXPECT_EQ(r.by_phenomenon.size(), 6u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, SentenceLogProb, ::testing::Values("gpt2", "llama"));
+
+TEST(MinimalPairs, RecordWithoutAFieldNamesFileAndLine) {
+  test::TempDir tmp("gqa-pairs");
+  test::write_text(tmp.file("p.jsonl"), "{\"sentence_good\": \"a\", \"sentence_bad\": \"b\"}\n{\"sentence_good\": \"a\"}\n");
+  try {
+    read_minimal_pairs({tmp.file("p.jsonl")});
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("p.jsonl:2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("sentence_bad"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_minimal_pairs({tmp.file("missing.jsonl")}), InputError);
+}
+
+TEST(DecodeBench, MeasuresEveryBatchAndKvBytesFollowTheHeads) {
+  DecodeBenchOptions o;
+  o.batches = {1, 3};
+  o.prompt_len = 5;
+  o.new_tokens = 4;
+  o.repeats = 2;
+  auto mha = load_model(test::oracle_case("llama_mha"));           // 4 KV heads
+  auto gqa = load_model(test::oracle_case("llama_mqa_sharded"));  // 1 KV head of 8 dims
+  const auto a = decode_bench(*mha, o), b = decode_bench(*gqa, o);
+  ASSERT_EQ(a.size(), 2u);
+  for (const auto& r : a) {
+    EXPECT_GT(r.ms_per_step_median, 0);
+    EXPECT_LE(r.ms_per_step_min, r.ms_per_step_median);
+    EXPECT_GT(r.prefill_tokens_per_s, 0);
+    EXPECT_GT(r.peak_bytes, 0);
+  }
+  // llama_mha: 2 layers x 4 heads x 16 dims x (K+V) x 4 bytes = 1024 bytes per token.
+  EXPECT_EQ(a[1].kv_cache_bytes, 1024 * 3 * (5 + 4));
+  EXPECT_EQ(b[1].kv_cache_bytes, 2 * 1 * 8 * 2 * 4 * 3 * (5 + 4));
+  auto t5 = load_model(test::oracle_case("t5_v10"));
+  EXPECT_EQ(decode_bench(*t5, o).size(), 2u);
+}
+
+}  // namespace
+}  // namespace gqa
