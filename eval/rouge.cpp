@@ -98,7 +98,8 @@ std::string replace_suffix(const std::string& word, size_t suffix_length, std::s
 
 std::string step1a(const std::string& word) {
   if (word.size() == 4 && ends_with(word, "ies")) return replace_suffix(word, 3, "ie");  // dies → die
-  static const Rule rules[] = {{"sses", "ss", nullptr}, {"ies", "i", nullptr}, {"ss", "ss", nullptr}, {"s", "", nullptr}};
+  static const Rule rules[] = {
+      {"sses", "ss", nullptr}, {"ies", "i", nullptr}, {"ss", "ss", nullptr}, {"s", "", nullptr}};
   return apply_first_rule(word, rules);
 }
 
@@ -223,7 +224,8 @@ TokenIds to_ids(const std::vector<std::string>& target, const std::vector<std::s
   auto convert = [&ids](const std::vector<std::string>& tokens) {
     std::vector<int> out;
     out.reserve(tokens.size());
-    for (const std::string& token : tokens) out.push_back(ids.emplace(token, static_cast<int>(ids.size())).first->second);
+    for (const std::string& token : tokens)
+      out.push_back(ids.emplace(token, static_cast<int>(ids.size())).first->second);
     return out;
   };
   TokenIds result;

@@ -26,8 +26,9 @@ using Tokens = std::vector<std::string>;
 nlohmann::json run_oracle(const std::string& part) {
   test::TempDir dir("gqa-rouge");
   const std::string out = dir.file(part + ".json");
-  const std::string command = std::string("'") + GQA_PYTHON + "' '" + GQA_SOURCE_DIR + "/tests/oracle/rouge_oracle.py' '" +
-                              out + "' --shared '" + GQA_SHARED_DIR + "' --part " + part;
+  const std::string command = std::string("'") + GQA_PYTHON + "' '" + GQA_SOURCE_DIR +
+                              "/tests/oracle/rouge_oracle.py' '" + out + "' --shared '" + GQA_SHARED_DIR +
+                              "' --part " + part;
   const int status = std::system(command.c_str());
   if (status != 0) throw std::runtime_error("oracle failed (status " + std::to_string(status) + "): " + command);
   return nlohmann::json::parse(test::read_text(out));

@@ -52,7 +52,8 @@ EDGE_TEXTS = [
     "", " ", "\n\t", "...", "a", "A", "The", "running", "RUNNING Runs ran", "it's 3.14 and 1,000",
     "don't stop-believing", "  leading and trailing  ", "under_score camelCase x86_64",
     "é ß 中文 🤖 e\u0301 n\u0303o", "naïve café résumé Ångström", "İstanbul İİ aİb",
-    "\u212aelvin 5\u212a K\u212a", "Ωmega ΣΊΣΥΦΟΣ ﬁle ﬀ", "١٢٣ ４５６ ⁷⁸", "\u00a0nbsp\u2009thin\u3000x",
+    "\u212aelvin 5\u212a K\u212a", "Ωmega ΣΊΣΥΦΟΣ ﬁle ﬀ", "١٢٣ ４５６ ⁷⁸",
+    "\u00a0nbsp\u2009thin\u3000x",
     "zero\u200bwidth\ufeffbom", "emoji: 🤖👍🏽👨‍👩‍👧", "tab\tnew\nline\r\nend",
 ]
 
