@@ -8,13 +8,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "core/config.h"  // read_json_file
 #include "core/error.h"
 #include "core/files.h"
 
@@ -172,8 +172,8 @@ int64_t integer_from_json(const json& j, const std::string& source, const std::s
   if (!fits) throw InputError(source, field, "expected an integer, got " + describe(j));
   const int64_t value = j.get<int64_t>();
   if (value < minimum)
-    throw InputError(source, field, "expected at least " + std::to_string(minimum) + ", got " +
-                                        std::to_string(value));
+    throw InputError(source, field,
+                     "expected at least " + std::to_string(minimum) + ", got " + std::to_string(value));
   return value;
 }
 
@@ -206,8 +206,7 @@ json curve_to_json(const std::vector<LossPoint>& curve) {
   return array;
 }
 
-std::vector<LossPoint> curve_from_json(const json& j, const std::string& source,
-                                       const std::string& field) {
+std::vector<LossPoint> curve_from_json(const json& j, const std::string& source, const std::string& field) {
   if (!j.is_array()) throw InputError(source, field, "expected an array of [step, loss], got " + describe(j));
   std::vector<LossPoint> curve;
   for (size_t i = 0; i < j.size(); ++i) {
@@ -242,8 +241,8 @@ void append_json(std::string& out, const json& j, int depth) {
   const auto number_or_tuple = [&](const json& e) {
     return e.is_number() || e.is_null() || (e.is_array() && std::all_of(e.begin(), e.end(), scalar));
   };
-  const bool one_line = j.empty() || j.is_primitive() ||
-                        (j.is_array() && std::all_of(j.begin(), j.end(), number_or_tuple));
+  const bool one_line =
+      j.empty() || j.is_primitive() || (j.is_array() && std::all_of(j.begin(), j.end(), number_or_tuple));
   if (one_line) {
     out += j.dump();
     return;
@@ -317,7 +316,8 @@ std::optional<double> decode_ms(const CellResult& cell, int64_t batch) {
 }
 
 struct Plan {
-  std::vector<const CellResult*> ordered;  // baseline, then strategies by first appearance, KV heads descending
+  std::vector<const CellResult*>
+      ordered;  // baseline, then strategies by first appearance, KV heads descending
   const CellResult* baseline = nullptr;
   std::vector<std::string> strategies;  // non-baseline, by first appearance
   std::vector<int64_t> kv_counts;       // non-baseline, descending
@@ -326,7 +326,8 @@ struct Plan {
   bool x_is_speedup = false;            // the baseline measured speed_batch, so speedups exist
 
   size_t strategy_index(const std::string& strategy) const {
-    return static_cast<size_t>(std::find(strategies.begin(), strategies.end(), strategy) - strategies.begin());
+    return static_cast<size_t>(std::find(strategies.begin(), strategies.end(), strategy) -
+                               strategies.begin());
   }
   size_t kv_index(int64_t kv_heads) const {
     return static_cast<size_t>(std::find(kv_counts.begin(), kv_counts.end(), kv_heads) - kv_counts.begin());
@@ -344,7 +345,9 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
       plan.baseline = &cell;
     } else {
       if (!seen.insert({cell.strategy, cell.kv_heads}).second)
-        throw InputError("", "cells", "two results for " + cell_name(cell) + " (one per strategy and KV-head count is expected)");
+        throw InputError(
+            "", "cells",
+            "two results for " + cell_name(cell) + " (one per strategy and KV-head count is expected)");
       if (std::find(plan.strategies.begin(), plan.strategies.end(), cell.strategy) == plan.strategies.end())
         plan.strategies.push_back(cell.strategy);
       kv_counts.insert(cell.kv_heads);
@@ -365,9 +368,10 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
     if (!batches.count(*options.speed_batch)) {
       std::vector<std::string> measured;
       for (int64_t b : plan.batches) measured.push_back(std::to_string(b));
-      throw InputError("", "speed_batch",
-                       "no result has a decode time at batch " + std::to_string(*options.speed_batch) +
-                           (measured.empty() ? " (none has any)" : " (measured: " + join(measured, ", ") + ")"));
+      throw InputError(
+          "", "speed_batch",
+          "no result has a decode time at batch " + std::to_string(*options.speed_batch) +
+              (measured.empty() ? " (none has any)" : " (measured: " + join(measured, ", ") + ")"));
     }
     plan.speed_batch = *options.speed_batch;
   } else if (plan.baseline && !plan.baseline->decode_ms_per_token.empty()) {
@@ -375,7 +379,8 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
   } else if (!plan.batches.empty()) {
     plan.speed_batch = plan.batches.back();
   }
-  const std::optional<double> baseline_ms = plan.baseline ? decode_ms(*plan.baseline, plan.speed_batch) : std::nullopt;
+  const std::optional<double> baseline_ms =
+      plan.baseline ? decode_ms(*plan.baseline, plan.speed_batch) : std::nullopt;
   plan.x_is_speedup = baseline_ms && std::isfinite(*baseline_ms) && *baseline_ms > 0;
   return plan;
 }
@@ -438,11 +443,15 @@ std::vector<std::string> non_finite_fields(const CellResult& cell) {
         fields.push_back(std::string(metric.label) + " (" + phase.label + ") " + non_finite_text(*v));
     }
   for (const auto& [batch, ms] : cell.decode_ms_per_token)
-    if (!std::isfinite(ms)) fields.push_back("decode time at batch " + std::to_string(batch) + " " + non_finite_text(ms));
-  if (cell.wall_seconds && !std::isfinite(*cell.wall_seconds)) fields.push_back("wall time " + non_finite_text(*cell.wall_seconds));
+    if (!std::isfinite(ms))
+      fields.push_back("decode time at batch " + std::to_string(batch) + " " + non_finite_text(ms));
+  if (cell.wall_seconds && !std::isfinite(*cell.wall_seconds))
+    fields.push_back("wall time " + non_finite_text(*cell.wall_seconds));
   const auto count_curve = [&](const std::vector<LossPoint>& curve, const char* what) {
-    const auto bad = std::count_if(curve.begin(), curve.end(), [](const LossPoint& p) { return !std::isfinite(p.loss); });
-    if (bad) fields.push_back(std::string(what) + " at " + std::to_string(bad) + " step" + (bad == 1 ? "" : "s"));
+    const auto bad =
+        std::count_if(curve.begin(), curve.end(), [](const LossPoint& p) { return !std::isfinite(p.loss); });
+    if (bad)
+      fields.push_back(std::string(what) + " at " + std::to_string(bad) + " step" + (bad == 1 ? "" : "s"));
   };
   count_curve(cell.train_loss, "training loss");
   count_curve(cell.valid_loss, "validation loss");
@@ -452,10 +461,11 @@ std::vector<std::string> non_finite_fields(const CellResult& cell) {
 std::vector<std::string> warnings_for(const Plan& plan) {
   std::vector<std::string> warnings;
   if (!plan.baseline)
-    warnings.push_back("No MHA baseline among the results: no speedups; the chart's x axis is decode time per token.");
+    warnings.push_back(
+        "No MHA baseline among the results: no speedups; the chart's x axis is decode time per token.");
   else if (plan.speed_batch && !plan.x_is_speedup)
-    warnings.push_back("The MHA baseline has no usable decode time at batch " + std::to_string(plan.speed_batch) +
-                       ": the chart's x axis is decode time per token.");
+    warnings.push_back("The MHA baseline has no usable decode time at batch " +
+                       std::to_string(plan.speed_batch) + ": the chart's x axis is decode time per token.");
   for (const CellResult* cell : plan.ordered) {
     const std::vector<std::string> fields = non_finite_fields(*cell);
     if (!fields.empty())
@@ -487,6 +497,8 @@ std::string kv_dash(const Plan& plan, const CellResult& cell) {
   return kDashes[plan.kv_index(cell.kv_heads) % std::size(kDashes)];
 }
 
+constexpr double kPi = 3.14159265358979323846;
+
 enum class Shape { kCircle, kSquare, kTriangleUp, kDiamond, kTriangleDown, kStar };
 constexpr int kKvShapes = 5;  // every shape but the star, which marks the baseline
 
@@ -504,11 +516,21 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // Control characters are not allowed in XML 1.0 text.
         if (static_cast<unsigned char>(c) >= 0x20 || c == '\t' || c == '\n') out += c;
@@ -519,7 +541,8 @@ std::string xml_escape(const std::string& text) {
 
 // Width of a line of text, estimated (no font metrics here): DejaVu/Helvetica average ~0.6 em.
 double text_width(const std::string& text, double font_size) {
-  const auto characters = std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+  const auto characters = std::count_if(
+      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
   return 0.6 * font_size * static_cast<double>(characters);
 }
 
@@ -527,22 +550,26 @@ std::string marker_path(Shape shape, double cx, double cy, double r) {
   const auto p = [](double x, double y) { return coord(x) + "," + coord(y); };
   switch (shape) {
     case Shape::kCircle:
-      return "M" + p(cx - r, cy) + " a" + coord(r) + "," + coord(r) + " 0 1,0 " + coord(2 * r) + ",0 a" + coord(r) +
-             "," + coord(r) + " 0 1,0 " + coord(-2 * r) + ",0Z";
+      return "M" + p(cx - r, cy) + " a" + coord(r) + "," + coord(r) + " 0 1,0 " + coord(2 * r) + ",0 a" +
+             coord(r) + "," + coord(r) + " 0 1,0 " + coord(-2 * r) + ",0Z";
     case Shape::kSquare: {
       const double s = 0.85 * r;
-      return "M" + p(cx - s, cy - s) + " L" + p(cx + s, cy - s) + " L" + p(cx + s, cy + s) + " L" + p(cx - s, cy + s) + "Z";
+      return "M" + p(cx - s, cy - s) + " L" + p(cx + s, cy - s) + " L" + p(cx + s, cy + s) + " L" +
+             p(cx - s, cy + s) + "Z";
     }
     case Shape::kTriangleUp:
-      return "M" + p(cx, cy - 1.2 * r) + " L" + p(cx + 1.1 * r, cy + 0.8 * r) + " L" + p(cx - 1.1 * r, cy + 0.8 * r) + "Z";
+      return "M" + p(cx, cy - 1.2 * r) + " L" + p(cx + 1.1 * r, cy + 0.8 * r) + " L" +
+             p(cx - 1.1 * r, cy + 0.8 * r) + "Z";
     case Shape::kTriangleDown:
-      return "M" + p(cx, cy + 1.2 * r) + " L" + p(cx + 1.1 * r, cy - 0.8 * r) + " L" + p(cx - 1.1 * r, cy - 0.8 * r) + "Z";
+      return "M" + p(cx, cy + 1.2 * r) + " L" + p(cx + 1.1 * r, cy - 0.8 * r) + " L" +
+             p(cx - 1.1 * r, cy - 0.8 * r) + "Z";
     case Shape::kDiamond:
-      return "M" + p(cx, cy - 1.25 * r) + " L" + p(cx + 1.05 * r, cy) + " L" + p(cx, cy + 1.25 * r) + " L" + p(cx - 1.05 * r, cy) + "Z";
+      return "M" + p(cx, cy - 1.25 * r) + " L" + p(cx + 1.05 * r, cy) + " L" + p(cx, cy + 1.25 * r) + " L" +
+             p(cx - 1.05 * r, cy) + "Z";
     case Shape::kStar: {
       std::string d;
       for (int i = 0; i < 10; ++i) {
-        const double angle = M_PI * i / 5 - M_PI / 2, radius = i % 2 ? 0.6 * r : 1.5 * r;
+        const double angle = kPi * i / 5 - kPi / 2, radius = i % 2 ? 0.6 * r : 1.5 * r;
         d += (i ? " L" : "M") + p(cx + radius * std::cos(angle), cy + radius * std::sin(angle));
       }
       return d + "Z";
@@ -620,12 +647,14 @@ void draw_frame(Svg& svg, const Frame& f, const std::string& x_label, const std:
     widest_y_tick = std::max(widest_y_tick, text_width(f.y.label(v), kTickFont));
   }
   svg.rect(f.left, f.top, f.width, f.height, "fill=\"none\" stroke=\"#444\" stroke-width=\"1\"");
-  svg.text(f.left + f.width / 2, f.top + f.height + 42, x_label, kLabelFont, "text-anchor=\"middle\" fill=\"#222\"");
+  svg.text(f.left + f.width / 2, f.top + f.height + 42, x_label, kLabelFont,
+           "text-anchor=\"middle\" fill=\"#222\"");
   if (!y_label.empty()) {
     const double x = f.left - 8 - widest_y_tick - 14;
     const double y = f.top + f.height / 2;
-    svg.text(x, y, y_label, kLabelFont,
-             "text-anchor=\"middle\" fill=\"#222\" transform=\"rotate(-90 " + coord(x) + " " + coord(y) + ")\"");
+    svg.text(
+        x, y, y_label, kLabelFont,
+        "text-anchor=\"middle\" fill=\"#222\" transform=\"rotate(-90 " + coord(x) + " " + coord(y) + ")\"");
   }
   svg.body() << "</g>\n";
 }
@@ -656,7 +685,8 @@ double legend_height(const std::vector<LegendItem>& items) {
 
 void draw_legend(Svg& svg, double x, double y, const std::vector<LegendItem>& items) {
   svg.body() << "<g class=\"legend\">\n";
-  svg.rect(x, y, legend_width(items), legend_height(items), "fill=\"#fafafa\" stroke=\"#ccc\" stroke-width=\"1\" rx=\"4\"");
+  svg.rect(x, y, legend_width(items), legend_height(items),
+           "fill=\"#fafafa\" stroke=\"#ccc\" stroke-width=\"1\" rx=\"4\"");
   double row_y = y + kLegendPadding + kLegendRow / 2;
   for (const LegendItem& item : items) {
     if (item.swatch) {
@@ -725,11 +755,14 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
                         svg.path(marker_path(shape, x, y, 5.5), "fill=\"#888\"");
                       }});
   }
-  const bool baseline_plotted = std::any_of(points.begin(), points.end(), [](const PlotPoint& p) { return p.cell->is_baseline; });
+  const bool baseline_plotted =
+      std::any_of(points.begin(), points.end(), [](const PlotPoint& p) { return p.cell->is_baseline; });
   if (baseline_plotted) {
     legend.push_back({"", nullptr});  // a gap before the baseline
-    legend.push_back({"MHA baseline (" + std::to_string(plan.baseline->kv_heads) + " KV heads)", [](Svg& svg, double x, double y) {
-                        svg.path(marker_path(Shape::kStar, x, y, 5.5), std::string("fill=\"") + kBaselineColor + "\"");
+    legend.push_back({"MHA baseline (" + std::to_string(plan.baseline->kv_heads) + " KV heads)",
+                      [](Svg& svg, double x, double y) {
+                        svg.path(marker_path(Shape::kStar, x, y, 5.5),
+                                 std::string("fill=\"") + kBaselineColor + "\"");
                       }});
   }
 
@@ -743,7 +776,8 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   const std::string better_corner = x_higher_is_better ? "lower right is better" : "lower left is better";
   draw_titles(svg, left, "Perplexity vs decode speed",
               subtitle_for(options, {plan.speed_batch ? "decode at batch " + batch : "no decode times",
-                                     std::to_string(points.size()) + " of " + std::to_string(plan.ordered.size()) + " results plotted",
+                                     std::to_string(points.size()) + " of " +
+                                         std::to_string(plan.ordered.size()) + " results plotted",
                                      better_corner}));
 
   Frame frame{left, top, plot_width, plot_height, Ticks{}, Ticks{}};  // no ticks unless there is data
@@ -756,14 +790,15 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
     frame.x = axis_ticks(x_lo, x_hi, 0.06);
     frame.y = axis_ticks(y_lo, y_hi, 0.08);
   }
-  const std::string x_label = x_higher_is_better
-                                  ? "Decode speedup vs MHA at batch " + batch + " (\u00d7, higher is better \u2192)"
-                                  : "Decode time per token at batch " + batch + " (ms, \u2190 lower is better)";
+  const std::string x_label =
+      x_higher_is_better ? "Decode speedup vs MHA at batch " + batch + " (\u00d7, higher is better \u2192)"
+                         : "Decode time per token at batch " + batch + " (ms, \u2190 lower is better)";
   draw_frame(svg, frame, x_label, "Perplexity after uptraining (\u2193 lower is better)");
 
   if (points.empty()) {
-    svg.text(left + plot_width / 2, top + plot_height / 2, "No result has both a perplexity after uptraining and a decode time",
-             kLabelFont, "text-anchor=\"middle\" fill=\"#888\"");
+    svg.text(left + plot_width / 2, top + plot_height / 2,
+             "No result has both a perplexity after uptraining and a decode time", kLabelFont,
+             "text-anchor=\"middle\" fill=\"#888\"");
   }
 
   // Reference lines through the baseline: where MHA's speed and quality are.
@@ -773,7 +808,8 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
     svg.line(frame.px(p.x), top, frame.px(p.x), top + plot_height, style);
     svg.line(left, frame.py(p.y), left + plot_width, frame.py(p.y), style);
     svg.text(frame.px(p.x) + 4, top + 12, "MHA speed", 10, "fill=\"#777\"");
-    svg.text(left + plot_width - 4, frame.py(p.y) - 4, "MHA perplexity", 10, "text-anchor=\"end\" fill=\"#777\"");
+    svg.text(left + plot_width - 4, frame.py(p.y) - 4, "MHA perplexity", 10,
+             "text-anchor=\"end\" fill=\"#777\"");
   }
 
   // A faint line through each strategy's cells, in KV-head order, so a strategy reads as a curve.
@@ -791,15 +827,18 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
 
   // Markers last, the baseline on top.
   std::vector<PlotPoint> drawing_order = points;
-  std::stable_partition(drawing_order.begin(), drawing_order.end(), [](const PlotPoint& p) { return !p.cell->is_baseline; });
+  std::stable_partition(drawing_order.begin(), drawing_order.end(),
+                        [](const PlotPoint& p) { return !p.cell->is_baseline; });
   for (const PlotPoint& p : drawing_order) {
-    const std::string tooltip = cell_name(*p.cell) + ": perplexity " + format_perplexity(p.y) + ", " +
-                                (x_higher_is_better ? fixed(p.x, 2) + "\u00d7 MHA speed" : significant(p.x) + " ms/token");
+    const std::string tooltip =
+        cell_name(*p.cell) + ": perplexity " + format_perplexity(p.y) + ", " +
+        (x_higher_is_better ? fixed(p.x, 2) + "\u00d7 MHA speed" : significant(p.x) + " ms/token");
     const std::string css_class = p.cell->is_baseline ? "point baseline" : "point";
-    svg.path(marker_path(kv_shape(plan, *p.cell), frame.px(p.x), frame.py(p.y), p.cell->is_baseline ? 6.5 : 5.5),
-             "class=\"" + css_class + "\" fill=\"" + strategy_color(plan, *p.cell) +
-                 "\" fill-opacity=\"0.92\" stroke=\"#fff\" stroke-width=\"1\"",
-             tooltip);
+    svg.path(
+        marker_path(kv_shape(plan, *p.cell), frame.px(p.x), frame.py(p.y), p.cell->is_baseline ? 6.5 : 5.5),
+        "class=\"" + css_class + "\" fill=\"" + strategy_color(plan, *p.cell) +
+            "\" fill-opacity=\"0.92\" stroke=\"#fff\" stroke-width=\"1\"",
+        tooltip);
   }
   if (!legend.empty()) draw_legend(svg, legend_x, top, legend);
   return svg.str();
@@ -816,7 +855,8 @@ using Segment = std::vector<LossPoint>;
 
 // The curve sorted by step and cut into runs of finite losses (a gap where a loss was NaN/inf).
 std::vector<Segment> finite_segments(std::vector<LossPoint> curve) {
-  std::stable_sort(curve.begin(), curve.end(), [](const LossPoint& a, const LossPoint& b) { return a.step < b.step; });
+  std::stable_sort(curve.begin(), curve.end(),
+                   [](const LossPoint& a, const LossPoint& b) { return a.step < b.step; });
   std::vector<Segment> segments(1);
   for (const LossPoint& point : curve) {
     if (std::isfinite(point.loss))
@@ -843,7 +883,8 @@ Segment moving_average(const Segment& segment, size_t window) {
 
 struct Panel {
   std::string title;
-  std::vector<std::pair<const CellResult*, std::vector<Segment>>> curves;  // cells with points, in report order
+  std::vector<std::pair<const CellResult*, std::vector<Segment>>>
+      curves;  // cells with points, in report order
 };
 
 std::vector<Panel> loss_panels(const Plan& plan) {
@@ -879,7 +920,8 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   std::vector<LossPoint> all_points;
   for (const Panel& panel : panels)
     for (const auto& [cell, segments] : panel.curves)
-      for (const Segment& segment : segments) all_points.insert(all_points.end(), segment.begin(), segment.end());
+      for (const Segment& segment : segments)
+        all_points.insert(all_points.end(), segment.begin(), segment.end());
   if (!all_points.empty()) {
     int64_t first_step = all_points[0].step, last_step = first_step;
     double lowest = all_points[0].loss, highest = lowest;
@@ -890,14 +932,16 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
     // Right after conversion the loss can sit far above where the runs end up, flattening the
     // part worth comparing into a line: when the first quarter of the run takes over half the
     // height, the axis is cut above the highest loss of the remaining three quarters.
-    const double settled_from = static_cast<double>(first_step) + 0.25 * static_cast<double>(last_step - first_step);
+    const double settled_from =
+        static_cast<double>(first_step) + 0.25 * static_cast<double>(last_step - first_step);
     double settled_highest = lowest;
     for (const LossPoint& p : all_points)
       if (static_cast<double>(p.step) >= settled_from) settled_highest = std::max(settled_highest, p.loss);
     double top_loss = highest;
     if (settled_highest > lowest && highest - lowest > 2 * (settled_highest - lowest)) {
       top_loss = settled_highest + 0.5 * (settled_highest - lowest);
-      clip_note = "y axis cut at " + significant(top_loss) + " (the first steps reach " + significant(highest) + ")";
+      clip_note =
+          "y axis cut at " + significant(top_loss) + " (the first steps reach " + significant(highest) + ")";
     }
     if (last_step == first_step) last_step = first_step + 10;  // one step: an axis of whole steps around it
     x_ticks = nice_ticks(static_cast<double>(first_step), static_cast<double>(last_step), 6);
@@ -910,13 +954,16 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   bool baseline_drawn = false;
   for (const Panel& panel : panels)
     for (const auto& [cell, segments] : panel.curves) {
-      if (cell->is_baseline) baseline_drawn = true;
-      else strategies_drawn.insert(cell->strategy), kv_drawn.insert(cell->kv_heads);
+      if (cell->is_baseline)
+        baseline_drawn = true;
+      else
+        strategies_drawn.insert(cell->strategy), kv_drawn.insert(cell->kv_heads);
     }
   const auto line_swatch = [](std::string color, std::string dash) {
     return [color, dash](Svg& svg, double x, double y) {
-      svg.line(x - 13, y, x + 13, y, "stroke=\"" + color + "\" stroke-width=\"2.2\"" +
-                                         (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""));
+      svg.line(x - 13, y, x + 13, y,
+               "stroke=\"" + color + "\" stroke-width=\"2.2\"" +
+                   (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""));
     };
   };
   if (!strategies_drawn.empty()) legend.push_back({"Strategy", nullptr});
@@ -926,7 +973,8 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   if (!kv_drawn.empty()) legend.push_back({"KV heads", nullptr});
   for (size_t i = 0; i < plan.kv_counts.size(); ++i)
     if (kv_drawn.count(plan.kv_counts[i]))
-      legend.push_back({std::to_string(plan.kv_counts[i]), line_swatch("#777", kDashes[i % std::size(kDashes)])});
+      legend.push_back(
+          {std::to_string(plan.kv_counts[i]), line_swatch("#777", kDashes[i % std::size(kDashes)])});
   if (baseline_drawn) {
     legend.push_back({"", nullptr});
     legend.push_back({"MHA baseline", line_swatch(kBaselineColor, "")});
@@ -935,12 +983,15 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   const size_t panel_count = std::max<size_t>(panels.size(), 1);
   const double left = 84, top = 84, panel_gap = 84, plot_height = 400;
   const double plot_width = panel_count == 1 ? 580 : 420;
-  const double panels_right = left + static_cast<double>(panel_count) * plot_width + static_cast<double>(panel_count - 1) * panel_gap;
+  const double panels_right =
+      left + static_cast<double>(panel_count) * plot_width + static_cast<double>(panel_count - 1) * panel_gap;
   const double legend_x = panels_right + 24;
   const double width = legend.empty() ? panels_right + 30 : legend_x + legend_width(legend) + 16;
   const double height = std::max(top + plot_height + 62, top + legend_height(legend) + 20);
   Svg svg(width, height);
-  draw_titles(svg, left, "Uptraining loss", subtitle_for(options, clip_note.empty() ? std::vector<std::string>{} : std::vector<std::string>{clip_note}));
+  draw_titles(svg, left, "Uptraining loss",
+              subtitle_for(options, clip_note.empty() ? std::vector<std::string>{}
+                                                      : std::vector<std::string>{clip_note}));
 
   if (panels.empty()) {
     draw_frame(svg, Frame{left, top, plot_width, plot_height, x_ticks, y_ticks}, "Uptraining step", "Loss");
@@ -955,26 +1006,31 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
     svg.text(panel_left + plot_width / 2, top - 8, panels[k].title, kLabelFont,
              "text-anchor=\"middle\" font-weight=\"bold\" fill=\"#333\"");
     const std::string clip_id = "plot-area-" + std::to_string(k);
-    svg.body() << "<clipPath id=\"" << clip_id << "\"><rect x=\"" << coord(panel_left) << "\" y=\"" << coord(top)
-               << "\" width=\"" << coord(plot_width) << "\" height=\"" << coord(plot_height) << "\"/></clipPath>\n"
+    svg.body() << "<clipPath id=\"" << clip_id << "\"><rect x=\"" << coord(panel_left) << "\" y=\""
+               << coord(top) << "\" width=\"" << coord(plot_width) << "\" height=\"" << coord(plot_height)
+               << "\"/></clipPath>\n"
                << "<g clip-path=\"url(#" << clip_id << ")\">\n";
     // The baseline last, so the reference curve stays on top of the others.
     auto curves = panels[k].curves;
-    std::stable_partition(curves.begin(), curves.end(), [](const auto& curve) { return !curve.first->is_baseline; });
+    std::stable_partition(curves.begin(), curves.end(),
+                          [](const auto& curve) { return !curve.first->is_baseline; });
     for (const auto& [cell, segments] : curves) {
       const std::string color = strategy_color(plan, *cell), dash = kv_dash(plan, *cell);
       for (const Segment& segment : segments) {
         if (segment.size() == 1) {  // a lone value: a dot, since a one-point line is invisible
-          svg.path(marker_path(Shape::kCircle, frame.px(static_cast<double>(segment[0].step)), frame.py(segment[0].loss), 2.5),
+          svg.path(marker_path(Shape::kCircle, frame.px(static_cast<double>(segment[0].step)),
+                               frame.py(segment[0].loss), 2.5),
                    "class=\"curve\" fill=\"" + color + "\"", cell_name(*cell));
           continue;
         }
         std::string d;
         for (const LossPoint& point : segment)
-          d += (d.empty() ? "M" : " L") + coord(frame.px(static_cast<double>(point.step))) + "," + coord(frame.py(point.loss));
+          d += (d.empty() ? "M" : " L") + coord(frame.px(static_cast<double>(point.step))) + "," +
+               coord(frame.py(point.loss));
         svg.path(d,
-                 "class=\"curve\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"" + coord(stroke_width) +
-                     "\" stroke-linejoin=\"round\"" + (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""),
+                 "class=\"curve\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"" +
+                     coord(stroke_width) + "\" stroke-linejoin=\"round\"" +
+                     (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""),
                  cell_name(*cell));
       }
     }
@@ -1008,7 +1064,8 @@ std::string markdown_escape(const std::string& text) {
 std::string markdown_table(const std::vector<Column>& columns, const std::vector<const CellResult*>& cells) {
   std::vector<const Column*> shown;
   for (size_t c = 0; c < columns.size(); ++c)
-    if (c < 2 || std::any_of(cells.begin(), cells.end(), [&](const CellResult* cell) { return columns[c].value(*cell).has_value(); }))
+    if (c < 2 || std::any_of(cells.begin(), cells.end(),
+                             [&](const CellResult* cell) { return columns[c].value(*cell).has_value(); }))
       shown.push_back(&columns[c]);
   std::string header = "|", rule = "|";
   for (size_t c = 0; c < shown.size(); ++c) {
@@ -1025,18 +1082,24 @@ std::string markdown_table(const std::vector<Column>& columns, const std::vector
 }
 
 std::vector<Column> identity_columns() {
-  return {{"Strategy", [](const CellResult& c) { return std::optional<std::string>(c.is_baseline ? "MHA (baseline)" : markdown_escape(c.strategy)); }},
-          {"KV heads", [](const CellResult& c) { return std::optional<std::string>(std::to_string(c.kv_heads)); }}};
+  return {
+      {"Strategy",
+       [](const CellResult& c) {
+         return std::optional<std::string>(c.is_baseline ? "MHA (baseline)" : markdown_escape(c.strategy));
+       }},
+      {"KV heads",
+       [](const CellResult& c) { return std::optional<std::string>(std::to_string(c.kv_heads)); }}};
 }
 
 std::string quality_table(const Plan& plan) {
   std::vector<Column> columns = identity_columns();
   for (const Metric& metric : metrics())
     for (const Phase& phase : phases())
-      columns.push_back({std::string(metric.label) + ", " + phase.label, [&metric, &phase](const CellResult& c) {
-                           const std::optional<double>& v = (c.*phase.member).*metric.member;
-                           return v ? std::optional<std::string>(metric.format(*v)) : std::nullopt;
-                         }});
+      columns.push_back(
+          {std::string(metric.label) + ", " + phase.label, [&metric, &phase](const CellResult& c) {
+             const std::optional<double>& v = (c.*phase.member).*metric.member;
+             return v ? std::optional<std::string>(metric.format(*v)) : std::nullopt;
+           }});
   return markdown_table(columns, plan.ordered);
 }
 
@@ -1053,7 +1116,9 @@ std::string speed_table(const Plan& plan) {
                          return s ? std::optional<std::string>(fixed(*s, 2) + "\u00d7") : std::nullopt;
                        }});
   columns.push_back({"KV cache/token", [](const CellResult& c) {
-                       return c.kv_bytes_per_token ? std::optional<std::string>(format_bytes(*c.kv_bytes_per_token)) : std::nullopt;
+                       return c.kv_bytes_per_token
+                                  ? std::optional<std::string>(format_bytes(*c.kv_bytes_per_token))
+                                  : std::nullopt;
                      }});
   columns.push_back({"KV cache vs MHA", [&plan](const CellResult& c) -> std::optional<std::string> {
                        if (!plan.baseline || !plan.baseline->kv_bytes_per_token || !c.kv_bytes_per_token ||
@@ -1063,26 +1128,31 @@ std::string speed_table(const Plan& plan) {
                                              static_cast<double>(*plan.baseline->kv_bytes_per_token));
                      }});
   columns.push_back({"Parameters", [](const CellResult& c) {
-                       return c.parameters ? std::optional<std::string>(format_count(*c.parameters)) : std::nullopt;
+                       return c.parameters ? std::optional<std::string>(format_count(*c.parameters))
+                                           : std::nullopt;
                      }});
   columns.push_back({"Wall time", [](const CellResult& c) {
-                       return c.wall_seconds ? std::optional<std::string>(format_duration(*c.wall_seconds)) : std::nullopt;
+                       return c.wall_seconds ? std::optional<std::string>(format_duration(*c.wall_seconds))
+                                             : std::nullopt;
                      }});
   return markdown_table(columns, plan.ordered);
 }
 
-std::string render_markdown(const Plan& plan, const ReportOptions& options, const std::vector<std::string>& warnings) {
+std::string render_markdown(const Plan& plan, const ReportOptions& options,
+                            const std::vector<std::string>& warnings) {
   std::ostringstream md;
   md << "# " << options.title << "\n\n";
   if (!options.model_name.empty()) md << "Model: `" << options.model_name << "`\n\n";
   std::vector<std::string> kv;
   for (int64_t k : plan.kv_counts) kv.push_back(std::to_string(k));
   const size_t converted = plan.ordered.size() - (plan.baseline ? 1 : 0);
-  md << plan.ordered.size() << " result" << (plan.ordered.size() == 1 ? "" : "s") << ": " << converted << " converted model"
-     << (converted == 1 ? "" : "s") << " (" << plan.strategies.size() << " strateg" << (plan.strategies.size() == 1 ? "y" : "ies")
+  md << plan.ordered.size() << " result" << (plan.ordered.size() == 1 ? "" : "s") << ": " << converted
+     << " converted model" << (converted == 1 ? "" : "s") << " (" << plan.strategies.size() << " strateg"
+     << (plan.strategies.size() == 1 ? "y" : "ies")
      << (kv.empty() ? "" : " \u00d7 KV heads " + join(kv, ", ")) << ")"
      << (plan.baseline ? " and the MHA baseline" : ", no MHA baseline") << ".\n"
-     << "\"Step 0\" is measured right after conversion, \"uptrained\" after uptraining. Speedup is MHA's decode "
+     << "\"Step 0\" is measured right after conversion, \"uptrained\" after uptraining. Speedup is MHA's "
+        "decode "
         "time per token divided by the model's, at the same batch size. "
      << kMissing << " marks a value that was not measured.\n\n";
   md << "## Quality\n\n" << quality_table(plan) << "\n";
@@ -1090,6 +1160,8 @@ std::string render_markdown(const Plan& plan, const ReportOptions& options, cons
   md << "## Charts\n\n"
      << "![Perplexity after uptraining vs decode speed](" << kQualityVsSpeedSvg << ")\n\n"
      << "![Uptraining loss curves](" << kLossCurvesSvg << ")\n";
+  if (plan.baseline && !plan.baseline->uptrained.perplexity && plan.baseline->step0.perplexity)
+    md << "\nThe MHA baseline was not uptrained: the first chart places it at its step-0 perplexity.\n";
   if (!warnings.empty()) {
     md << "\n## Notes\n\n";
     for (const std::string& warning : warnings) md << "- " << markdown_escape(warning) << "\n";
@@ -1104,24 +1176,31 @@ std::string render_csv(const Plan& plan) {
     for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
     return quoted + "\"";
   };
-  const auto optional_number = [](const std::optional<double>& v) { return v ? csv_number(*v) : std::string(); };
+  const auto optional_number = [](const std::optional<double>& v) {
+    return v ? csv_number(*v) : std::string();
+  };
   std::vector<std::string> header = {"strategy", "kv_heads", "is_baseline"};
   for (const Metric& metric : metrics())
     for (const Phase& phase : phases()) header.push_back(std::string(metric.key) + "_" + phase.key);
   for (int64_t batch : plan.batches) header.push_back("decode_ms_per_token_b" + std::to_string(batch));
   for (int64_t batch : plan.batches) header.push_back("speedup_b" + std::to_string(batch));
-  for (const char* name : {"kv_bytes_per_token", "parameters", "wall_seconds", "final_train_loss", "final_valid_loss"})
+  for (const char* name :
+       {"kv_bytes_per_token", "parameters", "wall_seconds", "final_train_loss", "final_valid_loss"})
     header.push_back(name);
   std::string csv = join(header, ",") + "\n";
 
   const auto final_loss = [](const std::vector<LossPoint>& curve) -> std::optional<double> {
     if (curve.empty()) return std::nullopt;
-    return std::max_element(curve.begin(), curve.end(), [](const LossPoint& a, const LossPoint& b) { return a.step < b.step; })->loss;
+    return std::max_element(curve.begin(), curve.end(),
+                            [](const LossPoint& a, const LossPoint& b) { return a.step < b.step; })
+        ->loss;
   };
   for (const CellResult* cell : plan.ordered) {
-    std::vector<std::string> row = {field(cell->strategy), std::to_string(cell->kv_heads), cell->is_baseline ? "true" : "false"};
+    std::vector<std::string> row = {field(cell->strategy), std::to_string(cell->kv_heads),
+                                    cell->is_baseline ? "true" : "false"};
     for (const Metric& metric : metrics())
-      for (const Phase& phase : phases()) row.push_back(optional_number((cell->*phase.member).*metric.member));
+      for (const Phase& phase : phases())
+        row.push_back(optional_number((cell->*phase.member).*metric.member));
     for (int64_t batch : plan.batches) row.push_back(optional_number(decode_ms(*cell, batch)));
     for (int64_t batch : plan.batches) row.push_back(optional_number(speedup(plan, *cell, batch)));
     row.push_back(cell->kv_bytes_per_token ? std::to_string(*cell->kv_bytes_per_token) : "");
@@ -1164,15 +1243,18 @@ bool Quality::operator==(const Quality& other) const {
 
 bool CellResult::operator==(const CellResult& other) const {
   const auto same_curve = [](const std::vector<LossPoint>& a, const std::vector<LossPoint>& b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                      [](const LossPoint& x, const LossPoint& y) { return x.step == y.step && same_number(x.loss, y.loss); });
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const LossPoint& x, const LossPoint& y) {
+      return x.step == y.step && same_number(x.loss, y.loss);
+    });
   };
   const auto same_times = [](const std::map<int64_t, double>& a, const std::map<int64_t, double>& b) {
-    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                      [](const auto& x, const auto& y) { return x.first == y.first && same_number(x.second, y.second); });
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+      return x.first == y.first && same_number(x.second, y.second);
+    });
   };
   return strategy == other.strategy && kv_heads == other.kv_heads && is_baseline == other.is_baseline &&
-         step0 == other.step0 && uptrained == other.uptrained && same_times(decode_ms_per_token, other.decode_ms_per_token) &&
+         step0 == other.step0 && uptrained == other.uptrained &&
+         same_times(decode_ms_per_token, other.decode_ms_per_token) &&
          kv_bytes_per_token == other.kv_bytes_per_token && parameters == other.parameters &&
          same_curve(train_loss, other.train_loss) && same_curve(valid_loss, other.valid_loss) &&
          same_optional(wall_seconds, other.wall_seconds);
@@ -1192,7 +1274,8 @@ void to_json(json& j, const CellResult& cell) {
   for (const Phase& phase : phases()) j[phase.key] = cell.*phase.member;
   if (!cell.decode_ms_per_token.empty()) {
     json times = json::object();
-    for (const auto& [batch, ms] : cell.decode_ms_per_token) times[std::to_string(batch)] = number_to_json(ms);
+    for (const auto& [batch, ms] : cell.decode_ms_per_token)
+      times[std::to_string(batch)] = number_to_json(ms);
     j["decode_ms_per_token"] = times;
   }
   if (cell.kv_bytes_per_token) j["kv_bytes_per_token"] = *cell.kv_bytes_per_token;
@@ -1203,21 +1286,25 @@ void to_json(json& j, const CellResult& cell) {
 }
 
 CellResult cell_from_json(const json& j, const std::string& source) {
-  if (!j.is_object()) throw InputError(source, "", "expected a JSON object (one comparison result), got " + describe(j));
+  if (!j.is_object())
+    throw InputError(source, "", "expected a JSON object (one comparison result), got " + describe(j));
   CellResult cell;
   const json* strategy = member(j, "strategy");
   if (!strategy || !strategy->is_string() || strategy->get_ref<const std::string&>().empty())
-    throw InputError(source, "strategy", strategy ? "expected a non-empty string, got " + describe(*strategy) : "missing");
+    throw InputError(source, "strategy",
+                     strategy ? "expected a non-empty string, got " + describe(*strategy) : "missing");
   cell.strategy = strategy->get<std::string>();
   const json* kv_heads = member(j, "kv_heads");
   if (!kv_heads) throw InputError(source, "kv_heads", "missing");
   cell.kv_heads = integer_from_json(*kv_heads, source, "kv_heads", 1);
   if (const json* baseline = member(j, "is_baseline")) {
-    if (!baseline->is_boolean()) throw InputError(source, "is_baseline", "expected true or false, got " + describe(*baseline));
+    if (!baseline->is_boolean())
+      throw InputError(source, "is_baseline", "expected true or false, got " + describe(*baseline));
     cell.is_baseline = baseline->get<bool>();
   }
   for (const Phase& phase : phases())
-    if (const json* quality = member(j, phase.key)) cell.*phase.member = quality_from_json(*quality, source, phase.key);
+    if (const json* quality = member(j, phase.key))
+      cell.*phase.member = quality_from_json(*quality, source, phase.key);
   if (member(j, "decode_ms_per_token")) {
     const json& times = object_member(j, "decode_ms_per_token", source, "decode_ms_per_token");
     for (const auto& [key, value] : times.items()) {
@@ -1225,11 +1312,14 @@ CellResult cell_from_json(const json& j, const std::string& source) {
       cell.decode_ms_per_token[batch_from_key(key, source, field)] = number_from_json(value, source, field);
     }
   }
-  if (const json* v = member(j, "kv_bytes_per_token")) cell.kv_bytes_per_token = integer_from_json(*v, source, "kv_bytes_per_token", 0);
-  if (const json* v = member(j, "parameters")) cell.parameters = integer_from_json(*v, source, "parameters", 0);
+  if (const json* v = member(j, "kv_bytes_per_token"))
+    cell.kv_bytes_per_token = integer_from_json(*v, source, "kv_bytes_per_token", 0);
+  if (const json* v = member(j, "parameters"))
+    cell.parameters = integer_from_json(*v, source, "parameters", 0);
   if (const json* v = member(j, "train_loss")) cell.train_loss = curve_from_json(*v, source, "train_loss");
   if (const json* v = member(j, "valid_loss")) cell.valid_loss = curve_from_json(*v, source, "valid_loss");
-  if (const json* v = member(j, "wall_seconds")) cell.wall_seconds = number_from_json(*v, source, "wall_seconds");
+  if (const json* v = member(j, "wall_seconds"))
+    cell.wall_seconds = number_from_json(*v, source, "wall_seconds");
   return cell;
 }
 
@@ -1239,19 +1329,7 @@ void save_cell(const CellResult& cell, const std::string& path) {
   write_file_atomically(path, pretty_json(json(cell)));
 }
 
-CellResult load_cell(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, "", std::string("cannot open: ") + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(text.str());
-  } catch (const json::parse_error& e) {
-    throw InputError(path, "", "not valid JSON (error at byte " + std::to_string(e.byte) + ")");
-  }
-  return cell_from_json(j, path);
-}
+CellResult load_cell(const std::string& path) { return cell_from_json(read_json_file(path), path); }
 
 std::string Ticks::label(double value) const {
   if (std::fabs(value) < step * 1e-9) value = 0;  // no "-0.0" from rounding

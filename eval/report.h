@@ -33,9 +33,12 @@ struct CellResult {
   std::string strategy;  // conversion strategy ("mean", "svd", ...); for the baseline, e.g. "mha"
   int64_t kv_heads = 0;  // the baseline's KV heads = its query heads
   bool is_baseline = false;
-  Quality step0;      // right after conversion, before any uptraining
-  Quality uptrained;  // after uptraining (empty when the cell was not uptrained)
-  std::map<int64_t, double> decode_ms_per_token;  // batch size -> milliseconds per token
+  Quality step0;                                  // right after conversion, before any uptraining
+  Quality uptrained;                              // after uptraining (empty when the cell was not uptrained)
+  // Batch size -> milliseconds per decoded token (one decode step; the caller picks the convention,
+  // e.g. decode_bench's ms per step). Speedups are ratios at equal batch, so any one convention
+  // used for every cell gives the same speedups.
+  std::map<int64_t, double> decode_ms_per_token;
   std::optional<int64_t> kv_bytes_per_token;      // KV cache, all layers
   std::optional<int64_t> parameters;
   std::vector<LossPoint> train_loss, valid_loss;  // uptraining curves, by step
@@ -69,11 +72,11 @@ struct ReportOptions {
   std::optional<int64_t> speed_batch;
 };
 
-// Axis ticks at 1, 2, 2.5 or 5 × 10^k, covering [lo, hi]: `values` run from `lo` to `hi` of the
-// result (the nice bounds that contain the input range) in steps of `step`; `decimals` is the
-// fewest digits after the point that print every value exactly. An empty range (lo == hi) is
-// widened around its value; lo > hi is swapped. Throws std::invalid_argument for non-finite input
-// or target_count < 2.
+// Axis ticks at multiples of 1, 2, 2.5 or 5 × 10^k: the step whose ticks, from the multiple at or
+// below lo to the one at or above hi, come closest to target_count (ties: the smaller step).
+// lo/hi of the result are those outer ticks; `decimals` is the fewest digits after the point that
+// print every value exactly. An empty range (lo == hi) is widened around its value; lo > hi is
+// swapped. Throws std::invalid_argument for non-finite input or target_count < 2.
 struct Ticks {
   double lo = 0, hi = 1, step = 1;
   std::vector<double> values;
