@@ -22,7 +22,7 @@ if family == "llama":
                         intermediate_size=1376, num_hidden_layers=4, max_position_embeddings=1024, tie_word_embeddings=True)
     m = T.LlamaForCausalLM(cfg)
 else:
-    cfg = T.GPT2Config(vocab_size=4096, n_embd=512, n_head=8, n_layer=4, n_positions=1024,
+    cfg = T.GPT2Config(vocab_size=4096, n_embd=512, n_head=8, n_layer=4, n_positions=1024, bos_token_id=0, eos_token_id=0,
                        resid_pdrop=0, embd_pdrop=0, attn_pdrop=0)
     m = T.GPT2LMHeadModel(cfg)
 m.save_pretrained(out)

@@ -24,6 +24,7 @@ const Verb kVerbs[] = {
     {"fold", gqa::cli::fold, "bake learned WGQA scalars into plain GQA weights"},
     {"uptrain", gqa::cli::uptrain, "continue training a converted model for a fraction of its pretraining tokens"},
     {"eval", gqa::cli::eval, "perplexity, minimal pairs and decode speed, beside a baseline model"},
+    {"compare", gqa::cli::compare, "strategies x KV heads: convert, uptrain, evaluate against MHA; one report"},
     {"train", gqa::cli::train, "train a fresh model of any family and grouping from a small config"},
 };
 

@@ -14,5 +14,6 @@ int fold(const Args& args);
 int uptrain(const Args& args);
 int train(const Args& args);
 int eval(const Args& args);
+int compare(const Args& args);
 
 }  // namespace gqa::cli

@@ -1,24 +1,20 @@
 #include "convert/calibration.h"
 
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/tokenizers/tokenizer.h"
 
 namespace gqa {
 
 std::vector<std::vector<int64_t>> calibration_sequences(const std::string& model_dir, const std::string& text_file,
                                                         int64_t max_tokens, int64_t seq_len) {
-  std::ifstream in(text_file, std::ios::binary);
-  if (!in) throw InputError(text_file, "", "cannot open calibration text");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(text_file, "", "calibration text is empty");
   // Only as much text as the token budget needs (a generous 8 bytes per token), so a large file
   // costs no more than a small one.
-  const std::string head = text.substr(0, size_t(std::min<int64_t>(int64_t(text.size()), max_tokens * 8)));
+  std::string head;
+  if (!files::read_text_prefix(text_file, size_t(std::max<int64_t>(1, max_tokens) * 8), &head))
+    throw InputError(text_file, "", "cannot open calibration text");
+  if (head.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(text_file, "", "calibration text is empty");
   std::vector<int64_t> ids = load_tokenizer(model_dir)->encode(head);
   if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
   if (int64_t(ids.size()) < seq_len)

@@ -1,12 +1,14 @@
 #include "core/files.h"
 
 #include <dirent.h>
+#include <zlib.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -115,6 +117,26 @@ std::string absolute(const std::string& path) {
   char buf[4096];
   if (!::getcwd(buf, sizeof buf)) return path;
   return std::string(buf) + "/" + path;
+}
+
+bool read_text_prefix(const std::string& path, size_t max_bytes, std::string* out) {
+  gzFile f = gzopen(path.c_str(), "rb");  // gzread passes plain files through unchanged
+  if (!f) return false;
+  out->assign(max_bytes, '\0');
+  size_t got = 0;
+  while (got < max_bytes) {
+    const unsigned want = unsigned(std::min<size_t>(max_bytes - got, 1u << 30));
+    const int n = gzread(f, out->data() + got, want);
+    if (n < 0) {
+      gzclose(f);
+      return false;
+    }
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  gzclose(f);
+  out->resize(got);
+  return true;
 }
 
 }  // namespace gqa::files

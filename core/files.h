@@ -19,6 +19,9 @@ std::string rename(const std::string& from, const std::string& to);
 std::string copy_file(const std::string& from, const std::string& to);
 std::string remove_all(const std::string& path);  // a missing path is not an error
 std::vector<std::string> list_directory(const std::string& path);  // names, without . and ..
+// Up to max_bytes of a text file, plain or gzip-compressed (.gz read transparently); false when
+// it cannot be opened or read.
+bool read_text_prefix(const std::string& path, size_t max_bytes, std::string* out);
 // mkdir -p; true when the folder exists afterwards.
 bool make_directories(const std::string& path);
 // The path made absolute against the working directory (no symlink resolution); "" stays "".

@@ -1,8 +1,7 @@
 #include "eval/perplexity.h"
 
-#include <zlib.h>
-
 #include "core/error.h"
+#include "core/files.h"
 
 #include <cmath>
 
@@ -64,14 +63,10 @@ PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids,
 
 std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const Tokenizer& tokenizer, const std::string& path,
                                                           int64_t max_tokens) {
-  // gzread reads plain files too. Only as much text as the tokens can need (< 8 bytes each).
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw InputError(path, "", "cannot open evaluation text");
-  std::string text(size_t(std::max<int64_t>(1, max_tokens) * 8), '\0');
-  const int n = gzread(f, text.data(), unsigned(text.size()));
-  gzclose(f);
-  if (n < 0) throw InputError(path, "", "cannot read evaluation text");
-  text.resize(size_t(n));
+  // Only as much text as the tokens can need (< 8 bytes each).
+  std::string text;
+  if (!files::read_text_prefix(path, size_t(std::max<int64_t>(1, max_tokens) * 8), &text))
+    throw InputError(path, "", "cannot open evaluation text");
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(path, "", "evaluation text is empty");
   std::vector<int64_t> ids = tokenizer.encode(text);
   if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));

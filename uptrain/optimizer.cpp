@@ -85,8 +85,10 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
 double Schedule::at(int64_t step) const {
   if (warmup_steps > 0 && step <= warmup_steps) return lr * double(step) / double(warmup_steps);
   if (decay == "constant") return lr;
+  // The first step after warmup runs at the full lr and the last one above the floor (a schedule
+  // that reached the floor at the last step would waste it: a 1-step run would not move).
   const double span = double(std::max<int64_t>(1, total_steps - warmup_steps));
-  const double progress = std::min(1.0, std::max(0.0, double(step - warmup_steps) / span));
+  const double progress = std::min(1.0, std::max(0.0, double(step - 1 - warmup_steps) / span));
   const double shape = decay == "cosine" ? 0.5 * (1.0 + std::cos(M_PI * progress)) : 1.0 - progress;
   return lr * (min_lr_ratio + (1.0 - min_lr_ratio) * shape);
 }

@@ -57,7 +57,8 @@ struct Schedule {
   int64_t total_steps = 1;
   std::string decay = "linear";  // "linear", "cosine", "constant"
   double min_lr_ratio = 0.0;     // floor at the end, as a fraction of lr
-  // lr for optimizer step `step` (1-based): linear warmup from lr/warmup to lr, then decay.
+  // lr for optimizer step `step` (1-based): linear warmup from lr/warmup to lr, then decay from
+  // lr (first step after warmup) towards the floor, which step total_steps + 1 would reach.
   double at(int64_t step) const;
 };
 

@@ -65,6 +65,14 @@ at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at:
   const std::optional<at::Tensor> mask_or_none = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
   if (layout.is_mha()) {
     out = at::scaled_dot_product_attention(q, k, v, mask_or_none, 0.0, causal, scale);
+  } else if (layout.is_contiguous_even() && mask.defined() && mask.size(1) == 1) {
+    // Each KV head serves g query heads: fold the group into the query length, [B, n_kv, g*T, d],
+    // so attention reads every K/V head once and never materialises repeated heads (the CPU
+    // kernels of SDPA's enable_gqa repeat them). The mask is shared by the heads of a group.
+    const int64_t B = q.size(0), T = q.size(2), g = layout.n_q / layout.n_kv;
+    at::Tensor qg = q.reshape({B, layout.n_kv, g * T, q.size(3)});
+    at::Tensor mg = mask.unsqueeze(2).expand({B, 1, g, T, mask.size(3)}).reshape({B, 1, g * T, mask.size(3)});
+    out = at::scaled_dot_product_attention(qg, k, v, mg, 0.0, false, scale).view({B, layout.n_q, T, v.size(3)});
   } else if (layout.is_contiguous_even()) {
     out = at::scaled_dot_product_attention(q, k, v, mask_or_none, 0.0, causal, scale, /*enable_gqa=*/true);
   } else {  // uneven or permuted groups: give each query head its KV head explicitly

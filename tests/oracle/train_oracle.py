@@ -37,7 +37,7 @@ def main(model_dir, tokens_path, seq_len, steps, lr, wd, warmup, clip, out):
     def lr_at(step):  # 1-based, as uptrain/optimizer.cpp Schedule::at
         if warmup > 0 and step <= warmup:
             return lr * step / warmup
-        progress = min(1.0, max(0.0, (step - warmup) / max(1, steps - warmup)))
+        progress = min(1.0, max(0.0, (step - 1 - warmup) / max(1, steps - warmup)))
         return lr * (1.0 - progress)
 
     losses = []

@@ -158,11 +158,14 @@ TEST(Optimizer, ScheduleWarmsUpThenDecays) {
   Schedule s{1e-3, 10, 110, "linear", 0.1};
   EXPECT_DOUBLE_EQ(s.at(1), 1e-4);
   EXPECT_DOUBLE_EQ(s.at(10), 1e-3);
-  EXPECT_NEAR(s.at(60), 1e-3 * (0.1 + 0.9 * 0.5), 1e-12);
-  EXPECT_NEAR(s.at(110), 1e-4, 1e-12);
+  EXPECT_DOUBLE_EQ(s.at(11), 1e-3);  // the first step after warmup runs at the full lr
+  EXPECT_NEAR(s.at(61), 1e-3 * (0.1 + 0.9 * 0.5), 1e-12);
+  EXPECT_NEAR(s.at(110), 1e-3 * (0.1 + 0.9 * 0.01), 1e-12);  // the last step still learns
   Schedule c{1e-3, 0, 100, "cosine", 0.0};
-  EXPECT_NEAR(c.at(50), 0.5e-3, 1e-12);
-  EXPECT_NEAR(c.at(100), 0.0, 1e-12);
+  EXPECT_NEAR(c.at(51), 0.5e-3, 1e-12);
+  EXPECT_GT(c.at(100), 0.0);
+  Schedule one{1e-3, 0, 1, "linear", 0.0};
+  EXPECT_DOUBLE_EQ(one.at(1), 1e-3);
 }
 
 TEST(Optimizer, ClippingScalesToTheNorm) {

@@ -1,0 +1,77 @@
+// gqa compare MHA_DIR OUT_DIR --data TRAIN --eval-data HELDOUT: every strategy x KV-head count
+// converted, uptrained and measured against the MHA source in one run, into a report folder.
+#include <iostream>
+#include <sstream>
+
+#include "cli/training_options.h"
+#include "core/error.h"
+#include "eval/compare.h"
+
+namespace gqa::cli {
+namespace {
+
+template <typename T>
+std::vector<T> split_list(const std::string& text, const std::string& what) {
+  std::vector<T> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    if constexpr (std::is_same_v<T, std::string>) {
+      out.push_back(item);
+    } else {
+      size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != item.size() || v < 1) throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
+      out.push_back(T(v));
+    }
+  }
+  if (out.empty()) throw InputError(what, "", "is empty");
+  return out;
+}
+
+}  // namespace
+
+int compare(const Args& args) {
+  po::options_description opts("gqa compare MHA_DIR OUT_DIR --data TRAIN... --eval-data HELDOUT [options]");
+  CompareOptions c;
+  std::string strategies, kv_heads, batches;
+  opts.add_options()("help,h", "show options")
+      ("mha", po::value<std::string>(&c.mha_dir)->required(), "the MHA source model folder")
+      ("out", po::value<std::string>(&c.out_dir)->required(), "report folder (re-running resumes: finished cells are reused)")
+      ("strategies", po::value<std::string>(&strategies)->default_value("mean,first,weighted,random-weighted,similarity,svd"),
+       "conversion strategies, comma-separated")
+      ("kv-heads", po::value<std::string>(&kv_heads)->default_value("8,4,2,1"), "KV-head counts (those dividing the heads)")
+      ("uptrain-fraction", po::value<double>(), "uptraining budget as a fraction of the pretraining tokens (default 0.05)")
+      ("no-uptrain", "measure at step 0 only")
+      ("eval-data", po::value<std::vector<std::string>>(&c.eval_text)->multitoken(), "held-out text for perplexity")
+      ("pairs", po::value<std::vector<std::string>>(&c.pairs)->multitoken(), "BLiMP-format minimal pairs")
+      ("eval-tokens", po::value<int64_t>(&c.eval_tokens)->default_value(16384), "held-out tokens scored")
+      ("calib", po::value<std::string>(&c.calib_text), "calibration text for svd and similarity (default: the eval data)")
+      ("speed-batches", po::value<std::string>(&batches)->default_value("1,16,512"), "decode batch sizes")
+      ("prompt-len", po::value<int64_t>(&c.speed.prompt_len)->default_value(128), "decode benchmark prompt length")
+      ("new-tokens", po::value<int64_t>(&c.speed.new_tokens)->default_value(32), "decode benchmark new tokens")
+      ("no-speed", "skip the decode benchmark");
+  add_training_options(opts, c.train);
+  po::variables_map vm;
+  if (!parse_options(args, opts, vm, {"mha", "out"})) return 0;
+  finish_training_options(vm, c.train);
+  c.strategies = split_list<std::string>(strategies, "--strategies");
+  c.kv_heads = split_list<int>(kv_heads, "--kv-heads");
+  c.speed.batches = split_list<int64_t>(batches, "--speed-batches");
+  c.uptrain = !vm.count("no-uptrain");
+  c.measure_speed = !vm.count("no-speed");
+  const bool budget_given = c.train.steps > 0 || c.train.tokens > 0 || c.train.epochs > 0 || c.train.fraction != 0;
+  if (vm.count("uptrain-fraction")) c.train.fraction = vm["uptrain-fraction"].as<double>();
+  else if (!budget_given) c.train.fraction = 0.05;
+  const std::string report = run_compare(c, std::cout);
+  std::cout << "report: " << report << "\n";
+  return 0;
+}
+
+}  // namespace gqa::cli

@@ -1,0 +1,176 @@
+#include "eval/compare.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "convert/calibration.h"
+#include "convert/converter.h"
+#include "convert/strategy.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/tokenizers/tokenizer.h"
+#include "eval/minimal_pairs.h"
+#include "eval/perplexity.h"
+#include "eval/report.h"
+
+namespace gqa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using report::CellResult;
+
+struct Cell {
+  std::string strategy;
+  int kv = 0;
+  bool baseline = false;
+  std::string name() const { return baseline ? "mha" : strategy + "-kv" + std::to_string(kv); }
+};
+
+// Quality of a model folder on the comparison's held-out text and minimal pairs.
+report::Quality measure_quality(const std::string& dir, const CompareOptions& o) {
+  report::Quality q;
+  auto model = load_model(dir);
+  auto tokenizer = load_tokenizer(dir);
+  const ModelConfig& c = model->config();
+  if (!o.eval_text.empty()) {
+    const int64_t ctx = c.max_positions > 0 ? std::min<int64_t>(c.max_positions, 512) : 512;
+    const auto [ids, bytes] = read_eval_tokens(*tokenizer, o.eval_text.front(), o.eval_tokens);
+    const PerplexityResult r = perplexity(*model, ids, bytes, ctx, ctx / 2);
+    q.perplexity = r.perplexity();
+    q.bits_per_byte = r.bits_per_byte();
+  }
+  if (!o.pairs.empty()) q.minimal_pair_accuracy = minimal_pair_accuracy(*model, *tokenizer, read_minimal_pairs(o.pairs)).accuracy();
+  return q;
+}
+
+void measure_speed(const std::string& dir, const CompareOptions& o, CellResult& cell) {
+  auto model = load_model(dir);
+  cell.kv_bytes_per_token = model->config().kv_bytes_per_token(4);
+  cell.parameters = Checkpoint(dir).parameter_count();
+  if (!o.measure_speed) return;
+  for (const DecodeBenchResult& r : decode_bench(*model, o.speed)) cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
+}
+
+std::vector<report::LossPoint> curve(const std::string& log_path, const std::string& kind) {
+  std::vector<report::LossPoint> out;
+  std::ifstream in(log_path);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("kind", "") != kind || !j["loss"].is_number()) continue;
+    out.push_back({j["step"].get<int64_t>(), j["loss"].get<double>()});
+  }
+  return out;
+}
+
+std::string duration(double s) {
+  char buf[32];
+  const int t = int(std::lround(s));
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%d:%02d", t / 60, t % 60);
+  return buf;
+}
+
+}  // namespace
+
+std::string run_compare(const CompareOptions& o, std::ostream& log) {
+  const ModelConfig mha = load_config(o.mha_dir);
+  const int heads = int(mha.n_heads);
+  for (const std::string& s : o.strategies)
+    if (!find_strategy(s)) throw InputError("--strategies", s, "unknown strategy");
+  if (o.eval_text.empty() && o.pairs.empty()) throw InputError("--eval-data", "", "give held-out text (--eval-data) or --pairs");
+  for (const std::string& f : o.eval_text)
+    if (!files::exists(f)) throw InputError(f, "", "evaluation text does not exist");
+  std::vector<Cell> cells{{"mha", heads, true}};
+  for (const std::string& s : o.strategies)
+    for (int kv : o.kv_heads)
+      if (kv >= 1 && kv < heads && heads % kv == 0) cells.push_back({s, kv, false});
+  if (cells.size() == 1) throw InputError("--kv-heads", "", "no KV-head count below " + std::to_string(heads) + " divides it");
+  const std::string cells_dir = o.out_dir + "/cells";
+  if (!files::make_directories(cells_dir)) throw InputError(cells_dir, "", "cannot create the comparison folder");
+
+  std::vector<CellResult> results;
+  double spent = 0;
+  int measured = 0;
+  const std::string calib = o.calib_text.empty() ? (o.eval_text.empty() ? "" : o.eval_text.front()) : o.calib_text;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const Cell& cell = cells[i];
+    const std::string json_path = cells_dir + "/" + cell.name() + ".json";
+    auto say = [&](const std::string& stage) {
+      const size_t left = cells.size() - i;
+      const double per_cell = measured ? spent / measured : 0;
+      log << "[" << i + 1 << "/" << cells.size() << "] " << cell.name() << ": " << stage
+          << (measured ? " (ETA " + duration(per_cell * double(left)) + ")" : "") << std::endl;
+    };
+    if (files::exists(json_path)) {
+      results.push_back(report::load_cell(json_path));
+      say("done earlier, reused");
+      continue;
+    }
+    const auto t0 = Clock::now();
+    CellResult r;
+    r.strategy = cell.strategy;
+    r.kv_heads = cell.kv;
+    r.is_baseline = cell.baseline;
+    const std::string work = cells_dir + "/" + cell.name();
+    if (cell.baseline) {
+      say("measuring the MHA baseline");
+      r.step0 = measure_quality(o.mha_dir, o);
+      measure_speed(o.mha_dir, o, r);
+    } else {
+      const std::string converted = work + "/converted";
+      if (!files::exists(converted + "/config.json")) {
+        say("converting");
+        ConvertOptions co;
+        co.strategy = cell.strategy;
+        co.kv_heads = cell.kv;
+        co.force = true;
+        CalibrationMap calibration;
+        if ((cell.strategy == "svd" || cell.strategy == "similarity") && !calib.empty()) {
+          auto source = load_model(o.mha_dir);
+          const int64_t len = mha.max_positions > 0 ? std::min<int64_t>(256, mha.max_positions) : 256;
+          calibration = collect_calibration(*source, calibration_sequences(o.mha_dir, calib, o.calib_tokens, len));
+          co.calibration = &calibration;
+        }
+        if (!files::make_directories(work)) throw InputError(work, "", "cannot create the cell folder");
+        convert_checkpoint(o.mha_dir, converted, co);
+      }
+      say("step-0 quality");
+      r.step0 = measure_quality(converted, o);
+      std::string final_dir = converted;
+      if (o.uptrain) {
+        TrainOptions t = o.train;
+        t.model_dir = converted;
+        t.out_dir = work + "/uptrain";
+        t.resume = true;
+        t.progress = false;
+        if (!files::exists(t.out_dir + "/model/config.json")) {
+          say("uptraining");
+          std::ostringstream quiet;
+          auto comm = single_process();
+          run_training(t, *comm, quiet);
+        }
+        final_dir = t.out_dir + "/model";
+        r.train_loss = curve(t.out_dir + "/train_log.jsonl", "train");
+        r.valid_loss = curve(t.out_dir + "/train_log.jsonl", "valid");
+        say("quality after uptraining");
+        r.uptrained = measure_quality(final_dir, o);
+      }
+      say("decode speed");
+      measure_speed(final_dir, o, r);
+    }
+    r.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    spent += *r.wall_seconds;
+    ++measured;
+    report::save_cell(r, json_path);
+    results.push_back(r);
+  }
+  report::ReportOptions ro;
+  ro.model_name = files::absolute(o.mha_dir);
+  const auto warnings = report::write_report(results, o.out_dir, ro);
+  for (const std::string& w : warnings) log << "note: " << w << "\n";
+  return o.out_dir + "/report.md";
+}
+
+}  // namespace gqa
