@@ -51,6 +51,8 @@ int compare(const Args& args) {
       ("no-uptrain", "measure at step 0 only")
       ("eval-data", po::value<std::vector<std::string>>(&c.eval_text)->multitoken(), "held-out text for perplexity")
       ("pairs", po::value<std::vector<std::string>>(&c.pairs)->multitoken(), "BLiMP-format minimal pairs")
+      ("summaries", po::value<std::string>(&c.summaries), "JSONL document/summary pairs: ROUGE-1/2/L of greedy summaries")
+      ("summary-examples", po::value<int64_t>(&c.summary_examples)->default_value(100), "records summarized per model")
       ("eval-tokens", po::value<int64_t>(&c.eval_tokens)->default_value(16384), "held-out tokens scored")
       ("calib", po::value<std::string>(&c.calib_text), "calibration text for svd and similarity (default: the eval data)")
       ("speed-batches", po::value<std::string>(&batches)->default_value("1,16,512"), "decode batch sizes")

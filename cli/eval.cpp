@@ -10,6 +10,7 @@
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
+#include "eval/summarize.h"
 
 namespace gqa::cli {
 namespace {
@@ -46,10 +47,16 @@ int eval(const Args& args) {
   std::string baseline, batches_text;
   bool json_out = false, speed = false;
   DecodeBenchOptions bench;
+  SummaryOptions summary;
   opts.add_options()("help,h", "show options")
       ("model", po::value<std::string>()->required(), "model folder")
       ("text", po::value<std::vector<std::string>>()->multitoken(), "held-out text files (plain or .gz): perplexity, bits/byte")
       ("pairs", po::value<std::vector<std::string>>()->multitoken(), "BLiMP-format JSONL (sentence_good/sentence_bad): accuracy")
+      ("summaries", po::value<std::string>(), "JSONL source/reference pairs: ROUGE-1/2/L of greedy summaries")
+      ("summary-examples", po::value<int64_t>(&summary.max_examples)->default_value(200), "records summarized")
+      ("summary-tokens", po::value<int64_t>(&summary.max_new_tokens)->default_value(48), "longest summary in tokens")
+      ("source-field", po::value<std::string>(&summary.source_field)->default_value("document"), "JSONL source field")
+      ("target-field", po::value<std::string>(&summary.target_field)->default_value("summary"), "JSONL reference field")
       ("speed", po::bool_switch(&speed), "decode time per token at --batch-sizes")
       ("baseline", po::value<std::string>(&baseline), "a second model (e.g. the MHA source) measured in the same run")
       ("max-tokens", po::value<int64_t>(&max_tokens)->default_value(16384), "tokens scored per text file")
@@ -66,8 +73,9 @@ int eval(const Args& args) {
   if (max_tokens < 2 || context < 0 || stride < 0 || batch < 1 || bench.prompt_len < 1 || bench.new_tokens < 1 || bench.repeats < 1)
     throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "", "must be positive");
   bench.batches = parse_int_list(batches_text, "--batch-sizes");
-  if (!vm.count("text") && !vm.count("pairs") && !speed)
-    throw InputError("options", "", "nothing to measure: give --text, --pairs and/or --speed");
+  if (!vm.count("text") && !vm.count("pairs") && !vm.count("summaries") && !speed)
+    throw InputError("options", "", "nothing to measure: give --text, --pairs, --summaries and/or --speed");
+  if (summary.max_examples < 1 || summary.max_new_tokens < 1) throw InputError("--summary-examples/--summary-tokens", "", "must be positive");
   const auto pairs = vm.count("pairs") ? read_minimal_pairs(vm["pairs"].as<std::vector<std::string>>()) : std::vector<MinimalPair>{};
 
   std::vector<std::string> models{vm["model"].as<std::string>()};
@@ -76,7 +84,7 @@ int eval(const Args& args) {
   for (const std::string& dir : models) {
     auto model = load_model(dir);
     const ModelConfig& c = model->config();
-    if (vm.count("text") || !pairs.empty()) {
+    if (vm.count("text") || !pairs.empty() || vm.count("summaries")) {
       auto tokenizer = load_tokenizer(dir);
       const int64_t ctx = context > 0 ? context : c.max_positions > 0 ? std::min<int64_t>(c.max_positions, 512) : 512;
       if (c.max_positions > 0 && ctx > c.max_positions)
@@ -107,6 +115,18 @@ int eval(const Args& args) {
           std::cout << "\n";
         }
       }
+    }
+    if (vm.count("summaries")) {
+      const std::string file = vm["summaries"].as<std::string>();
+      const SummaryResult r = summarize_rouge(*model, *load_tokenizer(dir), file, summary);
+      if (json_out)
+        std::cout << nlohmann::json{{"model", dir}, {"metric", "rouge"}, {"data", file}, {"examples", r.examples},
+                                    {"rouge1", r.mean.rouge1.fmeasure}, {"rouge2", r.mean.rouge2.fmeasure},
+                                    {"rougeL", r.mean.rougeL.fmeasure}}.dump() << "\n";
+      else
+        std::cout << std::fixed << std::setprecision(2) << dir << "  " << file << ": ROUGE-1 " << 100 * r.mean.rouge1.fmeasure
+                  << ", ROUGE-2 " << 100 * r.mean.rouge2.fmeasure << ", ROUGE-L " << 100 * r.mean.rougeL.fmeasure << " ("
+                  << r.examples << " greedy summaries)\n";
     }
     if (speed) speeds[dir] = decode_bench(*model, bench);
   }

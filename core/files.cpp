@@ -139,4 +139,27 @@ bool read_text_prefix(const std::string& path, size_t max_bytes, std::string* ou
   return true;
 }
 
+bool read_lines(const std::string& path, std::vector<std::string>* out) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return false;
+  out->clear();
+  std::string line;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) {
+    for (int i = 0; i < n; ++i) {
+      if (buf[i] != '\n') {
+        line.push_back(buf[i]);
+        continue;
+      }
+      out->push_back(std::move(line));
+      line.clear();
+    }
+  }
+  gzclose(f);
+  if (n < 0) return false;
+  if (!line.empty()) out->push_back(std::move(line));
+  return true;
+}
+
 }  // namespace gqa::files

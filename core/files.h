@@ -22,6 +22,9 @@ std::vector<std::string> list_directory(const std::string& path);  // names, wit
 // Up to max_bytes of a text file, plain or gzip-compressed (.gz read transparently); false when
 // it cannot be opened or read.
 bool read_text_prefix(const std::string& path, size_t max_bytes, std::string* out);
+// Every line of a text file, plain or gzip-compressed (without the newline); false when it cannot
+// be opened or read.
+bool read_lines(const std::string& path, std::vector<std::string>* out);
 // mkdir -p; true when the folder exists afterwards.
 bool make_directories(const std::string& path);
 // The path made absolute against the working directory (no symlink resolution); "" stays "".

@@ -41,6 +41,14 @@ report::Quality measure_quality(const std::string& dir, const CompareOptions& o)
     q.perplexity = r.perplexity();
     q.bits_per_byte = r.bits_per_byte();
   }
+  if (!o.summaries.empty()) {
+    SummaryOptions so;
+    so.max_examples = o.summary_examples;
+    const SummaryResult r = summarize_rouge(*model, *tokenizer, o.summaries, so);
+    q.rouge1 = r.mean.rouge1.fmeasure;
+    q.rouge2 = r.mean.rouge2.fmeasure;
+    q.rouge_l = r.mean.rougeL.fmeasure;
+  }
   if (!o.pairs.empty()) q.minimal_pair_accuracy = minimal_pair_accuracy(*model, *tokenizer, read_minimal_pairs(o.pairs)).accuracy();
   return q;
 }
@@ -79,7 +87,8 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   const int heads = int(mha.n_heads);
   for (const std::string& s : o.strategies)
     if (!find_strategy(s)) throw InputError("--strategies", s, "unknown strategy");
-  if (o.eval_text.empty() && o.pairs.empty()) throw InputError("--eval-data", "", "give held-out text (--eval-data) or --pairs");
+  if (o.eval_text.empty() && o.pairs.empty() && o.summaries.empty())
+    throw InputError("--eval-data", "", "give held-out text (--eval-data), --pairs or --summaries");
   for (const std::string& f : o.eval_text)
     if (!files::exists(f)) throw InputError(f, "", "evaluation text does not exist");
   std::vector<Cell> cells{{"mha", heads, true}};

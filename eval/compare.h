@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "eval/decode_bench.h"
+#include "eval/summarize.h"
 #include "uptrain/trainer.h"
 
 namespace gqa {
@@ -21,6 +22,8 @@ struct CompareOptions {
   bool uptrain = true;
   std::vector<std::string> eval_text;     // held-out text for perplexity (first file also for calibration)
   std::vector<std::string> pairs;         // BLiMP-format minimal pairs
+  std::string summaries;                  // JSONL document/summary pairs: ROUGE of greedy summaries
+  int64_t summary_examples = 100;
   int64_t eval_tokens = 16384;
   std::string calib_text;                 // svd / similarity calibration text ("" = first eval_text file)
   int64_t calib_tokens = 16384;

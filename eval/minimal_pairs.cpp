@@ -1,40 +1,16 @@
 #include "eval/minimal_pairs.h"
 
 #include <ATen/core/grad_mode.h>
-#include <zlib.h>
 
 #include <cstring>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace gqa {
 namespace {
-
-// Lines of a text file, plain or .gz (gzread reads both).
-std::vector<std::string> read_lines(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw InputError(path, "", "cannot open minimal-pair file");
-  std::vector<std::string> lines;
-  std::string line;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) {
-    for (int i = 0; i < n; ++i) {
-      if (buf[i] == '\n') {
-        lines.push_back(std::move(line));
-        line.clear();
-      } else {
-        line.push_back(buf[i]);
-      }
-    }
-  }
-  gzclose(f);
-  if (n < 0) throw InputError(path, "", "cannot read minimal-pair file");
-  if (!line.empty()) lines.push_back(line);
-  return lines;
-}
 
 std::string base_name(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -50,7 +26,8 @@ std::string base_name(const std::string& path) {
 std::vector<MinimalPair> read_minimal_pairs(const std::vector<std::string>& paths) {
   std::vector<MinimalPair> out;
   for (const std::string& path : paths) {
-    const auto lines = read_lines(path);
+    std::vector<std::string> lines;
+    if (!files::read_lines(path, &lines)) throw InputError(path, "", "cannot open minimal-pair file");
     for (size_t i = 0; i < lines.size(); ++i) {
       if (lines[i].find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = path + ":" + std::to_string(i + 1);

@@ -9,6 +9,9 @@
 #include "core/tokenizers/tokenizer.h"
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
+#include "eval/summarize.h"
+#include "core/files.h"
+#include "core/init_model.h"
 #include "tests/model/oracle.h"
 #include "tests/test_util.h"
 
@@ -88,6 +91,51 @@ TEST(DecodeBench, MeasuresEveryBatchAndKvBytesFollowTheHeads) {
   EXPECT_EQ(b[1].kv_cache_bytes, 2 * 1 * 8 * 2 * 4 * 3 * (5 + 4));
   auto t5 = load_model(test::oracle_case("t5_v10"));
   EXPECT_EQ(decode_bench(*t5, o).size(), 2u);
+}
+
+// Greedy summaries of a fresh model with the project's tokenizer: one per record, their ROUGE is
+// the rouge-score-equal scorer's mean, a decoder-only summary stops at its first newline, and a
+// record without the reference field is an error naming file:line.
+TEST(Summaries, RougeOfGreedySummariesIsTheMeanOverRecords) {
+  test::TempDir tmp("gqa-summ");
+  const std::string tok = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
+  for (const char* family : {"gpt2", "t5"}) {
+    ModelShape shape = parse_model_shape(nlohmann::json{{"family", family}, {"layers", 1}, {"d_model", 32}, {"heads", 2},
+                                                        {"vocab_size", 4096}},
+                                         "test");
+    const std::string dir = tmp.file(family);
+    write_initial_checkpoint(shape, dir, 1, false);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) files::copy_file(tok + "/" + f, dir + "/" + f);
+    test::write_text(tmp.file("s.jsonl"),
+                     "{\"document\": \"A game of ancient warfare with armies.\", \"summary\": \"strategy game\"}\n"
+                     "{\"document\": \"Library for reading ZIP files.\", \"summary\": \"ZIP library\"}\n"
+                     "{\"document\": \"Tools for the console.\", \"summary\": \"console tools\"}\n");
+    auto model = load_model(dir);
+    auto tokenizer = load_tokenizer(dir);
+    SummaryOptions o;
+    o.max_new_tokens = 6;
+    o.batch = 2;
+    const SummaryResult r = summarize_rouge(*model, *tokenizer, tmp.file("s.jsonl"), o);
+    ASSERT_EQ(r.examples, 3) << family;
+    ASSERT_EQ(r.predictions.size(), 3u);
+    const std::vector<std::string> refs{"strategy game", "ZIP library", "console tools"};
+    RougeScorer scorer(true);
+    std::vector<RougeScores> each;
+    for (size_t i = 0; i < 3; ++i) {
+      each.push_back(scorer.score(refs[i], r.predictions[i]));
+      if (std::string(family) == "gpt2") EXPECT_EQ(r.predictions[i].find('\n'), std::string::npos);
+    }
+    EXPECT_DOUBLE_EQ(r.mean.rouge1.fmeasure, mean_scores(each).rouge1.fmeasure) << family;
+    EXPECT_DOUBLE_EQ(r.mean.rougeL.fmeasure, mean_scores(each).rougeL.fmeasure) << family;
+  }
+  test::write_text(tmp.file("bad.jsonl"), "{\"document\": \"x\", \"summary\": \"y\"}\n{\"document\": \"z\"}\n");
+  auto model = load_model(tmp.file("gpt2"));
+  try {
+    summarize_rouge(*model, *load_tokenizer(tmp.file("gpt2")), tmp.file("bad.jsonl"), SummaryOptions{});
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
