@@ -8,7 +8,8 @@ pretraining tokens?
    warmup then linear decay;
 4. the control: the MHA model itself uptrained with the same budget (more training helps any
    undertrained model, so the GQA model is also compared with MHA given the same extra tokens);
-5. held-out perplexity of everything on test.txt (The War of the Worlds) with `gqa eval`.
+5. held-out perplexity of everything on test.txt (The War of the Worlds) with `gqa eval`, in
+   windows of the training length (128 tokens, stride 64).
 
 usage: run.py GQA_BINARY MHA_MODEL_DIR CORPUS_DIR WORK_DIR OUT_MD [FRACTIONS]
 """
@@ -37,7 +38,9 @@ def sh(*args):
 
 
 def held_out(model):
-    out, _ = sh("eval", model, "--text", test, "--max-tokens", "65536", "--json")
+    # Scored at the training length (128) with half-window strides: longer windows would measure
+    # how each model extrapolates RoPE past the positions it was trained on, not its quality.
+    out, _ = sh("eval", model, "--text", test, "--max-tokens", "65536", "--context", "128", "--stride", "64", "--json")
     return json.loads(out.splitlines()[-1])
 
 
