@@ -1,42 +1,12 @@
 // gqa compare MHA_DIR OUT_DIR --data TRAIN --eval-data HELDOUT: every strategy x KV-head count
 // converted, uptrained and measured against the MHA source in one run, into a report folder.
 #include <iostream>
-#include <sstream>
 
 #include "cli/training_options.h"
 #include "core/error.h"
 #include "eval/compare.h"
 
 namespace gqa::cli {
-namespace {
-
-template <typename T>
-std::vector<T> split_list(const std::string& text, const std::string& what) {
-  std::vector<T> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    if constexpr (std::is_same_v<T, std::string>) {
-      out.push_back(item);
-    } else {
-      size_t used = 0;
-      long long v = 0;
-      try {
-        v = std::stoll(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != item.size() || v < 1) throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
-      out.push_back(T(v));
-    }
-  }
-  if (out.empty()) throw InputError(what, "", "is empty");
-  return out;
-}
-
-}  // namespace
-
 int compare(const Args& args) {
   po::options_description opts("gqa compare MHA_DIR OUT_DIR --data TRAIN... --eval-data HELDOUT [options]");
   CompareOptions c;

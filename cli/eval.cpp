@@ -15,24 +15,6 @@
 namespace gqa::cli {
 namespace {
 
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size() || v < 1) throw std::invalid_argument(item);
-      out.push_back(v);
-    } catch (const std::exception&) {
-      throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
-    }
-  }
-  if (out.empty()) throw InputError(what, "", "is empty");
-  return out;
-}
-
 std::string mib(int64_t bytes) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(1) << double(bytes) / (1024.0 * 1024.0) << " MiB";
@@ -72,7 +54,7 @@ int eval(const Args& args) {
   if (!parse_options(args, opts, vm, {"model"})) return 0;
   if (max_tokens < 2 || context < 0 || stride < 0 || batch < 1 || bench.prompt_len < 1 || bench.new_tokens < 1 || bench.repeats < 1)
     throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "", "must be positive");
-  bench.batches = parse_int_list(batches_text, "--batch-sizes");
+  bench.batches = split_list<int64_t>(batches_text, "--batch-sizes");
   if (!vm.count("text") && !vm.count("pairs") && !vm.count("summaries") && !speed)
     throw InputError("options", "", "nothing to measure: give --text, --pairs, --summaries and/or --speed");
   if (summary.max_examples < 1 || summary.max_new_tokens < 1) throw InputError("--summary-examples/--summary-tokens", "", "must be positive");

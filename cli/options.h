@@ -4,6 +4,12 @@
 #include <boost/program_options.hpp>
 
 #include <iostream>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/error.h"
 
 #include "cli/verbs.h"
 
@@ -24,6 +30,32 @@ inline bool parse_options(const Args& args, const po::options_description& opts,
   }
   po::notify(vm);
   return true;
+}
+
+// "a,b,c" -> items; integers must be positive. InputError naming `what` otherwise.
+template <typename T>
+std::vector<T> split_list(const std::string& text, const std::string& what) {
+  std::vector<T> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    if constexpr (std::is_same_v<T, std::string>) {
+      out.push_back(item);
+    } else {
+      size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != item.size() || v < 1) throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
+      out.push_back(T(v));
+    }
+  }
+  if (out.empty()) throw InputError(what, "", "is empty");
+  return out;
 }
 
 }  // namespace gqa::cli
