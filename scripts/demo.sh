@@ -40,7 +40,7 @@ report="$cache/compare"
 echo
 echo "== 2. gqa compare: convert -> uptrain (5% of the pretraining tokens) -> evaluate, against MHA"
 "$gqa" compare "$mha/model" "$report" --strategies $strategies --kv-heads $kv --uptrain-fraction 0.05 \
-  --data "$corpus/train.txt.gz" --seq-len 128 --batch-size 16 --lr 1e-3 \
+  --data "$corpus/train.txt.gz" --seq-len 128 --batch-size 16 --lr 3e-4 \
   --eval-data "$corpus/test.txt.gz" --eval-tokens $eval_tokens --pairs "$root/examples/assets/minimal_pairs/english.jsonl" \
   --calib "$corpus/valid.txt.gz" --speed-batches $batches --prompt-len 64 --new-tokens 16 --quiet
 echo
@@ -52,7 +52,7 @@ else
   test -s "$report/results.csv" && test -s "$report/quality_vs_speed.svg"
   # Re-running an interrupted or finished comparison reuses every finished cell.
   "$gqa" compare "$mha/model" "$report" --strategies $strategies --kv-heads $kv --uptrain-fraction 0.05 \
-    --data "$corpus/train.txt.gz" --seq-len 128 --batch-size 16 --lr 1e-3 --eval-data "$corpus/test.txt.gz" \
+    --data "$corpus/train.txt.gz" --seq-len 128 --batch-size 16 --lr 3e-4 --eval-data "$corpus/test.txt.gz" \
     --eval-tokens $eval_tokens --pairs "$root/examples/assets/minimal_pairs/english.jsonl" --calib "$corpus/valid.txt.gz" \
     --speed-batches $batches --prompt-len 64 --new-tokens 16 --quiet | grep -c "done earlier, reused" | grep -qx 3
   echo "demo --quick: ok"
