@@ -93,7 +93,7 @@ int convert(const Args& args) {
   std::vector<int64_t> eval_ids;
   int64_t eval_bytes = 0;
   PerplexityResult before;
-  const int64_t context = cfg.max_positions > 0 ? std::min<int64_t>(cfg.max_positions, 512) : 512;
+  const int64_t context = default_eval_context(cfg);
   if (report) {
     std::tie(eval_ids, eval_bytes) = read_eval_tokens(*load_tokenizer(in_dir), vm["eval"].as<std::string>(), eval_tokens);
     before = perplexity(*source, eval_ids, eval_bytes, context, context / 2);

@@ -68,7 +68,7 @@ int eval(const Args& args) {
     const ModelConfig& c = model->config();
     if (vm.count("text") || !pairs.empty() || vm.count("summaries")) {
       auto tokenizer = load_tokenizer(dir);
-      const int64_t ctx = context > 0 ? context : c.max_positions > 0 ? std::min<int64_t>(c.max_positions, 512) : 512;
+      const int64_t ctx = context > 0 ? context : default_eval_context(c);
       if (c.max_positions > 0 && ctx > c.max_positions)
         throw InputError("--context", "", "is beyond the model's " + std::to_string(c.max_positions) + " positions");
       for (const std::string& file : vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{}) {

@@ -26,13 +26,7 @@ void write_text_file(const std::string& path, const std::string& text) {
 }
 
 // fsync a file or folder so a rename after it publishes complete data.
-void sync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
+void sync_path(const std::string& path) { files::sync(path); }
 
 std::string parent_or_dot(const std::string& path) {
   const std::string p = files::parent(path);

@@ -162,4 +162,35 @@ bool read_lines(const std::string& path, std::vector<std::string>* out) {
   return true;
 }
 
+std::string sync(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::strerror(errno);
+  const bool ok = ::fsync(fd) == 0;
+  const std::string reason = ok ? "" : std::strerror(errno);
+  ::close(fd);
+  return reason;
+}
+
+std::string write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string temp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot create " + temp + ": " + std::strerror(errno);
+  bool ok = true;
+  for (size_t written = 0; ok && written < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n > 0) written += size_t(n);
+    else if (errno != EINTR) ok = false;
+  }
+  ok = ok && ::fsync(fd) == 0;  // the rename must publish complete data
+  const std::string reason = ok ? "" : std::string("cannot write: ") + std::strerror(errno);
+  ::close(fd);
+  if (ok && ::rename(temp.c_str(), path.c_str()) == 0) {
+    const std::string folder = parent(path);
+    return sync(folder.empty() ? "." : folder);
+  }
+  const std::string why = ok ? "cannot rename " + temp + " into place: " + std::strerror(errno) : reason;
+  ::unlink(temp.c_str());
+  return why;
+}
+
 }  // namespace gqa::files

@@ -25,6 +25,12 @@ bool read_text_prefix(const std::string& path, size_t max_bytes, std::string* ou
 // Every line of a text file, plain or gzip-compressed (without the newline); false when it cannot
 // be opened or read.
 bool read_lines(const std::string& path, std::vector<std::string>* out);
+// fsync a file or folder (through a fresh descriptor, so it syncs whoever wrote it); "" on
+// success, else the system's reason.
+std::string sync(const std::string& path);
+// Replaces `path` with `text` so a crash leaves the old file or the new one, never a mix: a temp
+// file beside it, written and synced, renamed over it, and the folder synced. "" or the reason.
+std::string write_file_atomically(const std::string& path, const std::string& text);
 // mkdir -p; true when the folder exists afterwards.
 bool make_directories(const std::string& path);
 // The path made absolute against the working directory (no symlink resolution); "" stays "".

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include "convert/calibration.h"
@@ -28,14 +30,22 @@ struct Cell {
   std::string name() const { return baseline ? "mha" : strategy + "-kv" + std::to_string(kv); }
 };
 
-// Quality of a model folder on the comparison's held-out text and minimal pairs.
-report::Quality measure_quality(const std::string& dir, const CompareOptions& o) {
+// A model folder loaded once for all its measurements.
+struct Loaded {
+  std::string dir;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  explicit Loaded(const std::string& d) : dir(d), model(load_model(d)), tokenizer(load_tokenizer(d)) {}
+};
+
+// Quality on the comparison's held-out text, summaries and minimal pairs.
+report::Quality measure_quality(const Loaded& m, const CompareOptions& o, const std::vector<MinimalPair>& pairs) {
   report::Quality q;
-  auto model = load_model(dir);
-  auto tokenizer = load_tokenizer(dir);
+  const Model* model = m.model.get();
+  const Tokenizer* tokenizer = m.tokenizer.get();
   const ModelConfig& c = model->config();
   if (!o.eval_text.empty()) {
-    const int64_t ctx = c.max_positions > 0 ? std::min<int64_t>(c.max_positions, 512) : 512;
+    const int64_t ctx = default_eval_context(c);
     const auto [ids, bytes] = read_eval_tokens(*tokenizer, o.eval_text.front(), o.eval_tokens);
     const PerplexityResult r = perplexity(*model, ids, bytes, ctx, ctx / 2);
     q.perplexity = r.perplexity();
@@ -49,16 +59,15 @@ report::Quality measure_quality(const std::string& dir, const CompareOptions& o)
     q.rouge2 = r.mean.rouge2.fmeasure;
     q.rouge_l = r.mean.rougeL.fmeasure;
   }
-  if (!o.pairs.empty()) q.minimal_pair_accuracy = minimal_pair_accuracy(*model, *tokenizer, read_minimal_pairs(o.pairs)).accuracy();
+  if (!pairs.empty()) q.minimal_pair_accuracy = minimal_pair_accuracy(*model, *tokenizer, pairs).accuracy();
   return q;
 }
 
-void measure_speed(const std::string& dir, const CompareOptions& o, CellResult& cell) {
-  auto model = load_model(dir);
-  cell.kv_bytes_per_token = model->config().kv_bytes_per_token(4);
-  cell.parameters = Checkpoint(dir).parameter_count();
+void measure_speed(const Loaded& m, const CompareOptions& o, CellResult& cell) {
+  cell.kv_bytes_per_token = m.model->config().kv_bytes_per_token(4);
+  cell.parameters = Checkpoint(m.dir).parameter_count();
   if (!o.measure_speed) return;
-  for (const DecodeBenchResult& r : decode_bench(*model, o.speed)) cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
+  for (const DecodeBenchResult& r : decode_bench(*m.model, o.speed)) cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
 }
 
 std::vector<report::LossPoint> curve(const std::string& log_path, const std::string& kind) {
@@ -99,6 +108,9 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   const std::string cells_dir = o.out_dir + "/cells";
   if (!files::make_directories(cells_dir)) throw InputError(cells_dir, "", "cannot create the comparison folder");
 
+  const std::vector<MinimalPair> pairs = o.pairs.empty() ? std::vector<MinimalPair>{} : read_minimal_pairs(o.pairs);
+  // The MHA model's calibration statistics serve every svd / similarity cell: computed once.
+  std::optional<CalibrationMap> calibration;
   std::vector<CellResult> results;
   double spent = 0;
   int measured = 0;
@@ -125,8 +137,9 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
     const std::string work = cells_dir + "/" + cell.name();
     if (cell.baseline) {
       say("measuring the MHA baseline");
-      r.step0 = measure_quality(o.mha_dir, o);
-      measure_speed(o.mha_dir, o, r);
+      const Loaded mha_model(o.mha_dir);
+      r.step0 = measure_quality(mha_model, o, pairs);
+      measure_speed(mha_model, o, r);
     } else {
       const std::string converted = work + "/converted";
       if (!files::exists(converted + "/config.json")) {
@@ -135,20 +148,22 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         co.strategy = cell.strategy;
         co.kv_heads = cell.kv;
         co.force = true;
-        CalibrationMap calibration;
         if ((cell.strategy == "svd" || cell.strategy == "similarity") && !calib.empty()) {
-          auto source = load_model(o.mha_dir);
-          const int64_t len = mha.max_positions > 0 ? std::min<int64_t>(256, mha.max_positions) : 256;
-          calibration = collect_calibration(*source, calibration_sequences(o.mha_dir, calib, o.calib_tokens, len));
-          co.calibration = &calibration;
+          if (!calibration) {
+            auto source = load_model(o.mha_dir);
+            const int64_t len = mha.max_positions > 0 ? std::min<int64_t>(256, mha.max_positions) : 256;
+            calibration = collect_calibration(*source, calibration_sequences(o.mha_dir, calib, o.calib_tokens, len));
+          }
+          co.calibration = &*calibration;
         }
         if (!files::make_directories(work)) throw InputError(work, "", "cannot create the cell folder");
         convert_checkpoint(o.mha_dir, converted, co);
       }
       say("step-0 quality");
-      r.step0 = measure_quality(converted, o);
-      std::string final_dir = converted;
+      auto loaded = std::make_unique<Loaded>(converted);
+      r.step0 = measure_quality(*loaded, o, pairs);
       if (o.uptrain) {
+        loaded.reset();  // not held in memory beside the training
         TrainOptions t = o.train;
         t.model_dir = converted;
         t.out_dir = work + "/uptrain";
@@ -160,14 +175,14 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
           auto comm = single_process();
           run_training(t, *comm, quiet);
         }
-        final_dir = t.out_dir + "/model";
         r.train_loss = curve(t.out_dir + "/train_log.jsonl", "train");
         r.valid_loss = curve(t.out_dir + "/train_log.jsonl", "valid");
         say("quality after uptraining");
-        r.uptrained = measure_quality(final_dir, o);
+        loaded = std::make_unique<Loaded>(t.out_dir + "/model");
+        r.uptrained = measure_quality(*loaded, o, pairs);
       }
       say("decode speed");
-      measure_speed(final_dir, o, r);
+      measure_speed(*loaded, o, r);
     }
     r.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     spent += *r.wall_seconds;

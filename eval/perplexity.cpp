@@ -74,4 +74,8 @@ std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const Tokenizer& token
   return {ids, int64_t(tokenizer.decode(ids, false).size())};
 }
 
+int64_t default_eval_context(const ModelConfig& c) {
+  return c.max_positions > 0 ? std::min<int64_t>(c.max_positions, 512) : 512;
+}
+
 }  // namespace gqa

@@ -20,6 +20,9 @@ struct PerplexityResult {
   double bits_per_byte() const;
 };
 
+// The window held-out text is scored in when none is given: the model's positions, at most 512.
+int64_t default_eval_context(const ModelConfig& c);
+
 PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids, int64_t text_bytes, int64_t context,
                             int64_t stride, int64_t batch = 8);
 

@@ -269,30 +269,8 @@ std::string pretty_json(const json& j) {
 // Files
 
 void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw InputError(path, "", "cannot create " + temp + ": " + std::strerror(errno));
-  size_t written = 0;
-  bool ok = true;
-  while (ok && written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n > 0)
-      written += static_cast<size_t>(n);
-    else if (errno != EINTR)
-      ok = false;
-  }
-  ok = ok && ::fsync(fd) == 0;  // the rename must publish complete data
-  const int error = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(temp.c_str());
-    throw InputError(path, "", std::string("cannot write: ") + std::strerror(error));
-  }
-  const std::string reason = files::rename(temp, path);
-  if (!reason.empty()) {
-    ::unlink(temp.c_str());
-    throw InputError(path, "", "cannot rename " + temp + " into place: " + reason);
-  }
+  const std::string reason = files::write_file_atomically(path, text);
+  if (!reason.empty()) throw InputError(path, "", reason);
 }
 
 // ---------------------------------------------------------------------------------------------

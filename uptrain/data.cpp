@@ -654,6 +654,17 @@ Segment load_source(const Source& source, const DataOptions& opts, const Tokeniz
 
 }  // namespace
 
+bool data_needs_tokenizer(const DataOptions& opts) {
+  const std::vector<Source> sources = list_sources(opts);
+  return std::any_of(sources.begin(), sources.end(),
+                     [](const Source& s) { return s.format == Format::kText || s.format == Format::kJsonl; });
+}
+
+bool data_is_all_jsonl(const DataOptions& opts) {
+  const std::vector<Source> sources = list_sources(opts);
+  return std::all_of(sources.begin(), sources.end(), [](const Source& s) { return s.format == Format::kJsonl; });
+}
+
 TokenStream load_token_stream(const DataOptions& opts, const Tokenizer* tokenizer, int64_t eos) {
   if (eos > kMaxId)
     throw InputError("", "eos", "id " + std::to_string(eos) + " does not fit an int32");

@@ -59,6 +59,12 @@ class TokenStream {
   std::shared_ptr<const Impl> impl;
 };
 
+// What the sources of `opts` are, by the same detection the loaders use (folders expanded):
+// whether any needs a tokenizer (text, JSONL), and whether all are JSONL records. Throws
+// InputError as the loaders would for a missing file or an unknown --format.
+bool data_needs_tokenizer(const DataOptions& opts);
+bool data_is_all_jsonl(const DataOptions& opts);
+
 // Tokenizes (or maps) every source of `opts` into one stream. Text and JSONL `text_field` records
 // are encoded without special tokens and each document is followed by `eos` (when >= 0).
 // Throws InputError: file missing or yielding no tokens ("no tokens"), JSONL line that is not JSON

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace gqa {
 namespace {
@@ -38,27 +39,10 @@ std::string system_reason() { return std::strerror(errno); }
 // ---------------------------------------------------------------------------------------------
 // Files
 
-bool is_directory(const std::string& path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-
-bool is_regular_file(const std::string& path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
-}
-
-// mkdir -p
 void make_directories(const std::string& dir) {
-  for (size_t end = dir.find('/', 1);; end = dir.find('/', end + 1)) {
-    const std::string prefix = dir.substr(0, end);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST &&
-        !is_directory(prefix))
-      throw InputError(dir, "", "cannot create the folder " + prefix + ": " + system_reason());
-    if (end == std::string::npos) break;
-  }
-  if (!is_directory(dir))
-    throw InputError(dir, "", "cannot create the folder: a file is in the way");
+  if (!files::make_directories(dir))
+    throw InputError(dir, "", files::exists(dir) ? "cannot create the folder: a file is in the way"
+                                                  : "cannot create the folder: " + system_reason());
 }
 
 bool write_all(int fd, const std::string& data) {
@@ -71,33 +55,21 @@ bool write_all(int fd, const std::string& data) {
   return true;
 }
 
-// fsync through a fresh descriptor: syncs the file's data no matter who wrote it.
 void sync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw InputError(path, "", "cannot open to sync: " + system_reason());
-  const bool ok = ::fsync(fd) == 0;
-  const std::string reason = system_reason();
-  ::close(fd);
-  if (!ok) throw InputError(path, "", "cannot sync to disk: " + reason);
+  const std::string reason = files::sync(path);
+  if (!reason.empty()) throw InputError(path, "", "cannot sync to disk: " + reason);
 }
 
 // Renames `from` over `to` and makes the rename itself durable.
 void commit_rename(const std::string& from, const std::string& to, const std::string& dir) {
-  if (::rename(from.c_str(), to.c_str()) != 0)
-    throw InputError(to, "", "cannot rename " + from + " into place: " + system_reason());
+  const std::string reason = files::rename(from, to);
+  if (!reason.empty()) throw InputError(to, "", "cannot rename " + from + " into place: " + reason);
   sync_path(dir);
 }
 
-void write_file_atomically(const std::string& path, const std::string& dir,
-                           const std::string& text) {
-  const std::string temp = path + ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw InputError(temp, "", "cannot create: " + system_reason());
-  const bool ok = write_all(fd, text) && ::fsync(fd) == 0;
-  const std::string reason = system_reason();
-  ::close(fd);
-  if (!ok) throw InputError(temp, "", "cannot write: " + reason);
-  commit_rename(temp, path, dir);
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string reason = files::write_file_atomically(path, text);
+  if (!reason.empty()) throw InputError(path, "", reason);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,7 +320,7 @@ hsize_t link_count(hid_t group) {
 // True when the file at `path` holds `expected` as a prefix of each column and nothing else (the
 // state after a clean run that went past the resume step); it is then cut to `expected`.
 bool truncate_to(const std::string& path, const std::map<std::string, KindColumns>& expected) {
-  if (!is_regular_file(path)) return false;
+  if (!files::is_regular_file(path)) return false;
   try {
     Hid file = open_file_for_writing(path);
     if (link_count(file.get()) != expected.size()) return false;
@@ -526,7 +498,7 @@ TrainLog::TrainLog(const std::string& dir, const nlohmann::json& run_config, int
       text += record.line + "\n";
       kept.push_back(std::move(record));
     }
-    if (changed) write_file_atomically(log.jsonl_path, dir, text);
+    if (changed) write_file_atomically(log.jsonl_path, text);
   }
   const int truncate = resume_step < 0 ? O_TRUNC : 0;
   log.jsonl_fd =

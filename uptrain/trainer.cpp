@@ -321,18 +321,11 @@ void Trainer::prepare_output() {
 void Trainer::load_data(const ModelConfig& cfg) {
   DataOptions data = o_.data;
   data.vocab_size = cfg.vocab_size;
-  const bool jsonl_pairs = o_.task == "seq2seq" || (o_.task == "auto" && cfg.is_encoder_decoder() &&
-                                                     (data.format == "jsonl" || (data.format == "auto" && !data.paths.empty() &&
-                                                      data.paths[0].find(".jsonl") != std::string::npos)));
+  const bool jsonl_pairs = o_.task == "seq2seq" || (o_.task == "auto" && cfg.is_encoder_decoder() && data_is_all_jsonl(data));
   task_ = jsonl_pairs ? "seq2seq" : "lm";
   if (task_ == "seq2seq" && !cfg.is_encoder_decoder())
     throw InputError(cfg.path, "model_type", "seq2seq data needs an encoder-decoder model (t5)");
-  const bool needs_tokenizer = [&] {
-    for (const auto& p : data.paths)
-      if (p.find(".bin") == std::string::npos && p.find(".h5") == std::string::npos && p.find(".hdf5") == std::string::npos)
-        return true;
-    return false;
-  }();
+  const bool needs_tokenizer = data_needs_tokenizer(data) || (o_.valid && data_needs_tokenizer(*o_.valid));
   if (needs_tokenizer || task_ == "seq2seq") tokenizer_ = load_tokenizer(o_.model_dir);
   const int64_t eos = tokenizer_ && tokenizer_->eos_id() ? *tokenizer_->eos_id() : cfg.eos_token_id.value_or(-1);
   // Rank 0 fills the token cache first; the others then read it.

@@ -123,7 +123,9 @@ TEST(Summaries, RougeOfGreedySummariesIsTheMeanOverRecords) {
     std::vector<RougeScores> each;
     for (size_t i = 0; i < 3; ++i) {
       each.push_back(scorer.score(refs[i], r.predictions[i]));
-      if (std::string(family) == "gpt2") EXPECT_EQ(r.predictions[i].find('\n'), std::string::npos);
+      if (std::string(family) == "gpt2") {
+        EXPECT_EQ(r.predictions[i].find('\n'), std::string::npos);
+      }
     }
     EXPECT_DOUBLE_EQ(r.mean.rouge1.fmeasure, mean_scores(each).rouge1.fmeasure) << family;
     EXPECT_DOUBLE_EQ(r.mean.rougeL.fmeasure, mean_scores(each).rougeL.fmeasure) << family;
