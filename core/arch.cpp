@@ -1,6 +1,7 @@
 #include "core/arch.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/checkpoint.h"
 #include "core/error.h"
@@ -227,6 +228,13 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
   std::vector<float> all(size_t(rows * cols));
   to_float32(t.dtype, t.data, rows * cols, all.data());
   release_pages(t);  // read once per role: keep resident memory to what is being converted
+  // A NaN/Inf weight (a diverged run, a bad cast) would surface much later as a NaN loss or
+  // garbage text; name the tensor and the element here instead.
+  for (size_t i = 0; i < all.size(); ++i)
+    if (!std::isfinite(all[i]))
+      throw InputError(where, *name, std::string(std::isnan(all[i]) ? "NaN" : "Inf") + " at element " + std::to_string(i) +
+                                         (matrix ? " (row " + std::to_string(int64_t(i) / cols) + ", column " + std::to_string(int64_t(i) % cols) + ")" : "") +
+                                         "; the weights are corrupt");
 
   // Linear layout: [out, in]. Conv1D stores [in, out].
   int64_t out_dim = rows, in_dim = cols;

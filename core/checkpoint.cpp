@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -22,7 +23,7 @@ void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   out.flush();
-  if (!out) throw InputError(path, "", "write failed (disk full?)");
+  if (!out) throw InputError(path, "", files::write_failure());
 }
 
 // fsync a file or folder so a rename after it publishes complete data.
@@ -33,7 +34,36 @@ std::string parent_or_dot(const std::string& path) {
   return p.empty() ? "." : p;
 }
 
+std::string temp_prefix(const std::string& out) { return out + ".tmp-"; }
+
+std::string base_name(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 }  // namespace
+
+// A SIGKILLed writer cannot clean up: the next writer in the same folder removes the temp folders
+// (and moved-aside old folders) whose writing process no longer exists.
+void remove_stale_temp_folders(const std::string& parent, const std::string& name_prefix) {
+  for (const std::string& name : files::list_directory(parent)) {
+    if (name.rfind(name_prefix, 0) != 0) continue;
+    const auto mark = name.rfind(".tmp-");
+    if (mark == std::string::npos || mark + 5 < name_prefix.size()) continue;
+    const char* digits = name.c_str() + mark + 5;
+    char* end = nullptr;
+    const long pid = std::strtol(digits, &end, 10);
+    if (end == digits || *end != '-') continue;  // not our naming
+    if (!files::process_alive(pid)) files::remove_all(parent + "/" + name);
+  }
+}
+
+void remove_folder_atomically(const std::string& dir) {
+  std::string d = dir;
+  while (!d.empty() && d.back() == '/') d.pop_back();
+  const std::string doomed = temp_prefix(d) + std::to_string(::getpid()) + "-removing";
+  if (files::rename(d, doomed).empty()) files::remove_all(doomed);
+}
 
 const std::vector<std::string>& passthrough_files() {
   static const std::vector<std::string> files = {
@@ -131,7 +161,9 @@ CheckpointWriter::CheckpointWriter(std::string out_dir, bool overwrite, uint64_t
   const std::string parent = files::parent(out_);
   if (!parent.empty() && !files::is_directory(parent))
     throw InputError(out_, "", "parent folder " + parent + " does not exist");
-  tmp_ = files::make_unique_directory(out_ + ".tmp-");
+  remove_stale_temp_folders(parent_or_dot(out_), temp_prefix(base_name(out_)));
+  // OUT.tmp-<pid>-XXXXXX: the pid lets a later writer tell a killed run's leftovers from a live one.
+  tmp_ = files::make_unique_directory(temp_prefix(out_) + std::to_string(::getpid()) + "-");
   if (tmp_.empty()) throw InputError(out_ + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
 }
 
@@ -184,8 +216,15 @@ void CheckpointWriter::commit() {
     sync_path(tmp_ + "/" + name);
   }
   sync_path(tmp_);
-  // Publish: move an existing folder aside first so there is never a moment with neither.
+  // Publish. Replacing an existing folder swaps the two atomically where the file system can
+  // (then tmp_ holds the old folder); else the old one is moved aside first and put back on failure.
   std::string old;
+  if (files::exists(out_) && files::exchange(tmp_, out_).empty()) {
+    committed_ = true;
+    files::remove_all(tmp_);
+    sync_path(parent_or_dot(out_));
+    return;
+  }
   if (files::exists(out_)) {
     old = tmp_ + ".old";
     const std::string why = files::rename(out_, old);

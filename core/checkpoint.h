@@ -41,6 +41,13 @@ class Checkpoint {
 // Files a converted folder keeps from its source (when present).
 const std::vector<std::string>& passthrough_files();
 
+// Removes a folder so a kill midway leaves no partly deleted folder under its name: it is renamed
+// to a temp name first (which a later writer in the same parent clears, see below).
+void remove_folder_atomically(const std::string& dir);
+// Removes the temp folders that a killed writer left in `parent` (named <prefix>*.tmp-<pid>-*,
+// whose process no longer exists).
+void remove_stale_temp_folders(const std::string& parent, const std::string& name_prefix);
+
 // Writes a model folder atomically: everything goes to DIR.tmp-XXXXXX, which is renamed to DIR
 // only when complete, so a crash leaves either nothing or a whole folder. Tensors are split into
 // shards of at most max_shard_bytes (one tensor larger than that gets a shard of its own).

@@ -4,6 +4,8 @@
 #include <zlib.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +49,16 @@ std::string make_unique_directory(const std::string& prefix) {
 std::string rename(const std::string& from, const std::string& to) {
   return ::rename(from.c_str(), to.c_str()) == 0 ? "" : std::strerror(errno);
 }
+
+std::string exchange(const std::string& a, const std::string& b) {
+  return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0 ? "" : std::strerror(errno);
+}
+
+std::string write_failure() {
+  return errno ? std::string("write failed: ") + std::strerror(errno) : std::string("write failed");
+}
+
+bool process_alive(long pid) { return pid > 0 && (::kill(pid_t(pid), 0) == 0 || errno == EPERM); }
 
 std::string copy_file(const std::string& from, const std::string& to) {
   const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);

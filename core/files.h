@@ -16,6 +16,11 @@ std::string parent(const std::string& path);  // "" when the path has no folder 
 std::string make_unique_directory(const std::string& prefix);
 // Each returns "" on success, else the system's reason.
 std::string rename(const std::string& from, const std::string& to);
+// Swaps two existing paths in one step (Linux renameat2 RENAME_EXCHANGE), so there is no moment
+// with neither; "" on success, else the reason (e.g. a file system without support).
+std::string exchange(const std::string& a, const std::string& b);
+// Whether a process with this id exists (kill(pid, 0)); stale temp folders are those of dead ones.
+bool process_alive(long pid);
 std::string copy_file(const std::string& from, const std::string& to);
 std::string remove_all(const std::string& path);  // a missing path is not an error
 std::vector<std::string> list_directory(const std::string& path);  // names, without . and ..
@@ -31,6 +36,9 @@ std::string sync(const std::string& path);
 // Replaces `path` with `text` so a crash leaves the old file or the new one, never a mix: a temp
 // file beside it, written and synced, renamed over it, and the folder synced. "" or the reason.
 std::string write_file_atomically(const std::string& path, const std::string& text);
+// "write failed: <the system's reason from errno>" for a stream that failed to write (ENOSPC reads
+// "No space left on device").
+std::string write_failure();
 // mkdir -p; true when the folder exists afterwards.
 bool make_directories(const std::string& path);
 // The path made absolute against the working directory (no symlink resolution); "" stays "".

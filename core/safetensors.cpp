@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace gqa {
 namespace {
@@ -301,7 +302,7 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
     out.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size()));
   }
   out.flush();
-  if (!out) throw InputError(path, "", "write failed (disk full?)");
+  if (!out) throw InputError(path, "", files::write_failure());
 }
 
 void to_float32(DType src, const uint8_t* data, int64_t n, float* out) {

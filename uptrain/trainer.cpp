@@ -478,12 +478,15 @@ void Trainer::save_checkpoint(int64_t step) {
     so.extra_files["trainer_state.json"] = [state](const std::string& path) {
       std::ofstream f(path);
       f << state.dump(2) << "\n";
-      if (!f) throw InputError(path, "", "cannot be written");
+      f.flush();
+      if (!f) throw InputError(path, "", files::write_failure());
     };
     log_->flush();  // the logs are never behind a checkpoint
     save_model(*model_, *source_, model_config_, dir, so);
     auto all = list_checkpoints(o_.out_dir + "/checkpoints");
-    for (size_t i = 0; i + size_t(std::max<int64_t>(1, o_.keep_checkpoints)) < all.size(); ++i) files::remove_all(all[i].second);
+    for (size_t i = 0; i + size_t(std::max<int64_t>(1, o_.keep_checkpoints)) < all.size(); ++i)
+      remove_folder_atomically(all[i].second);  // a kill mid-delete must not leave a broken step-N
+    remove_stale_temp_folders(o_.out_dir + "/checkpoints", "step-");
     say("checkpoint " + dir);
   }
   comm_.barrier();

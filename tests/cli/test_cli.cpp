@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cli/run_gqa.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -27,99 +28,15 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using gqa::test::read_text;
 using gqa::test::write_text;
+using gqa::test::Result;
+using gqa::test::run_gqa;
+using gqa::test::Succeeded;
+using gqa::test::UserError;
 
 struct TempDir : gqa::test::TempDirWithPath<fs::path> {
   TempDir() : TempDirWithPath("gqa-cli") {}
 };
 
-constexpr int kTimeoutSeconds = 60;
-
-struct Result {
-  int exit_code = -1;  // -1 when it did not exit normally
-  int signal = 0;      // the signal that ended it, 0 when none
-  bool timed_out = false;
-  std::string out, err;
-  std::string describe() const {
-    std::string s = "exit " + std::to_string(exit_code);
-    if (signal) s += ", killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
-    if (timed_out) s += ", TIMED OUT after " + std::to_string(kTimeoutSeconds) + " s";
-    return s + "\n--- stdout ---\n" + out.substr(0, 4000) + "\n--- stderr ---\n" + err.substr(0, 4000);
-  }
-};
-
-// Runs the gqa binary with `args`, capturing stdout/stderr; kills it after the timeout.
-Result run_gqa(const std::vector<std::string>& args) {
-  Result r;
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    r.err = "pipe failed";
-    return r;
-  }
-  std::vector<std::string> argv_s = {GQA_BIN};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    ::execv(argv[0], argv.data());
-    std::perror("execv");
-    ::_exit(127);
-  }
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&r.out, &r.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) {
-      r.timed_out = true;
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    const int n = ::poll(fds, 2, int(std::min<long long>(left, 1000)));
-    if (n < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[65536];
-      const ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
-      if (got > 0) {
-        sinks[i]->append(buf, size_t(got));
-      } else if (got == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0) ::close(f.fd);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  return r;
-}
-
-// A user error: exit code exactly 2, one line on stderr containing every one of `words`.
-::testing::AssertionResult UserError(const Result& r, const std::vector<std::string>& words) {
-  if (r.timed_out || r.signal || r.exit_code != 2) return ::testing::AssertionFailure() << "expected exit 2: " << r.describe();
-  if (r.err.empty() || r.err.back() != '\n' || r.err.find('\n') != r.err.size() - 1)
-    return ::testing::AssertionFailure() << "expected exactly one line on stderr: " << r.describe();
-  for (const auto& w : words)
-    if (r.err.find(w) == std::string::npos)
-      return ::testing::AssertionFailure() << "stderr lacks '" << w << "': " << r.describe();
-  return ::testing::AssertionSuccess() << r.err;
-}
-
-::testing::AssertionResult Succeeded(const Result& r) {
-  if (r.timed_out || r.signal || r.exit_code != 0) return ::testing::AssertionFailure() << "expected exit 0: " << r.describe();
-  return ::testing::AssertionSuccess();
-}
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');

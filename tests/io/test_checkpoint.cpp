@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <regex>
 #include <set>
@@ -655,6 +656,32 @@ TEST(LoadRole, LlamaRolesAndShapeMismatch) {
     EXPECT_NE(what.find("[8, 16]"), std::string::npos) << what;
     EXPECT_NE(what.find("[16, 16]"), std::string::npos) << what;
     EXPECT_NE(what.find("disagrees with config.json"), std::string::npos) << what;
+  }
+}
+
+// A NaN or Inf weight is refused at load, naming the tensor and the element (issue #8).
+TEST(LoadRole, NonFiniteWeightNamesTensorAndElement) {
+  for (const float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    for (const DType dt : {DType::F32, DType::BF16, DType::F16}) {
+      TempDir d;
+      Values values = tiny_llama_values();
+      values["model.layers.1.mlp.down_proj.weight"].second[size_t(3 * 24 + 5)] = bad;
+      CheckpointWriter w(d.file("m"), false);
+      w.set_config(tiny_llama_config());
+      add_all(w, values, dt);
+      w.commit();
+      Checkpoint c(d.file("m"));
+      EXPECT_NO_THROW(gqa::load_role(c, Stack::Decoder, Role::FfnDown, 0, {16, 24}));
+      try {
+        gqa::load_role(c, Stack::Decoder, Role::FfnDown, 1, {16, 24});
+        FAIL() << "non-finite weight accepted";
+      } catch (const InputError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(e.field(), "model.layers.1.mlp.down_proj.weight");
+        EXPECT_NE(what.find(std::isnan(bad) ? "NaN" : "Inf"), std::string::npos) << what;
+        EXPECT_NE(what.find("row 3, column 5"), std::string::npos) << what;
+      }
+    }
   }
 }
 

@@ -210,8 +210,9 @@ TEST_P(PyTorchParity, WeightsAfterFiveStepsMatch) {
 
 INSTANTIATE_TEST_SUITE_P(Families, PyTorchParity, ::testing::Values("gpt2_h4", "llama_gqa_h6kv2"));
 
-// SIGKILL in the middle of a run, then --resume: the same loss at every later step as a run
-// that was never interrupted, and the final weights equal.
+// SIGKILL at random points of a run (several seeds), then --resume: every checkpoint left is
+// whole, and the resumed run has the same loss at every step as a run that was never
+// interrupted, and equal final weights.
 TEST(Trainer, ResumeAfterSigkillContinuesExactly) {
   TempDir tmp("gqa-resume");
   write_tokens(tmp.file("train.bin"), 8000, 11);
@@ -227,32 +228,49 @@ TEST(Trainer, ResumeAfterSigkillContinuesExactly) {
   const auto straight = train_losses(tmp.file("straight"));
   ASSERT_EQ(straight.size(), 60u);
 
-  for (int seed : {1, 2}) {
+  int resumed_from_a_checkpoint = 0;
+  for (uint32_t seed : {1u, 2u, 3u, 4u}) {
     const std::string out = tmp.file("killed" + std::to_string(seed));
+    // A random step to reach (by the log), then a random delay inside the next step: kill points
+    // fall before, between and inside checkpoint writes, independent of the machine's speed.
+    std::mt19937 rng(seed);
+    const int64_t kill_step = std::uniform_int_distribution<int64_t>(1, 55)(rng);
+    const int kill_delay_ms = std::uniform_int_distribution<int>(0, 60)(rng);
     const pid_t pid = ::fork();
     if (pid == 0) {
       ::setpgid(0, 0);  // its own process group, so the kill reaches gqa under the shell
       ::execl("/bin/sh", "sh", "-c", (with_out(out) + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
-    // Kill once a checkpoint (seed 1: the first; seed 2: the third) exists, mid-step.
-    const std::string wanted = out + (seed == 1 ? "/checkpoints/step-00000003" : "/checkpoints/step-00000009");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (!files::exists(wanted) && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::this_thread::sleep_for(std::chrono::milliseconds(40 * seed));
+    while (std::chrono::steady_clock::now() < deadline &&
+           test::read_text(out + "/train_log.jsonl").find("\"step\":" + std::to_string(kill_step) + ",") == std::string::npos)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(kill_delay_ms));
     ::kill(-pid, SIGKILL);
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
-    ASSERT_FALSE(files::exists(out + "/model")) << "the run finished before it was killed";
+    ASSERT_FALSE(files::exists(out + "/model")) << "seed " << seed << ": the run finished before it was killed";
+    // Whatever checkpoints the kill left are whole (a half-written one is only ever a temp folder).
+    int64_t last = 0;
+    if (files::exists(out + "/checkpoints"))
+      for (const std::string& name : files::list_directory(out + "/checkpoints")) {
+        if (name.rfind("step-", 0) != 0 || name.find(".tmp-") != std::string::npos) continue;
+        EXPECT_NO_THROW(Checkpoint(out + "/checkpoints/" + name)) << name;
+        const auto state = nlohmann::json::parse(test::read_text(out + "/checkpoints/" + name + "/trainer_state.json"));
+        last = std::max<int64_t>(last, state.at("step").get<int64_t>());
+      }
+    resumed_from_a_checkpoint += last > 0;
     RunResult resumed = run(with_out(out) + " --resume");
     ASSERT_EQ(resumed.code, 0) << resumed.output;
     const auto losses = train_losses(out);
     ASSERT_EQ(losses.size(), 60u);
     for (const auto& [step, loss] : straight) EXPECT_EQ(losses.at(step), loss) << "step " << step << " seed " << seed;
     EXPECT_EQ(folder_diff(out + "/model", tmp.file("straight/model")), 0.0);
+    std::cout << "seed " << seed << ": killed " << kill_delay_ms << " ms after step " << kill_step << " was logged, resumed from step " << last << "\n";
   }
+  EXPECT_GE(resumed_from_a_checkpoint, 2) << "the kills landed before any checkpoint";
 }
 
 // c10d gloo: 2 processes with micro-batch B equal 1 process with B and 2x accumulation.
