@@ -34,9 +34,11 @@ int eval(const Args& args) {
       ("model", po::value<std::string>()->required(), "model folder")
       ("text", po::value<std::vector<std::string>>()->multitoken(), "held-out text files (plain or .gz): perplexity, bits/byte")
       ("pairs", po::value<std::vector<std::string>>()->multitoken(), "BLiMP-format JSONL (sentence_good/sentence_bad): accuracy")
-      ("summaries", po::value<std::string>(), "JSONL source/reference pairs: ROUGE-1/2/L of greedy summaries")
+      ("summaries", po::value<std::string>(), "JSONL source/reference pairs: ROUGE-1/2/L of generated summaries")
       ("summary-examples", po::value<int64_t>(&summary.max_examples)->default_value(200), "records summarized")
       ("summary-tokens", po::value<int64_t>(&summary.max_new_tokens)->default_value(48), "longest summary in tokens")
+      ("summary-beams", po::value<int64_t>(&summary.beams)->default_value(1), "beam search for summaries (1: greedy)")
+      ("length-penalty", po::value<double>(&summary.length_penalty)->default_value(1.0), "beam score = log-prob / length^this")
       ("source-field", po::value<std::string>(&summary.source_field)->default_value("document"), "JSONL source field")
       ("target-field", po::value<std::string>(&summary.target_field)->default_value("summary"), "JSONL reference field")
       ("speed", po::bool_switch(&speed), "decode time per token at --batch-sizes")
@@ -58,6 +60,7 @@ int eval(const Args& args) {
   if (!vm.count("text") && !vm.count("pairs") && !vm.count("summaries") && !speed)
     throw InputError("options", "", "nothing to measure: give --text, --pairs, --summaries and/or --speed");
   if (summary.max_examples < 1 || summary.max_new_tokens < 1) throw InputError("--summary-examples/--summary-tokens", "", "must be positive");
+  if (summary.beams < 1) throw InputError("--summary-beams", "", "must be at least 1");
   const auto pairs = vm.count("pairs") ? read_minimal_pairs(vm["pairs"].as<std::vector<std::string>>()) : std::vector<MinimalPair>{};
 
   std::vector<std::string> models{vm["model"].as<std::string>()};

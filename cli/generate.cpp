@@ -20,12 +20,17 @@ int generate(const Args& args) {
       ("temperature", po::value<double>(&g.temperature)->default_value(1.0), "sampling temperature")
       ("top-k", po::value<int64_t>(&g.top_k)->default_value(0), "sample from the k most likely tokens (0: all)")
       ("top-p", po::value<double>(&g.top_p)->default_value(1.0), "nucleus sampling threshold")
-      ("seed", po::value<uint64_t>(&g.seed)->default_value(0), "sampling seed");
+      ("seed", po::value<uint64_t>(&g.seed)->default_value(0), "sampling seed")
+      ("beams", po::value<int64_t>(&g.num_beams)->default_value(1), "beam search with this many beams (1: greedy)")
+      ("length-penalty", po::value<double>(&g.length_penalty)->default_value(1.0), "beam score = log-prob / length^this")
+      ("early-stopping", po::bool_switch(&g.early_stopping), "beam search ends once every prompt has its beams finished");
   po::variables_map vm;
   if (!parse_options(args, opts, vm)) return 0;
   if (g.max_new_tokens <= 0) throw InputError("--max-new-tokens", "", "must be positive");
   if (!(g.temperature > 0)) throw InputError("--temperature", "", "must be positive");
   if (!(g.top_p > 0 && g.top_p <= 1)) throw InputError("--top-p", "", "must be in (0, 1]");
+  if (g.num_beams < 1) throw InputError("--beams", "", "must be at least 1");
+  if (g.num_beams > 1 && g.sample) throw InputError("--beams", "", "beam search does not sample: drop --sample or use --beams 1");
 
   const std::string dir = vm["dir"].as<std::string>();
   Checkpoint ckpt(dir);

@@ -37,6 +37,8 @@ SummaryResult summarize_rouge(const Model& model, const Tokenizer& tokenizer, co
   const std::vector<int64_t> suffix = tokenizer.encode(o.prompt_suffix);
   GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens;
+  g.num_beams = o.beams;
+  g.length_penalty = o.length_penalty;
   g.eos_id = tokenizer.eos_id() ? tokenizer.eos_id() : c.eos_token_id;
 
   SummaryResult r;

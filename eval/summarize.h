@@ -1,5 +1,6 @@
 // ROUGE of generated summaries: for JSONL records with a source and a reference field (the shared
-// set: Debian long description -> synopsis), the model writes a summary (greedy, length-limited)
+// set: Debian long description -> synopsis), the model writes a summary (greedy or beam search,
+// length-limited)
 // and ROUGE-1/2/L F-measures (eval/rouge, equal to the rouge-score package) are averaged.
 // Encoder-decoder models read the source; decoder-only models continue a prompt
 // "<source>\nSummary:" and their summary ends at the first newline.
@@ -20,6 +21,8 @@ struct SummaryOptions {
   int64_t max_source_tokens = 384;
   int64_t max_new_tokens = 48;
   int64_t batch = 8;
+  int64_t beams = 1;              // > 1: beam search
+  double length_penalty = 1.0;
   std::string prompt_suffix = "\nSummary:";  // decoder-only prompt after the source
 };
 

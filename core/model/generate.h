@@ -1,5 +1,6 @@
-// Text generation with the KV cache: greedy or sampling (temperature, top-k, top-p), batched with
-// left padding for decoder-only models and right-padded sources for encoder-decoder models.
+// Text generation with the KV cache: greedy, sampling (temperature, top-k, top-p) or beam search,
+// batched with left padding for decoder-only models and right-padded sources for encoder-decoder
+// models.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -17,9 +18,16 @@ struct GenerateOptions {
   double top_p = 1.0;   // 1: no nucleus cut
   uint64_t seed = 0;
   std::optional<int64_t> eos_id;  // stop a sequence when it emits this id
+  // Beam search when > 1 (and not sampling), with transformers' semantics: a hypothesis scores its
+  // summed log-probability / generated_length^length_penalty; early_stopping false stops a prompt
+  // once no running beam can beat its worst finished one at the current length.
+  int64_t num_beams = 1;
+  double length_penalty = 1.0;
+  bool early_stopping = false;
 };
 
-// Returns the new tokens of each prompt (prompt excluded, EOS included when emitted).
+// Returns the new tokens of each prompt (prompt excluded, EOS included when emitted); for beam
+// search, those of the best hypothesis.
 std::vector<std::vector<int64_t>> generate(const Model& model, const std::vector<std::vector<int64_t>>& prompts,
                                            const GenerateOptions& opts);
 

@@ -42,4 +42,17 @@ std::pair<at::Tensor, at::Tensor> KVCache::append(size_t l, const at::Tensor& k,
   return {k_[l].narrow(2, 0, length_ + T), v_[l].narrow(2, 0, length_ + T)};
 }
 
+void KVCache::select_rows(const at::Tensor& rows) {
+  const at::Tensor r = rows.to(valid_.device());
+  for (auto& k : k_) k = k.index_select(0, r);
+  for (auto& v : v_) v = v.index_select(0, r);
+  for (auto& [k, v] : cross) {
+    k = k.index_select(0, r);
+    v = v.index_select(0, r);
+  }
+  valid_ = valid_.index_select(0, r);
+  next_position_ = next_position_.index_select(0, r);
+  batch_ = r.size(0);
+}
+
 }  // namespace gqa

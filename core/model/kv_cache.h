@@ -32,6 +32,10 @@ class KVCache {
   at::Tensor valid_keys(int64_t step_len) const { return valid_.narrow(1, 0, length_ + step_len); }
   void end_step(int64_t step_len) { length_ += step_len; }
 
+  // Keeps rows `rows` [N] (int64, may repeat) of the batch, in that order: beam search expands
+  // each prompt to its beams and then follows the surviving beams.
+  void select_rows(const at::Tensor& rows);
+
   // Cross-attention memory (T5): K/V of the encoder output per layer, computed once per batch.
   std::vector<std::pair<at::Tensor, at::Tensor>> cross;
 

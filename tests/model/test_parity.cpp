@@ -156,6 +156,33 @@ TEST_P(Parity, GreedyGenerateMatchesTransformers) {
   }
 }
 
+// Beam search (3 beams, length penalty 1) against transformers' generate(num_beams=3), with an EOS
+// that greedy decoding emits so hypotheses finish at different lengths.
+TEST_P(Parity, BeamSearchMatchesTransformers) {
+  if (GetParam().target.dtype != at::kFloat) GTEST_SKIP() << "beam ids are only comparable in fp32";
+  at::Tensor ids = ref("input_ids").cpu(), mask = ref("attention_mask").cpu(), expected = ref("beam_generated").cpu();
+  std::vector<std::vector<int64_t>> prompts;
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    std::vector<int64_t> p;
+    for (int64_t t = 0; t < ids.size(1); ++t)
+      if (mask[b][t].item<int64_t>()) p.push_back(ids[b][t].item<int64_t>());
+    prompts.push_back(p);
+  }
+  GenerateOptions opts;
+  opts.max_new_tokens = expected.size(1);
+  opts.num_beams = 3;
+  opts.eos_id = ref("beam_eos").item<int64_t>();
+  auto out = generate(*model_, prompts, opts);
+  int ended_early = 0;
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    std::vector<int64_t> want;
+    for (int64_t t = 0; t < expected.size(1) && expected[b][t].item<int64_t>() >= 0; ++t) want.push_back(expected[b][t].item<int64_t>());
+    ended_early += int64_t(want.size()) < expected.size(1);
+    EXPECT_EQ(out[size_t(b)], want) << "sequence " << b;
+  }
+  std::cout << "beam search: " << ended_early << " of " << ids.size(0) << " best hypotheses ended with EOS early\n";
+}
+
 std::string param_name(const testing::TestParamInfo<Param>& info) {
   return info.param.case_name + "_" + info.param.target.name;
 }

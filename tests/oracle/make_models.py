@@ -51,6 +51,24 @@ def save_case(out, name, model, ref, meta, **save_kw):
     return d
 
 
+BEAMS = 3
+BEAM_TOKENS = 8
+
+
+def beam_reference(model, gen, prompt_len, **inputs):
+    """transformers' beam search (3 beams, length penalty 1, early_stopping False) with an EOS that
+    greedy decoding emits (the first prompt's 2nd new token), so beams finish early and late."""
+    eos = int(gen[0, 1])
+    out = model.generate(**inputs, num_beams=BEAMS, do_sample=False, max_new_tokens=BEAM_TOKENS,
+                         eos_token_id=eos, pad_token_id=0, length_penalty=1.0, early_stopping=False)[:, prompt_len:]
+    beams = torch.full((out.shape[0], BEAM_TOKENS), -1, dtype=torch.long)
+    for b in range(out.shape[0]):  # cut after the first EOS (transformers pads with pad_token_id)
+        row = out[b].tolist()
+        row = row[:row.index(eos) + 1] if eos in row else row
+        beams[b, :len(row)] = torch.tensor(row)
+    return {"beam_generated": beams, "beam_eos": torch.tensor([eos])}
+
+
 @torch.no_grad()
 def decoder_reference(model, seed, lengths=(7, 12, 4)):
     ids, mask, pos = prompts(seed, lengths, model.config.vocab_size)
@@ -58,7 +76,7 @@ def decoder_reference(model, seed, lengths=(7, 12, 4)):
     gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=GEN_TOKENS, do_sample=False,
                          pad_token_id=0, eos_token_id=None)[:, ids.shape[1]:]
     return {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "logits": logits.float(),
-            "generated": gen}
+            "generated": gen, **beam_reference(model, gen, ids.shape[1], input_ids=ids, attention_mask=mask)}
 
 
 @torch.no_grad()
@@ -79,7 +97,8 @@ def t5_reference(model, seed):
                          eos_token_id=None, min_new_tokens=GEN_TOKENS,
                          use_cache=False)[:, 1:]  # transformers 5.23 sizes its cache by num_layers, not num_decoder_layers
     return {"input_ids": src, "attention_mask": src_mask, "decoder_input_ids": dec, "encoder_output": enc,
-            "logits": logits.float(), "generated": gen}
+            "logits": logits.float(), "generated": gen,
+            **beam_reference(model, gen, 1, input_ids=src, attention_mask=src_mask, use_cache=False)}
 
 
 def build(cls, config, seed):
