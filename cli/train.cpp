@@ -60,6 +60,7 @@ int train(const Args& args) {
   // The fresh model is a model folder like any other (kept for a resumed run to start from).
   const DistributedEnv env = DistributedEnv::from_environment();
   const std::string init_dir = o.out_dir + "/init";
+  const bool created_out_dir = !files::exists(o.out_dir);
   if (env.rank == 0 && (!files::exists(init_dir) || !o.resume)) {
     if (!files::is_directory(o.out_dir) && !files::make_directories(o.out_dir))
       throw InputError(o.out_dir, "", "cannot create the output folder");
@@ -72,7 +73,14 @@ int train(const Args& args) {
   }
   o.model_dir = init_dir;
   o.record_as = "gqa_training";
-  return run_training_command("train", args, vm, o);
+  try {
+    return run_training_command("train", args, vm, o);
+  } catch (const InputError&) {
+    // Bad data or options found before the first checkpoint: leave no output folder behind (the
+    // fresh model in init/ was only written for this run). Checkpoints, once there, are kept.
+    if (env.rank == 0 && created_out_dir && !files::exists(o.out_dir + "/checkpoints")) files::remove_all(o.out_dir);
+    throw;
+  }
 }
 
 }  // namespace gqa::cli

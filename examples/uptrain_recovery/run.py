@@ -12,6 +12,8 @@ pretraining tokens?
    windows of the training length (128 tokens, stride 64).
 
 usage: run.py GQA_BINARY MHA_MODEL_DIR CORPUS_DIR WORK_DIR OUT_MD [FRACTIONS]
+environment: UPTRAIN_LR (default 5e-4), UPTRAIN_ARGS (more `gqa uptrain` options, e.g. a teacher),
+CONTROL_FRACTIONS (fractions that also get the MHA control run; default: all), THREADS (default 2)
 """
 import json
 import os
@@ -27,6 +29,10 @@ cfg = json.load(open(os.path.join(mha, "config.json")))
 heads = cfg["num_attention_heads"]
 kv = heads // 4
 pretrain_tokens = cfg["gqa_training"]["tokens"]
+lr = os.environ.get("UPTRAIN_LR", "5e-4")
+extra = os.environ.get("UPTRAIN_ARGS", "").split()
+control = [float(x) for x in os.environ.get("CONTROL_FRACTIONS", ",".join(map(str, fractions))).split(",") if x]
+threads = os.environ.get("THREADS", "2")
 
 
 def sh(*args):
@@ -47,8 +53,8 @@ def held_out(model):
 def uptrain(model, out, fraction):
     if not os.path.exists(os.path.join(out, "model", "config.json")):
         sh("uptrain", model, out, "--data", train, "--valid", valid, "--fraction", str(fraction), "--seq-len", "128",
-           "--batch-size", "32", "--lr", "5e-4", "--warmup", "-1", "--eval-every", "10", "--eval-sequences", "64",
-           "--threads", "2", "--quiet", "--force")
+           "--batch-size", "32", "--lr", lr, "--warmup", "-1", "--eval-every", "10", "--eval-sequences", "64",
+           "--threads", threads, "--quiet", "--force", *extra)
     curve = [json.loads(l) for l in open(os.path.join(out, "train_log.jsonl"))]
     return os.path.join(out, "model"), [(r["step"], r["loss"]) for r in curve if r["kind"] == "valid"]
 
@@ -60,15 +66,18 @@ rows = [("MHA (pretrained)", 0.0, held_out(mha), None), (f"mean {kv} KV heads, s
 for f in fractions:
     model, curve = uptrain(converted, os.path.join(work, f"up-gqa-{f}"), f)
     rows.append((f"mean {kv} KV heads + uptrain", f, held_out(model), curve))
-    model, curve = uptrain(mha, os.path.join(work, f"up-mha-{f}"), f)
-    rows.append(("MHA + same uptrain (control)", f, held_out(model), curve))
-    print(f"fraction {f}: GQA {rows[-2][2]['perplexity']:.2f}, MHA control {rows[-1][2]['perplexity']:.2f}", flush=True)
+    print(f"fraction {f}: GQA {rows[-1][2]['perplexity']:.2f}", flush=True)
+    if f in control:
+        model, curve = uptrain(mha, os.path.join(work, f"up-mha-{f}"), f)
+        rows.append(("MHA + same uptrain (control)", f, held_out(model), curve))
+        print(f"fraction {f}: MHA control {rows[-1][2]['perplexity']:.2f}", flush=True)
 
 base = rows[0][2]["perplexity"]
 with open(out_md, "w") as fmd:
     fmd.write(f"Held-out perplexity on test.txt (The War of the Worlds, {rows[0][2]['tokens']} tokens, context "
               f"{rows[0][2]['context']}) of a {heads}-head Llama pretrained by `gqa train` on {pretrain_tokens} tokens, "
-              f"converted to {kv} KV heads with mean pooling and uptrained with a fraction of those tokens.\n\n")
+              f"converted to {kv} KV heads with mean pooling and uptrained with a fraction of those tokens "
+              f"(lr {lr}{', ' + ' '.join(extra) if extra else ''}).\n\n")
     fmd.write("| model | uptraining tokens | perplexity | bits/byte | vs pretrained MHA |\n|---|---|---|---|---|\n")
     for name, f, r, _ in rows:
         fmd.write(f"| {name} | {f:.0%} ({int(f * pretrain_tokens)}) | {r['perplexity']:.2f} | {r['bits_per_byte']:.4f} | "
