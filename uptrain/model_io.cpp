@@ -67,7 +67,7 @@ void save_model(const Model& model, const Checkpoint& source, const nlohmann::js
     };
     w.add(std::move(t));
   }
-  copy_passthrough(w, source.dir());
+  copy_passthrough(w, opts.passthrough_from.empty() ? source.dir() : opts.passthrough_from);
   for (const auto& [name, write] : opts.extra_files) w.add_file(name, write);
   w.commit();
 }

@@ -20,6 +20,10 @@ struct SaveOptions {
   std::optional<DType> dtype;
   // More files of the folder (name -> writer), e.g. a trainer's state.
   std::map<std::string, std::function<void(const std::string& path)>> extra_files;
+  // Folder whose tokenizer and generation files are copied along ("" = the source checkpoint's).
+  // A resumed run loads its weights from a step checkpoint that may since have been deleted, so
+  // the trainer names the original model folder here.
+  std::string passthrough_from;
 };
 
 void save_model(const Model& model, const Checkpoint& source, const nlohmann::json& config, const std::string& out_dir,

@@ -473,6 +473,7 @@ void Trainer::save_checkpoint(int64_t step) {
     json state = {{"step", step}, {"tokens", tokens_}, {"batch_order", order_->state()}, {"run", run_config_},
                   {"optimizer_steps", opt_->steps()}, {"last_loss", last_loss_}};
     SaveOptions so;
+    so.passthrough_from = o_.model_dir;
     so.dtype = DType::F32;  // exact master weights: a resumed run continues bit for bit
     so.extra_files["optimizer.safetensors"] = [this](const std::string& path) { write_optimizer_state(*opt_, path); };
     so.extra_files["trainer_state.json"] = [state](const std::string& path) {
@@ -537,13 +538,15 @@ void Trainer::save_result() {
   if (valid_loss_) record["valid_loss"] = *valid_loss_;
   config[o_.record_as] = record;
   const std::string model_dir = o_.out_dir + "/model";
+  SaveOptions so;
+  so.passthrough_from = o_.model_dir;
   if (!cfg.weighted.empty() && o_.fold) {
     const std::string weighted = o_.out_dir + "/model-weighted";
-    save_model(*model_, *source_, config, weighted);
+    save_model(*model_, *source_, config, weighted, so);
     fold_checkpoint(weighted, model_dir, /*force=*/true, nullptr);
     say("WGQA scalars folded: " + model_dir + " (learned scalars kept in " + weighted + ")");
   } else {
-    save_model(*model_, *source_, config, model_dir);
+    save_model(*model_, *source_, config, model_dir, so);
   }
 }
 

@@ -268,6 +268,14 @@ TEST(Trainer, ResumeAfterSigkillContinuesExactly) {
     ASSERT_EQ(losses.size(), 60u);
     for (const auto& [step, loss] : straight) EXPECT_EQ(losses.at(step), loss) << "step " << step << " seed " << seed;
     EXPECT_EQ(folder_diff(out + "/model", tmp.file("straight/model")), 0.0);
+    // The same files too (generation_config.json / tokenizer files come from the model folder,
+    // not from the step checkpoint the run resumed from, which may be deleted by then).
+    auto sorted_names = [](const std::string& dir) {
+      auto names = files::list_directory(dir);
+      std::sort(names.begin(), names.end());
+      return names;
+    };
+    EXPECT_EQ(sorted_names(out + "/model"), sorted_names(tmp.file("straight/model"))) << "seed " << seed;
     std::cout << "seed " << seed << ": killed " << kill_delay_ms << " ms after step " << kill_step << " was logged, resumed from step " << last << "\n";
   }
   EXPECT_GE(resumed_from_a_checkpoint, 2) << "the kills landed before any checkpoint";
