@@ -26,6 +26,7 @@ const Verb kVerbs[] = {
     {"eval", gqa::cli::eval, "perplexity, minimal pairs and decode speed, beside a baseline model"},
     {"compare", gqa::cli::compare, "strategies x KV heads: convert, uptrain, evaluate against MHA; one report"},
     {"train", gqa::cli::train, "train a fresh model of any family and grouping from a small config"},
+    {"bench", gqa::cli::bench, "bench decode: time per token, ideal attention speedup and bandwidth vs a baseline"},
 };
 
 void usage(std::ostream& os) {

@@ -15,5 +15,6 @@ int uptrain(const Args& args);
 int train(const Args& args);
 int eval(const Args& args);
 int compare(const Args& args);
+int bench(const Args& args);  // sub-commands: decode
 
 }  // namespace gqa::cli

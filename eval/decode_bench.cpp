@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <string>
+
+#include "core/model/attention.h"
 
 namespace gqa {
 namespace {
@@ -34,11 +38,30 @@ void synchronize(const at::Device& d) {
   if (d.is_cuda()) at::zeros({1}, at::TensorOptions().device(d)).cpu();
 }
 
+// Seconds per call of `fn`: median and min over `repeats` after a warm-up. Each repeat times enough
+// back-to-back calls to last ~5 ms, so a GPU's launch and synchronisation costs average out.
+std::pair<double, double> seconds_per_call(const std::function<void()>& fn, const at::Device& dev, int repeats) {
+  const auto timed = [&](int64_t n) {
+    synchronize(dev);
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < n; ++i) fn();
+    synchronize(dev);
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  timed(2);  // warm-up: allocator, kernels, page faults
+  const double one = std::max(timed(1), 1e-7);
+  const int64_t inner = std::clamp<int64_t>(int64_t(std::ceil(5e-3 / one)), 1, 1000);
+  std::vector<double> s;
+  for (int i = 0; i < std::max(1, repeats); ++i) s.push_back(timed(inner) / double(inner));
+  std::sort(s.begin(), s.end());
+  return {s[s.size() / 2], s.front()};
+}
+
 struct Timing {
   double prefill_s = 0, decode_s = 0;
 };
 
-Timing run_once(const Model& model, const at::Tensor& prompt, int64_t new_tokens) {
+Timing run_once(const Model& model, const at::Tensor& prompt, int64_t new_tokens, bool chunked_prefill) {
   const at::Device dev = model.placement().device;
   const int64_t B = prompt.size(0), P = prompt.size(1);
   const ModelConfig& c = model.config();
@@ -53,7 +76,11 @@ Timing run_once(const Model& model, const at::Tensor& prompt, int64_t new_tokens
     at::Tensor start = at::full({B, 1}, c.decoder_start_token_id.value_or(0), prompt.options());
     logits = model.forward(start, at::ones_like(start), &cache, &*memory);
   } else {
-    logits = model.forward(prompt, at::ones_like(prompt), &cache);
+    const int64_t chunk = chunked_prefill ? prefill_chunk_tokens(model, B, P + new_tokens) : P;
+    for (int64_t start = 0; start < P; start += chunk) {
+      const at::Tensor part = prompt.narrow(1, start, std::min(chunk, P - start));
+      logits = model.forward(part, at::ones_like(part), &cache);
+    }
   }
   at::Tensor next = logits.select(1, logits.size(1) - 1).argmax(-1, true);
   synchronize(dev);
@@ -80,11 +107,11 @@ std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenc
   for (int64_t B : opts.batches) {
     at::Tensor prompt = at::randint(0, c.vocab_size, {B, opts.prompt_len}, gen, at::kLong).to(dev);
     reset_peak_rss();
-    run_once(model, prompt, opts.new_tokens);  // warm-up: allocator, kernels, page faults
+    run_once(model, prompt, opts.new_tokens, opts.chunked_prefill);  // warm-up: allocator, kernels, page faults
     std::vector<double> per_step;
     double prefill = 0;
     for (int r = 0; r < std::max(1, opts.repeats); ++r) {
-      const Timing t = run_once(model, prompt, opts.new_tokens);
+      const Timing t = run_once(model, prompt, opts.new_tokens, opts.chunked_prefill);
       per_step.push_back(1e3 * t.decode_s / double(std::max<int64_t>(1, opts.new_tokens)));
       prefill = std::max(prefill, double(B * opts.prompt_len) / t.prefill_s);
     }
@@ -100,6 +127,66 @@ std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenc
     out.push_back(r);
   }
   return out;
+}
+
+int64_t prefill_chunk_tokens(const Model& model, int64_t batch, int64_t capacity) {
+  const ModelConfig& c = model.config();
+  int64_t n_q = 1;
+  for (const AttentionLayout& l : c.layouts.at(AttentionModule::DecoderSelf)) n_q = std::max<int64_t>(n_q, l.n_q);
+  const int64_t per_token = std::max<int64_t>(1, batch) * std::max(n_q * std::max<int64_t>(1, capacity), c.vocab_size);
+  return std::max<int64_t>(1, (int64_t(1) << 28) / std::max<int64_t>(1, per_token));
+}
+
+AttentionBenchResult attention_bench(Model& model, int64_t batch, int64_t context, int repeats) {
+  at::NoGradGuard no_grad;
+  const Placement& p = model.placement();
+  const auto opts = at::TensorOptions().device(p.device).dtype(p.dtype);
+  std::vector<const Attention*> blocks;
+  for (const AttentionBlock& b : model.attention_blocks())
+    if (b.module == AttentionModule::DecoderSelf) blocks.push_back(b.attention);
+  // The cache as the model fills it: [B, n_kv, context, d] per layer, every slot valid. Random
+  // values: the time does not depend on them.
+  KVCache cache = model.new_cache(batch, context);
+  cache.begin_step(at::ones({batch, context}, at::kLong));
+  AttentionBenchResult r;
+  r.batch = batch;
+  r.context = context;
+  std::vector<at::Tensor> q, k, v;
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    const AttentionLayout& a = blocks[l]->layout;
+    auto [kl, vl] = cache.append(l, at::randn({batch, a.n_kv, context, a.head_dim_qk}, opts),
+                                 at::randn({batch, a.n_kv, context, a.head_dim_v}, opts));
+    q.push_back(at::randn({batch, a.n_q, 1, a.head_dim_qk}, opts));
+    r.kv_bytes += int64_t(kl.nbytes() + vl.nbytes());
+    r.bytes_read += int64_t(q.back().nbytes()) + batch * a.n_q * a.head_dim_v * int64_t(at::elementSize(p.dtype));
+    k.push_back(std::move(kl));
+    v.push_back(std::move(vl));
+  }
+  r.bytes_read += r.kv_bytes;
+  cache.end_step(context);
+  // The mask of the decode step that fills the last slot, as DecoderLM::forward builds it.
+  const at::Tensor mask = attention_mask(cache.valid_keys(0), context - 1, 1, /*causal=*/true);
+  const auto [median, best] = seconds_per_call(
+      [&] {
+        for (size_t l = 0; l < blocks.size(); ++l) blocks[l]->attend_heads(q[l], k[l], v[l], mask);
+      },
+      p.device, repeats);
+  r.ms_median = 1e3 * median;
+  r.ms_min = 1e3 * best;
+  return r;
+}
+
+CopyBenchResult copy_bandwidth(const at::Device& device, int64_t bytes, int repeats) {
+  at::NoGradGuard no_grad;
+  const int64_t n = std::max<int64_t>(1, bytes / int64_t(sizeof(float)));
+  const at::Tensor src = at::ones({n}, at::TensorOptions().device(device).dtype(at::kFloat));
+  at::Tensor dst = at::empty_like(src);
+  const auto [median, best] = seconds_per_call([&] { dst.copy_(src); }, device, repeats);
+  CopyBenchResult r;
+  r.bytes = int64_t(src.nbytes());
+  r.gb_per_s = 2.0 * double(r.bytes) / median / 1e9;
+  r.gb_per_s_best = 2.0 * double(r.bytes) / best / 1e9;
+  return r;
 }
 
 }  // namespace gqa

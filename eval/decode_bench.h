@@ -1,7 +1,9 @@
 // Decode speed of a model as users see it: a batch of prompts prefilled into a preallocated KV
 // cache, then one token per sequence per step (greedy, no recompute). Time per decoded token is
 // the median (and min) over repeats after one warm-up run; prefill throughput, KV-cache bytes and
-// peak memory (CPU resident set, or CUDA max allocated) are reported beside it.
+// peak memory (CPU resident set, or CUDA max allocated) are reported beside it. Also the pieces of
+// `gqa bench decode`: the attention of one decode step timed alone, and the device's copy
+// bandwidth to compare it with.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -16,6 +18,11 @@ struct DecodeBenchOptions {
   int64_t new_tokens = 32;
   int repeats = 3;
   uint64_t seed = 0;
+  // Decoder-only models: prefill the prompt in chunks of tokens small enough that
+  // batch x chunk x max(query heads x cache slots, vocabulary) stays under 2^28 elements (the
+  // prefill's attention mask/scores and logits), so a long prompt at a large batch fits in memory.
+  // Prefill is not part of the time per decoded token either way.
+  bool chunked_prefill = false;
 };
 
 struct DecodeBenchResult {
@@ -27,5 +34,30 @@ struct DecodeBenchResult {
 };
 
 std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenchOptions& opts);
+
+// Prompt tokens per prefill forward under DecodeBenchOptions::chunked_prefill.
+int64_t prefill_chunk_tokens(const Model& model, int64_t batch, int64_t capacity);
+
+// The attention of one decode step alone: every decoder self-attention layer's grouped attention
+// (Attention::attend_heads, the code the model's forward runs) of one new query token per sequence
+// over a KVCache filled with `context` tokens, without projections, rotary embeddings or FFN.
+// Median and min over repeats after a warm-up; each repeat runs enough back-to-back steps to last
+// a few milliseconds and reports the time per step.
+struct AttentionBenchResult {
+  int64_t batch = 0, context = 0;
+  double ms_median = 0, ms_min = 0;  // all layers, one step
+  int64_t kv_bytes = 0;              // K + V of the `context` filled slots, all layers: what a step reads
+  int64_t bytes_read = 0;            // kv_bytes + queries + outputs (the mask is not counted)
+  double gb_per_s() const { return ms_median > 0 ? double(bytes_read) / (ms_median * 1e-3) / 1e9 : 0; }
+};
+AttentionBenchResult attention_bench(Model& model, int64_t batch, int64_t context, int repeats);
+
+// The device's copy bandwidth: dst.copy_(src) of a `bytes`-sized float tensor, bytes read + written
+// (2 x bytes) / time, median (and best) over repeats after a warm-up.
+struct CopyBenchResult {
+  int64_t bytes = 0;  // size of the tensor copied
+  double gb_per_s = 0, gb_per_s_best = 0;
+};
+CopyBenchResult copy_bandwidth(const at::Device& device, int64_t bytes, int repeats);
 
 }  // namespace gqa

@@ -59,8 +59,8 @@ at::Tensor Attention::split_heads(const at::Tensor& y, int64_t n, int64_t d) {
   return y.view({y.size(0), y.size(1), n, d}).transpose(1, 2);
 }
 
-at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const at::Tensor& mask, bool causal) const {
+at::Tensor Attention::attend_heads(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& mask, bool causal) const {
   at::Tensor out;
   const std::optional<at::Tensor> mask_or_none = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
   if (layout.is_mha()) {
@@ -79,8 +79,14 @@ at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at:
     out = at::scaled_dot_product_attention(q, k.index_select(1, group_index), v.index_select(1, group_index),
                                            mask_or_none, 0.0, causal, scale);
   }
+  return out;
+}
+
+at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& mask, bool causal) const {
   // [B, n_q, T, d_v] -> [B, T, n_q * d_v]
-  out = out.transpose(1, 2).reshape({q.size(0), q.size(2), int64_t(layout.n_q) * layout.head_dim_v});
+  at::Tensor out = attend_heads(q, k, v, mask, causal).transpose(1, 2).reshape(
+      {q.size(0), q.size(2), int64_t(layout.n_q) * layout.head_dim_v});
   return o(out);
 }
 

@@ -48,6 +48,11 @@ struct Attention {
   // softmax(q k^T * scale + mask) v with KV heads shared across their groups -> [B, T, n_q*d_v] -> o
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                     bool causal = false) const;
+  // The part of attend() before the output projection: q [B, n_q, T, d_qk] over k [B, n_kv, S, d_qk]
+  // and v [B, n_kv, S, d_v] (e.g. a KVCache's views) -> [B, n_q, T, d_v]. `gqa bench decode` times
+  // it alone over a filled cache.
+  at::Tensor attend_heads(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                          bool causal = false) const;
 };
 
 // Loads q/k/v/o (+ biases where the checkpoint has them) of one attention block with the

@@ -12,11 +12,13 @@ linear decay: the recipe of examples/uptrain_recovery); from scratch uses the pr
 """
 import json
 import os
-import subprocess
 import sys
-import time
 
 gqa, mha, shape_path, corpus, work, out_md = sys.argv[1:7]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gqa_cli import Gqa  # noqa: E402
+
+sh = Gqa(gqa)
 fraction = float(sys.argv[7]) if len(sys.argv) > 7 else 0.05
 os.makedirs(work, exist_ok=True)
 train, valid, test = (os.path.join(corpus, f"{n}.txt.gz") for n in ("train", "valid", "test"))
@@ -31,17 +33,9 @@ common = ["--data", train, "--valid", valid, "--seq-len", "128", "--batch-size",
           "--eval-every", "20", "--eval-sequences", "64", "--threads", os.environ.get("THREADS", "2"), "--quiet", "--force"]
 
 
-def sh(*args):
-    t0 = time.time()
-    r = subprocess.run([gqa, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"gqa {' '.join(args)}\n{r.stdout}\n{r.stderr}")
-    return r.stdout, time.time() - t0
-
 
 def held_out(model):
-    out, _ = sh("eval", model, "--text", test, "--max-tokens", "65536", "--context", "128", "--stride", "64", "--json")
-    return json.loads(out.splitlines()[-1])["perplexity"]
+    return sh.held_out(model, test)["perplexity"]
 
 
 def curve(run):

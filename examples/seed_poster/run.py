@@ -11,11 +11,13 @@ usage: run.py GQA_BINARY CORPUS_DIR WORK_DIR OUT_MD [STEPS]
 """
 import json
 import os
-import subprocess
 import sys
-import time
 
 gqa, corpus, work, out_md = sys.argv[1:5]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gqa_cli import Gqa  # noqa: E402
+
+sh = Gqa(gqa)
 steps = int(sys.argv[5]) if len(sys.argv) > 5 else 400
 os.makedirs(work, exist_ok=True)
 here = os.path.dirname(os.path.abspath(__file__))
@@ -42,13 +44,6 @@ for p in (0.75, 0.5, 0.25, 0.125):
     variants.append((f"KQV {p}", {"qk_head_dim": dim, "v_head_dim": dim}))
     variants.append((f"combined {p}", {"group_map": group_map(kv), "qk_head_dim": dim, "v_head_dim": dim}))
 
-
-def sh(*args):
-    t0 = time.time()
-    r = subprocess.run([gqa, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"gqa {' '.join(args)}\n{r.stdout}\n{r.stderr}")
-    return r.stdout, time.time() - t0
 
 
 mha_shape = os.path.join(work, "MHA.json")

@@ -17,11 +17,13 @@ CONTROL_FRACTIONS (fractions that also get the MHA control run; default: all), T
 """
 import json
 import os
-import subprocess
 import sys
-import time
 
 gqa, mha, corpus, work, out_md = sys.argv[1:6]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gqa_cli import Gqa  # noqa: E402
+
+sh = Gqa(gqa)
 fractions = [float(x) for x in (sys.argv[6] if len(sys.argv) > 6 else "0.01,0.02,0.05,0.1").split(",")]
 os.makedirs(work, exist_ok=True)
 train, valid, test = (os.path.join(corpus, f"{n}.txt.gz") for n in ("train", "valid", "test"))
@@ -35,19 +37,9 @@ control = [float(x) for x in os.environ.get("CONTROL_FRACTIONS", ",".join(map(st
 threads = os.environ.get("THREADS", "2")
 
 
-def sh(*args):
-    t0 = time.time()
-    r = subprocess.run([gqa, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"gqa {' '.join(args)}\n{r.stdout}\n{r.stderr}")
-    return r.stdout, time.time() - t0
-
 
 def held_out(model):
-    # Scored at the training length (128) with half-window strides: longer windows would measure
-    # how each model extrapolates RoPE past the positions it was trained on, not its quality.
-    out, _ = sh("eval", model, "--text", test, "--max-tokens", "65536", "--context", "128", "--stride", "64", "--json")
-    return json.loads(out.splitlines()[-1])
+    return sh.held_out(model, test)
 
 
 def uptrain(model, out, fraction):

@@ -17,15 +17,16 @@ near 0.2 rather than the 0.5 of mean pooling).
 usage: run.py GQA_BINARY CORPUS_DIR WORK_DIR OUT_DIR [PRETRAIN_STEPS] [FINETUNE_STEPS]
 writes OUT_DIR/results.md and OUT_DIR/wgqa-scalars.svg
 """
-import gzip
 import json
 import os
 import struct
-import subprocess
 import sys
-import time
 
 gqa, corpus, work, out_dir = sys.argv[1:5]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gqa_cli import Gqa  # noqa: E402
+
+sh = Gqa(gqa)
 pretrain_steps = int(sys.argv[5]) if len(sys.argv) > 5 else 600
 finetune_steps = int(sys.argv[6]) if len(sys.argv) > 6 else 400
 regroup = (finetune_steps // 8, finetune_steps // 2)  # 200 and 1000 of the paper's longer run, scaled
@@ -38,13 +39,6 @@ threads = os.environ.get("THREADS", "2")
 shape = {"family": "t5", "layers": 2, "encoder_layers": 2, "d_model": 128, "heads": 8, "ffn_dim": 512,
          "vocab_size": 4096}
 
-
-def sh(*args):
-    t0 = time.time()
-    r = subprocess.run([gqa, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"gqa {' '.join(args)}\n{r.stdout}\n{r.stderr}")
-    return r.stdout, time.time() - t0
 
 
 def done(run):

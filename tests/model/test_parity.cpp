@@ -137,9 +137,8 @@ TEST_P(Parity, CachedDecodingMatchesFullRecompute) {
   EXPECT_EQ(cache.length(), T);
 }
 
-TEST_P(Parity, GreedyGenerateMatchesTransformers) {
-  at::Tensor ids = ref("input_ids").cpu(), mask = ref("attention_mask").cpu(), expected = ref("generated").cpu();
-  if (GetParam().target.dtype != at::kFloat) GTEST_SKIP() << "greedy ids are only comparable in fp32";
+// The reference's padded prompt batch as the token lists generate() takes.
+std::vector<std::vector<int64_t>> unpadded_prompts(const at::Tensor& ids, const at::Tensor& mask) {
   std::vector<std::vector<int64_t>> prompts;
   for (int64_t b = 0; b < ids.size(0); ++b) {
     std::vector<int64_t> p;
@@ -147,6 +146,13 @@ TEST_P(Parity, GreedyGenerateMatchesTransformers) {
       if (mask[b][t].item<int64_t>()) p.push_back(ids[b][t].item<int64_t>());
     prompts.push_back(p);
   }
+  return prompts;
+}
+
+TEST_P(Parity, GreedyGenerateMatchesTransformers) {
+  at::Tensor ids = ref("input_ids").cpu(), mask = ref("attention_mask").cpu(), expected = ref("generated").cpu();
+  if (GetParam().target.dtype != at::kFloat) GTEST_SKIP() << "greedy ids are only comparable in fp32";
+  const std::vector<std::vector<int64_t>> prompts = unpadded_prompts(ids, mask);
   GenerateOptions opts;
   opts.max_new_tokens = expected.size(1);
   auto out = generate(*model_, prompts, opts);
@@ -161,13 +167,7 @@ TEST_P(Parity, GreedyGenerateMatchesTransformers) {
 TEST_P(Parity, BeamSearchMatchesTransformers) {
   if (GetParam().target.dtype != at::kFloat) GTEST_SKIP() << "beam ids are only comparable in fp32";
   at::Tensor ids = ref("input_ids").cpu(), mask = ref("attention_mask").cpu(), expected = ref("beam_generated").cpu();
-  std::vector<std::vector<int64_t>> prompts;
-  for (int64_t b = 0; b < ids.size(0); ++b) {
-    std::vector<int64_t> p;
-    for (int64_t t = 0; t < ids.size(1); ++t)
-      if (mask[b][t].item<int64_t>()) p.push_back(ids[b][t].item<int64_t>());
-    prompts.push_back(p);
-  }
+  const std::vector<std::vector<int64_t>> prompts = unpadded_prompts(ids, mask);
   GenerateOptions opts;
   opts.max_new_tokens = expected.size(1);
   opts.num_beams = 3;
