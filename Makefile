@@ -22,6 +22,36 @@ build: setup $(BUILD)/build.ninja
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# Fuzzing (tests/fuzz, docs/robustness.md): clang + libFuzzer builds of the torch-free parsers in
+# build-fuzz/. `make fuzz` runs each target for FUZZ_SECONDS (or until FUZZ_RUNS executions when
+# FUZZ_RUNS > 0); `make test` runs each for FUZZ_CHECK_SECONDS and fails on any finding.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 1800
+FUZZ_RUNS ?= 0
+FUZZ_CHECK_SECONDS ?= 15
+.PHONY: fuzz fuzz-build fuzz-check
+fuzz-build: setup
+	@JOBS=$(JOBS) bash tests/fuzz/run.sh build $(FUZZ_BUILD)
+fuzz: fuzz-build
+	@bash tests/fuzz/run.sh run $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_RUNS)
+fuzz-check: fuzz-build
+	@bash tests/fuzz/run.sh run $(FUZZ_BUILD) $(FUZZ_CHECK_SECONDS)
+test: fuzz-check
+
+# Sanitizers (docs/robustness.md): the whole CTest suite built with gcc's ASan + UBSan
+# (LeakSanitizer on) in build-asan/. Suppressions name third-party libraries only: tests/sanitize/.
+ASAN_BUILD ?= build-asan
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/tests/sanitize/ubsan.supp \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0
+.PHONY: test-sanitize
+test-sanitize: setup
+	@mkdir -p $(ASAN_BUILD)
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGQA_SANITIZE=ON \
+	  -DGQA_PYTHON="$(CURDIR)/$(PY)" > $(ASAN_BUILD)/configure.log 2>&1 || (cat $(ASAN_BUILD)/configure.log; exit 1)
+	@$(SANITIZE_ENV) cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && $(SANITIZE_ENV) ctest --output-on-failure -j $(JOBS)
+
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 

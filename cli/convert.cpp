@@ -10,25 +10,10 @@
 #include "convert/grouping.h"
 #include "core/error.h"
 #include "core/tokenizers/tokenizer.h"
+#include "core/values.h"
 #include "eval/perplexity.h"
 
 namespace gqa::cli {
-namespace {
-
-std::set<AttentionModule> parse_modules(const std::string& text) {
-  std::set<AttentionModule> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item == "decoder-self" || item == "decoder_self") out.insert(AttentionModule::DecoderSelf);
-    else if (item == "decoder-cross" || item == "decoder_cross") out.insert(AttentionModule::DecoderCross);
-    else if (item == "encoder-self" || item == "encoder_self") out.insert(AttentionModule::EncoderSelf);
-    else throw InputError("--modules", "", "unknown module '" + item + "' (expected decoder-self, decoder-cross, encoder-self)");
-  }
-  return out;
-}
-
-}  // namespace
 
 int convert(const Args& args) {
   po::options_description opts("gqa convert IN_DIR OUT_DIR --strategy S (--kv-heads N | --mqa | --group-map MAP) [options]");

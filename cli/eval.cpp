@@ -1,6 +1,8 @@
 // gqa eval MODEL_DIR: quality (held-out perplexity and bits per byte, minimal-pair accuracy) and
 // decode speed (time per token at several batch sizes, prefill throughput, KV-cache bytes, peak
 // memory), optionally beside a baseline model (e.g. the MHA source) measured in the same run.
+#include <ATen/Parallel.h>
+
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -28,6 +30,7 @@ int eval(const Args& args) {
   int64_t max_tokens = 0, context = 0, stride = 0, batch = 0;
   std::string baseline, batches_text;
   bool json_out = false, speed = false;
+  int threads = 0;
   DecodeBenchOptions bench;
   SummaryOptions summary;
   opts.add_options()("help,h", "show options")
@@ -51,11 +54,14 @@ int eval(const Args& args) {
       ("prompt-len", po::value<int64_t>(&bench.prompt_len)->default_value(128), "prompt tokens before decoding")
       ("new-tokens", po::value<int64_t>(&bench.new_tokens)->default_value(32), "decoded tokens per sequence")
       ("repeats", po::value<int>(&bench.repeats)->default_value(3), "timed runs per batch size (after one warm-up)")
+      ("threads", po::value<int>(&threads)->default_value(0), "CPU threads (0: LibTorch default)")
       ("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"model"})) return 0;
   if (max_tokens < 2 || context < 0 || stride < 0 || batch < 1 || bench.prompt_len < 1 || bench.new_tokens < 1 || bench.repeats < 1)
     throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "", "must be positive");
+  if (threads < 0) throw InputError("--threads", "", "must be 0 (default) or positive");
+  if (threads > 0) at::set_num_threads(threads);
   bench.batches = split_list<int64_t>(batches_text, "--batch-sizes");
   if (!vm.count("text") && !vm.count("pairs") && !vm.count("summaries") && !speed)
     throw InputError("options", "", "nothing to measure: give --text, --pairs, --summaries and/or --speed");
@@ -129,7 +135,8 @@ int eval(const Args& args) {
       nlohmann::json j{{"model", models[0]}, {"metric", "decode"}, {"batch", r.batch}, {"ms_per_step", r.ms_per_step_median},
                        {"ms_per_step_min", r.ms_per_step_min}, {"tokens_per_s", tokens_per_s},
                        {"prefill_tokens_per_s", r.prefill_tokens_per_s}, {"kv_cache_bytes", r.kv_cache_bytes},
-                       {"peak_bytes", r.peak_bytes}, {"prompt_len", bench.prompt_len}, {"new_tokens", bench.new_tokens}};
+                       {"peak_bytes", r.peak_bytes}, {"prompt_len", bench.prompt_len}, {"new_tokens", bench.new_tokens},
+                       {"threads", at::get_num_threads()}};
       if (base) {
         j["baseline"] = baseline;
         j["baseline_ms_per_step"] = base->ms_per_step_median;

@@ -4,6 +4,7 @@
 #include <boost/program_options.hpp>
 
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -51,6 +52,8 @@ std::vector<T> split_list(const std::string& text, const std::string& what) {
         used = 0;
       }
       if (used != item.size() || v < 1) throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
+      if (static_cast<unsigned long long>(v) > static_cast<unsigned long long>(std::numeric_limits<T>::max()))
+        throw InputError(what, "", "'" + item + "' is too large (at most " + std::to_string(std::numeric_limits<T>::max()) + ")");
       out.push_back(T(v));
     }
   }

@@ -55,31 +55,6 @@ ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out
   return convert_checkpoint(in_dir, out_dir, o, progress);
 }
 
-std::set<int64_t> parse_layers(const std::string& text, int64_t n_layers, const std::string& what) {
-  std::set<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    const auto dash = item.find('-');
-    try {
-      size_t used = 0;
-      const int64_t a = std::stoll(item.substr(0, dash), &used);
-      if (used != (dash == std::string::npos ? item.size() : dash)) throw std::invalid_argument("trailing");
-      int64_t b = a;
-      if (dash != std::string::npos) {
-        b = std::stoll(item.substr(dash + 1), &used);
-        if (used != item.size() - dash - 1) throw std::invalid_argument("trailing");
-      }
-      if (a < 0 || b < a || b >= n_layers) throw std::out_of_range("range");
-      for (int64_t l = a; l <= b; ++l) out.insert(l);
-    } catch (const std::exception&) {
-      throw InputError(what, "", "'" + item + "' is not a layer or range below " + std::to_string(n_layers) + " (e.g. 0-3,6)");
-    }
-  }
-  if (out.empty()) throw InputError(what, "", "selects no layer");
-  return out;
-}
-
 json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::vector<AttentionLayout>>& layouts) {
   json j = cfg.raw;
   for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers", "gqa_weighted",

@@ -53,7 +53,4 @@ ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out
 // parsing the result back: the parsed layouts must equal `layouts`.
 nlohmann::json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::vector<AttentionLayout>>& layouts);
 
-// Parses "0-3,6,8-9" into layer indices below n_layers; throws InputError naming `what`.
-std::set<int64_t> parse_layers(const std::string& text, int64_t n_layers, const std::string& what);
-
 }  // namespace gqa

@@ -20,26 +20,6 @@ std::vector<std::vector<int>> group_members(const std::vector<int>& group_of) {
 
 std::vector<int> even_group_map(int n_q, int n_kv) { return AttentionLayout::even(n_q, n_kv, 1, 1).group_of; }
 
-std::vector<int> parse_group_map(const std::string& text, int n_q, const std::string& what) {
-  std::vector<int> map;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    long v = -1;
-    try {
-      v = std::stol(item, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || v < 0 || v > 1 << 20)
-      throw InputError(what, "", "'" + item + "' is not a KV head index (expected e.g. 0,0,0,1,1,1,2,2)");
-    map.push_back(int(v));
-  }
-  validate_group_map(map, n_q, what, "");
-  return map;
-}
-
 AttentionWeights permute_heads(const AttentionWeights& mha, const std::vector<int>& order) {
   const AttentionLayout& l = mha.layout;
   AttentionWeights p = mha;

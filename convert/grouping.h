@@ -15,9 +15,6 @@ std::vector<std::vector<int>> group_members(const std::vector<int>& group_of);
 // Contiguous equal groups: n_q / n_kv heads each (n_kv must divide n_q).
 std::vector<int> even_group_map(int n_q, int n_kv);
 
-// Parses "0,0,0,1,1,1,2,2" (checked by validate_group_map against n_q); throws InputError naming `what`.
-std::vector<int> parse_group_map(const std::string& text, int n_q, const std::string& what);
-
 // Reorders the heads of an MHA-form block: new head i is old head order[i] (q rows and bias, k/v
 // rows and biases, o columns). Attention is a sum over heads, so the function is unchanged.
 AttentionWeights permute_heads(const AttentionWeights& mha, const std::vector<int>& order);

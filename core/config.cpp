@@ -7,11 +7,14 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 
 namespace gqa {
 namespace {
 
 using json = nlohmann::json;
+
+constexpr int64_t kMaxCount = 4096;  // layers, heads
 
 // Typed field access that names the file and field on every mismatch.
 class Fields {
@@ -28,6 +31,14 @@ class Fields {
   int64_t positive(const char* key) const {
     int64_t v = integer(key);
     if (v <= 0 || v >= (int64_t(1) << 31)) throw InputError(path_, prefix_ + key, "expected a positive integer, got " + std::to_string(v));
+    return v;
+  }
+  // Layer and head counts: each sizes per-layer tables here, so a lying config.json could ask for
+  // billions of entries. The limit is gqa train's too (core/init_model.cpp).
+  int64_t count(const char* key) const {
+    int64_t v = integer(key);
+    if (v <= 0 || v > kMaxCount)
+      throw InputError(path_, prefix_ + key, "expected a positive integer up to " + std::to_string(kMaxCount) + ", got " + std::to_string(v));
     return v;
   }
   double number_or(const char* key, double dflt) const {
@@ -239,8 +250,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     case Family::GPT2:
       c.vocab_size = f.positive("vocab_size");
       c.d_model = f.positive("n_embd");
-      c.n_layers = f.positive("n_layer");
-      c.n_heads = f.positive("n_head");
+      c.n_layers = f.count("n_layer");
+      c.n_heads = f.count("n_head");
       heads_key = "n_head";
       c.ffn_dim = f.has("n_inner") ? f.positive("n_inner") : 4 * c.d_model;
       c.max_positions = f.positive("n_positions");
@@ -255,8 +266,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     case Family::GPTNeo: {
       c.vocab_size = f.positive("vocab_size");
       c.d_model = f.positive("hidden_size");
-      c.n_layers = f.positive("num_layers");
-      c.n_heads = f.positive("num_heads");
+      c.n_layers = f.count("num_layers");
+      c.n_heads = f.count("num_heads");
       c.ffn_dim = f.has("intermediate_size") ? f.positive("intermediate_size") : 4 * c.d_model;
       c.max_positions = f.positive("max_position_embeddings");
       c.norm_eps = f.number_or("layer_norm_epsilon", 1e-5);
@@ -275,6 +286,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
               if (!t.is_string() || (t != "global" && t != "local"))
                 throw InputError(path, "attention_types", "entries must be \"global\" or \"local\"");
               c.attention_types.push_back(t.get<std::string>());
+              if (int64_t(c.attention_types.size()) > c.n_layers)  // before a huge repeat allocates
+                throw InputError(path, "attention_types", "expands to more than num_layers (" + std::to_string(c.n_layers) + ") layers");
             }
         }
       } else {
@@ -288,9 +301,9 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     case Family::T5: {
       c.vocab_size = f.positive("vocab_size");
       c.d_model = f.positive("d_model");
-      c.n_encoder_layers = f.positive("num_layers");
-      c.n_layers = f.has("num_decoder_layers") ? f.positive("num_decoder_layers") : c.n_encoder_layers;
-      c.n_heads = f.positive("num_heads");
+      c.n_encoder_layers = f.count("num_layers");
+      c.n_layers = f.has("num_decoder_layers") ? f.count("num_decoder_layers") : c.n_encoder_layers;
+      c.n_heads = f.count("num_heads");
       head_dim = f.positive("d_kv");
       c.ffn_dim = f.positive("d_ff");
       c.norm_eps = f.number_or("layer_norm_epsilon", 1e-6);
@@ -310,8 +323,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     case Family::Llama:
       c.vocab_size = f.positive("vocab_size");
       c.d_model = f.positive("hidden_size");
-      c.n_layers = f.positive("num_hidden_layers");
-      c.n_heads = f.positive("num_attention_heads");
+      c.n_layers = f.count("num_hidden_layers");
+      c.n_heads = f.count("num_attention_heads");
       heads_key = "num_attention_heads";
       c.ffn_dim = f.positive("intermediate_size");
       c.max_positions = f.positive("max_position_embeddings");
@@ -423,29 +436,42 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   return c;
 }
 
+namespace {
+
+// Parses the JSON text of `path`, refusing nesting too deep for the recursive parts of nlohmann.
+json parse_json_text(const std::string& text, const std::string& path) {
+  check_json_depth(text, path);
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw InputError(path, "", std::string("invalid JSON (") + e.what() + ")");
+  }
+}
+
+bool read_whole_file(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+}  // namespace
+
 ModelConfig load_config(const std::string& path_in) {
   struct stat st {};
   std::string path = path_in;
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/config.json";
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "", "cannot open (is this a Hugging Face model folder?)");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw InputError(path, "", std::string("invalid JSON (") + e.what() + ")");
-  }
-  return parse_config(j, path);
+  std::string text;
+  if (!read_whole_file(path, &text)) throw InputError(path, "", "cannot open (is this a Hugging Face model folder?)");
+  return parse_config(parse_json_text(text, path), path);
 }
 
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, "", "cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(path, "", std::string("invalid JSON (") + e.what() + ")");
-  }
+  std::string text;
+  if (!read_whole_file(path, &text)) throw InputError(path, "", "cannot open");
+  return parse_json_text(text, path);
 }
 
 }  // namespace gqa

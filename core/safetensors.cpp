@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 #include "core/files.h"
 
 namespace gqa {
@@ -159,6 +160,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (const void* nul = std::memchr(hbegin, 0, header_len))
       throw InputError(path, "header", "invalid JSON (NUL byte at header offset " +
                                            std::to_string(static_cast<const char*>(nul) - hbegin) + ")");
+    check_json_depth(std::string_view(hbegin, header_len), path, "header");
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(hbegin, hbegin + header_len);

@@ -2,6 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/DeviceAccelerator.h>
+#include <c10/core/CachingDeviceAllocator.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +33,22 @@ int64_t peak_rss_bytes() {
   while (std::getline(f, line))
     if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
   return 0;
+}
+
+// Peak memory of one batch size's runs: the resident set on CPU; on CUDA the caching allocator's
+// peak of allocated bytes (torch.cuda.max_memory_allocated), through c10's device-generic allocator
+// interface so no CUDA library is linked here.
+c10::DeviceIndex index_of(const at::Device& d) { return d.has_index() ? d.index() : at::accelerator::getDeviceIndex(); }
+
+void reset_peak_memory(const at::Device& d) {
+  if (d.is_cuda()) c10::getDeviceAllocator(d.type())->resetPeakStats(index_of(d));
+  else reset_peak_rss();
+}
+
+int64_t peak_memory_bytes(const at::Device& d) {
+  if (!d.is_cuda()) return peak_rss_bytes();
+  const auto stats = c10::getDeviceAllocator(d.type())->getDeviceStats(index_of(d));
+  return stats.allocated_bytes[size_t(c10::CachingAllocator::StatType::AGGREGATE)].peak;
 }
 
 void synchronize(const at::Device& d) {
@@ -106,7 +124,7 @@ std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenc
   at::Generator gen = at::detail::createCPUGenerator(opts.seed);
   for (int64_t B : opts.batches) {
     at::Tensor prompt = at::randint(0, c.vocab_size, {B, opts.prompt_len}, gen, at::kLong).to(dev);
-    reset_peak_rss();
+    reset_peak_memory(dev);
     run_once(model, prompt, opts.new_tokens, opts.chunked_prefill);  // warm-up: allocator, kernels, page faults
     std::vector<double> per_step;
     double prefill = 0;
@@ -123,7 +141,7 @@ std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenc
     r.prefill_tokens_per_s = prefill;
     const int64_t slots = (model.is_encoder_decoder() ? 1 : opts.prompt_len) + opts.new_tokens;
     r.kv_cache_bytes = model.new_cache(1, 1).bytes() * B * slots;
-    r.peak_bytes = dev.is_cuda() ? 0 : peak_rss_bytes();
+    r.peak_bytes = peak_memory_bytes(dev);
     out.push_back(r);
   }
   return out;

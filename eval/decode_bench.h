@@ -30,7 +30,7 @@ struct DecodeBenchResult {
   double ms_per_step_median = 0, ms_per_step_min = 0;  // one decode step = one new token per sequence
   double prefill_tokens_per_s = 0;
   int64_t kv_cache_bytes = 0;  // the cache for prompt + new tokens
-  int64_t peak_bytes = 0;      // CPU: peak RSS during the run (VmHWM, reset per batch); CUDA: max allocated
+  int64_t peak_bytes = 0;      // CPU: peak RSS (VmHWM), CUDA: peak allocated bytes; reset per batch size
 };
 
 std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenchOptions& opts);

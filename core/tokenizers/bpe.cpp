@@ -529,6 +529,16 @@ std::optional<int64_t> token_id(const BpeTokenizer& t, const std::string& conten
   return std::nullopt;
 }
 
+// A special id of a post-processor must name a token: beyond the vocabulary it would index past
+// the model's embedding table.
+int64_t special_id(int64_t id, const BpeTokenizer& t, const std::string& path, const std::string& field) {
+  if (id < 0 || id >= t.size) {
+    throw InputError(path, field, "id " + std::to_string(id) + " is outside the vocabulary (" +
+                                      std::to_string(t.size) + " ids)");
+  }
+  return id;
+}
+
 // The special ids around $A in a post_processor (TemplateProcessing, Roberta/BertProcessing,
 // ByteLevel, Sequence of those).
 void parse_post_processor(const json& j, const std::string& path, const std::string& field,
@@ -554,7 +564,7 @@ void parse_post_processor(const json& j, const std::string& path, const std::str
       if (it == j.end() || !it->is_array() || it->size() != 2 || !(*it)[1].is_number_integer()) {
         throw InputError(path, field + "." + key, "expected [token, id]");
       }
-      return (*it)[1].get<int64_t>();
+      return special_id((*it)[1].get<int64_t>(), t, path, field + "." + key);
     };
     prefix->push_back(id_of("cls"));
     suffix->insert(suffix->begin(), id_of("sep"));
@@ -585,7 +595,7 @@ void parse_post_processor(const json& j, const std::string& path, const std::str
           if (!v.is_number_integer()) {
             throw InputError(path, field + ".special_tokens." + name, "ids must be integers");
           }
-          ids.push_back(v.get<int64_t>());
+          ids.push_back(special_id(v.get<int64_t>(), t, path, field + ".special_tokens." + name));
         }
       } else if (const auto id = token_id(t, name)) {
         ids.push_back(*id);

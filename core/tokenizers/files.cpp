@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 
 namespace gqa::tok {
 
@@ -31,6 +32,7 @@ std::string read_file(const std::string& path) {
 
 nlohmann::json read_json(const std::string& path) {
   const std::string text = read_file(path);
+  check_json_depth(text, path);
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

@@ -227,3 +227,34 @@ TEST(BenchDecode, BadSubCommandsAndFoldersExitTwoWithOneLine) {
 }
 
 }  // namespace
+
+namespace {
+
+// `gqa eval --speed --baseline`: one JSON row per batch size carrying the baseline's figures from
+// the same run, the KV-cache ratio of the two configs, peak memory and the thread count asked for.
+TEST(EvalSpeed, JsonRowsCarryTheBaselineKvRatioPeakAndThreads) {
+  ORACLE_OR_SKIP(gqa_dir, "llama_gqa_h6kv2");
+  ORACLE_OR_SKIP(mha_dir, "llama_mha");
+  const Result r = run_gqa({"eval", gqa_dir, "--speed", "--baseline", mha_dir, "--batch-sizes", "1,3", "--prompt-len", "8",
+                            "--new-tokens", "3", "--repeats", "1", "--threads", "1", "--json"},
+                           slow());
+  ASSERT_TRUE(Succeeded(r)) << r.describe();
+  const std::vector<json> rows = json_rows(r);
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json& j = rows[i];
+    EXPECT_EQ(j.at("metric"), "decode");
+    EXPECT_EQ(j.at("batch").get<int64_t>(), i == 0 ? 1 : 3);
+    EXPECT_EQ(j.at("threads").get<int>(), 1);
+    EXPECT_GT(j.at("peak_bytes").get<int64_t>(), 0);
+    EXPECT_GT(j.at("ms_per_step").get<double>(), 0);
+    EXPECT_DOUBLE_EQ(j.at("speedup").get<double>(),
+                     j.at("baseline_ms_per_step").get<double>() / j.at("ms_per_step").get<double>());
+    // The cache holds prompt + new tokens per sequence, so the byte ratio is the per-token one.
+    EXPECT_DOUBLE_EQ(double(j.at("kv_cache_bytes").get<int64_t>()) / double(j.at("baseline_kv_cache_bytes").get<int64_t>()),
+                     double(kv_elements_per_token(gqa_dir)) / double(kv_elements_per_token(mha_dir)));
+  }
+  expect_user_error({"eval", gqa_dir, "--speed", "--threads", "-2"}, {"--threads"});
+}
+
+}  // namespace

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/options.h"
 #include "tests/cli/run_gqa.h"
 #include "tests/test_util.h"
 
@@ -524,6 +525,22 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
   EXPECT_EQ(read_text(out + "/keep.txt"), "mine");
   EXPECT_TRUE(Succeeded(run_gqa({"convert", gpt2, out, "--kv-heads", "2", "--force"})));
   EXPECT_FALSE(fs::exists(out + "/keep.txt"));
+}
+
+
+// Found with tests/fuzz/fuzz_cli_values (docs/robustness.md, "Fuzzing"): a list value beyond the
+// item type wrapped ("--kv-heads 4294967298" was 2 KV heads, "41444444444444" a negative count).
+TEST(CliValues, FuzzListValueBeyondItsType) {
+  EXPECT_THROW(gqa::cli::split_list<int>("41444444444444", "--kv-heads"), gqa::InputError);
+  try {
+    gqa::cli::split_list<int>("8,4294967298", "--kv-heads");
+    ADD_FAILURE() << "accepted";
+  } catch (const gqa::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-heads: '4294967298' is too large (at most 2147483647)"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(gqa::cli::split_list<int>("2147483647,1", "--kv-heads"), (std::vector<int>{2147483647, 1}));
+  EXPECT_EQ(gqa::cli::split_list<int64_t>("4294967298", "--batch-sizes"), (std::vector<int64_t>{4294967298}));
 }
 
 }  // namespace

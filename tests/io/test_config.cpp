@@ -612,4 +612,42 @@ T.LlamaConfig(vocab_size=384, hidden_size=64, num_attention_heads=8, num_key_val
   EXPECT_EQ(l3.layout(AttentionModule::DecoderSelf, 0).group_sizes(), std::vector<int>{8});
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Inputs found with the fuzz targets (tests/fuzz/fuzz_config.cpp; docs/robustness.md, "Fuzzing").
+
+// num_hidden_layers 2e9 asked for an 80 GB table of layouts (out of memory); 2e9 heads filled a
+// group map of 2e9 entries (10 s timeout). Layer and head counts now stop at 4096, as gqa train's.
+TEST(Config, FuzzHugeLayerAndHeadCounts) {
+  EXPECT_TRUE(Rejects(with(llama(), "num_hidden_layers", 2000000000), "num_hidden_layers", "up to 4096"));
+  EXPECT_TRUE(Rejects(with(with(llama(), "num_attention_heads", 2000000000), "hidden_size", 2000000000),
+                      "num_attention_heads", "up to 4096"));
+  EXPECT_TRUE(Rejects(with(gpt2(), "n_layer", 4097), "n_layer"));
+  EXPECT_TRUE(Rejects(with(t5(), "num_decoder_layers", 1 << 30), "num_decoder_layers"));
+  EXPECT_EQ(parse(with(gpt2(), "n_layer", 4096)).layouts.at(AttentionModule::DecoderSelf).size(), 4096u);
+  // GPT-Neo's attention_types stop expanding once they pass num_layers.
+  EXPECT_TRUE(Rejects(with(neo(), "attention_types", json::parse(R"([[["global"],60000],[["local"],60000]])")),
+                      "attention_types", "more than num_layers"));
+}
+
+// A config.json nested a million levels deep parsed, then overflowed the stack when copied (a
+// crash, not exit 2). Files nested deeper than 512 levels are refused when read.
+TEST(Config, FuzzDeeplyNestedJson) {
+  TempDir d;
+  const std::string path = d.file("config.json");
+  const int depth = 200000;
+  write_text(path, R"({"model_type": "llama", "x": )" + std::string(depth, '[') + std::string(depth, ']') + "}");
+  try {
+    gqa::load_config(path);
+    ADD_FAILURE() << "accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), path);
+    EXPECT_NE(std::string(e.what()).find("nested deeper than 512"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(gqa::read_json_file(path), InputError);
+  // Brackets inside strings do not count.
+  write_text(path, R"({"s": ")" + std::string(2000, '[') + R"("})");
+  EXPECT_EQ(gqa::read_json_file(path)["s"].get<std::string>().size(), 2000u);
+}
+
 }  // namespace

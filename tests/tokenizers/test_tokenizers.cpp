@@ -470,4 +470,37 @@ TEST_F(BadInput, MalformedConfigJson) {
   expect_error({"config.json", "malformed JSON"});
 }
 
+
+// Found with tests/fuzz/fuzz_tokenizer_json (docs/robustness.md, "Fuzzing"): a post-processor's
+// special id beyond the vocabulary was added to every encoding (an embedding lookup out of range
+// later); it is now refused when the tokenizer is loaded.
+TEST_F(BadInput, FuzzPostProcessorIdOutsideVocabulary) {
+  json j = small_tokenizer_json();
+  j["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {2000}}, {"tokens", {"<s>"}}}}}}};
+  write_text(dir_ / "tokenizer.json", j.dump());
+  expect_error({"tokenizer.json", "post_processor.special_tokens.<s>", "id 2000 is outside the vocabulary (257 ids)"});
+  j["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", {"a", 97}}, {"sep", {"b", -1}}};
+  write_text(dir_ / "tokenizer.json", j.dump());
+  expect_error({"tokenizer.json", "post_processor.sep", "id -1"});
+  j["post_processor"]["sep"] = {"b", 98};
+  write_text(dir_ / "tokenizer.json", j.dump());
+  EXPECT_EQ(gqa::load_tokenizer(dir_.string())->encode_with_special("c"), (std::vector<int64_t>{97, 'c', 98}));
+}
+
+// Found with the fuzz targets: Sequence pre-tokenizers nested 20000 deep overflowed the stack (a
+// crash) while being walked. JSON nested deeper than 512 levels is refused when read.
+TEST_F(BadInput, FuzzDeeplyNestedTokenizerJson) {
+  std::string pre;
+  const int depth = 20000;
+  for (int i = 0; i < depth; ++i) pre += R"({"type": "Sequence", "pretokenizers": [)";
+  pre += R"({"type": "ByteLevel"})";
+  for (int i = 0; i < depth; ++i) pre += "]}";
+  write_text(dir_ / "tokenizer.json",
+             R"({"model": )" + small_tokenizer_json()["model"].dump() + R"(, "pre_tokenizer": )" + pre + "}");
+  expect_error({"tokenizer.json", "nested deeper than 512"});
+}
+
 }  // namespace

@@ -164,7 +164,7 @@ TEST_F(DataTest, GptDocumentsAreEncodedWhole) {
 }
 
 TEST_F(DataTest, LongDocumentsSpanningReadChunksAndGzipMatchPlainText) {
-  // Several MiB, so lines and documents cross the reader's 1 MiB chunks.
+  // Several MiB, so lines and documents cross the reader's 64 KiB chunks.
   std::string text;
   std::vector<uint32_t> expected;
   for (int doc = 0; doc < 3; ++doc) {
@@ -272,6 +272,16 @@ TEST_F(DataTest, BadJsonlLinesAreNamedByFileAndLine) {
   EXPECT_NE(message.find("number.jsonl:1: text: expected a string"), std::string::npos) << message;
   // Nothing half-written is left to be mistaken for a cache entry.
   EXPECT_TRUE(files::list_directory(dir.file("cache/tokens")).empty());
+
+  // A record nested past the JSON depth limit (core/json_depth.h) is refused by file and line
+  // before it is parsed; one nested 500 deep with its text is still a record.
+  write_text(dir.file("deep.jsonl"), "{\"text\": \"ok\"}\n{\"x\": " + std::string(600, '[') +
+                                         std::string(600, ']') + "}\n");
+  message = input_error([&] { load(dir.file("deep.jsonl")); });
+  EXPECT_NE(message.find("deep.jsonl:2: JSON nested deeper than 512"), std::string::npos) << message;
+  write_text(dir.file("deep-ok.jsonl"), "{\"text\": \"ok\", \"x\": " + std::string(500, '[') +
+                                            std::string(500, ']') + "}\n");
+  EXPECT_EQ(ids_of(load(dir.file("deep-ok.jsonl"))), (std::vector<uint32_t>{'o', 'k', kByteEos}));
 }
 
 TEST_F(DataTest, Seq2SeqPairsCarrySpecialTokensAndTruncateLikeHuggingFace) {
