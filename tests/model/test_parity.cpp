@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/model/attention.h"
 #include "core/model/generate.h"
 #include "core/model/model.h"
 #include "tests/model/oracle.h"
@@ -195,6 +196,53 @@ TEST(KVCache, SizedByKvHeads) {
   KVCache a({mha, mha}, 3, 40, Placement{}), b({gqa, gqa}, 3, 40, Placement{});
   EXPECT_EQ(a.bytes(), 2 * 2 * 3 * 8 * 40 * 16 * 4);
   EXPECT_EQ(b.bytes() * 4, a.bytes());
+}
+
+// attend_heads takes a different path per layout (MHA; even groups folded into the query length;
+// uneven groups in head order as runs of even ones; permuted groups gathered): every path must
+// equal attention over K/V gathered per query head, under each kind of mask the families pass.
+TEST(AttendHeads, EveryLayoutPathMatchesAnExplicitGather) {
+  const std::vector<std::vector<int>> maps = {
+      {0, 1, 2, 3, 4, 5, 6, 7},  // MHA
+      {0, 0, 0, 0, 1, 1, 1, 1},  // even
+      {0, 0, 0, 1, 1, 1, 2, 2},  // uneven in head order: runs (3, 3) and (2)
+      {0, 0, 1, 1, 2, 3, 4, 5},  // the seed poster's 6 of 8: runs (2, 2) and (1, 1, 1, 1)
+      {0, 1, 1, 1, 2, 2, 2, 2},  // runs of 1, 3 and 4
+      {1, 0, 1, 0, 2, 2, 0, 1},  // permuted
+  };
+  at::manual_seed(3);
+  const int64_t B = 2, T = 3, S = 5, d = 4, dv = 6;
+  for (const auto& map : maps) {
+    Attention a;
+    const int n_kv = *std::max_element(map.begin(), map.end()) + 1;
+    a.layout = AttentionLayout::even(8, 8, d, dv);
+    a.layout.n_kv = n_kv;
+    a.layout.group_of = map;
+    a.group_index = at::tensor(std::vector<int64_t>(map.begin(), map.end()), at::kLong);
+    a.scale = 0.37;
+    const at::Tensor q = at::randn({B, 8, T, d}), k = at::randn({B, n_kv, S, d}), v = at::randn({B, n_kv, S, dv});
+    const at::Tensor kg = k.index_select(1, a.group_index), vg = v.index_select(1, a.group_index);
+    at::Tensor keep = at::rand({B, 1, T, S}) > 0.3;  // bool, shared by the heads
+    const at::Tensor bias = at::randn({B, 8, T, S});       // additive per head (T5's position bias)
+    const auto expect_same = [&](const at::Tensor& mask, bool causal, const char* what) {
+      const std::optional<at::Tensor> m = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
+      const at::Tensor want = at::scaled_dot_product_attention(q, kg, vg, m, 0.0, causal, a.scale);
+      const at::Tensor got = a.attend_heads(q, k, v, mask, causal);
+      ASSERT_EQ(got.sizes(), want.sizes()) << what;
+      EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-6)) << what << " for map " << testing::PrintToString(map)
+                                                      << ": max diff " << (got - want).abs().max().item<float>();
+    };
+    expect_same(at::Tensor(), false, "no mask");
+    expect_same(at::Tensor(), true, "causal");
+    keep.index_put_({at::indexing::Slice(), 0, at::indexing::Slice(), 0}, true);  // no row fully masked
+    expect_same(keep, false, "bool mask");
+    expect_same(bias, false, "per-head additive mask");
+    // Decode: one query position over the cache.
+    const at::Tensor q1 = q.narrow(2, 0, 1);
+    const at::Tensor got = a.attend_heads(q1, k, v, keep.narrow(2, 0, 1));
+    const at::Tensor want = at::scaled_dot_product_attention(q1, kg, vg, keep.narrow(2, 0, 1), 0.0, false, a.scale);
+    EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-6)) << "decode for map " << testing::PrintToString(map);
+  }
 }
 
 TEST(KVCache, OverflowIsAnError) {
