@@ -380,7 +380,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
         throw InputError(path, "gqa_rope_pairs", "expected ascending pair indices below " + std::to_string(head_dim / 2));
   }
   if (c.rope.type != RopeType::None && grouped.head_dim_qk % 2 != 0)
-    throw InputError(path, "gqa_qk_head_dim", "must be even for rotary embeddings");
+    throw InputError(path, f.has("gqa_qk_head_dim") ? "gqa_qk_head_dim" : f.has("head_dim") ? "head_dim" : heads_key,
+                     "the query/key head size " + std::to_string(grouped.head_dim_qk) + " must be even for rotary embeddings");
 
   const AttentionLayout mha = AttentionLayout::even(n_q, n_q, int(head_dim), int(head_dim));
   std::set<AttentionModule> converted;

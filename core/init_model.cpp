@@ -396,8 +396,11 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
   for (const auto& [key, dim] : {std::pair<const char*, std::optional<int>>{"qk_head_dim", s.qk_head_dim}, {"v_head_dim", s.v_head_dim}})
     if (dim && (*dim <= 0 || *dim > hd))
       throw InputError(source, key, "expected 1 to the head size (" + std::to_string(hd) + "), got " + std::to_string(*dim));
-  if (s.family == Family::Llama && s.qk_head_dim && *s.qk_head_dim % 2 != 0)
-    throw InputError(source, "qk_head_dim", "must be even: rotary embeddings turn pairs of dimensions");
+  // Found by tests/fuzz/fuzz_config: an odd head size from d_model / heads passed here and made a
+  // config.json that load_config refuses.
+  if (const int64_t qk = s.qk_head_dim.value_or(int(hd)); s.family == Family::Llama && qk % 2 != 0)
+    throw InputError(source, s.qk_head_dim ? "qk_head_dim" : s.head_dim ? "head_dim" : "heads",
+                     "the query/key head size " + std::to_string(qk) + " must be even: rotary embeddings turn pairs of dimensions");
   zero_or_positive("ffn_dim", s.ffn_dim);
   if (s.vocab_size == 0) throw InputError(source, "vocab_size", "missing (the tokenizer's vocabulary size)");
   positive("vocab_size", s.vocab_size);

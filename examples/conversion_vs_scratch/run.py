@@ -17,6 +17,7 @@ import sys
 gqa, mha, shape_path, corpus, work, out_md = sys.argv[1:7]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from gqa_cli import Gqa  # noqa: E402
+import svg_charts  # noqa: E402
 
 sh = Gqa(gqa)
 fraction = float(sys.argv[7]) if len(sys.argv) > 7 else 0.05
@@ -74,5 +75,11 @@ with open(out_md + ".tmp", "w") as f:
     for name, _, _, c in rows:
         if c:
             f.write(f"- {name}: " + ", ".join(f"{s}: {l:.3f}" for s, l in c) + "\n")
+    f.write("\nChart: valid-loss.svg.\n")
 os.replace(out_md + ".tmp", out_md)
+tokens_per_step = 32 * 128
+svg_charts.lines([(name, [(s * tokens_per_step / 1e3, l) for s, l in c]) for name, _, _, c in rows if c],
+                 os.path.join(os.path.dirname(os.path.abspath(out_md)), "valid-loss.svg"),
+                 "Same GQA shape, same tokens: converted + uptrained vs from scratch",
+                 "training tokens (thousands)", "validation loss (valid.txt)")
 print(open(out_md).read())

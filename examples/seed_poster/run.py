@@ -109,3 +109,7 @@ with open(out_md + ".tmp", "w") as f:
                 f"{kv_ratio:.3f} | " + " | ".join(cells) + " |\n")
 os.replace(out_md + ".tmp", out_md)
 print(open(out_md).read())
+# The chart beside the table: quality vs decode speed at batch 512.
+import subprocess  # noqa: E402
+subprocess.run([sys.executable, os.path.join(here, "chart.py"), out_md,
+                os.path.join(os.path.dirname(os.path.abspath(out_md)), "quality-vs-speed.svg")], check=True)

@@ -25,6 +25,7 @@ import sys
 gqa, corpus, work, out_dir = sys.argv[1:5]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from gqa_cli import Gqa  # noqa: E402
+import svg_charts  # noqa: E402
 
 sh = Gqa(gqa)
 pretrain_steps = int(sys.argv[5]) if len(sys.argv) > 5 else 600
@@ -107,36 +108,9 @@ def scalars(folder):
     return values
 
 
-def histogram_svg(values, path, title, mean_value):
-    lo, hi, bins = -0.2, 1.2, 28
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, max(0, int((v - lo) / (hi - lo) * bins)))] += 1
-    W, H, pad = 560, 300, 40
-    top = max(counts) or 1
-    bw = (W - 2 * pad) / bins
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
-             f'<rect width="{W}" height="{H}" fill="white"/>', f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="13">{title}</text>']
-    for i, c in enumerate(counts):
-        h = (H - 2 * pad) * c / top
-        parts.append(f'<rect x="{pad + i * bw:.1f}" y="{H - pad - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="#4c72b0"/>')
-    for x in (0.0, 0.25, 0.5, 0.75, 1.0):
-        px = pad + (x - lo) / (hi - lo) * (W - 2 * pad)
-        parts.append(f'<line x1="{px:.1f}" y1="{H - pad}" x2="{px:.1f}" y2="{H - pad + 4}" stroke="black"/>')
-        parts.append(f'<text x="{px:.1f}" y="{H - pad + 16}" text-anchor="middle">{x:g}</text>')
-    x05 = pad + (mean_value - lo) / (hi - lo) * (W - 2 * pad)
-    parts.append(f'<line x1="{x05:.1f}" y1="{pad}" x2="{x05:.1f}" y2="{H - pad}" stroke="#c44e52" stroke-dasharray="4 3"/>')
-    parts.append(f'<text x="{x05 + 4:.1f}" y="{pad + 10}" fill="#c44e52">mean pooling ({mean_value:g})</text>')
-    parts.append(f'<line x1="{pad}" y1="{H - pad}" x2="{W - pad}" y2="{H - pad}" stroke="black"/>')
-    parts.append(f'<text x="{W / 2}" y="{H - 6}" text-anchor="middle">scalar value ({len(values)} scalars)</text></svg>')
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(parts) + "\n")
-    os.replace(path + ".tmp", path)
-
-
 wgqa_scalars = scalars(os.path.join(work, "ft-wgqa", "model-weighted"))
-histogram_svg(wgqa_scalars, os.path.join(out_dir, "wgqa-scalars.svg"), "WGQA scalars after fine-tuning (decoder self + cross)",
-              KV / shape["heads"])
+svg_charts.histogram(wgqa_scalars, os.path.join(out_dir, "wgqa-scalars.svg"), "WGQA scalars after fine-tuning (decoder self + cross)",
+                     KV / shape["heads"], f"mean pooling ({KV / shape['heads']:g})", xlabel="scalar value")
 wgqa_scalars.sort()
 n = len(wgqa_scalars)
 quant = {q: wgqa_scalars[min(n - 1, int(q * n))] for q in (0.1, 0.25, 0.5, 0.75, 0.9)} if n else {}

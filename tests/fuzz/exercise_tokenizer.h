@@ -9,7 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tokenizers/tokenizer.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace gqa::fuzz {
 
@@ -47,6 +49,21 @@ inline void exercise_tokenizer(const Tokenizer& t, std::string_view text, bool t
   for (const auto& id : {t.bos_id(), t.eos_id(), t.pad_id()}) {
     if (id) check_ids(t, {*id}, "a special id");
   }
+}
+
+// The tail shared by the tokenizer targets, whose tokenizer files are already in `dir`: writes
+// tokenizer_config.json from `config` (absent when empty), loads the folder as the CLI does and,
+// when that succeeds, exercises the tokenizer on `text` (or the fixed strings when not given).
+inline void load_and_exercise(const std::string& dir, std::string_view config, std::string_view text, bool text_given) {
+  if (!config.empty()) write_file(dir + "/tokenizer_config.json", config);
+  else remove_file(dir + "/tokenizer_config.json");
+  std::unique_ptr<Tokenizer> t;
+  try {
+    t = load_tokenizer(dir);
+  } catch (const InputError&) {
+    return;
+  }
+  exercise_tokenizer(*t, text, text_given);
 }
 
 }  // namespace gqa::fuzz

@@ -17,17 +17,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/values.h"
-
-namespace {
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_cli_values: invariant violated: %s\n", what);
-    std::abort();
-  }
-}
-
-}  // namespace
+#include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gqa;
@@ -36,27 +26,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data) + 1, size - 1);
 
   try {
-    for (int v : cli::split_list<int>(text, "--kv-heads")) check(v >= 1, "split_list<int>: positive");
+    for (int v : cli::split_list<int>(text, "--kv-heads")) fuzz::check(v >= 1, "split_list<int>: positive");
   } catch (const InputError&) {
   }
   try {
-    for (int64_t v : cli::split_list<int64_t>(text, "--batch-sizes")) check(v >= 1, "split_list<int64_t>: positive");
+    for (int64_t v : cli::split_list<int64_t>(text, "--batch-sizes")) fuzz::check(v >= 1, "split_list<int64_t>: positive");
   } catch (const InputError&) {
   }
   try {
     for (const std::string& v : cli::split_list<std::string>(text, "--strategies"))
-      check(!v.empty() && v.find(',') == std::string::npos, "split_list<string>: items");
+      fuzz::check(!v.empty() && v.find(',') == std::string::npos, "split_list<string>: items");
   } catch (const InputError&) {
   }
   try {
     const std::vector<int> map = parse_group_map(text, n, "--group-map");
-    check(int(map.size()) == n, "group map: one entry per head");
-    for (int g : map) check(g >= 0 && g < n, "group map: KV head index");
+    fuzz::check(int(map.size()) == n, "group map: one entry per head");
+    for (int g : map) fuzz::check(g >= 0 && g < n, "group map: KV head index");
   } catch (const InputError&) {
   }
   try {
     const std::set<int64_t> layers = parse_layers(text, n, "--layers");
-    check(!layers.empty() && *layers.begin() >= 0 && *layers.rbegin() < n, "layers: in range");
+    fuzz::check(!layers.empty() && *layers.begin() >= 0 && *layers.rbegin() < n, "layers: in range");
   } catch (const InputError&) {
   }
   try {

@@ -20,23 +20,16 @@ namespace {
 
 using namespace gqa;
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_config: invariant violated: %s\n", what);
-    std::abort();
-  }
-}
-
 void use_config(const ModelConfig& c) {
   for (AttentionModule m : c.modules()) {
     const int64_t layers = m == AttentionModule::EncoderSelf ? c.n_encoder_layers : c.n_layers;
-    check(int64_t(c.layouts.at(m).size()) == layers, "one layout per layer");
+    fuzz::check(int64_t(c.layouts.at(m).size()) == layers, "one layout per layer");
     for (int64_t l = 0; l < layers; ++l) {
       const AttentionLayout& a = c.layout(m, l);
-      check(int(a.group_of.size()) == a.n_q && a.n_kv >= 1 && a.n_kv <= a.n_q, "layout heads");
+      fuzz::check(int(a.group_of.size()) == a.n_q && a.n_kv >= 1 && a.n_kv <= a.n_q, "layout heads");
       int sum = 0;
       for (int s : a.group_sizes()) sum += s;
-      check(sum == a.n_q, "group sizes");
+      fuzz::check(sum == a.n_q, "group sizes");
       (void)a.describe();
       (void)a.is_mha();
       (void)a.is_contiguous_even();

@@ -54,13 +54,6 @@ std::unique_ptr<gqa::Tokenizer> small_bpe(const std::string& dir) {
   return gqa::load_tokenizer(dir);
 }
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_jsonl: invariant violated: %s\n", what);
-    std::abort();
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -77,17 +70,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int64_t eos = tokenizer->eos_id().value_or(0);
   try {
     const TokenStream stream = load_token_stream(opts, tokenizer.get(), eos);
-    check(stream.size() > 0, "an accepted stream has tokens");
+    fuzz::check(stream.size() > 0, "an accepted stream has tokens");
     std::vector<int32_t> ids(size_t(stream.size()));
     stream.read(0, stream.size(), ids.data());
-    for (int32_t id : ids) check(id >= 0 && id < opts.vocab_size, "id inside the vocabulary");
-    check(ids.back() == eos, "the stream ends with EOS");
+    for (int32_t id : ids) fuzz::check(id >= 0 && id < opts.vocab_size, "id inside the vocabulary");
+    fuzz::check(ids.back() == eos, "the stream ends with EOS");
   } catch (const InputError&) {
   }
   try {
     const std::vector<Seq2SeqExample> pairs = load_seq2seq(opts, *tokenizer, 16, 8);
     for (const auto& p : pairs) {
-      check(p.source.size() <= 16 && p.target.size() <= 8, "truncation");
+      fuzz::check(p.source.size() <= 16 && p.target.size() <= 8, "truncation");
     }
   } catch (const InputError&) {
   }

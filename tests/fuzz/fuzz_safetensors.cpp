@@ -41,15 +41,8 @@ const std::map<Role, std::vector<int64_t>>& expected_shapes() {
   return shapes;
 }
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_safetensors: invariant violated: %s\n", what);
-    std::abort();
-  }
-}
-
 void read_whole_file(const SafetensorsFile& f, const uint8_t* data, size_t size) {
-  check(f.file_size() == size, "file_size");
+  fuzz::check(f.file_size() == size, "file_size");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];
   const uint64_t buffer = size - 8 - header_len;  // accepted, so 8 + header_len <= size
@@ -59,9 +52,9 @@ void read_whole_file(const SafetensorsFile& f, const uint8_t* data, size_t size)
   std::vector<float> out;
   for (const std::string& name : f.names()) {
     const TensorView& t = f.tensor(name);
-    check(t.name == name, "name");
-    check(t.nbytes == uint64_t(t.numel()) * dtype_size(t.dtype), "nbytes");
-    check(t.nbytes <= buffer, "nbytes beyond buffer");
+    fuzz::check(t.name == name, "name");
+    fuzz::check(t.nbytes == uint64_t(t.numel()) * dtype_size(t.dtype), "nbytes");
+    fuzz::check(t.nbytes <= buffer, "nbytes beyond buffer");
     out.resize(size_t(t.numel()));
     to_float32(t.dtype, t.data, t.numel(), out.data());
     if (t.nbytes) spans.emplace_back(t.data, t.nbytes);
@@ -69,11 +62,11 @@ void read_whole_file(const SafetensorsFile& f, const uint8_t* data, size_t size)
   std::sort(spans.begin(), spans.end());
   size_t covered = 0;
   for (size_t i = 0; i < spans.size(); ++i) {
-    if (i) check(spans[i].first == spans[i - 1].first + spans[i - 1].second, "tensors do not tile");
+    if (i) fuzz::check(spans[i].first == spans[i - 1].first + spans[i - 1].second, "tensors do not tile");
     covered += spans[i].second;
   }
-  check(covered == buffer, "tensors do not cover the buffer");
-  for (const auto& [k, v] : f.metadata()) check(k.size() + v.size() <= size, "metadata size");
+  fuzz::check(covered == buffer, "tensors do not cover the buffer");
+  for (const auto& [k, v] : f.metadata()) fuzz::check(k.size() + v.size() <= size, "metadata size");
 }
 
 }  // namespace
@@ -98,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!has_role(ckpt, Stack::Decoder, role, 0)) continue;
       try {
         HostTensor h = load_role(ckpt, Stack::Decoder, role, 0, shape);
-        check(h.shape == shape && int64_t(h.data.size()) == h.numel(), "load_role shape");
+        fuzz::check(h.shape == shape && int64_t(h.data.size()) == h.numel(), "load_role shape");
       } catch (const InputError&) {
       }
     }

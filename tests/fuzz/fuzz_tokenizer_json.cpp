@@ -19,17 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& dir = fuzz::scratch_dir();
   const auto parts = fuzz::split_parts(data, size, 3);
   fuzz::write_file(dir + "/tokenizer.json", parts[0]);
-  if (parts.size() > 1 && !parts[1].empty()) {
-    fuzz::write_file(dir + "/tokenizer_config.json", parts[1]);
-  } else {
-    fuzz::remove_file(dir + "/tokenizer_config.json");
-  }
-  std::unique_ptr<Tokenizer> t;
-  try {
-    t = load_tokenizer(dir);
-  } catch (const InputError&) {
-    return 0;
-  }
-  fuzz::exercise_tokenizer(*t, parts.size() > 2 ? parts[2] : std::string_view(), parts.size() > 2);
+  fuzz::load_and_exercise(dir, parts.size() > 1 ? parts[1] : std::string_view(),
+                          parts.size() > 2 ? parts[2] : std::string_view(), parts.size() > 2);
   return 0;
 }

@@ -50,6 +50,14 @@ inline void write_file(const std::string& path, std::string_view bytes) {
 
 inline void remove_file(const std::string& path) { ::unlink(path.c_str()); }
 
+// A broken invariant is a finding: say which and abort (libFuzzer keeps the input).
+inline void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "fuzz: invariant violated: %s\n", what);
+    std::abort();
+  }
+}
+
 // Splits an input at its first `max_parts - 1` NUL bytes (the last part keeps any later ones).
 // Valid JSON never contains a raw NUL, so a seed made of files joined by NULs splits back into
 // exactly those files.

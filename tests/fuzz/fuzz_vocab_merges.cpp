@@ -18,17 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto parts = fuzz::split_parts(data, size, 4);
   fuzz::write_file(dir + "/vocab.json", parts[0]);
   fuzz::write_file(dir + "/merges.txt", parts.size() > 1 ? parts[1] : std::string_view());
-  if (parts.size() > 2 && !parts[2].empty()) {
-    fuzz::write_file(dir + "/tokenizer_config.json", parts[2]);
-  } else {
-    fuzz::remove_file(dir + "/tokenizer_config.json");
-  }
-  std::unique_ptr<Tokenizer> t;
-  try {
-    t = load_tokenizer(dir);
-  } catch (const InputError&) {
-    return 0;
-  }
-  fuzz::exercise_tokenizer(*t, parts.size() > 3 ? parts[3] : std::string_view(), parts.size() > 3);
+  fuzz::load_and_exercise(dir, parts.size() > 2 ? parts[2] : std::string_view(),
+                          parts.size() > 3 ? parts[3] : std::string_view(), parts.size() > 3);
   return 0;
 }

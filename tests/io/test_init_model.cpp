@@ -171,6 +171,41 @@ TEST(ModelShape, BadShapesNameTheKey) {
   EXPECT_THROW(gqa::make_config(s), InputError);
 }
 
+// Found by tests/fuzz/fuzz_config: {"family": "llama", "d_model": 92, "v_head_dim": 12} was
+// accepted (92 / 4 heads = 23) though the config.json made from it was refused (RoPE needs an even
+// query/key head size). The effective size is checked, naming the key it came from.
+TEST(ModelShape, FuzzOddRotaryHeadSizeIsRefusedByTheShape) {
+  const json base = {{"family", "llama"}, {"vocab_size", 100}, {"d_model", 92}, {"heads", 4}};
+  json j = base;
+  j["v_head_dim"] = 12;
+  EXPECT_TRUE(Rejects(j, "heads"));
+  j = base;
+  j["head_dim"] = 23;
+  EXPECT_TRUE(Rejects(j, "head_dim"));
+  j = base;
+  j["head_dim"] = 24;
+  j["qk_head_dim"] = 7;
+  EXPECT_TRUE(Rejects(j, "qk_head_dim"));
+  // Without RoPE an odd size is fine, and every accepted shape's config.json loads.
+  for (const char* family : {"gpt2", "gpt_neo", "t5"}) {
+    json t = base;
+    t["family"] = family;
+    const ModelShape ok = gqa::parse_model_shape(t, kFile);
+    EXPECT_EQ(gqa::parse_config(gqa::make_config(ok), "config.json").head_dim, 23) << family;
+  }
+  // The same odd size in a config.json names where it came from.
+  try {
+    json c = gqa::make_config(gqa::parse_model_shape({{"family", "llama"}, {"vocab_size", 100}, {"d_model", 96}, {"heads", 4}}, kFile));
+    c["hidden_size"] = 92;
+    c.erase("head_dim");
+    gqa::parse_config(c, "config.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.field(), "num_attention_heads") << e.what();
+    EXPECT_NE(std::string(e.what()).find("head size 23 must be even"), std::string::npos) << e.what();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // config.json
 
