@@ -12,6 +12,7 @@
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
+#include "eval/report.h"
 #include "eval/summarize.h"
 
 namespace gqa::cli {
@@ -29,7 +30,7 @@ int eval(const Args& args) {
   po::options_description opts("gqa eval MODEL_DIR [--text FILE...] [--pairs FILE...] [--speed] [--baseline DIR] [options]");
   int64_t max_tokens = 0, context = 0, stride = 0, batch = 0;
   std::string baseline, batches_text;
-  bool json_out = false, speed = false;
+  bool json_out = false, csv_out = false, speed = false;
   int threads = 0;
   DecodeBenchOptions bench;
   SummaryOptions summary;
@@ -55,12 +56,21 @@ int eval(const Args& args) {
       ("new-tokens", po::value<int64_t>(&bench.new_tokens)->default_value(32), "decoded tokens per sequence")
       ("repeats", po::value<int>(&bench.repeats)->default_value(3), "timed runs per batch size (after one warm-up)")
       ("threads", po::value<int>(&threads)->default_value(0), "CPU threads (0: LibTorch default)")
-      ("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table");
+      ("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table")
+      ("csv", po::bool_switch(&csv_out), "one CSV row per measurement (a column per field) instead of the table");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"model"})) return 0;
   if (max_tokens < 2 || context < 0 || stride < 0 || batch < 1 || bench.prompt_len < 1 || bench.new_tokens < 1 || bench.repeats < 1)
     throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "", "must be positive");
   if (threads < 0) throw InputError("--threads", "", "must be 0 (default) or positive");
+  if (json_out && csv_out) throw InputError("--json/--csv", "", "give one of them");
+  // --json prints each record as it is measured; --csv needs every record's fields for its header.
+  const bool records_out = json_out || csv_out;
+  std::vector<nlohmann::json> records;
+  const auto emit = [&](const nlohmann::json& record) {
+    if (csv_out) records.push_back(record);
+    else std::cout << record.dump() << std::endl;
+  };
   if (threads > 0) at::set_num_threads(threads);
   bench.batches = split_list<int64_t>(batches_text, "--batch-sizes");
   if (!vm.count("text") && !vm.count("pairs") && !vm.count("summaries") && !speed)
@@ -83,10 +93,9 @@ int eval(const Args& args) {
       for (const std::string& file : vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{}) {
         const auto [ids, bytes] = read_eval_tokens(*tokenizer, file, max_tokens);
         const PerplexityResult r = perplexity(*model, ids, bytes, ctx, stride > 0 ? stride : std::max<int64_t>(1, ctx / 2), batch);
-        if (json_out)
-          std::cout << nlohmann::json{{"model", dir}, {"metric", "perplexity"}, {"text", file}, {"tokens", r.tokens},
-                                      {"bytes", r.bytes}, {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()},
-                                      {"context", ctx}}.dump() << "\n";
+        if (records_out)
+          emit({{"model", dir}, {"metric", "perplexity"}, {"text", file}, {"tokens", r.tokens}, {"bytes", r.bytes},
+                {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()}, {"context", ctx}});
         else
           std::cout << std::fixed << std::setprecision(3) << dir << "  " << file << ": perplexity " << r.perplexity()
                     << ", bits/byte " << std::setprecision(4) << r.bits_per_byte() << " (" << r.tokens << " tokens, context "
@@ -94,11 +103,11 @@ int eval(const Args& args) {
       }
       if (!pairs.empty()) {
         const MinimalPairResult r = minimal_pair_accuracy(*model, *tokenizer, pairs, batch);
-        if (json_out) {
+        if (records_out) {
           nlohmann::json by = nlohmann::json::object();
           for (const auto& [name, cn] : r.by_phenomenon) by[name] = {{"correct", cn.first}, {"pairs", cn.second}};
-          std::cout << nlohmann::json{{"model", dir}, {"metric", "minimal_pairs"}, {"pairs", r.pairs}, {"correct", r.correct},
-                                      {"accuracy", r.accuracy()}, {"by_phenomenon", by}}.dump() << "\n";
+          emit({{"model", dir}, {"metric", "minimal_pairs"}, {"pairs", r.pairs}, {"correct", r.correct},
+                {"accuracy", r.accuracy()}, {"by_phenomenon", by}});
         } else {
           std::cout << dir << "  minimal pairs: " << std::fixed << std::setprecision(1) << 100 * r.accuracy() << "% ("
                     << r.correct << "/" << r.pairs << ")";
@@ -110,10 +119,9 @@ int eval(const Args& args) {
     if (vm.count("summaries")) {
       const std::string file = vm["summaries"].as<std::string>();
       const SummaryResult r = summarize_rouge(*model, *load_tokenizer(dir), file, summary);
-      if (json_out)
-        std::cout << nlohmann::json{{"model", dir}, {"metric", "rouge"}, {"data", file}, {"examples", r.examples},
-                                    {"rouge1", r.mean.rouge1.fmeasure}, {"rouge2", r.mean.rouge2.fmeasure},
-                                    {"rougeL", r.mean.rougeL.fmeasure}}.dump() << "\n";
+      if (records_out)
+        emit({{"model", dir}, {"metric", "rouge"}, {"data", file}, {"examples", r.examples},
+              {"rouge1", r.mean.rouge1.fmeasure}, {"rouge2", r.mean.rouge2.fmeasure}, {"rougeL", r.mean.rougeL.fmeasure}});
       else
         std::cout << std::fixed << std::setprecision(2) << dir << "  " << file << ": ROUGE-1 " << 100 * r.mean.rouge1.fmeasure
                   << ", ROUGE-2 " << 100 * r.mean.rouge2.fmeasure << ", ROUGE-L " << 100 * r.mean.rougeL.fmeasure << " ("
@@ -121,9 +129,8 @@ int eval(const Args& args) {
     }
     if (speed) speeds[dir] = decode_bench(*model, bench);
   }
-  if (!speed) return 0;
   const auto& mine = speeds[models[0]];
-  if (!json_out)
+  if (speed && !records_out)
     std::cout << "decode (" << bench.prompt_len << "-token prompts, " << bench.new_tokens << " new tokens, median of "
               << bench.repeats << "):\n  batch   ms/step   tokens/s   prefill tok/s   KV cache     peak mem"
               << (baseline.empty() ? "" : "   baseline ms/step   speedup") << "\n";
@@ -131,7 +138,7 @@ int eval(const Args& args) {
     const DecodeBenchResult& r = mine[i];
     const double tokens_per_s = 1e3 * double(r.batch) / r.ms_per_step_median;
     const DecodeBenchResult* base = baseline.empty() ? nullptr : &speeds[baseline][i];
-    if (json_out) {
+    if (records_out) {
       nlohmann::json j{{"model", models[0]}, {"metric", "decode"}, {"batch", r.batch}, {"ms_per_step", r.ms_per_step_median},
                        {"ms_per_step_min", r.ms_per_step_min}, {"tokens_per_s", tokens_per_s},
                        {"prefill_tokens_per_s", r.prefill_tokens_per_s}, {"kv_cache_bytes", r.kv_cache_bytes},
@@ -143,7 +150,7 @@ int eval(const Args& args) {
         j["baseline_kv_cache_bytes"] = base->kv_cache_bytes;
         j["speedup"] = base->ms_per_step_median / r.ms_per_step_median;
       }
-      std::cout << j.dump() << "\n";
+      emit(j);
     } else {
       std::cout << std::fixed << std::setw(7) << r.batch << std::setprecision(3) << std::setw(10) << r.ms_per_step_median
                 << std::setprecision(0) << std::setw(11) << tokens_per_s << std::setw(16) << r.prefill_tokens_per_s
@@ -154,6 +161,7 @@ int eval(const Args& args) {
       std::cout << "\n";
     }
   }
+  if (csv_out) std::cout << report::records_csv(records);
   return 0;
 }
 

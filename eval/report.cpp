@@ -1147,13 +1147,16 @@ std::string render_markdown(const Plan& plan, const ReportOptions& options,
   return md.str();
 }
 
+// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
 std::string render_csv(const Plan& plan) {
-  const auto field = [](const std::string& text) {
-    if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-    std::string quoted = "\"";
-    for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return quoted + "\"";
-  };
+  const auto field = csv_field;
   const auto optional_number = [](const std::optional<double>& v) {
     return v ? csv_number(*v) : std::string();
   };
@@ -1390,6 +1393,29 @@ std::vector<std::string> write_report(const std::vector<CellResult>& cells, cons
   write_file_atomically(dir + "results.json", pretty_json(render_json(plan, options, warnings)));
   write_file_atomically(dir + "report.md", render_markdown(plan, options, warnings));
   return warnings;
+}
+
+std::string records_csv(const std::vector<nlohmann::json>& records) {
+  std::vector<std::string> keys;
+  std::set<std::string> seen;
+  for (const nlohmann::json& r : records)
+    for (auto it = r.begin(); it != r.end(); ++it)
+      if (seen.insert(it.key()).second) keys.push_back(it.key());
+  std::string csv;
+  for (size_t i = 0; i < keys.size(); ++i) csv += (i ? "," : "") + csv_field(keys[i]);
+  csv += "\n";
+  for (const nlohmann::json& r : records) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (i) csv += ",";
+      const auto it = r.find(keys[i]);
+      if (it == r.end()) continue;
+      if (it->is_string()) csv += csv_field(it->get<std::string>());
+      else if (it->is_number_float()) csv += csv_number(it->get<double>());
+      else csv += csv_field(it->dump());
+    }
+    csv += "\n";
+  }
+  return csv;
 }
 
 }  // namespace gqa::report

@@ -100,6 +100,10 @@ std::vector<std::string> report_warnings(const std::vector<CellResult>& cells,
 // One row per cell (baseline first, then strategies in order of first appearance, KV heads
 // descending); missing values are empty fields, non-finite ones "nan", "inf", "-inf".
 std::string results_csv(const std::vector<CellResult>& cells);
+// CSV of flat JSON records (gqa eval --csv): a column per key in order of first appearance, a row
+// per record; strings as they are, numbers as in results.csv, nested values as their JSON text,
+// a key a record lacks as an empty field.
+std::string records_csv(const std::vector<nlohmann::json>& records);
 // {"title", "model", "speed_batch", "warnings", "cells": [cell JSON + "speedup_vs_mha"]}.
 nlohmann::json results_json(const std::vector<CellResult>& cells, const ReportOptions& options = {});
 // Each plotted cell is one element with class="point" (the baseline: class="point baseline").

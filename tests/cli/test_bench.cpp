@@ -258,3 +258,37 @@ TEST(EvalSpeed, JsonRowsCarryTheBaselineKvRatioPeakAndThreads) {
 }
 
 }  // namespace
+
+namespace {
+
+// `gqa eval --csv`: the records --json prints, as one CSV table with a header row (the mixing of
+// record kinds is eval.report.RecordsCsv's test).
+TEST(EvalSpeed, CsvHasTheJsonRecordsAsRows) {
+  ORACLE_OR_SKIP(gqa_dir, "llama_gqa_h6kv2");
+  ORACLE_OR_SKIP(mha_dir, "llama_mha");
+  const std::vector<std::string> args = {"eval", gqa_dir, "--speed", "--baseline", mha_dir, "--batch-sizes", "1,2",
+                                         "--prompt-len", "4", "--new-tokens", "2", "--repeats", "1", "--threads", "1"};
+  std::vector<std::string> csv_args = args, json_args = args;
+  csv_args.push_back("--csv");
+  json_args.push_back("--json");
+  const Result r = run_gqa(csv_args, slow()), j = run_gqa(json_args, slow());
+  ASSERT_TRUE(Succeeded(r)) << r.describe();
+  ASSERT_TRUE(Succeeded(j)) << j.describe();
+  std::vector<std::string> lines;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u) << r.out;  // header + batch 1 + batch 2
+  const std::vector<json> rows = json_rows(j);
+  ASSERT_EQ(rows.size(), 2u);
+  // The header is the JSON record's keys (sorted, as nlohmann::json keeps them).
+  std::string header;
+  for (auto it = rows[0].begin(); it != rows[0].end(); ++it) header += (header.empty() ? "" : ",") + it.key();
+  EXPECT_EQ(lines[0], header);
+  for (size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(std::count(lines[i].begin(), lines[i].end(), ','), std::count(header.begin(), header.end(), ',')) << lines[i];
+    EXPECT_NE(lines[i].find(",decode,"), std::string::npos) << lines[i];
+  }
+  expect_user_error({"eval", gqa_dir, "--speed", "--json", "--csv"}, {"--json/--csv"});
+}
+
+}  // namespace

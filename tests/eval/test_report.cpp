@@ -366,6 +366,23 @@ TEST(NiceTicks, DegenerateRanges) {
   EXPECT_THROW(nice_ticks(0, 1, 1), std::invalid_argument);
 }
 
+// gqa eval --csv: heterogeneous records share one header in order of first appearance; missing
+// fields are empty; strings with commas or quotes are quoted; nested values are JSON text.
+TEST(RecordsCsv, UnionOfFieldsInFirstSeenOrder) {
+  const std::vector<json> records = {
+      {{"model", "a,b"}, {"metric", "perplexity"}, {"perplexity", 12.5}, {"tokens", 100}},
+      {{"model", "say \"hi\""}, {"metric", "minimal_pairs"}, {"accuracy", 0.5}, {"by", {{"x", 1}}}},
+      {{"model", "m"}, {"metric", "decode"}, {"tokens", 7}, {"speedup", std::nan("")}}};
+  const std::string csv = records_csv(records);
+  // nlohmann::json objects keep keys sorted, so "first seen" runs over each record's sorted keys.
+  EXPECT_EQ(csv,
+            "metric,model,perplexity,tokens,accuracy,by,speedup\n"
+            "perplexity,\"a,b\",12.5,100,,,\n"
+            "minimal_pairs,\"say \"\"hi\"\"\",,,0.5,\"{\"\"x\"\":1}\",\n"
+            "decode,m,,7,,,nan\n");
+  EXPECT_EQ(records_csv({}), "\n");
+}
+
 TEST(ResultsCsv, OneRowPerCellWithSpeedupsAndEmptyMissingFields) {
   std::vector<CellResult> cells = sample_cells();
   cells.push_back(make_cell("odd, \"quoted\"", 1, 500, kNaN, 1.7, 0.35));
