@@ -399,28 +399,9 @@ void for_each_jsonl_record(const std::string& path,
   std::string line;
   bool had_newline = false;
   while (reader.next(&line, &had_newline)) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(reader.line_number());
-    check_json_depth(line, where);
-    json value;
-    try {
-      value = json::parse(line);
-    } catch (const json::parse_error& e) {
-      // e.what() would say "line 1": the parser only sees this line.
-      throw InputError(where, "", "not valid JSON (column " + std::to_string(e.byte) + ")");
-    }
-    if (!value.is_object()) throw InputError(where, "", "expected a JSON object per line");
-    record(value, where);
+    if (const std::optional<json> value = parse_jsonl_line(line, where)) record(*value, where);
   }
-}
-
-const std::string& string_field(const json& record, const std::string& field,
-                                const std::string& where) {
-  const auto it = record.find(field);
-  if (it == record.end()) throw InputError(where, field, "missing field");
-  if (!it->is_string())
-    throw InputError(where, field, std::string("expected a string, found ") + it->type_name());
-  return it->get_ref<const std::string&>();
 }
 
 std::vector<uint32_t> to_uint32(const std::vector<int64_t>& ids, const std::string& where) {
@@ -448,7 +429,7 @@ void tokenize_into(const Source& source, const DataOptions& opts, const Tokenize
                            [&](const std::string& doc) { encode_document(doc, source.path); });
   } else {
     for_each_jsonl_record(source.path, [&](const json& record, const std::string& where) {
-      encode_document(string_field(record, opts.text_field, where), where);
+      encode_document(jsonl_string_field(record, opts.text_field, where), where);
     });
   }
 }
@@ -659,6 +640,28 @@ Segment load_source(const Source& source, const DataOptions& opts, const Tokeniz
 
 }  // namespace
 
+std::optional<json> parse_jsonl_line(const std::string& line, const std::string& where) {
+  if (line.find_first_not_of(" \t\r") == std::string::npos) return std::nullopt;
+  check_json_depth(line, where);
+  json value;
+  try {
+    value = json::parse(line);
+  } catch (const json::parse_error& e) {
+    // e.what() would say "line 1": the parser only sees this line.
+    throw InputError(where, "", "not valid JSON (column " + std::to_string(e.byte) + ")");
+  }
+  if (!value.is_object()) throw InputError(where, "", "expected a JSON object per line");
+  return value;
+}
+
+const std::string& jsonl_string_field(const json& record, const std::string& field, const std::string& where) {
+  const auto it = record.find(field);
+  if (it == record.end()) throw InputError(where, field, "missing field");
+  if (!it->is_string())
+    throw InputError(where, field, std::string("expected a string, found ") + it->type_name());
+  return it->get_ref<const std::string&>();
+}
+
 bool data_needs_tokenizer(const DataOptions& opts) {
   const std::vector<Source> sources = list_sources(opts);
   return std::any_of(sources.begin(), sources.end(),
@@ -820,8 +823,8 @@ std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenize
     if (pairs.empty()) {
       for_each_jsonl_record(source.path, [&](const json& record, const std::string& where) {
         pairs.push_back(
-            {to_uint32(tokenizer.encode(string_field(record, opts.source_field, where)), where),
-             to_uint32(tokenizer.encode(string_field(record, opts.target_field, where)), where)});
+            {to_uint32(tokenizer.encode(jsonl_string_field(record, opts.source_field, where)), where),
+             to_uint32(tokenizer.encode(jsonl_string_field(record, opts.target_field, where)), where)});
       });
       if (pairs.empty()) throw InputError(source.path, "", "no records");
       write_pair_cache(cached, pairs);

@@ -16,7 +16,7 @@ rebuilds them. Sources:
                   and Llama-3 style ones) cut down to their first ids and the merges among them,
                   joined with their tokenizer_config.json and a text by NUL bytes
   vocab_merges    GPT-2's vocab.json + merges.txt (SHARED/data/gpt2) cut down the same way
-  jsonl           records of SHARED/data/corpus (summ-*.jsonl.gz pairs, paragraphs of test.txt.gz
+  jsonl           (and jsonl_records, a link to it) records of SHARED/data/corpus (summ-*.jsonl.gz pairs, paragraphs of test.txt.gz
                   as {"text": ...})
   cli_values      the option values the README shows
 """

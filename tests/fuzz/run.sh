@@ -13,7 +13,7 @@
 # DIR/fuzz-corpus/<target>/, so later runs start from it. Runs are niced and one at a time.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-targets_all=(safetensors config tokenizer_json vocab_merges jsonl cli_values)
+targets_all=(safetensors config tokenizer_json vocab_merges jsonl jsonl_records cli_values)
 
 cmd="${1:-}"
 dir="${2:-}"
