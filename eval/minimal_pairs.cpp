@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/jsonl.h"
 
 namespace gqa {
 namespace {
@@ -29,15 +30,13 @@ std::vector<MinimalPair> read_minimal_pairs(const std::vector<std::string>& path
     std::vector<std::string> lines;
     if (!files::read_lines(path, &lines)) throw InputError(path, "", "cannot open minimal-pair file");
     for (size_t i = 0; i < lines.size(); ++i) {
-      if (lines[i].find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = path + ":" + std::to_string(i + 1);
-      auto j = nlohmann::json::parse(lines[i], nullptr, false);
-      if (j.is_discarded() || !j.is_object()) throw InputError(where, "", "is not a JSON object");
-      for (const char* field : {"sentence_good", "sentence_bad"})
-        if (!j.contains(field) || !j[field].is_string()) throw InputError(where, field, "missing (expected a string)");
-      MinimalPair p{j["sentence_good"].get<std::string>(), j["sentence_bad"].get<std::string>(), base_name(path)};
+      const std::optional<nlohmann::json> j = parse_jsonl_line(lines[i], where);
+      if (!j) continue;
+      MinimalPair p{jsonl_string_field(*j, "sentence_good", where), jsonl_string_field(*j, "sentence_bad", where),
+                    base_name(path)};
       for (const char* field : {"UID", "phenomenon"})
-        if (j.contains(field) && j[field].is_string()) p.phenomenon = j[field].get<std::string>();
+        if (j->contains(field) && (*j)[field].is_string()) p.phenomenon = (*j)[field].get<std::string>();
       out.push_back(std::move(p));
     }
   }

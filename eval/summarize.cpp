@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/jsonl.h"
 #include "core/model/generate.h"
 
 namespace gqa {
@@ -17,14 +18,11 @@ SummaryResult summarize_rouge(const Model& model, const Tokenizer& tokenizer, co
   if (!files::read_lines(path, &lines)) throw InputError(path, "", "cannot open summarization data");
   std::vector<std::string> sources, targets;
   for (size_t i = 0; i < lines.size() && int64_t(sources.size()) < o.max_examples; ++i) {
-    if (lines[i].find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(i + 1);
-    auto j = nlohmann::json::parse(lines[i], nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw InputError(where, "", "is not a JSON object");
-    for (const std::string& f : {o.source_field, o.target_field})
-      if (!j.contains(f) || !j[f].is_string()) throw InputError(where, f, "missing (expected a string)");
-    sources.push_back(j[o.source_field].get<std::string>());
-    targets.push_back(j[o.target_field].get<std::string>());
+    const std::optional<nlohmann::json> j = parse_jsonl_line(lines[i], where);
+    if (!j) continue;
+    sources.push_back(jsonl_string_field(*j, o.source_field, where));
+    targets.push_back(jsonl_string_field(*j, o.target_field, where));
   }
   if (sources.empty()) throw InputError(path, "", "no summarization records");
 

@@ -23,7 +23,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/json_depth.h"
+#include "core/jsonl.h"
 #include "core/tokenizers/tokenizer.h"
 
 namespace gqa {
@@ -639,28 +639,6 @@ Segment load_source(const Source& source, const DataOptions& opts, const Tokeniz
 }
 
 }  // namespace
-
-std::optional<json> parse_jsonl_line(const std::string& line, const std::string& where) {
-  if (line.find_first_not_of(" \t\r") == std::string::npos) return std::nullopt;
-  check_json_depth(line, where);
-  json value;
-  try {
-    value = json::parse(line);
-  } catch (const json::parse_error& e) {
-    // e.what() would say "line 1": the parser only sees this line.
-    throw InputError(where, "", "not valid JSON (column " + std::to_string(e.byte) + ")");
-  }
-  if (!value.is_object()) throw InputError(where, "", "expected a JSON object per line");
-  return value;
-}
-
-const std::string& jsonl_string_field(const json& record, const std::string& field, const std::string& where) {
-  const auto it = record.find(field);
-  if (it == record.end()) throw InputError(where, field, "missing field");
-  if (!it->is_string())
-    throw InputError(where, field, std::string("expected a string, found ") + it->type_name());
-  return it->get_ref<const std::string&>();
-}
 
 bool data_needs_tokenizer(const DataOptions& opts) {
   const std::vector<Source> sources = list_sources(opts);

@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,13 +71,6 @@ bool data_is_all_jsonl(const DataOptions& opts);
 // or lacks the field (file:line), ids beyond vocab_size, unreadable HDF5 dataset, .bin size not a
 // multiple of the dtype, text without a tokenizer, cache folder that cannot be written.
 TokenStream load_token_stream(const DataOptions& opts, const Tokenizer* tokenizer, int64_t eos);
-
-// One line of a JSONL data file as the loaders read it: nothing for a blank line (spaces, tabs,
-// CR), else a JSON object nested at most 512 levels; InputError naming `where` (file:line)
-// otherwise. Exposed for tests/fuzz/fuzz_jsonl_records.
-std::optional<nlohmann::json> parse_jsonl_line(const std::string& line, const std::string& where);
-// record[field] as a string; InputError naming `where` and the field when missing or not a string.
-const std::string& jsonl_string_field(const nlohmann::json& record, const std::string& field, const std::string& where);
 
 // Fixed windows of a stream for causal LM training: sequence i is ids [i*len, i*len + len + 1)
 // (input len tokens + the next one as the last target). The tail that does not fill a window is

@@ -1,7 +1,8 @@
-// Fuzz target: the input is the text of a .jsonl data file, read line by line in memory as the
-// loaders read a file (LineReader's split at '\n'): every line through parse_jsonl_line (blank
-// lines skipped, depth limit, one JSON object), then the fields the loaders take — "text" for
-// language modelling, "document"/"summary" for seq2seq — through jsonl_string_field and encoded
+// Fuzz target: the input is the text of a .jsonl file, split at '\n' as every JSONL reader splits
+// it: each line through parse_jsonl_line (core/jsonl: blank lines skipped, depth limit, one JSON
+// object; the training-data loaders, summarization pairs and minimal pairs all read lines with it),
+// then the fields the loaders take — "text" for language modelling, "document"/"summary" for
+// seq2seq — through jsonl_string_field and encoded
 // with the project's BPE (cut to 300 ids), plain and with special tokens, every id checked.
 // fuzz_jsonl runs the whole loaders (token cache, memory mapping, truncation) on the same kind of
 // input at a fraction of the speed.
@@ -16,7 +17,7 @@
 #include "tests/fuzz/exercise_tokenizer.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/small_bpe.h"
-#include "uptrain/data.h"
+#include "core/jsonl.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gqa;

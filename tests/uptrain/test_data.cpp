@@ -279,6 +279,12 @@ TEST_F(DataTest, BadJsonlLinesAreNamedByFileAndLine) {
                                          std::string(600, ']') + "}\n");
   message = input_error([&] { load(dir.file("deep.jsonl")); });
   EXPECT_NE(message.find("deep.jsonl:2: JSON nested deeper than 512"), std::string::npos) << message;
+  // Found by fuzz_jsonl_records: a number beyond a double's range (nlohmann throws out_of_range,
+  // not parse_error) ended the program instead of naming the line.
+  write_text(dir.file("huge.jsonl"), "{\"text\": \"ok\"}\n{\"text\": \"x\", \"n\": 1.1E73709551615}\n");
+  message = input_error([&] { load(dir.file("huge.jsonl")); });
+  EXPECT_NE(message.find("huge.jsonl:2: not valid JSON"), std::string::npos) << message;
+  EXPECT_NE(message.find("number overflow"), std::string::npos) << message;
   write_text(dir.file("deep-ok.jsonl"), "{\"text\": \"ok\", \"x\": " + std::string(500, '[') +
                                             std::string(500, ']') + "}\n");
   EXPECT_EQ(ids_of(load(dir.file("deep-ok.jsonl"))), (std::vector<uint32_t>{'o', 'k', kByteEos}));
