@@ -7,7 +7,8 @@
 #       executions when RUNS > 0, and prints executions, exec/s and peak RSS per target. Exit 1 when
 #       any target finds something (crash, sanitizer report, leak, timeout of 10 s per input,
 #       more than 2048 MB); the input is kept in DIR/fuzz-artifacts/<target>/ and the log in
-#       DIR/fuzz-logs/<target>.log.
+#       DIR/fuzz-logs/<target>.log. SIGINT to a fuzzer (Ctrl-C) ends the run there: its count
+#       is printed, the remaining targets are skipped, exit 130.
 #
 # Seeds: tests/fuzz/corpus/<target>/ (checked in). What a run discovers goes to
 # DIR/fuzz-corpus/<target>/, so later runs start from it. Runs are niced and one at a time.
@@ -17,7 +18,7 @@ targets_all=(safetensors config tokenizer_json vocab_merges jsonl jsonl_records 
 
 cmd="${1:-}"
 dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,13p' "$0"; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,14p' "$0"; exit 2; }
 case "$dir" in /*) ;; *) dir="$root/$dir" ;; esac
 
 build() {
@@ -35,7 +36,10 @@ run() {
   shift 2 || shift $#
   local targets=("$@")
   [ ${#targets[@]} -gt 0 ] || targets=("${targets_all[@]}")
-  local failed=() t
+  local failed=() t interrupted=0
+  # Ctrl-C reaches the whole process group: the fuzzer prints its stats and exits 72 (below);
+  # this script stays alive to report it.
+  trap '' INT
   mkdir -p "$dir/fuzz-logs"
   printf '%-16s %12s %9s %8s  %s\n' target executions exec/s rss_mb result
   for t in "${targets[@]}"; do
@@ -56,21 +60,28 @@ run() {
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     local result=ok
-    if [ "$rc" -ne 0 ]; then
+    if [ "$rc" -eq 72 ] && grep -q 'libFuzzer: run interrupted' "$log"; then
+      # SIGINT (Ctrl-C, or `kill -INT` to stop a long run): libFuzzer prints its final stats and
+      # exits 72. The count above is real; nothing was found.
+      result="interrupted (no finding)"
+      interrupted=1
+    elif [ "$rc" -ne 0 ]; then
       result="FAILED (exit $rc): $(grep -m1 -E '^fuzz|ERROR: |SUMMARY: ' "$log" || true)"
       failed+=("$t")
     fi
     printf '%-16s %12s %9s %8s  %s\n' "$t" "${n:-?}" \
       "$(awk -v n="${n:-0}" -v a="$start" -v b="$end" 'BEGIN { printf "%d", n / (b - a) }')" "${rss:-?}" "$result"
+    [ "$interrupted" -eq 0 ] || break
   done
   if [ ${#failed[@]} -gt 0 ]; then
     echo "run.sh: findings in: ${failed[*]} (inputs in $dir/fuzz-artifacts/, logs in $dir/fuzz-logs/)"
     exit 1
   fi
+  [ "$interrupted" -eq 0 ] || exit 130
 }
 
 case "$cmd" in
   build) build ;;
   run) shift 2; run "${1:?SECONDS}" "${2:-0}" "${@:3}" ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
