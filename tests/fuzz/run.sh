@@ -16,9 +16,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 targets_all=(safetensors config tokenizer_json vocab_merges jsonl jsonl_records cli_values)
 
+usage() { sed -n '2,14p' "$0"; exit 2; }  # the comment block at the top
+
 cmd="${1:-}"
 dir="${2:-}"
-[ -n "$cmd" ] && [ -n "$dir" ] || { sed -n '2,14p' "$0"; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || usage
 case "$dir" in /*) ;; *) dir="$root/$dir" ;; esac
 
 build() {
@@ -83,5 +85,5 @@ run() {
 case "$cmd" in
   build) build ;;
   run) shift 2; run "${1:?SECONDS}" "${2:-0}" "${@:3}" ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) usage ;;
 esac
