@@ -16,7 +16,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 targets_all=(safetensors config tokenizer_json vocab_merges jsonl jsonl_records cli_values)
 
-usage() { sed -n '2,14p' "$0"; exit 2; }  # the comment block at the top
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 2; }  # the comment block at the top
 
 cmd="${1:-}"
 dir="${2:-}"
@@ -39,8 +39,7 @@ run() {
   local targets=("$@")
   [ ${#targets[@]} -gt 0 ] || targets=("${targets_all[@]}")
   local failed=() t interrupted=0
-  # Ctrl-C reaches the whole process group: the fuzzer prints its stats and exits 72 (below);
-  # this script stays alive to report it.
+  # Ctrl-C reaches the whole process group; this script stays alive to report the fuzzer's count.
   trap '' INT
   mkdir -p "$dir/fuzz-logs"
   printf '%-16s %12s %9s %8s  %s\n' target executions exec/s rss_mb result
