@@ -15,6 +15,7 @@
 #include "cli/options.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "eval/decode_bench.h"
 
 namespace gqa::cli {
@@ -24,29 +25,10 @@ constexpr const char* kIdealDefinition =
     "ideal attention speedup = baseline KV bytes read per decode step / model KV bytes read per decode step "
     "(K + V of every cached slot in every layer, at --context slots; the same ratio as the KV bytes per token)";
 
-std::string bytes_text(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(u == 0 ? 0 : 1) << bytes << " " << units[u];
-  return s.str();
-}
-
 std::string fixed(double v, int digits) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(digits) << v;
   return s.str();
-}
-
-at::ScalarType parse_dtype(const std::string& text) {
-  if (text == "f32" || text == "float32") return at::kFloat;
-  if (text == "bf16" || text == "bfloat16") return at::kBFloat16;
-  if (text == "f16" || text == "float16") return at::kHalf;
-  throw InputError("--dtype", "", "expected f32, bf16 or f16, got '" + text + "'");
 }
 
 at::Device parse_device(const std::string& text) {
@@ -120,7 +102,7 @@ int bench_decode(const Args& args) {
   if (copy_mib < 0) throw InputError("--copy-mib", "", "must be 0 (default) or positive");
   if (!(max_cache_gib > 0) || !std::isfinite(max_cache_gib)) throw InputError("--max-cache-gib", "", "must be a positive number");
   const std::vector<int64_t> batches = split_list<int64_t>(batches_text, "--batch");
-  const at::ScalarType dtype = parse_dtype(dtype_text);
+  const at::ScalarType dtype = parse_runtime_dtype(dtype_text);
   const at::Device device = parse_device(device_text);
 
   // Sizes first, from config.json alone: refuse before loading anything when a cache is too big.
@@ -134,7 +116,7 @@ int bench_decode(const Args& args) {
     const double cache = double(per_token) * double(largest) * double(context);
     if (cache > limit)
       throw InputError("--max-cache-gib", "", "the KV cache of " + dir + " at batch " + std::to_string(largest) + " x context " +
-                                                  std::to_string(context) + " would be " + bytes_text(cache) + " (" +
+                                                  std::to_string(context) + " would be " + format_bytes(cache) + " (" +
                                                   std::to_string(per_token) + " bytes/token, " + dtype_text + "), above " +
                                                   fixed(max_cache_gib, 1) + " GiB; lower --batch/--context or raise the limit");
   }
@@ -161,7 +143,7 @@ int bench_decode(const Args& args) {
               << " decode steps; median (min) of " << repeats << " after a warm-up\n"
               << "  KV cache per token: model " << model_per_token << " bytes, baseline " << base_per_token << " bytes\n"
               << "  " << kIdealDefinition << ": " << fixed(ideal, 2) << "x\n"
-              << "  copy bandwidth: " << fixed(copy.gb_per_s, 1) << " GB/s (" << bytes_text(double(copy.bytes))
+              << "  copy bandwidth: " << fixed(copy.gb_per_s, 1) << " GB/s (" << format_bytes(double(copy.bytes))
               << " tensor copy, read + written, median of " << std::max(repeats, 5) << ")\n"
               << "  attention alone: one decode step's grouped attention, all layers, over " << context
               << " cached slots; GB/s = (K + V + q + out bytes) / time\n\n"
@@ -224,8 +206,8 @@ int bench_decode(const Args& args) {
       std::cout << std::setw(6) << B << std::setw(22)
                 << fixed(m.ms_per_step_median, 3) + " (" + fixed(m.ms_per_step_min, 3) + ")" << std::setw(22)
                 << fixed(b.ms_per_step_median, 3) + " (" + fixed(b.ms_per_step_min, 3) + ")" << std::setw(9)
-                << fixed(speedup, 2) + "x" << std::setw(12) << bytes_text(double(m.kv_cache_bytes)) << std::setw(12)
-                << bytes_text(double(b.kv_cache_bytes)) << std::setw(8) << fixed(double(ba.kv_bytes) / double(ma.kv_bytes), 2) + "x"
+                << fixed(speedup, 2) + "x" << std::setw(12) << format_bytes(double(m.kv_cache_bytes)) << std::setw(12)
+                << format_bytes(double(b.kv_cache_bytes)) << std::setw(8) << fixed(double(ba.kv_bytes) / double(ma.kv_bytes), 2) + "x"
                 << std::setw(11) << fixed(ma.ms_median, 3) << std::setw(10) << fixed(ba.ms_median, 3) << std::setw(9)
                 << fixed(attn_speedup, 2) + "x" << std::setw(11) << fixed(ma.gb_per_s(), 1) << std::setw(10)
                 << fixed(ba.gb_per_s(), 1) << std::setw(10) << fixed(100 * ma.gb_per_s() / copy.gb_per_s, 0) + "%"

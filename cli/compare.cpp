@@ -33,6 +33,7 @@ int compare(const Args& args) {
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"mha", "out"})) return 0;
   finish_training_options(vm, c.train);
+  c.dtype = c.train.dtype;  // one --dtype for the measurements, calibration and uptraining
   c.strategies = split_list<std::string>(strategies, "--strategies");
   c.kv_heads = split_list<int>(kv_heads, "--kv-heads");
   c.speed.batches = split_list<int64_t>(batches, "--speed-batches");

@@ -9,6 +9,8 @@
 #include "convert/converter.h"
 #include "convert/grouping.h"
 #include "core/error.h"
+#include "core/files.h"
+#include "core/model/memory_plan.h"
 #include "core/tokenizers/tokenizer.h"
 #include "core/values.h"
 #include "eval/perplexity.h"
@@ -21,6 +23,7 @@ int convert(const Args& args) {
   std::string exported = "grouped";
   int64_t calib_tokens = 0, calib_len = 0, eval_tokens = 0;
   bool report = false;
+  std::string dtype_text;
   opts.add_options()("help,h", "show options")
       ("in", po::value<std::string>()->required(), "source Hugging Face folder (MHA, or GQA to group further)")
       ("out", po::value<std::string>()->required(), "output folder (written atomically)")
@@ -41,6 +44,8 @@ int convert(const Args& args) {
       ("calib", po::value<std::string>(), "calibration text: activation similarity (similarity) and output subspaces (svd)")
       ("calib-tokens", po::value<int64_t>(&calib_tokens)->default_value(16384), "calibration tokens")
       ("calib-seq-len", po::value<int64_t>(&calib_len)->default_value(256), "calibration sequence length")
+      ("dtype", po::value<std::string>(&dtype_text)->default_value("auto"),
+       "forward of --calib and --report: auto (the checkpoint's own) | f32 | bf16 | f16; the output keeps the stored dtype")
       ("report", po::bool_switch(&report), "print held-out perplexity before and after conversion (needs --eval)")
       ("eval", po::value<std::string>(), "held-out text for --report")
       ("eval-tokens", po::value<int64_t>(&eval_tokens)->default_value(16384), "held-out tokens for --report");
@@ -66,23 +71,56 @@ int convert(const Args& args) {
   if (cfg.max_positions > 0) calib_len = std::min(calib_len, cfg.max_positions);
 
   // Everything that can reject the input happens before the output folder is started.
+  // Calibration and --report run the model one block at a time (Residency::OneBlock), so memory
+  // holds one block, the hidden states of the text and one block's statistics, whatever the depth.
+  const bool calibrate = vm.count("calib") != 0;
+  std::shared_ptr<const Checkpoint> source_ckpt;
   std::unique_ptr<Model> source;
-  CalibrationMap calibration;
-  if (vm.count("calib") || report) source = load_model(in_dir);
-  if (vm.count("calib")) {
+  const int64_t context = default_eval_context(cfg);
+  if (calibrate || report) {
+    source_ckpt = std::make_shared<const Checkpoint>(in_dir);
+    const at::ScalarType dtype = runtime_dtype(dtype_text, *source_ckpt);
+    // The largest pass: calibration sequences, or --report's windows (stride context / 2).
+    const auto need_at = [&](at::ScalarType dt, int64_t tokens) {
+      const int64_t calib_seqs = calibrate ? std::max<int64_t>(1, tokens / calib_len) : 0;
+      const int64_t windows = report ? eval_tokens / std::max<int64_t>(1, context / 2) + 1 : 0;
+      return calib_seqs * calib_len >= windows * context ? one_block_need(*source_ckpt, dt, calib_seqs, calib_len, 2)
+                                                         : one_block_need(*source_ckpt, dt, windows, context, 2);
+    };
+    std::vector<std::pair<std::string, MemoryNeed>> smaller;
+    if (dtype == at::kFloat) smaller.push_back({"--dtype bf16", need_at(at::kBFloat16, calib_tokens)});
+    for (int64_t t = calib_tokens / 2; calibrate && t >= calib_len; t /= 2)
+      smaller.push_back({"--calib-tokens " + std::to_string(t), need_at(dtype, t)});
+    require_memory(in_dir, need_at(dtype, calib_tokens), at::kCPU, smaller);
+    source = load_model(source_ckpt, Placement{at::kCPU, dtype}, Residency::OneBlock);
+  }
+  std::unique_ptr<CalibrationStore> calibration;
+  struct ScratchFolder {  // the spilled statistics, removed however the conversion ends
+    std::string path;
+    ~ScratchFolder() {
+      if (!path.empty()) files::remove_all(path);
+    }
+  } scratch;
+  if (calibrate) {
     const auto seqs = calibration_sequences(in_dir, vm["calib"].as<std::string>(), calib_tokens, calib_len);
-    std::cout << "calibrating on " << seqs.size() * size_t(calib_len) << " tokens of " << vm["calib"].as<std::string>() << "\n";
-    calibration = collect_calibration(*source, seqs);
-    o.calibration = &calibration;
+    scratch.path = make_scratch_folder(out_dir, "calib");
+    calibration = std::make_unique<CalibrationStore>(scratch.path);
+    CalibrationTiming t;
+    collect_calibration(*source, seqs, *calibration, 8, &t);
+    std::cout << std::fixed << std::setprecision(1) << "calibration: " << t.tokens << " tokens of "
+              << vm["calib"].as<std::string>() << " in " << t.total_seconds << " s (forward "
+              << t.total_seconds - t.statistics_seconds << " s, statistics " << t.statistics_seconds << " s), "
+              << runtime_dtype_name(source->placement().dtype) << ", one block at a time\n";
+    o.calibration = calibration.get();
   }
   std::vector<int64_t> eval_ids;
   int64_t eval_bytes = 0;
   PerplexityResult before;
-  const int64_t context = default_eval_context(cfg);
   if (report) {
     std::tie(eval_ids, eval_bytes) = read_eval_tokens(*load_tokenizer(in_dir), vm["eval"].as<std::string>(), eval_tokens);
     before = perplexity(*source, eval_ids, eval_bytes, context, context / 2);
   }
+  if (source) source.reset();  // its shell (embeddings, head) is not needed while converting
 
   std::cout << "gqa convert: " << in_dir << " -> " << out_dir << " (" << family_name(cfg.family) << ", strategy "
             << o.strategy << ")\n";
@@ -92,9 +130,10 @@ int convert(const Args& args) {
             << double(s.kv_bytes_per_token_after) / double(s.kv_bytes_per_token_before) << "x)\n"
             << "parameters " << s.params_before << " -> " << s.params_after
             << (s.ffn_dim_after != s.ffn_dim_before ? " (FFN width " + std::to_string(s.ffn_dim_before) + " -> " + std::to_string(s.ffn_dim_after) + ")" : "")
-            << "\nwrote " << out_dir << "\n";
+            << "\n" << (s.replaced ? "replaced the existing " : "wrote ") << out_dir << "\n";
   if (report) {
-    const PerplexityResult after = perplexity(*load_model(out_dir), eval_ids, eval_bytes, context, context / 2);
+    const auto converted = load_model(out_dir, Placement{at::kCPU, runtime_dtype(dtype_text, *source_ckpt)}, Residency::OneBlock);
+    const PerplexityResult after = perplexity(*converted, eval_ids, eval_bytes, context, context / 2);
     std::cout << std::setprecision(3) << "held-out (" << before.tokens << " tokens, step 0): perplexity "
               << before.perplexity() << " -> " << after.perplexity() << ", bits/byte " << before.bits_per_byte() << " -> "
               << after.bits_per_byte() << " (" << std::showpos << 100 * (after.perplexity() / before.perplexity() - 1)

@@ -2,13 +2,18 @@
 // decode speed (time per token at several batch sizes, prefill throughput, KV-cache bytes, peak
 // memory), optionally beside a baseline model (e.g. the MHA source) measured in the same run.
 #include <ATen/Parallel.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/model/memory_plan.h"
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
@@ -24,12 +29,34 @@ std::string mib(int64_t bytes) {
   return s.str();
 }
 
+bool stderr_is_tty() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(2) && !(term != nullptr && std::string(term) == "dumb");
+}
+
+// A line on stderr redrawn in place while a long text is scored (a terminal only, as uptrain's
+// progress bar): tokens scored, the share and the time so far.
+PerplexityProgress progress_line(const std::string& file) {
+  if (!stderr_is_tty()) return {};
+  const auto started = std::chrono::steady_clock::now();
+  return [file, started](int64_t scored, int64_t total) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "\r  %s: %lld/%lld tokens scored (%.0f%%), %.0f s\033[K", file.c_str(), (long long)scored,
+                 (long long)total, 100.0 * double(scored) / double(std::max<int64_t>(1, total)), s);
+    std::fflush(stderr);
+  };
+}
+
+void clear_progress_line() {
+  if (stderr_is_tty()) std::fprintf(stderr, "\r\033[K");
+}
+
 }  // namespace
 
 int eval(const Args& args) {
   po::options_description opts("gqa eval MODEL_DIR [--text FILE...] [--pairs FILE...] [--speed] [--baseline DIR] [options]");
   int64_t max_tokens = 0, context = 0, stride = 0, batch = 0;
-  std::string baseline, batches_text;
+  std::string baseline, batches_text, dtype_text;
   bool json_out = false, csv_out = false, speed = false;
   int threads = 0;
   DecodeBenchOptions bench;
@@ -56,6 +83,7 @@ int eval(const Args& args) {
       ("new-tokens", po::value<int64_t>(&bench.new_tokens)->default_value(32), "decoded tokens per sequence")
       ("repeats", po::value<int>(&bench.repeats)->default_value(3), "timed runs per batch size (after one warm-up)")
       ("threads", po::value<int>(&threads)->default_value(0), "CPU threads (0: LibTorch default)")
+      ("dtype", po::value<std::string>(&dtype_text)->default_value("auto"), "weights and activations: auto (the checkpoint's own) | f32 | bf16 | f16")
       ("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table")
       ("csv", po::bool_switch(&csv_out), "one CSV row per measurement (a column per field) instead of the table");
   po::variables_map vm;
@@ -83,7 +111,24 @@ int eval(const Args& args) {
   if (!baseline.empty()) models.push_back(baseline);
   std::map<std::string, std::vector<DecodeBenchResult>> speeds;
   for (const std::string& dir : models) {
-    auto model = load_model(dir);
+    std::unique_ptr<Model> model;
+    {
+      const Checkpoint ckpt(dir);
+      const at::ScalarType dtype = runtime_dtype(dtype_text, ckpt);
+      const auto need_at = [&](at::ScalarType dt) {
+        MemoryNeed n = whole_model_need(ckpt, dt, batch, context > 0 ? context : default_eval_context(ckpt.config()));
+        if (speed)
+          for (int64_t b : bench.batches) {
+            const MemoryNeed d = whole_model_need(ckpt, dt, b, bench.prompt_len + bench.new_tokens);
+            if (d.total() > n.total()) n = d;
+          }
+        return n;
+      };
+      std::vector<std::pair<std::string, MemoryNeed>> smaller;
+      if (dtype == at::kFloat) smaller.push_back({"--dtype bf16", need_at(at::kBFloat16)});
+      require_memory(dir, need_at(dtype), at::kCPU, smaller);
+      model = load_model(ckpt, Placement{at::kCPU, dtype});
+    }
     const ModelConfig& c = model->config();
     if (vm.count("text") || !pairs.empty() || vm.count("summaries")) {
       auto tokenizer = load_tokenizer(dir);
@@ -92,7 +137,9 @@ int eval(const Args& args) {
         throw InputError("--context", "", "is beyond the model's " + std::to_string(c.max_positions) + " positions");
       for (const std::string& file : vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{}) {
         const auto [ids, bytes] = read_eval_tokens(*tokenizer, file, max_tokens);
-        const PerplexityResult r = perplexity(*model, ids, bytes, ctx, stride > 0 ? stride : std::max<int64_t>(1, ctx / 2), batch);
+        const PerplexityResult r = perplexity(*model, ids, bytes, ctx, stride > 0 ? stride : std::max<int64_t>(1, ctx / 2), batch,
+                                              progress_line(file));
+        clear_progress_line();
         if (records_out)
           emit({{"model", dir}, {"metric", "perplexity"}, {"text", file}, {"tokens", r.tokens}, {"bytes", r.bytes},
                 {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()}, {"context", ctx}});

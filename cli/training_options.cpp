@@ -62,6 +62,8 @@ void add_training_options(po::options_description& opts, TrainOptions& o) {
       ("resume", po::bool_switch(&o.resume), "continue from the last checkpoint in OUT_DIR")
       ("force", po::bool_switch(&o.force), "start over in an OUT_DIR that holds a run")
       ("device", po::value<std::string>(&o.device)->default_value("cpu"), "cpu | cuda | cuda:N")
+      ("dtype", po::value<std::string>(&o.dtype)->default_value("auto"),
+       "compute dtype (autocast; weights and optimizer stay f32): auto (the checkpoint's own; bf16 on CUDA for f32) | f32 | bf16 | f16")
       ("threads", po::value<int>(&o.threads)->default_value(0), "CPU threads (0: LibTorch default)")
       ("quiet", "no progress bar")
       ("nproc", po::value<int>()->default_value(1), "data-parallel processes on this machine (c10d gloo on CPU, nccl on CUDA)");

@@ -15,7 +15,6 @@ namespace gqa {
 namespace {
 
 using json = nlohmann::json;
-using BlockKey = std::pair<AttentionModule, int64_t>;
 
 std::string block_name(const BlockKey& k) { return std::string(module_name(k.first)) + " " + std::to_string(k.second); }
 
@@ -168,11 +167,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   auto compute = [&in, &opts, &target, &kept_pairs, strategy, state, &cfg, progress, n_blocks = blocks.size()](const BlockKey& key) -> const AttentionWeights& {
     if (state->cached == key) return state->weights;
     const AttentionWeights mha = expand_to_mha(read_attention(in, key.first, key.second));
-    const BlockCalibration* calib = nullptr;
-    if (opts.calibration) {
-      auto it = opts.calibration->find(key);
-      if (it != opts.calibration->end()) calib = &it->second;
-    }
+    const BlockCalibration* calib = opts.calibration ? opts.calibration->find(key) : nullptr;
     const std::vector<int>& groups = opts.keep_layout ? cfg.layout(key.first, key.second).group_of : target;
     StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
                      cfg.rope.type != RopeType::None, calib,
@@ -274,7 +269,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     summary.kv_bytes_per_token_after = out_cfg.kv_bytes_per_token(4);
     return j;
   });
-  writer.commit();
+  summary.replaced = writer.commit();
   for (const auto& [key, r] : state->reports)
     if (!r.empty()) summary.block_reports.push_back(block_name(key) + ": " + r);
   return summary;

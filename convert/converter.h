@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "convert/calibration_store.h"
 #include "convert/strategy.h"
 #include "core/checkpoint.h"
 
@@ -29,7 +30,7 @@ struct ConvertOptions {
   std::optional<int> qk_head_dim, v_head_dim;  // "KQV": smaller query/key and value heads (head_dims.h)
   bool match_params = false;              // widen the FFNs by what attention saved (ffn.h)
   // Calibration per (module, layer) for strategies that use activations.
-  const std::map<std::pair<AttentionModule, int64_t>, BlockCalibration>* calibration = nullptr;
+  const CalibrationStore* calibration = nullptr;
 };
 
 struct ConvertSummary {
@@ -38,6 +39,7 @@ struct ConvertSummary {
   int64_t params_before = 0, params_after = 0;
   int64_t ffn_dim_before = 0, ffn_dim_after = 0;
   std::vector<std::string> block_reports;  // "decoder_self 3: ..." lines from the strategy
+  bool replaced = false;                   // --force replaced an existing folder
 };
 
 ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& out_dir, const ConvertOptions& opts,

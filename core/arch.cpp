@@ -265,6 +265,10 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
     };
     throw InputError(where, *name, "shape " + fmt(h.shape) + " disagrees with config.json, which implies " + fmt(expected));
   }
+  if (!(loc->conv1d && matrix) && row_begin == 0 && row_count == out_dim) {  // stored as served: no second copy
+    h.data = std::move(all);
+    return h;
+  }
   h.data.resize(size_t(row_count * in_dim));
   for (int64_t o = 0; o < row_count; ++o)
     for (int64_t i = 0; i < in_dim; ++i) h.data[size_t(o * in_dim + i)] = at(row_begin + o, i);

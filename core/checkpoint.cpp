@@ -58,6 +58,15 @@ void remove_stale_temp_folders(const std::string& parent, const std::string& nam
   }
 }
 
+std::string make_scratch_folder(const std::string& out_in, const std::string& tag) {
+  std::string out = out_in;
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  remove_stale_temp_folders(parent_or_dot(out), temp_prefix(base_name(out)));
+  const std::string dir = files::make_unique_directory(temp_prefix(out) + std::to_string(::getpid()) + "-" + tag + "-");
+  if (dir.empty()) throw InputError(out + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
+  return dir;
+}
+
 void remove_folder_atomically(const std::string& dir) {
   std::string d = dir;
   while (!d.empty() && d.back() == '/') d.pop_back();
@@ -175,7 +184,7 @@ void CheckpointWriter::copy_from(const std::string& src_dir, const std::string& 
   if (files::exists(src_dir + "/" + file)) copies_.emplace_back(src_dir + "/" + file, file);
 }
 
-void CheckpointWriter::commit() {
+bool CheckpointWriter::commit() {
   // Shard in name order, closing a shard when the next tensor would pass the limit.
   std::sort(tensors_.begin(), tensors_.end(), [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
   std::vector<std::vector<TensorToWrite>> shards(1);
@@ -216,14 +225,26 @@ void CheckpointWriter::commit() {
     sync_path(tmp_ + "/" + name);
   }
   sync_path(tmp_);
-  // Publish. Replacing an existing folder swaps the two atomically where the file system can
-  // (then tmp_ holds the old folder); else the old one is moved aside first and put back on failure.
+  // Publish. Without overwrite nothing may be replaced, not even a folder another writer
+  // published while this one worked (it was absent at the start).
+  if (!overwrite_) {
+    bool existed = false;
+    const std::string why = files::rename_no_replace(tmp_, out_, &existed);
+    if (existed)
+      throw InputError(out_, "", "appeared while this run was writing it (another writer?); it was left as it is (use --force to replace it)");
+    if (!why.empty()) throw InputError(out_, "", "cannot move finished folder into place: " + why);
+    committed_ = true;
+    sync_path(parent_or_dot(out_));
+    return false;
+  }
+  // Replacing an existing folder swaps the two atomically where the file system can (then tmp_
+  // holds the old folder); else the old one is moved aside first and put back on failure.
   std::string old;
   if (files::exists(out_) && files::exchange(tmp_, out_).empty()) {
     committed_ = true;
     files::remove_all(tmp_);
     sync_path(parent_or_dot(out_));
-    return;
+    return true;
   }
   if (files::exists(out_)) {
     old = tmp_ + ".old";
@@ -238,6 +259,7 @@ void CheckpointWriter::commit() {
   committed_ = true;
   if (!old.empty()) files::remove_all(old);
   sync_path(parent_or_dot(out_));
+  return !old.empty();
 }
 
 }  // namespace gqa

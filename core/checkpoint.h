@@ -44,6 +44,9 @@ const std::vector<std::string>& passthrough_files();
 // Removes a folder so a kill midway leaves no partly deleted folder under its name: it is renamed
 // to a temp name first (which a later writer in the same parent clears, see below).
 void remove_folder_atomically(const std::string& dir);
+// A fresh temp folder beside `out` for a writer's scratch files (OUT.tmp-<pid>-<tag>-XXXXXX), so
+// it lands on the output's file system and a killed run's leftovers are cleared like a writer's.
+std::string make_scratch_folder(const std::string& out, const std::string& tag);
 // Removes the temp folders that a killed writer left in `parent` (named <prefix>*.tmp-<pid>-*,
 // whose process no longer exists).
 void remove_stale_temp_folders(const std::string& parent, const std::string& name_prefix);
@@ -66,7 +69,10 @@ class CheckpointWriter {
     extra_files_.emplace_back(name, std::move(write));
   }
   void set_metadata(const std::map<std::string, std::string>& m) { metadata_ = m; }
-  void commit();
+  // Publishes the folder. Without `overwrite`, never replaces anything: a folder that appeared
+  // under the name while this writer worked (another writer) stops it with InputError and stays.
+  // With `overwrite` the last writer wins; returns whether a folder was replaced.
+  bool commit();
   const std::string& temp_dir() const { return tmp_; }
 
  private:

@@ -50,6 +50,21 @@ std::string rename(const std::string& from, const std::string& to) {
   return ::rename(from.c_str(), to.c_str()) == 0 ? "" : std::strerror(errno);
 }
 
+std::string rename_no_replace(const std::string& from, const std::string& to, bool* existed) {
+  *existed = false;
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return "";
+  if (errno == EEXIST) {
+    *existed = true;
+    return std::strerror(errno);
+  }
+  if (errno != EINVAL && errno != ENOSYS) return std::strerror(errno);
+  if (exists(to)) {
+    *existed = true;
+    return std::strerror(EEXIST);
+  }
+  return rename(from, to);
+}
+
 std::string exchange(const std::string& a, const std::string& b) {
   return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0 ? "" : std::strerror(errno);
 }

@@ -19,6 +19,10 @@ std::string rename(const std::string& from, const std::string& to);
 // Swaps two existing paths in one step (Linux renameat2 RENAME_EXCHANGE), so there is no moment
 // with neither; "" on success, else the reason (e.g. a file system without support).
 std::string exchange(const std::string& a, const std::string& b);
+// Renames only when `to` does not exist (Linux renameat2 RENAME_NOREPLACE): "" on success, else
+// the reason; `*existed` tells the case where `to` was there. File systems without the flag fall
+// back to a check and a plain rename (a narrow window remains there).
+std::string rename_no_replace(const std::string& from, const std::string& to, bool* existed);
 // Whether a process with this id exists (kill(pid, 0)); stale temp folders are those of dead ones.
 bool process_alive(long pid);
 std::string copy_file(const std::string& from, const std::string& to);

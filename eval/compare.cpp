@@ -35,7 +35,10 @@ struct Loaded {
   std::string dir;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
-  explicit Loaded(const std::string& d) : dir(d), model(load_model(d)), tokenizer(load_tokenizer(d)) {}
+  Loaded(const std::string& d, const std::string& dtype) : dir(d), tokenizer(load_tokenizer(d)) {
+    const Checkpoint ckpt(d);
+    model = load_model(ckpt, Placement{at::kCPU, runtime_dtype(dtype, ckpt)});
+  }
 };
 
 // Quality on the comparison's held-out text, summaries and minimal pairs.
@@ -110,7 +113,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
 
   const std::vector<MinimalPair> pairs = o.pairs.empty() ? std::vector<MinimalPair>{} : read_minimal_pairs(o.pairs);
   // The MHA model's calibration statistics serve every svd / similarity cell: computed once.
-  std::optional<CalibrationMap> calibration;
+  std::optional<CalibrationStore> calibration;
   std::vector<CellResult> results;
   double spent = 0;
   int measured = 0;
@@ -137,7 +140,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
     const std::string work = cells_dir + "/" + cell.name();
     if (cell.baseline) {
       say("measuring the MHA baseline");
-      const Loaded mha_model(o.mha_dir);
+      const Loaded mha_model(o.mha_dir, o.dtype);
       r.step0 = measure_quality(mha_model, o, pairs);
       measure_speed(mha_model, o, r);
     } else {
@@ -150,7 +153,8 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         co.force = true;
         if ((cell.strategy == "svd" || cell.strategy == "similarity") && !calib.empty()) {
           if (!calibration) {
-            auto source = load_model(o.mha_dir);
+            const Checkpoint mha_ckpt(o.mha_dir);
+            auto source = load_model(mha_ckpt, Placement{at::kCPU, runtime_dtype(o.dtype, mha_ckpt)});
             const int64_t len = mha.max_positions > 0 ? std::min<int64_t>(256, mha.max_positions) : 256;
             calibration = collect_calibration(*source, calibration_sequences(o.mha_dir, calib, o.calib_tokens, len));
           }
@@ -160,7 +164,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         convert_checkpoint(o.mha_dir, converted, co);
       }
       say("step-0 quality");
-      auto loaded = std::make_unique<Loaded>(converted);
+      auto loaded = std::make_unique<Loaded>(converted, o.dtype);
       r.step0 = measure_quality(*loaded, o, pairs);
       if (o.uptrain) {
         loaded.reset();  // not held in memory beside the training
@@ -178,7 +182,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         r.train_loss = curve(t.out_dir + "/train_log.jsonl", "train");
         r.valid_loss = curve(t.out_dir + "/train_log.jsonl", "valid");
         say("quality after uptraining");
-        loaded = std::make_unique<Loaded>(t.out_dir + "/model");
+        loaded = std::make_unique<Loaded>(t.out_dir + "/model", o.dtype);
         r.uptrained = measure_quality(*loaded, o, pairs);
       }
       say("decode speed");

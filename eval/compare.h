@@ -29,6 +29,7 @@ struct CompareOptions {
   int64_t calib_tokens = 16384;
   DecodeBenchOptions speed;
   bool measure_speed = true;
+  std::string dtype = "auto";             // runtime dtype of every measurement and of calibration
 };
 
 // Runs the grid and writes OUT/report.md, results.csv, results.json and the charts; returns the

@@ -1,19 +1,27 @@
 #include "eval/perplexity.h"
 
-#include "core/error.h"
-#include "core/files.h"
-
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "core/files.h"
 
 namespace gqa {
 
 double PerplexityResult::perplexity() const { return tokens ? std::exp(nll_sum / double(tokens)) : NAN; }
 double PerplexityResult::bits_per_byte() const { return bytes ? nll_sum / std::log(2.0) / double(bytes) : NAN; }
 
+namespace {
+
+// Rows of logits computed at once when turning hidden states into log-probabilities: 2^24 floats
+// (64 MiB) per chunk instead of batch x context x vocabulary (8 x 512 x 50,257 floats = 0.8 GiB;
+// Qwen's 152k vocabulary triples that).
+int64_t loss_chunk_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, vocab)); }
+
+}  // namespace
+
 PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids, int64_t text_bytes, int64_t context,
-                            int64_t stride, int64_t batch) {
+                            int64_t stride, int64_t batch, const PerplexityProgress& progress, int64_t chunk_rows) {
   if (model.is_encoder_decoder())
     throw InputError(model.config().path, "model_type", "perplexity needs a decoder-only model (T5 is scored by ROUGE)");
   if (ids.size() < 2) throw InputError("eval text", "", "needs at least two tokens");
@@ -34,29 +42,41 @@ PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids,
   PerplexityResult r;
   r.bytes = text_bytes;
   const auto dev = model.placement().device;
-  for (size_t first = 0; first < windows.size(); first += size_t(batch)) {
-    const size_t count = std::min(windows.size() - first, size_t(batch));
+  // A OneBlock model runs every window in one pass (block by block, `batch` windows at a time).
+  const bool streamed = model.residency() == Residency::OneBlock;
+  const size_t group = streamed ? windows.size() : size_t(batch);
+  if (streamed) model.set_stream_batch(batch);
+  const int64_t chunk = chunk_rows > 0 ? chunk_rows : loss_chunk_rows(model.config().vocab_size);
+  for (size_t first = 0; first < windows.size(); first += group) {
+    const size_t count = std::min(windows.size() - first, group);
     int64_t len = 0;
     for (size_t i = 0; i < count; ++i) len = std::max(len, windows[first + i].len);
     // Right-padded batch: the causal mask keeps padding out of every real token's view.
     at::Tensor tok = at::zeros({int64_t(count), len}, at::kLong), mask = at::zeros({int64_t(count), len}, at::kLong);
+    std::vector<int64_t> rows, targets;  // hidden row (window, position) predicting each scored token
     for (size_t i = 0; i < count; ++i) {
       const Window& w = windows[first + i];
       for (int64_t t = 0; t < w.len; ++t) {
         tok[int64_t(i)][t] = ids[size_t(w.begin + t)];
         mask[int64_t(i)][t] = 1;
       }
-    }
-    const at::Tensor logp = model.forward(tok.to(dev), mask.to(dev)).to(at::kFloat).log_softmax(-1).cpu();
-    const auto lp = logp.accessor<float, 3>();
-    for (size_t i = 0; i < count; ++i) {
-      const Window& w = windows[first + i];
       for (int64_t target = w.first_scored; target < w.begin + w.len; ++target) {
-        const int64_t pos = target - w.begin;  // predicted from position pos - 1
-        r.nll_sum -= double(lp[int64_t(i)][pos - 1][ids[size_t(target)]]);
-        ++r.tokens;
+        rows.push_back(int64_t(i) * len + (target - w.begin - 1));  // predicted from position pos - 1
+        targets.push_back(ids[size_t(target)]);
       }
     }
+    const at::Tensor h = model.hidden(tok.to(dev), mask.to(dev));
+    const at::Tensor picked = h.reshape({-1, h.size(-1)}).index_select(0, at::tensor(rows, at::kLong).to(dev));
+    const at::Tensor target_ids = at::tensor(targets, at::kLong).to(dev);
+    for (int64_t c0 = 0; c0 < int64_t(rows.size()); c0 += chunk) {
+      const int64_t cn = std::min<int64_t>(chunk, int64_t(rows.size()) - c0);
+      const at::Tensor logp = model.logits(picked.narrow(0, c0, cn)).to(at::kFloat).log_softmax(-1);
+      const at::Tensor lp = logp.gather(1, target_ids.narrow(0, c0, cn).unsqueeze(1)).squeeze(1).cpu().contiguous();
+      const float* v = lp.data_ptr<float>();
+      for (int64_t i = 0; i < cn; ++i) r.nll_sum -= double(v[i]);
+    }
+    r.tokens += int64_t(rows.size());
+    if (progress) progress(r.tokens, n - 1);
   }
   return r;
 }

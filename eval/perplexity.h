@@ -3,6 +3,7 @@
 // window scored, with up to `context - stride` tokens of history before them.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,8 +24,15 @@ struct PerplexityResult {
 // The window held-out text is scored in when none is given: the model's positions, at most 512.
 int64_t default_eval_context(const ModelConfig& c);
 
+// Called after each batch of windows with the tokens scored so far and the total to score.
+using PerplexityProgress = std::function<void(int64_t scored, int64_t total)>;
+
+// Memory: the model, one batch's forward and 2^24 floats of logits at a time (the loss is taken in
+// chunks of positions), whatever the vocabulary. A OneBlock model (Residency::OneBlock) gets every
+// window in one pass, `batch` windows at a time inside each block.
 PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids, int64_t text_bytes, int64_t context,
-                            int64_t stride, int64_t batch = 8);
+                            int64_t stride, int64_t batch = 8, const PerplexityProgress& progress = {},
+                            int64_t chunk_rows = 0);  // logits rows at once; 0: 2^24 floats' worth
 
 // The first `max_tokens` tokens of a text file (plain or .gz) and the UTF-8 bytes they cover, for
 // bits per byte. Throws InputError when the file is missing, empty or shorter than two tokens.

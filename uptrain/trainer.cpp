@@ -143,18 +143,20 @@ at::Tensor distill_loss(const at::Tensor& student, const at::Tensor& teacher, co
   return (kl * keep).sum() / keep.sum().clamp_min(1.0) * (T * T);
 }
 
-// bf16 autocast for the forward pass on CUDA (the weights and optimizer stay float32).
+// Autocast of the forward pass to the run's compute dtype (--dtype bf16/f16); the weights and the
+// optimizer stay float32, so updates smaller than a bf16 step are not lost.
 struct AutocastGuard {
+  at::DeviceType device;
   bool on;
-  explicit AutocastGuard(bool enable) : on(enable) {
+  AutocastGuard(at::DeviceType d, at::ScalarType dtype) : device(d), on(dtype != at::kFloat) {
     if (on) {
-      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-      at::autocast::set_autocast_enabled(at::kCUDA, true);
+      at::autocast::set_autocast_dtype(device, dtype);
+      at::autocast::set_autocast_enabled(device, true);
     }
   }
   ~AutocastGuard() {
     if (on) {
-      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::set_autocast_enabled(device, false);
       at::autocast::clear_cache();
     }
   }
@@ -247,7 +249,7 @@ json trajectory_config(const TrainOptions& o, int world_size, int64_t total_step
           {"decay", o.decay}, {"min_lr_ratio", o.min_lr_ratio}, {"clip", o.clip}, {"scalar_lr", o.scalar_lr},
           {"teacher", o.teacher_dir.empty() ? "" : files::absolute(o.teacher_dir)},
           {"distill_weight", o.distill_weight}, {"temperature", o.temperature}, {"seed", o.seed},
-          {"regroup_every", o.regroup_every}};
+          {"regroup_every", o.regroup_every}, {"dtype", o.dtype}};
 }
 
 class Trainer {
@@ -288,7 +290,7 @@ class Trainer {
   int64_t step_ = 0, tokens_ = 0, total_steps_ = 0;
   double last_loss_ = 0;
   std::optional<double> valid_loss_;
-  bool autocast_ = false;
+  at::ScalarType compute_dtype_ = at::kFloat;  // autocast dtype of the forward (float32: none)
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();  // this process's start
 };
 
@@ -401,7 +403,7 @@ double Trainer::train_step(const std::vector<int64_t>& order) {
     Batch b = train_->make(order.data() + slot * o_.batch_size, o_.batch_size);
     at::Tensor loss;
     {
-      AutocastGuard autocast(autocast_);
+      AutocastGuard autocast(device_.type(), compute_dtype_);
       at::Tensor logits = logits_of(*model_, b);
       loss = lm_loss(logits, b.labels);
       if (teacher_) {
@@ -450,7 +452,7 @@ double Trainer::train_step(const std::vector<int64_t>& order) {
 std::optional<double> Trainer::evaluate() {
   if (!valid_) return std::nullopt;
   at::NoGradGuard no_grad;
-  AutocastGuard autocast(autocast_);
+  AutocastGuard autocast(device_.type(), compute_dtype_);
   const int64_t n = std::min(o_.eval_sequences, valid_->count());
   double nll = 0;
   int64_t counted = 0;
@@ -554,13 +556,16 @@ TrainSummary Trainer::run() {
   if (o_.threads > 0) at::set_num_threads(o_.threads);
   device_ = at::Device(o_.device);
   if (device_.is_cuda() && !at::hasCUDA()) throw InputError("--device", o_.device, "no CUDA device is available");
-  autocast_ = device_.is_cuda();
   if (o_.batch_size < 1 || o_.grad_accum < 1 || o_.seq_len < 2) throw InputError("options", "batch", "--batch-size, --grad-accum must be >= 1 and --seq-len >= 2");
   if (o_.fraction != 0 && !(o_.fraction > 0 && o_.fraction <= 1)) throw InputError("--fraction", "", "must be in (0, 1], got " + std::to_string(o_.fraction));
   at::manual_seed(o_.seed);
   // Everything that can be wrong with the input is found before OUT_DIR is touched.
   source_ = std::make_unique<Checkpoint>(o_.model_dir);
   const ModelConfig cfg = source_->config();
+  // --dtype auto: the checkpoint's own dtype, except that float32 checkpoints keep training under
+  // bf16 autocast on CUDA (float32 matmuls there cost several times the time for nothing).
+  compute_dtype_ = runtime_dtype(o_.dtype, *source_);
+  if (o_.dtype == "auto" && device_.is_cuda() && compute_dtype_ == at::kFloat) compute_dtype_ = at::kBFloat16;
   load_data(cfg);
   total_steps_ = plan_steps(cfg);
   run_config_ = trajectory_config(o_, comm_.world_size(), total_steps_, task_);

@@ -55,6 +55,9 @@ struct TrainOptions {
   bool force = false;  // replace an existing OUT_DIR that holds no checkpoint
   uint64_t seed = 0;
   std::string device = "cpu";
+  // Compute dtype of the forward (autocast; weights and optimizer stay float32): auto (the
+  // checkpoint's own; bf16 for float32 checkpoints on CUDA), f32, bf16, f16.
+  std::string dtype = "auto";
   int threads = 0;  // 0: LibTorch's default
   bool progress = true;
   int64_t epochs = 0;  // budget in passes over the data (seq2seq fine-tuning)

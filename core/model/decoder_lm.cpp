@@ -62,47 +62,78 @@ std::unique_ptr<DecoderLM> load_decoder_shell(const Checkpoint& ckpt, bool learn
   return m;
 }
 
-at::Tensor DecoderLM::forward(const at::Tensor& ids, const at::Tensor& mask_in, KVCache* cache,
-                              const Memory* /*memory*/, const at::Tensor& positions_in) const {
-  const int64_t T = ids.size(1);
-  at::Tensor mask = mask_in.defined() ? mask_in : at::ones_like(ids);
-  const int64_t start = cache ? cache->length() : 0;
+void DecoderLM::load_all_layers(const Checkpoint& ckpt) {
+  for (int64_t l = 0; l < config_.n_layers; ++l) layers.push_back(load_layer(ckpt, l, placement_));
+}
+
+struct DecoderLM::Pass {
+  at::Tensor x, mask, key_valid, global_mask, local_mask;
+  std::pair<at::Tensor, at::Tensor> cos_sin;
+  int64_t start = 0, T = 0;
+  KVCache* cache = nullptr;
+};
+
+DecoderLM::Pass DecoderLM::begin(const at::Tensor& ids, const at::Tensor& mask_in, KVCache* cache,
+                                 const at::Tensor& positions_in) const {
+  Pass p;
+  p.T = ids.size(1);
+  p.cache = cache;
+  p.mask = mask_in.defined() ? mask_in : at::ones_like(ids);
+  p.start = cache ? cache->length() : 0;
   at::Tensor positions;
   if (cache) {
-    positions = cache->begin_step(mask);
+    positions = cache->begin_step(p.mask);
   } else {  // as transformers' generate: position = real tokens before this one
-    at::Tensor ml = mask.to(at::kLong);
+    at::Tensor ml = p.mask.to(at::kLong);
     positions = ((ml.cumsum(1) - 1).clamp_min(0)) * ml;
   }
   if (positions_in.defined()) positions = positions_in;
   if (config_.max_positions > 0 && positions.numel() > 0 && positions.max().item<int64_t>() >= config_.max_positions)
     throw InputError("input", "positions", "position " + std::to_string(positions.max().item<int64_t>()) +
                                                " is beyond the model's " + std::to_string(config_.max_positions));
-  at::Tensor key_valid = cache ? cache->valid_keys(T) : mask;
+  p.key_valid = cache ? cache->valid_keys(p.T) : p.mask;
   // A packed batch (no padding, no cache) takes SDPA's causal path instead of a mask tensor.
   const bool packed = !mask_in.defined() && !cache;
-  at::Tensor global_mask = packed ? at::Tensor() : attention_mask(key_valid, start, T, /*causal=*/true);
-  at::Tensor local_mask;
+  if (!packed) p.global_mask = attention_mask(p.key_valid, p.start, p.T, /*causal=*/true);
+  p.x = at::embedding(token_embedding, ids);
+  if (position_embedding.defined()) p.x = p.x + at::embedding(position_embedding, positions);
+  if (rope) p.cos_sin = rope->cos_sin(positions, p.x.scalar_type());
+  return p;
+}
 
-  at::Tensor x = at::embedding(token_embedding, ids);
-  if (position_embedding.defined()) x = x + at::embedding(position_embedding, positions);
-  std::pair<at::Tensor, at::Tensor> cos_sin;
-  if (rope) cos_sin = rope->cos_sin(positions, x.scalar_type());
-
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const DecoderLayer& layer = layers[l];
-    const at::Tensor* m = &global_mask;
-    if (layer.window > 0) {
-      if (!local_mask.defined()) local_mask = attention_mask(key_valid, start, T, true, layer.window);
-      m = &local_mask;
-    }
-    const at::Tensor h = layer.attn_norm(x);
-    observe(AttentionModule::DecoderSelf, int64_t(l), h, mask);
-    x = x + layer.attn.self_attention(h, *m, rope ? &*rope : nullptr, cos_sin, cache, l);
-    x = x + layer.ffn(layer.ffn_norm(x));
+void DecoderLM::run_layer(Pass& p, const DecoderLayer& layer, size_t l) const {
+  const at::Tensor* m = &p.global_mask;
+  if (layer.window > 0) {
+    if (!p.local_mask.defined()) p.local_mask = attention_mask(p.key_valid, p.start, p.T, true, layer.window);
+    m = &p.local_mask;
   }
-  if (cache) cache->end_step(T);
-  return at::linear(final_norm(x), lm_head);
+  const at::Tensor h = layer.attn_norm(p.x);
+  observe(AttentionModule::DecoderSelf, int64_t(l), h, p.mask);
+  p.x = p.x + layer.attn.self_attention(h, *m, rope ? &*rope : nullptr, p.cos_sin, p.cache, l);
+  p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
+}
+
+at::Tensor DecoderLM::hidden(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, const Memory* /*memory*/,
+                             const at::Tensor& positions) const {
+  if (residency() == Residency::Whole) {
+    Pass p = begin(ids, mask, cache, positions);
+    for (size_t l = 0; l < layers.size(); ++l) run_layer(p, layers[l], l);
+    if (cache) cache->end_step(p.T);
+    return final_norm(p.x);
+  }
+  if (cache) throw std::logic_error("a OneBlock model runs without a KV cache");
+  // Block-major: every micro-batch passes block l before block l + 1 is loaded.
+  std::vector<Pass> passes;
+  for (const auto& [first, n] : stream_slices(ids.size(0)))
+    passes.push_back(begin(ids.narrow(0, first, n), mask.defined() ? mask.narrow(0, first, n) : at::Tensor(), nullptr,
+                           positions.defined() ? positions.narrow(0, first, n) : at::Tensor()));
+  for (int64_t l = 0; l < config_.n_layers; ++l) {
+    const DecoderLayer layer = load_layer(*stream_source_, l, placement_);
+    for (Pass& p : passes) run_layer(p, layer, size_t(l));
+  }
+  std::vector<at::Tensor> out;
+  for (Pass& p : passes) out.push_back(final_norm(p.x));
+  return at::cat(out, 0);
 }
 
 std::vector<AttentionBlock> DecoderLM::attention_blocks() {

@@ -1,6 +1,7 @@
 // Decoder-only transformer shared by GPT-2, GPT-Neo and Llama: pre-norm blocks of grouped
 // self-attention and a feed-forward, learned or rotary positions. The family files only fill it.
 #pragma once
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -19,9 +20,17 @@ struct DecoderLayer {
 class DecoderLM : public Model {
  public:
   DecoderLM(ModelConfig cfg, Placement p) : Model(std::move(cfg), p) {}
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache = nullptr,
-                     const Memory* memory = nullptr, const at::Tensor& positions = {}) const override;
+  at::Tensor hidden(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache = nullptr,
+                    const Memory* memory = nullptr, const at::Tensor& positions = {}) const override;
+  at::Tensor logits(const at::Tensor& h) const override { return at::linear(h, lm_head); }
   std::vector<AttentionBlock> attention_blocks() override;
+
+  // How the family loads block `layer` (its softmax scale, window, norm kind); a OneBlock model
+  // calls it for each block of each forward.
+  using LayerLoader = std::function<DecoderLayer(const Checkpoint&, int64_t layer, const Placement&)>;
+  LayerLoader load_layer;
+  // Fills `layers` with every block (Whole models), through load_layer.
+  void load_all_layers(const Checkpoint& ckpt);
 
   at::Tensor token_embedding;     // [vocab, d]
   at::Tensor position_embedding;  // [max_positions, d] or undefined (rotary)
@@ -29,6 +38,11 @@ class DecoderLM : public Model {
   std::vector<DecoderLayer> layers;
   Norm final_norm;
   at::Tensor lm_head;  // [vocab, d]; the embedding when tied
+
+ private:
+  struct Pass;  // one batch on its way through the blocks
+  Pass begin(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, const at::Tensor& positions) const;
+  void run_layer(Pass& pass, const DecoderLayer& layer, size_t l) const;
 };
 
 // Shared loading steps for the family builders.

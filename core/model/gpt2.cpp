@@ -6,14 +6,15 @@
 
 namespace gqa {
 
-std::unique_ptr<Model> build_gpt2(const Checkpoint& ckpt, const Placement& p) {
-  const ModelConfig& c = ckpt.config();
+std::unique_ptr<Model> build_gpt2(const Checkpoint& ckpt, const Placement& p, bool blocks) {
   auto m = load_decoder_shell(ckpt, /*learned_positions=*/true, /*rms=*/false, p);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  m->load_layer = [](const Checkpoint& ck, int64_t l, const Placement& pl) {
+    const ModelConfig& c = ck.config();
     double scale = c.scale_attn_weights ? 1.0 / std::sqrt(double(c.head_dim)) : 1.0;
     if (c.scale_attn_by_inverse_layer_idx) scale /= double(l + 1);
-    m->layers.push_back(load_decoder_layer(ckpt, l, scale, false, p));
-  }
+    return load_decoder_layer(ck, l, scale, false, pl);
+  };
+  if (blocks) m->load_all_layers(ckpt);
   return m;
 }
 

@@ -4,14 +4,15 @@
 
 namespace gqa {
 
-std::unique_ptr<Model> build_gpt_neo(const Checkpoint& ckpt, const Placement& p) {
-  const ModelConfig& c = ckpt.config();
+std::unique_ptr<Model> build_gpt_neo(const Checkpoint& ckpt, const Placement& p, bool blocks) {
   auto m = load_decoder_shell(ckpt, /*learned_positions=*/true, /*rms=*/false, p);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    DecoderLayer layer = load_decoder_layer(ckpt, l, /*scale=*/1.0, false, p);
+  m->load_layer = [](const Checkpoint& ck, int64_t l, const Placement& pl) {
+    const ModelConfig& c = ck.config();
+    DecoderLayer layer = load_decoder_layer(ck, l, /*scale=*/1.0, false, pl);
     layer.window = c.attention_types[size_t(l)] == "local" ? c.window_size : 0;
-    m->layers.push_back(std::move(layer));
-  }
+    return layer;
+  };
+  if (blocks) m->load_all_layers(ckpt);
   return m;
 }
 

@@ -5,8 +5,49 @@
 namespace gqa {
 
 at::Tensor to_device(HostTensor&& h, const Placement& p) {
-  at::Tensor t = at::from_blob(h.data.data(), h.shape, at::kFloat).clone();
+  // The tensor takes over the host vector (no copy); .to() copies only when device or dtype differ,
+  // so a bf16 runtime holds the bf16 weights alone.
+  auto* owned = new std::vector<float>(std::move(h.data));
+  at::Tensor t = at::from_blob(owned->data(), h.shape, [owned](void*) { delete owned; }, at::TensorOptions().dtype(at::kFloat));
   return t.to(p.device, p.dtype);
+}
+
+at::ScalarType parse_runtime_dtype(const std::string& text, const std::string& option) {
+  if (text == "f32" || text == "float32") return at::kFloat;
+  if (text == "bf16" || text == "bfloat16") return at::kBFloat16;
+  if (text == "f16" || text == "float16") return at::kHalf;
+  throw InputError(option, "", "expected f32, bf16 or f16, got '" + text + "'");
+}
+
+const char* runtime_dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16: return "bf16";
+    case at::kHalf: return "f16";
+    default: return "f32";
+  }
+}
+
+at::ScalarType runtime_dtype(const std::string& text, const Checkpoint& ckpt, const std::string& option) {
+  if (text != "auto") {
+    try {
+      return parse_runtime_dtype(text, option);
+    } catch (const InputError&) {
+      throw InputError(option, "", "expected auto, f32, bf16 or f16, got '" + text + "'");
+    }
+  }
+  const nlohmann::json& raw = ckpt.config().raw;
+  for (const char* key : {"dtype", "torch_dtype"})
+    if (raw.contains(key) && raw[key].is_string()) {
+      const std::string d = raw[key].get<std::string>();
+      if (d == "float32" || d == "float64") return at::kFloat;
+      if (d == "bfloat16") return at::kBFloat16;
+      if (d == "float16") return at::kHalf;
+    }
+  switch (ckpt.weight_dtype()) {
+    case DType::BF16: return at::kBFloat16;
+    case DType::F16: return at::kHalf;
+    default: return at::kFloat;
+  }
 }
 
 namespace {

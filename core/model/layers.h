@@ -15,6 +15,15 @@ struct Placement {
   at::ScalarType dtype = at::kFloat;
 };
 
+// Runtime dtypes by their option names: "f32" (float32), "bf16" (bfloat16), "f16" (float16).
+// InputError naming `option` for anything else.
+at::ScalarType parse_runtime_dtype(const std::string& text, const std::string& option = "--dtype");
+const char* runtime_dtype_name(at::ScalarType t);  // "f32", "bf16", "f16"
+// --dtype auto|f32|bf16|f16. "auto" is the checkpoint's own dtype, as transformers' dtype="auto":
+// config.json's torch_dtype (dtype in folders written by transformers 5), else the dtype holding
+// most stored weights. float64 checkpoints run in float32.
+at::ScalarType runtime_dtype(const std::string& text, const Checkpoint& ckpt, const std::string& option = "--dtype");
+
 // A weight of the runtime model and the checkpoint role it came from: what training updates and
 // what saving writes back under the checkpoint's own names.
 struct ModelParameter {

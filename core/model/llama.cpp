@@ -6,7 +6,7 @@
 
 namespace gqa {
 
-std::unique_ptr<Model> build_llama(const Checkpoint& ckpt, const Placement& p) {
+std::unique_ptr<Model> build_llama(const Checkpoint& ckpt, const Placement& p, bool blocks) {
   const ModelConfig& c = ckpt.config();
   auto m = load_decoder_shell(ckpt, /*learned_positions=*/false, /*rms=*/true, p);
   // Rotary frequencies pair up the dims of the original head size; a q/k-reduced model keeps a
@@ -20,8 +20,10 @@ std::unique_ptr<Model> build_llama(const Checkpoint& ckpt, const Placement& p) {
   if (!c.rope_pairs.empty())
     m->rope->inv_freq = m->rope->inv_freq.index_select(
         0, at::tensor(std::vector<int64_t>(c.rope_pairs.begin(), c.rope_pairs.end()), at::kLong).to(p.device));
-  for (int64_t l = 0; l < c.n_layers; ++l)
-    m->layers.push_back(load_decoder_layer(ckpt, l, 1.0 / std::sqrt(double(c.head_dim)), true, p));
+  m->load_layer = [](const Checkpoint& ck, int64_t l, const Placement& pl) {
+    return load_decoder_layer(ck, l, 1.0 / std::sqrt(double(ck.config().head_dim)), true, pl);
+  };
+  if (blocks) m->load_all_layers(ckpt);
   return m;
 }
 

@@ -63,59 +63,118 @@ at::Tensor additive(const at::Tensor& allow, at::ScalarType dtype) {
 
 class T5Model : public Model {
  public:
-  T5Model(const Checkpoint& ckpt, const Placement& p) : Model(ckpt.config(), p) {
+  T5Model(const Checkpoint& ckpt, const Placement& p, bool blocks) : Model(ckpt.config(), p) {
     const ModelConfig& c = config_;
     shared_ = load(ckpt, Stack::Decoder, Role::TokenEmbedding, 0, {c.vocab_size, c.d_model}, p);
-    encoder_ = load_stack(ckpt, Stack::Encoder, p);
-    decoder_ = load_stack(ckpt, Stack::Decoder, p);
+    encoder_ = load_stack(ckpt, Stack::Encoder, blocks);
+    decoder_ = load_stack(ckpt, Stack::Decoder, blocks);
     lm_head_ = load_lm_head(ckpt, shared_, p);
   }
 
   Memory encode(const at::Tensor& ids, const at::Tensor& mask_in) const override {
     at::Tensor mask = mask_in.defined() ? mask_in : at::ones_like(ids);
-    const int64_t T = ids.size(1);
-    at::Tensor x = at::embedding(shared_, ids);
-    at::Tensor bias = position_bias(encoder_, config_, true, 0, T, attention_mask(mask, 0, T, /*causal=*/false));
-    for (size_t l = 0; l < encoder_.layers.size(); ++l) {
-      const T5Layer& layer = encoder_.layers[l];
-      const at::Tensor h = layer.self_norm(x);
-      observe(AttentionModule::EncoderSelf, int64_t(l), h, mask);
-      x = x + layer.self.self_attention(h, bias, nullptr, {}, nullptr, 0);
-      x = x + layer.ffn(layer.ffn_norm(x));
+    if (residency() == Residency::Whole) {
+      EncoderPass p = begin_encoder(ids, mask);
+      for (size_t l = 0; l < encoder_.layers.size(); ++l) run_encoder_layer(p, encoder_.layers[l], l);
+      return {encoder_.final_norm(p.x), mask};
     }
-    return {encoder_.final_norm(x), mask};
+    std::vector<EncoderPass> passes;
+    for (const auto& [first, n] : stream_slices(ids.size(0))) passes.push_back(begin_encoder(ids.narrow(0, first, n), mask.narrow(0, first, n)));
+    for (int64_t l = 0; l < config_.n_encoder_layers; ++l) {
+      const T5Layer layer = load_layer(*stream_source_, Stack::Encoder, l);
+      for (EncoderPass& p : passes) run_encoder_layer(p, layer, size_t(l));
+    }
+    std::vector<at::Tensor> out;
+    for (EncoderPass& p : passes) out.push_back(encoder_.final_norm(p.x));
+    return {at::cat(out, 0), mask};
   }
 
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask_in, KVCache* cache, const Memory* memory,
-                     const at::Tensor& /*positions: T5 has none*/) const override {
+  at::Tensor hidden(const at::Tensor& ids, const at::Tensor& mask_in, KVCache* cache, const Memory* memory,
+                    const at::Tensor& /*positions: T5 has none*/) const override {
     if (!memory) throw InputError("t5", "memory", "decoder called without encoder output");
     at::Tensor mask = mask_in.defined() ? mask_in : at::ones_like(ids);
-    const int64_t T = ids.size(1);
-    const int64_t start = cache ? cache->length() : 0;
-    if (cache) cache->begin_step(mask);
-    at::Tensor key_valid = cache ? cache->valid_keys(T) : mask;
-    at::Tensor x = at::embedding(shared_, ids);
-    at::Tensor self_bias = position_bias(decoder_, config_, false, start, T, attention_mask(key_valid, start, T, true));
-    at::Tensor cross_mask = additive(memory->mask.to(at::kBool).unsqueeze(1).unsqueeze(1), x.scalar_type());
-    if (cache && cache->cross.empty())  // encoder K/V computed once per batch, reused every step
-      for (const T5Layer& layer : decoder_.layers) cache->cross.push_back(layer.cross.project_memory(memory->hidden));
-    for (size_t l = 0; l < decoder_.layers.size(); ++l) {
-      const T5Layer& layer = decoder_.layers[l];
-      const at::Tensor h = layer.self_norm(x);
-      observe(AttentionModule::DecoderSelf, int64_t(l), h, mask);
-      observe(AttentionModule::DecoderCross, int64_t(l), memory->hidden, memory->mask);
-      x = x + layer.self.self_attention(h, self_bias, nullptr, {}, cache, l);
-      auto mem = cache ? cache->cross[l] : layer.cross.project_memory(memory->hidden);
-      x = x + layer.cross.cross_attention(layer.cross_norm(x), mem.first, mem.second, cross_mask);
-      x = x + layer.ffn(layer.ffn_norm(x));
+    if (residency() == Residency::Whole) {
+      DecoderPass p = begin_decoder(ids, mask, cache, *memory);
+      if (cache && cache->cross.empty())  // encoder K/V computed once per batch, reused every step
+        for (const T5Layer& layer : decoder_.layers) cache->cross.push_back(layer.cross.project_memory(memory->hidden));
+      for (size_t l = 0; l < decoder_.layers.size(); ++l) run_decoder_layer(p, decoder_.layers[l], l);
+      if (cache) cache->end_step(p.T);
+      return finish_decoder(p.x);
     }
-    if (cache) cache->end_step(T);
-    x = decoder_.final_norm(x);
-    if (config_.scale_decoder_outputs) x = x * std::pow(double(config_.d_model), -0.5);
-    return at::linear(x, lm_head_);
+    if (cache) throw std::logic_error("a OneBlock model runs without a KV cache");
+    std::vector<Memory> memories;
+    std::vector<DecoderPass> passes;
+    for (const auto& [first, n] : stream_slices(ids.size(0)))
+      memories.push_back({memory->hidden.narrow(0, first, n), memory->mask.narrow(0, first, n)});
+    for (size_t b = 0; b < memories.size(); ++b) {
+      const auto [first, n] = stream_slices(ids.size(0))[b];
+      passes.push_back(begin_decoder(ids.narrow(0, first, n), mask.narrow(0, first, n), nullptr, memories[b]));
+    }
+    for (int64_t l = 0; l < config_.n_layers; ++l) {
+      const T5Layer layer = load_layer(*stream_source_, Stack::Decoder, l);
+      for (DecoderPass& p : passes) run_decoder_layer(p, layer, size_t(l));
+    }
+    std::vector<at::Tensor> out;
+    for (DecoderPass& p : passes) out.push_back(finish_decoder(p.x));
+    return at::cat(out, 0);
   }
 
+  at::Tensor logits(const at::Tensor& h) const override { return at::linear(h, lm_head_); }
+
  private:
+  struct EncoderPass {
+    at::Tensor x, mask, bias;
+  };
+  struct DecoderPass {
+    at::Tensor x, mask, self_bias, cross_mask;
+    const Memory* memory = nullptr;
+    KVCache* cache = nullptr;
+    int64_t T = 0;
+  };
+
+  EncoderPass begin_encoder(const at::Tensor& ids, const at::Tensor& mask) const {
+    const int64_t T = ids.size(1);
+    return {at::embedding(shared_, ids), mask, position_bias(encoder_, config_, true, 0, T, attention_mask(mask, 0, T, /*causal=*/false))};
+  }
+
+  void run_encoder_layer(EncoderPass& p, const T5Layer& layer, size_t l) const {
+    const at::Tensor h = layer.self_norm(p.x);
+    observe(AttentionModule::EncoderSelf, int64_t(l), h, p.mask);
+    p.x = p.x + layer.self.self_attention(h, p.bias, nullptr, {}, nullptr, 0);
+    p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
+  }
+
+  DecoderPass begin_decoder(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, const Memory& memory) const {
+    DecoderPass p;
+    p.T = ids.size(1);
+    p.mask = mask;
+    p.memory = &memory;
+    p.cache = cache;
+    const int64_t start = cache ? cache->length() : 0;
+    if (cache) cache->begin_step(mask);
+    at::Tensor key_valid = cache ? cache->valid_keys(p.T) : mask;
+    p.x = at::embedding(shared_, ids);
+    p.self_bias = position_bias(decoder_, config_, false, start, p.T, attention_mask(key_valid, start, p.T, true));
+    p.cross_mask = additive(memory.mask.to(at::kBool).unsqueeze(1).unsqueeze(1), p.x.scalar_type());
+    return p;
+  }
+
+  void run_decoder_layer(DecoderPass& p, const T5Layer& layer, size_t l) const {
+    const at::Tensor h = layer.self_norm(p.x);
+    observe(AttentionModule::DecoderSelf, int64_t(l), h, p.mask);
+    observe(AttentionModule::DecoderCross, int64_t(l), p.memory->hidden, p.memory->mask);
+    p.x = p.x + layer.self.self_attention(h, p.self_bias, nullptr, {}, p.cache, l);
+    auto mem = p.cache ? p.cache->cross[l] : layer.cross.project_memory(p.memory->hidden);
+    p.x = p.x + layer.cross.cross_attention(layer.cross_norm(p.x), mem.first, mem.second, p.cross_mask);
+    p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
+  }
+
+  at::Tensor finish_decoder(const at::Tensor& x_in) const {
+    at::Tensor x = decoder_.final_norm(x_in);
+    if (config_.scale_decoder_outputs) x = x * std::pow(double(config_.d_model), -0.5);
+    return x;
+  }
+
   std::vector<AttentionBlock> attention_blocks() override {
     std::vector<AttentionBlock> out;
     for (size_t l = 0; l < encoder_.layers.size(); ++l) out.push_back({AttentionModule::EncoderSelf, int64_t(l), &encoder_.layers[l].self});
@@ -126,25 +185,30 @@ class T5Model : public Model {
     return out;
   }
 
-  T5Stack load_stack(const Checkpoint& ckpt, Stack s, const Placement& p) const {
+  T5Layer load_layer(const Checkpoint& ckpt, Stack s, int64_t l) const {
     const ModelConfig& c = config_;
+    const Placement& p = placement_;
     const bool enc = s == Stack::Encoder;
-    const AttentionModule self_module = enc ? AttentionModule::EncoderSelf : AttentionModule::DecoderSelf;
-    T5Stack st;
-    st.relative_bias = load(ckpt, s, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads}, p);
-    for (int64_t l = 0; l < (enc ? c.n_encoder_layers : c.n_layers); ++l) {
-      T5Layer layer;
-      layer.self_norm = load_norm(ckpt, s, Role::AttnNorm, Role::AttnNormBias, l, true, c.norm_eps, p);
-      layer.self = load_attention(ckpt, self_module, l, 1.0, p);
-      if (!enc) {
-        layer.cross_norm = load_norm(ckpt, s, Role::CrossNorm, Role::CrossNorm, l, true, c.norm_eps, p);
-        layer.cross = load_attention(ckpt, AttentionModule::DecoderCross, l, 1.0, p);
-      }
-      layer.ffn_norm = load_norm(ckpt, s, Role::FfnNorm, Role::FfnNormBias, l, true, c.norm_eps, p);
-      layer.ffn = load_feed_forward(ckpt, s, l, p);
-      st.layers.push_back(std::move(layer));
+    T5Layer layer;
+    layer.self_norm = load_norm(ckpt, s, Role::AttnNorm, Role::AttnNormBias, l, true, c.norm_eps, p);
+    layer.self = load_attention(ckpt, enc ? AttentionModule::EncoderSelf : AttentionModule::DecoderSelf, l, 1.0, p);
+    if (!enc) {
+      layer.cross_norm = load_norm(ckpt, s, Role::CrossNorm, Role::CrossNorm, l, true, c.norm_eps, p);
+      layer.cross = load_attention(ckpt, AttentionModule::DecoderCross, l, 1.0, p);
     }
-    st.final_norm = load_norm(ckpt, s, Role::FinalNorm, Role::FinalNormBias, 0, true, c.norm_eps, p);
+    layer.ffn_norm = load_norm(ckpt, s, Role::FfnNorm, Role::FfnNormBias, l, true, c.norm_eps, p);
+    layer.ffn = load_feed_forward(ckpt, s, l, p);
+    return layer;
+  }
+
+  // The relative position bias and final norm always; the blocks too when `blocks`.
+  T5Stack load_stack(const Checkpoint& ckpt, Stack s, bool blocks) const {
+    const ModelConfig& c = config_;
+    T5Stack st;
+    st.relative_bias = load(ckpt, s, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads}, placement_);
+    if (blocks)
+      for (int64_t l = 0; l < (s == Stack::Encoder ? c.n_encoder_layers : c.n_layers); ++l) st.layers.push_back(load_layer(ckpt, s, l));
+    st.final_norm = load_norm(ckpt, s, Role::FinalNorm, Role::FinalNormBias, 0, true, c.norm_eps, placement_);
     return st;
   }
 
@@ -154,8 +218,8 @@ class T5Model : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> build_t5(const Checkpoint& ckpt, const Placement& p) {
-  return std::make_unique<T5Model>(ckpt, p);
+std::unique_ptr<Model> build_t5(const Checkpoint& ckpt, const Placement& p, bool blocks) {
+  return std::make_unique<T5Model>(ckpt, p, blocks);
 }
 
 }  // namespace gqa

@@ -77,7 +77,7 @@ TEST(Svd, TiedPairsWithCalibrationAreExact) {
   test::TempDir tmp("gqa-svd");
   for (const char* name : {"llama_tied_pairs", "gpt2_tied_pairs"}) {
     auto model = load_model(oracle(name));
-    const CalibrationMap cal = collect_calibration(*model, random_sequences(4, 16, model->config().vocab_size, 3));
+    const CalibrationStore cal = collect_calibration(*model, random_sequences(4, 16, model->config().vocab_size, 3));
     ConvertOptions o;
     o.strategy = "svd";
     o.kv_heads = 2;

@@ -56,5 +56,33 @@ TEST(Perplexity, OverlappingWindowsScoreEachTokenOnce) {
   EXPECT_TRUE(std::isfinite(r.nll_sum));
 }
 
+// The loss is taken a few rows of logits at a time: chunks of 7 rows give the same sums as one
+// chunk for the whole batch.
+TEST(Perplexity, ChunkedLossEqualsOneChunk) {
+  auto m = load_model(test::oracle_dir() + "/llama_gqa_h6kv2");
+  const auto ids = random_ids(90, m->config().vocab_size);
+  const PerplexityResult whole = perplexity(*m, ids, 300, 32, 16, 3, {}, 1 << 20);
+  const PerplexityResult chunked = perplexity(*m, ids, 300, 32, 16, 3, {}, 7);
+  EXPECT_EQ(chunked.tokens, whole.tokens);
+  EXPECT_NEAR(chunked.nll_sum, whole.nll_sum, 1e-9 * std::abs(whole.nll_sum));
+}
+
+// A OneBlock model (every window in one pass, block by block) scores what the whole model does,
+// and the progress callback sees every token once, ending at the total.
+TEST(Perplexity, OneBlockModelEqualsWholeModel) {
+  const std::string dir = test::oracle_dir() + "/gpt_neo_h4";
+  auto whole = load_model(dir);
+  auto streamed = load_model(dir, Placement{}, Residency::OneBlock);
+  const auto ids = random_ids(70, whole->config().vocab_size);
+  std::vector<std::pair<int64_t, int64_t>> seen;
+  const PerplexityResult a = perplexity(*whole, ids, 1, 16, 8, 2, [&](int64_t s, int64_t t) { seen.emplace_back(s, t); });
+  const PerplexityResult b = perplexity(*streamed, ids, 1, 16, 8, 2);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_NEAR(a.nll_sum, b.nll_sum, 1e-6 * std::abs(a.nll_sum));
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), std::make_pair(int64_t(69), int64_t(69)));
+  for (size_t i = 1; i < seen.size(); ++i) EXPECT_GT(seen[i].first, seen[i - 1].first);
+}
+
 }  // namespace
 }  // namespace gqa

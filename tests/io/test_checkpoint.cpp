@@ -400,6 +400,51 @@ TEST(CheckpointWriter, FailedOverwriteKeepsTheOldFolder) {
   EXPECT_TRUE(entries_with_prefix(d.path, "keep.").empty());
 }
 
+// Two writers started into the same new folder, without overwrite: the one that finishes first
+// publishes, the later one stops with an InputError naming the folder and replaces nothing.
+TEST(CheckpointWriter, ASecondWriterDoesNotReplaceAFolderThatAppeared) {
+  TempDir d;
+  const std::string out = d.file("shared");
+  json first = tiny_llama_config(), second = tiny_llama_config();
+  first["writer"] = "first";
+  second["writer"] = "second";
+  {
+    CheckpointWriter a(out, false), b(out, false);  // both started while the folder was absent
+    a.set_config(first);
+    add_all(a, tiny_llama_values());
+    b.set_config(second);
+    add_all(b, tiny_llama_values());
+    EXPECT_FALSE(a.commit());
+    try {
+      b.commit();
+      ADD_FAILURE() << "the second writer replaced the first one's folder";
+    } catch (const InputError& e) {
+      EXPECT_EQ(e.file(), out);
+      EXPECT_NE(std::string(e.what()).find("appeared while"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(gqa::read_json_file(out + "/config.json")["writer"], "first");
+  EXPECT_TRUE(entries_with_prefix(d.path, "shared.").empty());  // the loser's temp folder is gone
+}
+
+// With overwrite the last writer wins, and commit() says it replaced a folder.
+TEST(CheckpointWriter, WithOverwriteTheLastWriterWinsAndSaysSo) {
+  TempDir d;
+  const std::string out = d.file("shared");
+  json first = tiny_llama_config(), second = tiny_llama_config();
+  first["writer"] = "first";
+  second["writer"] = "second";
+  CheckpointWriter a(out, true), b(out, true);
+  a.set_config(first);
+  add_all(a, tiny_llama_values());
+  b.set_config(second);
+  add_all(b, tiny_llama_values());
+  EXPECT_FALSE(a.commit());
+  EXPECT_TRUE(b.commit());
+  EXPECT_EQ(gqa::read_json_file(out + "/config.json")["writer"], "second");
+  EXPECT_TRUE(entries_with_prefix(d.path, "shared.").empty());
+}
+
 TEST(CheckpointWriter, AbandonedWriterCleansUp) {
   TempDir d;
   const std::string out = d.file("abandoned");
