@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/options.h"
+#include "convert/blas.h"
 #include "convert/calibration.h"
 #include "convert/converter.h"
 #include "convert/grouping.h"
@@ -122,6 +123,8 @@ int convert(const Args& args) {
   }
   if (source) source.reset();  // its shell (embeddings, head) is not needed while converting
 
+  if (o.strategy == "svd" || o.strategy == "similarity")
+    if (const std::string hint = blas_kernel_hint(); !hint.empty()) std::cerr << hint << "\n";
   std::cout << "gqa convert: " << in_dir << " -> " << out_dir << " (" << family_name(cfg.family) << ", strategy "
             << o.strategy << ")\n";
   const ConvertSummary s = convert_checkpoint(in_dir, out_dir, o, &std::cout);

@@ -57,7 +57,7 @@ int eval(const Args& args) {
   po::options_description opts("gqa eval MODEL_DIR [--text FILE...] [--pairs FILE...] [--speed] [--baseline DIR] [options]");
   int64_t max_tokens = 0, context = 0, stride = 0, batch = 0;
   std::string baseline, batches_text, dtype_text;
-  bool json_out = false, csv_out = false, speed = false;
+  bool json_out = false, csv_out = false, speed = false, one_block = false;
   int threads = 0;
   DecodeBenchOptions bench;
   SummaryOptions summary;
@@ -84,6 +84,8 @@ int eval(const Args& args) {
       ("repeats", po::value<int>(&bench.repeats)->default_value(3), "timed runs per batch size (after one warm-up)")
       ("threads", po::value<int>(&threads)->default_value(0), "CPU threads (0: LibTorch default)")
       ("dtype", po::value<std::string>(&dtype_text)->default_value("auto"), "weights and activations: auto (the checkpoint's own) | f32 | bf16 | f16")
+      ("one-block", po::bool_switch(&one_block),
+       "run the model one block at a time (blocks loaded as they run): perplexity of models larger than memory (--text only)")
       ("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table")
       ("csv", po::bool_switch(&csv_out), "one CSV row per measurement (a column per field) instead of the table");
   po::variables_map vm;
@@ -105,6 +107,8 @@ int eval(const Args& args) {
     throw InputError("options", "", "nothing to measure: give --text, --pairs, --summaries and/or --speed");
   if (summary.max_examples < 1 || summary.max_new_tokens < 1) throw InputError("--summary-examples/--summary-tokens", "", "must be positive");
   if (summary.beams < 1) throw InputError("--summary-beams", "", "must be at least 1");
+  if (one_block && (vm.count("pairs") || vm.count("summaries") || speed))
+    throw InputError("--one-block", "", "scores --text only (minimal pairs, summaries and --speed need the whole model in memory)");
   const auto pairs = vm.count("pairs") ? read_minimal_pairs(vm["pairs"].as<std::vector<std::string>>()) : std::vector<MinimalPair>{};
 
   std::vector<std::string> models{vm["model"].as<std::string>()};
@@ -113,21 +117,29 @@ int eval(const Args& args) {
   for (const std::string& dir : models) {
     std::unique_ptr<Model> model;
     {
-      const Checkpoint ckpt(dir);
-      const at::ScalarType dtype = runtime_dtype(dtype_text, ckpt);
-      const auto need_at = [&](at::ScalarType dt) {
-        MemoryNeed n = whole_model_need(ckpt, dt, batch, context > 0 ? context : default_eval_context(ckpt.config()));
+      auto ckpt = std::make_shared<const Checkpoint>(dir);
+      const at::ScalarType dtype = runtime_dtype(dtype_text, *ckpt);
+      const int64_t ctx = context > 0 ? context : default_eval_context(ckpt->config());
+      const int64_t windows = max_tokens / (stride > 0 ? stride : std::max<int64_t>(1, ctx / 2)) + 1;
+      const auto need_at = [&](at::ScalarType dt, bool streamed) {
+        if (streamed) return one_block_need(*ckpt, dt, windows, ctx, 0);
+        MemoryNeed n = whole_model_need(*ckpt, dt, batch, ctx);
         if (speed)
           for (int64_t b : bench.batches) {
-            const MemoryNeed d = whole_model_need(ckpt, dt, b, bench.prompt_len + bench.new_tokens);
+            const MemoryNeed d = whole_model_need(*ckpt, dt, b, bench.prompt_len + bench.new_tokens);
             if (d.total() > n.total()) n = d;
           }
         return n;
       };
       std::vector<std::pair<std::string, MemoryNeed>> smaller;
-      if (dtype == at::kFloat) smaller.push_back({"--dtype bf16", need_at(at::kBFloat16)});
-      require_memory(dir, need_at(dtype), at::kCPU, smaller);
-      model = load_model(ckpt, Placement{at::kCPU, dtype});
+      if (dtype == at::kFloat) smaller.push_back({"--dtype bf16", need_at(at::kBFloat16, one_block)});
+      const bool text_only = !vm.count("pairs") && !vm.count("summaries") && !speed;
+      if (!one_block && text_only) {
+        smaller.push_back({"--one-block", need_at(dtype, true)});
+        if (dtype == at::kFloat) smaller.push_back({"--one-block --dtype bf16", need_at(at::kBFloat16, true)});
+      }
+      require_memory(dir, need_at(dtype, one_block), at::kCPU, smaller);
+      model = load_model(ckpt, Placement{at::kCPU, dtype}, one_block ? Residency::OneBlock : Residency::Whole);
     }
     const ModelConfig& c = model->config();
     if (vm.count("text") || !pairs.empty() || vm.count("summaries")) {

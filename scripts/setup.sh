@@ -8,7 +8,7 @@ cd "$root"
 
 apt_packages=(build-essential cmake ninja-build ccache pkg-config python3-venv
   libhdf5-dev libeigen3-dev libboost-program-options-dev libgtest-dev nlohmann-json3-dev
-  libsentencepiece-dev libpcre2-dev zlib1g-dev libgloo-dev)
+  libsentencepiece-dev libpcre2-dev zlib1g-dev libgloo-dev libopenblas-dev)
 # make fuzz / make test: clang with libFuzzer (tests/fuzz); Debian ships its runtime in libclang-rt-dev.
 apt_packages+=(clang)
 apt-cache show libclang-rt-dev >/dev/null 2>&1 && apt_packages+=(libclang-rt-dev)

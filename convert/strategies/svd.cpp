@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "convert/blas.h"
 #include "convert/grouping.h"
 #include "convert/strategy.h"
 
@@ -143,7 +144,7 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
       MatD stacked(m * dv, d + 1);
       for (int64_t i = 0; i < m; ++i) stacked.middleRows(i * dv, dv) = augmented_rows(mha.v, mha.v_bias, heads[size_t(i)] * dv, dv);
       Energy e;
-      const RealFit fit = fit_real(stacked, in.calib ? MatD(stacked * gram) : stacked, dv, canonical_basis, &e);
+      const RealFit fit = fit_real(stacked, in.calib ? multiply(stacked, gram) : stacked, dv, canonical_basis, &e);
       store(fit.shared, out.v, out.v_bias, int64_t(g) * dv);
       for (int64_t i = 0; i < m; ++i) {
         const int h = heads[size_t(i)];
@@ -155,7 +156,7 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
     // Keys.
     MatD stacked(m * dqk, d + 1);
     for (int64_t i = 0; i < m; ++i) stacked.middleRows(i * dqk, dqk) = augmented_rows(mha.k, mha.k_bias, heads[size_t(i)] * dqk, dqk);
-    const MatD stacked_gram = in.calib ? MatD(stacked * gram) : stacked;
+    const MatD stacked_gram = in.calib ? multiply(stacked, gram) : stacked;
     Energy e;
     if (!in.rope) {
       const RealFit fit = fit_real(stacked, stacked_gram, dqk, canonical_basis, &e);

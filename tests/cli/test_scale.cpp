@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,10 +27,11 @@ using gqa::test::run_program;
 using gqa::test::Succeeded;
 using gqa::test::UserError;
 
-// A Llama folder of float32 zeros with the project's 4096-token tokenizer. The safetensors file
-// is sparse (header, then a hole): a 3.6 GB model costs no disk, and the memory check reads only
-// the header, so the refusal tests never touch the weights.
-std::string write_sparse_llama(const std::string& dir, int64_t d, int64_t layers, int64_t ffn, int64_t heads) {
+// A Llama folder with the project's 4096-token tokenizer. Sparse: float32 zeros as a hole in the
+// safetensors file, so a 3.6 GB model costs no disk (the memory check reads only the header, so
+// the refusal tests never touch the weights). Otherwise random weights (uniform in +-0.1, norms
+// 1), for small models that must compute something layer-dependent.
+std::string write_llama(const std::string& dir, int64_t d, int64_t layers, int64_t ffn, int64_t heads, bool sparse) {
   const int64_t vocab = 4096;
   ::mkdir(dir.c_str(), 0755);
   std::vector<std::pair<std::string, std::vector<int64_t>>> tensors = {
@@ -58,8 +60,19 @@ std::string write_sparse_llama(const std::string& dir, int64_t d, int64_t layers
     uint64_t n = h.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out << h;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> uniform(-0.1f, 0.1f);
+    for (const auto& [name, shape] : tensors) {
+      if (sparse) break;
+      int64_t numel = 1;
+      for (int64_t s : shape) numel *= s;
+      std::vector<float> v(size_t(numel), 1.0f);
+      if (shape.size() == 2)
+        for (float& x : v) x = uniform(rng);
+      out.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
+    }
   }
-  if (::truncate((dir + "/model.safetensors").c_str(), off_t(8 + h.size() + offset)) != 0) throw std::runtime_error("truncate failed");
+  if (sparse && ::truncate((dir + "/model.safetensors").c_str(), off_t(8 + h.size() + offset)) != 0) throw std::runtime_error("truncate failed");
   json cfg = {{"model_type", "llama"},          {"architectures", {"LlamaForCausalLM"}}, {"vocab_size", vocab},
               {"hidden_size", d},               {"num_attention_heads", heads},          {"num_key_value_heads", heads},
               {"intermediate_size", ffn},       {"num_hidden_layers", layers},           {"max_position_embeddings", 512},
@@ -89,7 +102,7 @@ Result run_limited(const std::vector<std::string>& args) {
 TEST(MemoryRefusal, EvalGenerateAndCalibrationStopBeforeLoading) {
   gqa::test::TempDir tmp("gqa-memory");
   // 16 layers, d 2048, FFN 5632: 0.84 B parameters, 3.4 GiB in float32.
-  const std::string big = write_sparse_llama(tmp.file("big"), 2048, 16, 5632, 16);
+  const std::string big = write_llama(tmp.file("big"), 2048, 16, 5632, 16, /*sparse=*/true);
   gqa::test::write_text(tmp.file("text.txt"), some_text());
 
   Result r = run_limited({"eval", big, "--text", tmp.file("text.txt")});
@@ -108,9 +121,14 @@ TEST(MemoryRefusal, EvalGenerateAndCalibrationStopBeforeLoading) {
   for (const auto& name : gqa::files::list_directory(tmp.path)) EXPECT_EQ(name.find("out."), std::string::npos) << name;
 
   // What fits runs under the same limit: the check does not refuse small models.
-  const std::string small = write_sparse_llama(tmp.file("small"), 64, 2, 128, 4);
+  const std::string small = write_llama(tmp.file("small"), 64, 2, 128, 4, /*sparse=*/false);
   r = run_limited({"eval", small, "--text", tmp.file("text.txt"), "--max-tokens", "256"});
   EXPECT_TRUE(Succeeded(r)) << r.describe();
+  // --one-block scores the same text the same way, a block at a time.
+  const Result streamed = run_limited({"eval", small, "--text", tmp.file("text.txt"), "--max-tokens", "256", "--one-block"});
+  EXPECT_TRUE(Succeeded(streamed)) << streamed.describe();
+  EXPECT_EQ(streamed.out, r.out);
+  EXPECT_TRUE(UserError(run_gqa({"eval", small, "--speed", "--one-block"}), {"--one-block", "--text only"}));
   r = run_limited({"convert", small, tmp.file("small-svd"), "--strategy", "svd", "--kv-heads", "2", "--calib",
                    tmp.file("text.txt"), "--calib-tokens", "512", "--calib-seq-len", "64"});
   EXPECT_TRUE(Succeeded(r)) << r.describe();
@@ -123,7 +141,7 @@ TEST(MemoryRefusal, EvalGenerateAndCalibrationStopBeforeLoading) {
 // is said.
 TEST(TwoWriters, OneOutputNeverSilentlyReplaced) {
   gqa::test::TempDir tmp("gqa-writers");
-  const std::string src = write_sparse_llama(tmp.file("src"), 64, 2, 128, 4);
+  const std::string src = write_llama(tmp.file("src"), 64, 2, 128, 4, /*sparse=*/false);
   for (const bool force : {false, true}) {
     const std::string out = tmp.file(force ? "forced" : "plain");
     std::vector<std::string> args = {"convert", src, out, "--strategy", "mean", "--kv-heads", "2"};

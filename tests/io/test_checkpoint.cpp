@@ -400,20 +400,23 @@ TEST(CheckpointWriter, FailedOverwriteKeepsTheOldFolder) {
   EXPECT_TRUE(entries_with_prefix(d.path, "keep.").empty());
 }
 
+// A tiny Llama whose config.json says which writer wrote it.
+void fill_tagged(CheckpointWriter& w, const std::string& writer) {
+  json cfg = tiny_llama_config();
+  cfg["writer"] = writer;
+  w.set_config(cfg);
+  add_all(w, tiny_llama_values());
+}
+
 // Two writers started into the same new folder, without overwrite: the one that finishes first
 // publishes, the later one stops with an InputError naming the folder and replaces nothing.
 TEST(CheckpointWriter, ASecondWriterDoesNotReplaceAFolderThatAppeared) {
   TempDir d;
   const std::string out = d.file("shared");
-  json first = tiny_llama_config(), second = tiny_llama_config();
-  first["writer"] = "first";
-  second["writer"] = "second";
   {
     CheckpointWriter a(out, false), b(out, false);  // both started while the folder was absent
-    a.set_config(first);
-    add_all(a, tiny_llama_values());
-    b.set_config(second);
-    add_all(b, tiny_llama_values());
+    fill_tagged(a, "first");
+    fill_tagged(b, "second");
     EXPECT_FALSE(a.commit());
     try {
       b.commit();
@@ -431,14 +434,9 @@ TEST(CheckpointWriter, ASecondWriterDoesNotReplaceAFolderThatAppeared) {
 TEST(CheckpointWriter, WithOverwriteTheLastWriterWinsAndSaysSo) {
   TempDir d;
   const std::string out = d.file("shared");
-  json first = tiny_llama_config(), second = tiny_llama_config();
-  first["writer"] = "first";
-  second["writer"] = "second";
   CheckpointWriter a(out, true), b(out, true);
-  a.set_config(first);
-  add_all(a, tiny_llama_values());
-  b.set_config(second);
-  add_all(b, tiny_llama_values());
+  fill_tagged(a, "first");
+  fill_tagged(b, "second");
   EXPECT_FALSE(a.commit());
   EXPECT_TRUE(b.commit());
   EXPECT_EQ(gqa::read_json_file(out + "/config.json")["writer"], "second");

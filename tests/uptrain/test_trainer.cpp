@@ -385,6 +385,32 @@ TEST(Trainer, ResumeRefusesADifferentConfigAndNaNKeepsTheCheckpoint) {
   EXPECT_FALSE(files::exists(nan_out + "/model"));
 }
 
+// --dtype bf16 trains under bf16 autocast on the CPU too: the forward rounds (a loss curve of its
+// own, still finite and close to float32's) while the weights and the saved model stay float32.
+TEST(Trainer, Bf16AutocastKeepsFloat32Weights) {
+  TempDir tmp("gqa-dtype");
+  write_tokens(tmp.file("train.bin"), 4000, 31);
+  const std::string src = test::oracle_case("gpt2_h4");
+  std::map<std::string, std::map<int64_t, double>> losses;
+  for (const std::string dtype : {"f32", "bf16"}) {
+    const std::string out = tmp.file(dtype);
+    RunResult r = run(gqa_cmd("uptrain " + src + " " + out + " --data " + tmp.file("train.bin") +
+                              " --seq-len 16 --batch-size 2 --steps 3 --threads 1 --quiet --dtype " + dtype));
+    ASSERT_EQ(r.code, 0) << r.output;
+    losses[dtype] = train_losses(out);
+    SafetensorsFile saved(out + "/model/model.safetensors");
+    for (const auto& n : saved.names()) EXPECT_EQ(saved.tensor(n).dtype, DType::F32) << dtype << " " << n;
+  }
+  ASSERT_EQ(losses["bf16"].size(), 3u);
+  for (const auto& [step, loss] : losses["bf16"]) {
+    EXPECT_TRUE(std::isfinite(loss));
+    EXPECT_NE(loss, losses["f32"].at(step)) << "step " << step << ": bf16 autocast changed nothing";
+    EXPECT_NEAR(loss, losses["f32"].at(step), 0.05 * losses["f32"].at(step)) << "step " << step;
+  }
+  EXPECT_EQ(run(gqa_cmd("uptrain " + src + " " + tmp.file("bad") + " --data " + tmp.file("train.bin") +
+                        " --steps 1 --dtype f64 --quiet")).code, 2);
+}
+
 // SimGQA: regrouping changes the head -> group map toward similar heads, is logged, lands in the
 // saved config, and a run resumed from a checkpoint taken after a regroup continues exactly.
 TEST(Trainer, RegroupEveryNStepsIsLoggedSavedAndResumable) {
