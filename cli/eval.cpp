@@ -2,7 +2,6 @@
 // decode speed (time per token at several batch sizes, prefill throughput, KV-cache bytes, peak
 // memory), optionally beside a baseline model (e.g. the MHA source) measured in the same run.
 #include <ATen/Parallel.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -13,6 +12,7 @@
 
 #include "cli/options.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/model/memory_plan.h"
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
@@ -29,15 +29,10 @@ std::string mib(int64_t bytes) {
   return s.str();
 }
 
-bool stderr_is_tty() {
-  const char* term = std::getenv("TERM");
-  return ::isatty(2) && !(term != nullptr && std::string(term) == "dumb");
-}
-
 // A line on stderr redrawn in place while a long text is scored (a terminal only, as uptrain's
 // progress bar): tokens scored, the share and the time so far.
 PerplexityProgress progress_line(const std::string& file) {
-  if (!stderr_is_tty()) return {};
+  if (!files::stderr_is_terminal()) return {};
   const auto started = std::chrono::steady_clock::now();
   return [file, started](int64_t scored, int64_t total) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -48,7 +43,7 @@ PerplexityProgress progress_line(const std::string& file) {
 }
 
 void clear_progress_line() {
-  if (stderr_is_tty()) std::fprintf(stderr, "\r\033[K");
+  if (files::stderr_is_terminal()) std::fprintf(stderr, "\r\033[K");
 }
 
 }  // namespace

@@ -221,3 +221,12 @@ std::string write_file_atomically(const std::string& path, const std::string& te
 }
 
 }  // namespace gqa::files
+
+namespace gqa::files {
+
+bool stderr_is_terminal() {
+  const char* term = ::getenv("TERM");
+  return ::isatty(2) && !(term != nullptr && std::string(term) == "dumb");
+}
+
+}  // namespace gqa::files

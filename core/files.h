@@ -43,6 +43,8 @@ std::string write_file_atomically(const std::string& path, const std::string& te
 // "write failed: <the system's reason from errno>" for a stream that failed to write (ENOSPC reads
 // "No space left on device").
 std::string write_failure();
+// Whether stderr is a terminal that redraws (isatty(2) and TERM is not "dumb"): progress lines.
+bool stderr_is_terminal();
 // mkdir -p; true when the folder exists afterwards.
 bool make_directories(const std::string& path);
 // The path made absolute against the working directory (no symlink resolution); "" stays "".

@@ -153,8 +153,9 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         co.force = true;
         if ((cell.strategy == "svd" || cell.strategy == "similarity") && !calib.empty()) {
           if (!calibration) {
-            const Checkpoint mha_ckpt(o.mha_dir);
-            auto source = load_model(mha_ckpt, Placement{at::kCPU, runtime_dtype(o.dtype, mha_ckpt)});
+            // One block at a time, as gqa convert --calib: the MHA model's statistics.
+            auto mha_ckpt = std::make_shared<const Checkpoint>(o.mha_dir);
+            auto source = load_model(mha_ckpt, Placement{at::kCPU, runtime_dtype(o.dtype, *mha_ckpt)}, Residency::OneBlock);
             const int64_t len = mha.max_positions > 0 ? std::min<int64_t>(256, mha.max_positions) : 256;
             calibration = collect_calibration(*source, calibration_sequences(o.mha_dir, calib, o.calib_tokens, len));
           }

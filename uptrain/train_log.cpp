@@ -602,10 +602,7 @@ std::string format_rate(double per_second) {
 ProgressBar::ProgressBar(int64_t total_steps, std::ostream& out, bool tty)
     : total_(std::max<int64_t>(total_steps, 1)), out_(out), tty_(tty) {}
 
-bool ProgressBar::stderr_is_tty() {
-  const char* term = std::getenv("TERM");
-  return ::isatty(2) && !(term != nullptr && std::string(term) == "dumb");
-}
+bool ProgressBar::stderr_is_tty() { return files::stderr_is_terminal(); }
 
 std::string ProgressBar::format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--";
