@@ -115,13 +115,14 @@ int eval(const Args& args) {
       auto ckpt = std::make_shared<const Checkpoint>(dir);
       const at::ScalarType dtype = runtime_dtype(dtype_text, *ckpt);
       const int64_t ctx = context > 0 ? context : default_eval_context(ckpt->config());
-      const int64_t windows = max_tokens / (stride > 0 ? stride : std::max<int64_t>(1, ctx / 2)) + 1;
+      const int64_t step = stride > 0 ? stride : std::max<int64_t>(1, ctx / 2);
+      const int64_t windows = max_tokens <= ctx ? 1 : (max_tokens - ctx + step - 1) / step + 1;  // as perplexity() cuts them
       const auto need_at = [&](at::ScalarType dt, bool streamed) {
         if (streamed) return one_block_need(*ckpt, dt, windows, ctx, 0);
-        MemoryNeed n = whole_model_need(*ckpt, dt, batch, ctx);
+        MemoryNeed n = whole_model_need(*ckpt, dt, std::min(batch, windows), ctx, /*kv_cache=*/false);
         if (speed)
           for (int64_t b : bench.batches) {
-            const MemoryNeed d = whole_model_need(*ckpt, dt, b, bench.prompt_len + bench.new_tokens);
+            const MemoryNeed d = whole_model_need(*ckpt, dt, b, bench.prompt_len + bench.new_tokens, /*kv_cache=*/true);
             if (d.total() > n.total()) n = d;
           }
         return n;

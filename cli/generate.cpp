@@ -48,8 +48,8 @@ int generate(const Args& args) {
   const at::ScalarType dtype = runtime_dtype(dtype_text, ckpt);
   const int64_t rows = int64_t(prompts.size()) * g.num_beams * (g.num_beams > 1 ? 2 : 1);
   std::vector<std::pair<std::string, MemoryNeed>> smaller;
-  if (dtype == at::kFloat) smaller.push_back({"--dtype bf16", whole_model_need(ckpt, at::kBFloat16, rows, longest + g.max_new_tokens)});
-  require_memory(dir, whole_model_need(ckpt, dtype, rows, longest + g.max_new_tokens), at::kCPU, smaller);
+  if (dtype == at::kFloat) smaller.push_back({"--dtype bf16", whole_model_need(ckpt, at::kBFloat16, rows, longest + g.max_new_tokens, true)});
+  require_memory(dir, whole_model_need(ckpt, dtype, rows, longest + g.max_new_tokens, true), at::kCPU, smaller);
   auto model = load_model(ckpt, Placement{at::kCPU, dtype});
   g.eos_id = ckpt.config().eos_token_id ? ckpt.config().eos_token_id : tokenizer->eos_id();
   auto out = gqa::generate(*model, ids, g);

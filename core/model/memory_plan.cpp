@@ -51,7 +51,8 @@ std::string MemoryNeed::describe() const {
          ", loading " + format_bytes(double(loading)) + ", working " + format_bytes(double(working)) + ")";
 }
 
-MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t sequences, int64_t tokens) {
+MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t sequences, int64_t tokens,
+                            bool kv_cache) {
   const ModelConfig& c = ckpt.config();
   const Sizes s = sizes_of(ckpt);
   const int64_t elem = int64_t(at::elementSize(dtype));
@@ -60,7 +61,7 @@ MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_
   n.weights = s.params * elem;
   n.loading = s.largest * (4 + elem);  // float32 staging + its runtime copy
   // Forward of the batch, the KV cache it fills and the logits of its last chunk (2^24 floats).
-  n.working = activation_bytes(c, sequences, tokens, elem) + c.kv_bytes_per_token(elem) * sequences * tokens +
+  n.working = activation_bytes(c, sequences, tokens, elem) + (kv_cache ? c.kv_bytes_per_token(elem) * sequences * tokens : 0) +
               sequences * c.vocab_size * 4 + (int64_t(1) << 24) * 4 * 2;
   return n;
 }

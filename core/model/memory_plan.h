@@ -23,9 +23,10 @@ struct MemoryNeed {
   std::string describe() const;  // "15.1 GiB (weights 12.6 GiB in bf16, loading 0.5 GiB, working 2.0 GiB)"
 };
 
-// A Whole model running `sequences` x `tokens` positions at once (evaluation windows, or a prompt
-// batch plus the KV cache for generation: pass the cache's capacity as tokens).
-MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t sequences, int64_t tokens);
+// A Whole model running `sequences` x `tokens` positions at once: evaluation windows (no KV
+// cache), or a prompt batch with the KV cache generation fills (pass its capacity as tokens).
+MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t sequences, int64_t tokens,
+                            bool kv_cache);
 // A OneBlock pass over `sequences` x `tokens` (calibration, --report): the shell, one block, the
 // hidden states of every sequence and `statistics_blocks` blocks of float64 Gram sums.
 MemoryNeed one_block_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t sequences, int64_t tokens,
