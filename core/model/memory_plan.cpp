@@ -44,6 +44,20 @@ int64_t activation_bytes(const ModelConfig& c, int64_t sequences, int64_t tokens
   return rows * per_row * std::max<int64_t>(elem, 4) + scores;
 }
 
+// What every need shares: the dtype, and loading = the float32 staging of the largest tensor plus
+// its runtime copy. `resident` elements stay loaded.
+MemoryNeed need_of(const Sizes& s, at::ScalarType dtype, int64_t resident) {
+  const int64_t elem = int64_t(at::elementSize(dtype));
+  MemoryNeed n;
+  n.dtype = dtype;
+  n.weights = resident * elem;
+  n.loading = s.largest * (4 + elem);
+  return n;
+}
+
+// The logits of one loss chunk (2^24 floats) and their log-softmax.
+constexpr int64_t kLogitsChunkBytes = (int64_t(1) << 24) * 4 * 2;
+
 }  // namespace
 
 std::string MemoryNeed::describe() const {
@@ -56,13 +70,10 @@ MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_
   const ModelConfig& c = ckpt.config();
   const Sizes s = sizes_of(ckpt);
   const int64_t elem = int64_t(at::elementSize(dtype));
-  MemoryNeed n;
-  n.dtype = dtype;
-  n.weights = s.params * elem;
-  n.loading = s.largest * (4 + elem);  // float32 staging + its runtime copy
-  // Forward of the batch, the KV cache it fills and the logits of its last chunk (2^24 floats).
+  MemoryNeed n = need_of(s, dtype, s.params);
+  // Forward of the batch, the KV cache it fills and the logits of a loss chunk.
   n.working = activation_bytes(c, sequences, tokens, elem) + (kv_cache ? c.kv_bytes_per_token(elem) * sequences * tokens : 0) +
-              sequences * c.vocab_size * 4 + (int64_t(1) << 24) * 4 * 2;
+              sequences * c.vocab_size * 4 + kLogitsChunkBytes;
   return n;
 }
 
@@ -71,15 +82,12 @@ MemoryNeed one_block_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t 
   const ModelConfig& c = ckpt.config();
   const Sizes s = sizes_of(ckpt);
   const int64_t elem = int64_t(at::elementSize(dtype));
-  MemoryNeed n;
-  n.dtype = dtype;
-  n.weights = (s.shell + s.block) * elem;
-  n.loading = s.largest * (4 + elem);
+  MemoryNeed n = need_of(s, dtype, s.shell + s.block);
   // Hidden states of every sequence (T5: the encoder output too), one micro-batch's forward
   // (8 sequences) and the float64 Gram sums with their float32 copy.
   const int64_t hidden = sequences * tokens * c.d_model * elem * (c.is_encoder_decoder() ? 2 : 1);
   n.working = hidden + activation_bytes(c, std::min<int64_t>(sequences, 8), tokens, elem) +
-              statistics_blocks * c.d_model * c.d_model * (8 + 4) + (int64_t(1) << 24) * 4 * 2;
+              statistics_blocks * c.d_model * c.d_model * (8 + 4) + kLogitsChunkBytes;
   return n;
 }
 

@@ -102,14 +102,14 @@ class T5Model : public Model {
       return finish_decoder(p.x);
     }
     if (cache) throw std::logic_error("a OneBlock model runs without a KV cache");
+    // Each pass points at its slice of the memory: the slices are all made before any pass.
+    const auto slices = stream_slices(ids.size(0));
     std::vector<Memory> memories;
+    for (const auto& [first, n] : slices) memories.push_back({memory->hidden.narrow(0, first, n), memory->mask.narrow(0, first, n)});
     std::vector<DecoderPass> passes;
-    for (const auto& [first, n] : stream_slices(ids.size(0)))
-      memories.push_back({memory->hidden.narrow(0, first, n), memory->mask.narrow(0, first, n)});
-    for (size_t b = 0; b < memories.size(); ++b) {
-      const auto [first, n] = stream_slices(ids.size(0))[b];
-      passes.push_back(begin_decoder(ids.narrow(0, first, n), mask.narrow(0, first, n), nullptr, memories[b]));
-    }
+    for (size_t b = 0; b < slices.size(); ++b)
+      passes.push_back(begin_decoder(ids.narrow(0, slices[b].first, slices[b].second), mask.narrow(0, slices[b].first, slices[b].second),
+                                     nullptr, memories[b]));
     for (int64_t l = 0; l < config_.n_layers; ++l) {
       const T5Layer layer = load_layer(*stream_source_, Stack::Decoder, l);
       for (DecoderPass& p : passes) run_decoder_layer(p, layer, size_t(l));
