@@ -4,13 +4,38 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "uptrain/stop_signals.h"
 
 namespace gqa::cli {
+namespace {
+
+// `text` as one shell word.
+std::string shell_word(const std::string& text) {
+  const bool plain = !text.empty() && text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,/:@%") == std::string::npos;
+  if (plain) return text;
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// The command that continues a stopped run: this one with --resume (and the processes it had).
+std::string resume_command(const std::string& verb, const Args& args, int world_size) {
+  std::string command = "gqa " + verb;
+  bool has_resume = false;
+  for (const std::string& a : args) {
+    command += " " + shell_word(a);
+    has_resume = has_resume || a == "--resume";
+  }
+  if (world_size > 1) command += " --nproc " + std::to_string(world_size);
+  return has_resume ? command : command + " --resume";
+}
+
+}  // namespace
 
 void add_training_options(po::options_description& opts, TrainOptions& o) {
   po::options_description data("data");
   data.add_options()
-      ("data", po::value<std::vector<std::string>>()->multitoken()->required(),
+      ("data", po::value<std::vector<std::string>>()->multitoken(),
        "training data: text files/folders, .jsonl(.gz), .h5 token datasets, .bin token files")
       ("valid", po::value<std::vector<std::string>>()->multitoken(), "held-out data, evaluated every --eval-every steps and at the end")
       ("format", po::value<std::string>(&o.data.format)->default_value("auto"), "auto | text | jsonl | hdf5 | bin")
@@ -63,14 +88,26 @@ void add_training_options(po::options_description& opts, TrainOptions& o) {
       ("force", po::bool_switch(&o.force), "start over in an OUT_DIR that holds a run")
       ("device", po::value<std::string>(&o.device)->default_value("cpu"), "cpu | cuda | cuda:N")
       ("dtype", po::value<std::string>(&o.dtype)->default_value("auto"),
-       "compute dtype (autocast; weights and optimizer stay f32): auto (the checkpoint's own; bf16 on CUDA for f32) | f32 | bf16 | f16")
+       "auto (the checkpoint's own; bf16 on CUDA for f32) | f32 | bf16 (bf16 weights, f32 master copies) | f16 (autocast, f32 weights)")
+      ("shard-optimizer", po::bool_switch(&o.shard_optimizer),
+       "ZeRO-2: each process keeps the optimizer state and gradients of its slice of the parameters only")
+      ("checkpoint-activations", po::bool_switch(&o.checkpoint_activations),
+       "recompute each block's activations in backward instead of storing them")
+      ("bucket-mb", po::value<double>()->default_value(25), "size of the buckets gradients travel in between processes, MiB")
       ("threads", po::value<int>(&o.threads)->default_value(0), "CPU threads (0: LibTorch default)")
       ("quiet", "no progress bar")
       ("nproc", po::value<int>()->default_value(1), "data-parallel processes on this machine (c10d gloo on CPU, nccl on CUDA)");
   opts.add(data).add(budget).add(optim).add(run);
 }
 
+std::size_t bucket_bytes_option(const po::variables_map& vm) {
+  const double bucket_mb = vm["bucket-mb"].as<double>();
+  if (!(bucket_mb > 0 && bucket_mb <= 1 << 20)) throw InputError("--bucket-mb", "", "expected a size in MiB above 0");
+  return std::size_t(bucket_mb * double(1 << 20));
+}
+
 void finish_training_options(const po::variables_map& vm, TrainOptions& o) {
+  if (!vm.count("data")) throw InputError("--data", "", "is required: the training data");
   o.data.paths = vm["data"].as<std::vector<std::string>>();
   if (vm.count("valid")) {
     DataOptions v = o.data;
@@ -78,6 +115,7 @@ void finish_training_options(const po::variables_map& vm, TrainOptions& o) {
     o.valid = v;
   }
   o.fold = !vm.count("no-fold");
+  o.bucket_bytes = bucket_bytes_option(vm);
   o.progress = !vm.count("quiet");
 }
 
@@ -98,9 +136,16 @@ int run_training_command(const std::string& verb, const Args& args, const po::va
   // One GPU per process on a machine: plain "cuda" means this process's LOCAL_RANK device.
   if (env.world_size > 1 && local.device == "cuda") local.device = "cuda:" + std::to_string(env.local_rank);
   std::unique_ptr<Communicator> comm =
-      env.world_size > 1 ? join_process_group(env, at::Device(local.device)) : single_process();
+      env.world_size > 1 ? join_process_group(env, at::Device(local.device), 120, local.bucket_bytes) : single_process();
   if (comm->rank() != 0) local.progress = false;
   const TrainSummary s = run_training(local, *comm, std::cout);
+  if (s.stopped_by) {
+    if (comm->rank() == 0) {
+      std::cout << verb << ": stopped by " << StopSignals::name(s.stopped_by) << " after step " << s.steps << "; checkpoint "
+                << s.checkpoint << "\ncontinue with: " << resume_command(verb, args, env.world_size) << std::endl;
+    }
+    return 128 + s.stopped_by;
+  }
   if (comm->rank() == 0) {
     std::cout << verb << ": " << s.steps << " steps, " << s.tokens << " tokens, last train loss " << s.last_loss;
     if (s.valid_loss) std::cout << ", valid loss " << *s.valid_loss;

@@ -11,6 +11,8 @@ namespace gqa::cli {
 
 // Adds the data, budget, optimizer, checkpoint and distributed options, bound to `o`.
 void add_training_options(po::options_description& opts, TrainOptions& o);
+// --bucket-mb in bytes (InputError when not positive).
+std::size_t bucket_bytes_option(const po::variables_map& vm);
 // Reads the options that need checking or converting after parsing (data lists, valid data).
 void finish_training_options(const po::variables_map& vm, TrainOptions& o);
 // Runs the training in this process, or, with --nproc N > 1 outside a process group, re-runs

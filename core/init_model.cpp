@@ -577,9 +577,11 @@ json make_config(const ModelShape& s) {
   return j;
 }
 
-int64_t parameter_count(const ModelShape& shape) {
+int64_t parameter_count(const ModelShape& shape) { return parameter_count(config_of(shape)); }
+
+int64_t parameter_count(const ModelConfig& config) {
   int64_t n = 0;
-  for (const StoredTensor& t : stored_tensors(config_of(shape))) n += t.numel();
+  for (const StoredTensor& t : stored_tensors(config)) n += t.numel();
   return n;
 }
 

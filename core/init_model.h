@@ -57,6 +57,8 @@ nlohmann::json make_config(const ModelShape& shape);
 // write_initial_checkpoint writes (tied weights once), which is what transformers' num_parameters()
 // reports for the shapes it can build.
 int64_t parameter_count(const ModelShape& shape);
+// The same from a config.json alone (any family and layout the runtime reads).
+int64_t parameter_count(const ModelConfig& config);
 
 // The FFN width whose model has the parameter count closest to `target` (the seed poster's way
 // of equalising a GQA model with its MHA reference). At least 1.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -119,6 +120,20 @@ class ProcessGroupCommunicator final : public Communicator {
     }, /*divide_by=*/1, /*write_back=*/rank() != 0);
   }
 
+  void reduce_scatter_sum(const at::Tensor& input, const at::Tensor& slice) override {
+    check_slices("reduce_scatter_sum", input, slice);
+    at::Tensor in = on_comm_device(input), out = on_comm_device(slice);
+    wait("reduce_scatter", backend_->_reduce_scatter_base(out, in, c10d::ReduceScatterOptions{}));
+    if (!out.is_same(slice)) slice.copy_(out);
+  }
+
+  void all_gather(const at::Tensor& slice, const at::Tensor& output) override {
+    check_slices("all_gather", output, slice);
+    at::Tensor in = on_comm_device(slice), out = on_comm_device(output);
+    wait("all_gather", backend_->_allgather_base(out, in, c10d::AllgatherOptions{}));
+    if (!out.is_same(output)) output.copy_(out);
+  }
+
   // An all-reduce rather than the backend's barrier: it means the same on gloo and NCCL, and
   // reading the result back blocks the CPU on NCCL too.
   void barrier() override { all_reduce_sum({0.0}); }
@@ -134,6 +149,17 @@ class ProcessGroupCommunicator final : public Communicator {
     for (std::size_t index : bucket) pieces.push_back(tensors[index].reshape({-1}));
     return at::cat(pieces).to(comm_device_);
   }
+
+  void check_slices(const char* name, const at::Tensor& whole, const at::Tensor& slice) const {
+    if (!whole.is_contiguous() || !slice.is_contiguous() || whole.scalar_type() != slice.scalar_type() ||
+        whole.numel() != slice.numel() * world_size())
+      throw std::invalid_argument(std::string(name) + ": expected contiguous tensors of one dtype, the whole " +
+                                  std::to_string(world_size()) + " times the slice");
+  }
+
+  // The tensor itself when it is already where the backend works, else a copy there (gloo serving
+  // a CUDA job stages through host memory).
+  at::Tensor on_comm_device(const at::Tensor& t) const { return t.device() == comm_device_ ? t : t.to(comm_device_); }
 
   // Flattens each bucket, starts `collective` on all of them (so they overlap), then waits and
   // copies the results back, divided by `divide_by`.
@@ -190,6 +216,8 @@ class SingleProcessCommunicator final : public Communicator {
   void all_reduce_mean(const std::vector<at::Tensor>&) override {}
   std::vector<double> all_reduce_sum(const std::vector<double>& values) override { return values; }
   void broadcast(const std::vector<at::Tensor>&) override {}
+  void reduce_scatter_sum(const at::Tensor& input, const at::Tensor& slice) override { slice.copy_(input.view_as(slice)); }
+  void all_gather(const at::Tensor& slice, const at::Tensor& output) override { output.copy_(slice.view_as(output)); }
   void barrier() override {}
 };
 
@@ -276,6 +304,9 @@ pid_t spawn(std::vector<std::string> argv, std::vector<std::string> environment)
   const pid_t pid = ::fork();
   if (pid != 0) return pid;  // parent (or -1)
   // Child. Die with the launcher, and undo signal settings the launcher's threads may have made.
+  // Its own process group: a Ctrl-C at the terminal reaches the launcher alone, which passes it
+  // on once, so that a child sees one signal (stop after this step), not two (stop now).
+  ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != launcher) ::_exit(128 + SIGTERM);
   sigset_t none;
@@ -302,6 +333,33 @@ int exit_code(int status) {
   return 1;
 }
 
+// SIGTERM / SIGINT received by the launcher while it waits, for the wait loop to pass on.
+std::atomic<int> signal_to_forward{0};
+void remember_signal(int signal_number) { signal_to_forward = signal_number; }
+
+// While alive, the launcher's SIGTERM and SIGINT are passed on to the children instead of
+// ending it: each child stops after its current step and checkpoints (stop_signals.h), and the
+// launcher returns their exit code.
+class ForwardStopSignals {
+ public:
+  ForwardStopSignals() {
+    signal_to_forward = 0;
+    struct sigaction action {};
+    action.sa_handler = remember_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    ::sigaction(SIGTERM, &action, &previous_term_);
+    ::sigaction(SIGINT, &action, &previous_int_);
+  }
+  ~ForwardStopSignals() {
+    ::sigaction(SIGTERM, &previous_term_, nullptr);
+    ::sigaction(SIGINT, &previous_int_, nullptr);
+  }
+
+ private:
+  struct sigaction previous_term_ {}, previous_int_ {};
+};
+
 void signal_all(const std::vector<pid_t>& pids, const std::vector<bool>& running, int signal_number) {
   for (std::size_t i = 0; i < pids.size(); ++i)
     if (running[i]) ::kill(pids[i], signal_number);
@@ -317,6 +375,7 @@ int wait_for_children(const std::vector<pid_t>& pids, std::chrono::seconds grace
   bool killed = false;
   Clock::time_point kill_at = Clock::time_point::max();
   while (remaining > 0) {
+    if (const int forwarded = signal_to_forward.exchange(0)) signal_all(pids, running, forwarded);
     bool reaped = false;
     for (std::size_t i = 0; i < pids.size(); ++i) {
       if (!running[i]) continue;
@@ -437,6 +496,7 @@ int launch_local_processes(int nproc, const std::vector<std::string>& argv, int 
   // N processes each using every core slow each other down; split the cores (as torchrun does).
   if (std::getenv("OMP_NUM_THREADS") == nullptr)
     shared["OMP_NUM_THREADS"] = std::to_string(std::max(1u, std::thread::hardware_concurrency() / nproc));
+  ForwardStopSignals forward;
   std::vector<pid_t> children;
   for (int rank = 0; rank < nproc; ++rank) {
     auto overrides = shared;

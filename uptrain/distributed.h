@@ -45,6 +45,12 @@ class Communicator {
   virtual std::vector<double> all_reduce_sum(const std::vector<double>& values) = 0;
   // Copies rank 0's tensors to every process in place (initial parameters; any dtype).
   virtual void broadcast(const std::vector<at::Tensor>& tensors) = 0;
+  // ZeRO's two collectives on one flat tensor of world_size() equal slices. reduce_scatter_sum:
+  // `slice` (numel = input.numel() / world_size()) receives slice rank() of the sum of every
+  // process's `input`. all_gather: `output` (world_size() slices) receives every process's
+  // `slice`, in rank order. Contiguous tensors of one floating dtype, on the run's device.
+  virtual void reduce_scatter_sum(const at::Tensor& input, const at::Tensor& slice) = 0;
+  virtual void all_gather(const at::Tensor& slice, const at::Tensor& output) = 0;
   virtual void barrier() = 0;
 };
 

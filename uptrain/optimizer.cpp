@@ -35,6 +35,12 @@ void AdamW::step(double lr) {
   }
 }
 
+int64_t AdamW::held_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& [key, s] : state_) bytes += (s.first.numel() + s.second.numel()) * int64_t(s.first.element_size());
+  return bytes;
+}
+
 std::map<std::string, at::Tensor> AdamW::state_tensors() const {
   std::map<std::string, at::Tensor> out;
   for (const auto& [key, s] : state_) {

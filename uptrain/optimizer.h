@@ -34,6 +34,7 @@ class AdamW {
   void step(double lr);
   int64_t steps() const { return step_; }
   const std::vector<ParamGroup>& groups() const { return groups_; }
+  int64_t held_bytes() const;  // of the moments
   // State for a checkpoint: "<key>.exp_avg" / "<key>.exp_avg_sq" tensors and the step count.
   std::map<std::string, at::Tensor> state_tensors() const;
   void load_state(const std::map<std::string, at::Tensor>& tensors, int64_t step);

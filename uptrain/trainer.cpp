@@ -14,10 +14,14 @@
 #include "core/arch.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/memory.h"
 #include "core/model/model.h"
 #include "core/tokenizers/tokenizer.h"
 #include "uptrain/model_io.h"
 #include "uptrain/regroup.h"
+#include "uptrain/sharded_adamw.h"
+#include "uptrain/stop_signals.h"
+#include "uptrain/train_plan.h"
 #include "uptrain/train_log.h"
 
 namespace gqa {
@@ -244,12 +248,35 @@ json trajectory_config(const TrainOptions& o, int world_size, int64_t total_step
   for (const auto& p : o.data.paths) data.push_back(files::absolute(p));
   return {{"model", files::absolute(o.model_dir)}, {"data", data}, {"task", task}, {"seq_len", o.seq_len},
           {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"world_size", world_size},
+          {"global_batch", o.batch_size * o.grad_accum * world_size},
           {"total_steps", total_steps}, {"lr", o.adam.lr}, {"beta1", o.adam.beta1}, {"beta2", o.adam.beta2},
           {"eps", o.adam.eps}, {"weight_decay", o.adam.weight_decay}, {"warmup_steps", o.warmup_steps},
           {"decay", o.decay}, {"min_lr_ratio", o.min_lr_ratio}, {"clip", o.clip}, {"scalar_lr", o.scalar_lr},
           {"teacher", o.teacher_dir.empty() ? "" : files::absolute(o.teacher_dir)},
           {"distill_weight", o.distill_weight}, {"temperature", o.temperature}, {"seed", o.seed},
           {"regroup_every", o.regroup_every}, {"dtype", o.dtype}};
+}
+
+// Keys of the trajectory a resumed run may change: the processes and their accumulation, as long
+// as global_batch (which fixes the data order and the step) stays the same.
+bool may_change_on_resume(const std::string& key) { return key == "world_size" || key == "grad_accum"; }
+
+// The optimizer files of a checkpoint folder written with master weights (sharded_adamw.h), in
+// rank order; empty for a checkpoint of the plain optimizer. Throws when some are missing.
+std::vector<std::string> shard_files(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const std::string& name : files::list_directory(dir))
+    if (ShardedAdamW::is_shard_file(name)) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> paths;
+  for (const std::string& name : names) paths.push_back(dir + "/" + name);
+  if (!names.empty()) {
+    const int world = std::atoi(names.front().substr(names.front().find("-of-") + 4).c_str());
+    if (int(names.size()) != world || names.back() != ShardedAdamW::file_name(world - 1, world))
+      throw InputError(dir, "optimizer-rank-*", "holds " + std::to_string(names.size()) + " of the " + std::to_string(world) +
+                                                    " optimizer shard files its run wrote");
+  }
+  return paths;
 }
 
 class Trainer {
@@ -269,6 +296,7 @@ class Trainer {
   void save_result();
   void regroup();
   void say(const std::string& line);
+  void log_optimizer_memory();
 
   const TrainOptions& o_;
   Communicator& comm_;
@@ -279,7 +307,9 @@ class Trainer {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<BatchSource> train_, valid_;
   std::unique_ptr<BatchOrder> order_;
-  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<AdamW> opt_;            // float32 weights, not sharded: the reference optimizer
+  std::unique_ptr<ShardedAdamW> zero_;    // master weights (bf16 weights) or --shard-optimizer
+  at::ScalarType weights_dtype_ = at::kFloat;
   std::unique_ptr<TrainLog> log_;
   std::unique_ptr<ProgressBar> bar_;
   std::vector<at::Tensor> params_;
@@ -289,10 +319,26 @@ class Trainer {
   json model_config_;  // config.json of the weights as they are now (layouts change when regrouping)
   int64_t step_ = 0, tokens_ = 0, total_steps_ = 0;
   double last_loss_ = 0;
+  int stop_signal_ = 0;  // a signal some process received before the current step's all-reduce
   std::optional<double> valid_loss_;
   at::ScalarType compute_dtype_ = at::kFloat;  // autocast dtype of the forward (float32: none)
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();  // this process's start
 };
+
+// The bytes of optimizer state each process holds, counted from its tensors (the figure --plan
+// predicts), into the log as optimizer_bytes_rank_R.
+void Trainer::log_optimizer_memory() {
+  const int world = comm_.world_size();
+  std::vector<double> held(size_t(world), 0.0);
+  held[size_t(comm_.rank())] = double(zero_ ? zero_->held_bytes() : opt_->held_bytes());
+  if (world > 1) held = comm_.all_reduce_sum(held);
+  if (comm_.rank() != 0) return;
+  std::map<std::string, double> record;
+  for (int r = 0; r < world; ++r) record["optimizer_bytes_rank_" + std::to_string(r)] = held[size_t(r)];
+  log_->record("memory", step_, record);
+  say("optimizer state: " + format_bytes(held[0]) + " per process" +
+      (zero_ && zero_->sharded() ? " (ZeRO-2 over " + std::to_string(world) + ")" : zero_ ? " (with float32 master weights)" : ""));
+}
 
 void Trainer::say(const std::string& line) {
   if (comm_.rank() != 0) return;
@@ -313,9 +359,10 @@ void Trainer::prepare_output() {
       throw InputError(o_.out_dir, "", "cannot create the output folder");
     if (!files::is_directory(ckpts) && !files::make_directories(ckpts))
       throw InputError(ckpts, "", "cannot create the checkpoint folder");
-    // Folders a killed run was still writing (step-N.tmp-XXXXXX) never became checkpoints.
+    // Folders a killed run was still writing (step-N.tmp-XXXXXX, step-N.shards) never became checkpoints.
     for (const std::string& name : files::list_directory(ckpts))
-      if (name.find(".tmp-") != std::string::npos) files::remove_all(ckpts + "/" + name);
+      if (name.find(".tmp-") != std::string::npos || name.find(".shards") != std::string::npos)
+        files::remove_all(ckpts + "/" + name);
   }
   comm_.barrier();
 }
@@ -389,7 +436,13 @@ void Trainer::build_optimizer() {
   std::vector<ParamGroup> groups;
   for (ParamGroup* g : {&weights, &no_decay, &scalars})
     if (!g->params.empty()) groups.push_back(std::move(*g));
-  opt_ = std::make_unique<AdamW>(std::move(groups), o_.adam);
+  opt_.reset();
+  zero_.reset();
+  if (o_.shard_optimizer || weights_dtype_ != at::kFloat)
+    zero_ = std::make_unique<ShardedAdamW>(std::move(groups), o_.adam, comm_, o_.shard_optimizer, o_.bucket_bytes);
+  else
+    opt_ = std::make_unique<AdamW>(std::move(groups), o_.adam);
+  model_->set_activation_checkpointing(o_.checkpoint_activations);
 }
 
 double Trainer::train_step(const std::vector<int64_t>& order) {
@@ -424,18 +477,33 @@ double Trainer::train_step(const std::vector<int64_t>& order) {
     }
     loss_sum += value;
     (loss / double(o_.grad_accum)).backward();
+    if (zero_) zero_->reduce_gradients();  // into the float32 sum of this process's slice
   }
-  for (at::Tensor& p : params_)
-    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+  // Every process learns whether any was asked to stop (stop_signals.h) in the same all-reduce
+  // as the loss, so all of them stop after the same step.
+  const int signal_here = StopSignals::received();
+  stop_signal_ = signal_here;
   if (world > 1) {
-    std::vector<at::Tensor> grads;
-    for (at::Tensor& p : params_) grads.push_back(p.grad());
-    comm_.all_reduce_mean(grads);
-    loss_sum = comm_.all_reduce_sum({loss_sum})[0] / world;
+    const auto sums = comm_.all_reduce_sum({loss_sum, double(signal_here), signal_here ? 1.0 : 0.0});
+    loss_sum = sums[0] / world;
+    stop_signal_ = sums[2] > 0 ? int(std::lround(sums[1] / sums[2])) : 0;
   }
-  const double grad_norm = clip_grad_norm(params_, o_.clip);
   const double lr = schedule_.at(step_ + 1);
-  opt_->step(lr);
+  double grad_norm = 0;
+  if (zero_) {
+    grad_norm = zero_->clip_gradients(o_.clip);
+    zero_->step(lr);
+  } else {
+    for (at::Tensor& p : params_)
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    if (world > 1) {
+      std::vector<at::Tensor> grads;
+      for (at::Tensor& p : params_) grads.push_back(p.grad());
+      comm_.all_reduce_mean(grads);
+    }
+    grad_norm = clip_grad_norm(params_, o_.clip);
+    opt_->step(lr);
+  }
   ++step_;
   tokens_ += int64_t(world) * o_.grad_accum * o_.batch_size * train_->tokens_per_example();
   last_loss_ = loss_sum / double(o_.grad_accum);
@@ -470,14 +538,39 @@ std::optional<double> Trainer::evaluate() {
 }
 
 void Trainer::save_checkpoint(int64_t step) {
+  // With master weights each process that holds a shard writes it into a staging folder first;
+  // rank 0 then moves the files into the checkpoint it publishes at once, so a kill at any point
+  // leaves either the whole checkpoint or none (and a staging folder the next start removes).
+  const std::string staging = o_.out_dir + "/checkpoints/" + checkpoint_name(step) + ".shards";
+  const int writers = zero_ && zero_->sharded() ? comm_.world_size() : 1;
+  if (zero_) {
+    if (comm_.rank() == 0) {
+      files::remove_all(staging);
+      if (!files::make_directories(staging)) throw InputError(staging, "", "cannot create the folder");
+    }
+    comm_.barrier();
+    if (comm_.rank() < writers) zero_->save(staging + "/" + ShardedAdamW::file_name(comm_.rank(), writers));
+    comm_.barrier();
+  }
   if (comm_.rank() == 0) {
     const std::string dir = o_.out_dir + "/checkpoints/" + checkpoint_name(step);
     json state = {{"step", step}, {"tokens", tokens_}, {"batch_order", order_->state()}, {"run", run_config_},
-                  {"optimizer_steps", opt_->steps()}, {"last_loss", last_loss_}};
+                  {"optimizer_steps", zero_ ? zero_->steps() : opt_->steps()}, {"last_loss", last_loss_}};
     SaveOptions so;
     so.passthrough_from = o_.model_dir;
-    so.dtype = DType::F32;  // exact master weights: a resumed run continues bit for bit
-    so.extra_files["optimizer.safetensors"] = [this](const std::string& path) { write_optimizer_state(*opt_, path); };
+    // Exact float32 weights, so a resumed run continues bit for bit; with master weights the
+    // exact values are in the shard files and the model keeps its training dtype.
+    so.dtype = weights_dtype_ == at::kBFloat16 ? DType::BF16 : DType::F32;
+    if (zero_) {
+      for (int r = 0; r < writers; ++r) {
+        const std::string name = ShardedAdamW::file_name(r, writers);
+        so.extra_files[name] = [from = staging + "/" + name](const std::string& path) {
+          if (std::rename(from.c_str(), path.c_str()) != 0) throw InputError(from, "", "cannot move into the checkpoint: " + files::write_failure());
+        };
+      }
+    } else {
+      so.extra_files["optimizer.safetensors"] = [this](const std::string& path) { write_optimizer_state(*opt_, path); };
+    }
     so.extra_files["trainer_state.json"] = [state](const std::string& path) {
       std::ofstream f(path);
       f << state.dump(2) << "\n";
@@ -490,6 +583,7 @@ void Trainer::save_checkpoint(int64_t step) {
     for (size_t i = 0; i + size_t(std::max<int64_t>(1, o_.keep_checkpoints)) < all.size(); ++i)
       remove_folder_atomically(all[i].second);  // a kill mid-delete must not leave a broken step-N
     remove_stale_temp_folders(o_.out_dir + "/checkpoints", "step-");
+    if (zero_) files::remove_all(staging);
     say("checkpoint " + dir);
   }
   comm_.barrier();
@@ -499,14 +593,22 @@ void Trainer::resume_from(const std::string& dir) {
   const json state = read_json_file(dir + "/trainer_state.json");
   const json& saved = state.at("run");
   for (auto it = run_config_.begin(); it != run_config_.end(); ++it)
-    if (!saved.contains(it.key()) || saved[it.key()] != it.value())
+    if (!may_change_on_resume(it.key()) && (!saved.contains(it.key()) || saved[it.key()] != it.value()))
       throw InputError(dir + "/trainer_state.json", "run." + it.key(),
                        "the checkpoint was made with " + (saved.contains(it.key()) ? saved[it.key()].dump() : std::string("nothing")) +
                            ", this run has " + it.value().dump() + " (a different model or config cannot resume it)");
   source_ = std::make_unique<Checkpoint>(dir);
-  model_ = load_model(*source_, Placement{device_, at::kFloat});
+  model_ = load_model(*source_, Placement{device_, weights_dtype_});
   build_optimizer();
-  opt_->load_state(read_optimizer_state(dir + "/optimizer.safetensors", device_), state.at("optimizer_steps").get<int64_t>());
+  const int64_t optimizer_steps = state.at("optimizer_steps").get<int64_t>();
+  const std::vector<std::string> shards = shard_files(dir);
+  if (zero_) {
+    zero_->load(shards.empty() ? std::vector<std::string>{dir + "/optimizer.safetensors"} : shards, optimizer_steps);
+  } else {
+    if (!shards.empty())
+      throw InputError(dir, "optimizer-rank-*", "holds master weights (written with --shard-optimizer or --dtype bf16); resume with the same options");
+    opt_->load_state(read_optimizer_state(dir + "/optimizer.safetensors", device_), optimizer_steps);
+  }
   order_->restore(state.at("batch_order"));
   step_ = state.at("step").get<int64_t>();
   tokens_ = state.at("tokens").get<int64_t>();
@@ -562,10 +664,10 @@ TrainSummary Trainer::run() {
   // Everything that can be wrong with the input is found before OUT_DIR is touched.
   source_ = std::make_unique<Checkpoint>(o_.model_dir);
   const ModelConfig cfg = source_->config();
-  // --dtype auto: the checkpoint's own dtype, except that float32 checkpoints keep training under
-  // bf16 autocast on CUDA (float32 matmuls there cost several times the time for nothing).
-  compute_dtype_ = runtime_dtype(o_.dtype, *source_);
-  if (o_.dtype == "auto" && device_.is_cuda() && compute_dtype_ == at::kFloat) compute_dtype_ = at::kBFloat16;
+  runtime_dtype(o_.dtype, *source_);  // checks the option
+  const TrainingDtypes dtypes = training_dtypes(o_.dtype, runtime_dtype("auto", *source_), device_.is_cuda());
+  compute_dtype_ = dtypes.compute;
+  weights_dtype_ = dtypes.weights;
   load_data(cfg);
   total_steps_ = plan_steps(cfg);
   run_config_ = trajectory_config(o_, comm_.world_size(), total_steps_, task_);
@@ -582,15 +684,17 @@ TrainSummary Trainer::run() {
     resume_from(checkpoints.back().second);
     say("resumed from " + checkpoints.back().second + " at step " + std::to_string(step_));
   } else {
-    model_ = load_model(*source_, Placement{device_, at::kFloat});
+    model_ = load_model(*source_, Placement{device_, weights_dtype_});
+    std::vector<at::Tensor> weights;
+    for (const ModelParameter& p : model_->parameters()) weights.push_back(p.tensor);
+    comm_.broadcast(weights);  // identical starting weights on every process
     build_optimizer();
-    comm_.broadcast(params_);  // identical starting weights on every process
   }
   model_config_ = source_->config().raw;
   if (o_.regroup_every > 0 && model_->config().weighted.empty())
     throw InputError(o_.model_dir, "gqa_weighted", "--regroup-every needs a weighted folder (gqa convert --strategy weighted)");
   if (!o_.teacher_dir.empty()) {
-    teacher_ = load_model(o_.teacher_dir, Placement{device_, at::kFloat});
+    teacher_ = load_model(o_.teacher_dir, Placement{device_, weights_dtype_});
     if (teacher_->config().vocab_size != cfg.vocab_size)
       throw InputError(o_.teacher_dir, "vocab_size", "teacher and student vocabularies differ");
   }
@@ -599,10 +703,13 @@ TrainSummary Trainer::run() {
     log_ = std::make_unique<TrainLog>(o_.out_dir, logged, o_.resume ? step_ : -1);
     if (o_.progress) bar_ = std::make_unique<ProgressBar>(total_steps_, std::cerr, ProgressBar::stderr_is_tty());
   }
+  log_optimizer_memory();
   say("training " + std::to_string(total_steps_) + " steps of " + std::to_string(global_batch) + " x " +
       std::to_string(train_->tokens_per_example()) + " tokens (" + task_ + ", " + std::to_string(comm_.world_size()) + " process" +
       (comm_.world_size() > 1 ? "es" : "") + ", " + o_.device + ")");
 
+  StopSignals stop_signals;
+  TrainSummary s;
   auto last_report = std::chrono::steady_clock::now();
   int64_t tokens_at_report = tokens_;
   double tokens_per_s = 0;
@@ -628,12 +735,17 @@ TrainSummary Trainer::run() {
         say(buf);
       }
     }
-    if ((o_.save_every > 0 && step_ % o_.save_every == 0) || last) save_checkpoint(step_);
+    const bool saved = (o_.save_every > 0 && step_ % o_.save_every == 0) || last;
+    if (saved || stop_signal_) save_checkpoint(step_);
+    if (stop_signal_ && !last) {
+      s.stopped_by = stop_signal_;
+      s.checkpoint = o_.out_dir + "/checkpoints/" + checkpoint_name(step_);
+      break;
+    }
   }
   if (bar_) bar_->finish();
-  save_result();
+  if (!s.stopped_by) save_result();
   comm_.barrier();
-  TrainSummary s;
   s.steps = step_;
   s.tokens = tokens_;
   s.last_loss = last_loss_;

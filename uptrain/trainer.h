@@ -55,9 +55,18 @@ struct TrainOptions {
   bool force = false;  // replace an existing OUT_DIR that holds no checkpoint
   uint64_t seed = 0;
   std::string device = "cpu";
-  // Compute dtype of the forward (autocast; weights and optimizer stay float32): auto (the
-  // checkpoint's own; bf16 for float32 checkpoints on CUDA), f32, bf16, f16.
+  // Compute dtype: auto (the checkpoint's own; bf16 for float32 checkpoints on CUDA), f32, bf16,
+  // f16. bf16 asked for (or auto on CUDA for a bf16 checkpoint) holds the weights in bf16 with
+  // float32 master copies in the optimizer; otherwise the weights stay float32 and the forward
+  // runs under autocast (f16 always: without loss scaling its gradients would underflow).
   std::string dtype = "auto";
+  // ZeRO stage 2 (sharded_adamw.h): each process keeps the optimizer state and gradient sum of
+  // its slice of the parameters only.
+  bool shard_optimizer = false;
+  // Recompute each block's activations in backward instead of storing them.
+  bool checkpoint_activations = false;
+  // Gradients travel in buckets of about this many bytes (all-reduce, reduce-scatter, all-gather).
+  std::size_t bucket_bytes = kDefaultBucketBytes;
   int threads = 0;  // 0: LibTorch's default
   bool progress = true;
   int64_t epochs = 0;  // budget in passes over the data (seq2seq fine-tuning)
@@ -71,6 +80,10 @@ struct TrainSummary {
   double last_loss = 0;
   std::optional<double> valid_loss;
   std::string model_dir;  // where the trained model is
+  // SIGTERM / SIGINT (stop_signals.h): the run stopped early after step `steps`, whose
+  // checkpoint is `checkpoint`; the caller exits with 128 + stopped_by.
+  int stopped_by = 0;
+  std::string checkpoint;
 };
 
 // Throws InputError on bad input (data, budget, resume mismatch, NaN loss).

@@ -101,23 +101,49 @@ DecoderLM::Pass DecoderLM::begin(const at::Tensor& ids, const at::Tensor& mask_i
   return p;
 }
 
+// The attention mask of a block; the local (windowed) one is made on first use and kept in the pass.
+const at::Tensor& DecoderLM::layer_mask(Pass& p, const DecoderLayer& layer) const {
+  if (layer.window <= 0) return p.global_mask;
+  if (!p.local_mask.defined()) p.local_mask = attention_mask(p.key_valid, p.start, p.T, true, layer.window);
+  return p.local_mask;
+}
+
 void DecoderLM::run_layer(Pass& p, const DecoderLayer& layer, size_t l) const {
-  const at::Tensor* m = &p.global_mask;
-  if (layer.window > 0) {
-    if (!p.local_mask.defined()) p.local_mask = attention_mask(p.key_valid, p.start, p.T, true, layer.window);
-    m = &p.local_mask;
-  }
+  const at::Tensor& m = layer_mask(p, layer);
   const at::Tensor h = layer.attn_norm(p.x);
   observe(AttentionModule::DecoderSelf, int64_t(l), h, p.mask);
-  p.x = p.x + layer.attn.self_attention(h, *m, rope ? &*rope : nullptr, p.cos_sin, p.cache, l);
+  p.x = p.x + layer.attn.self_attention(h, m, rope ? &*rope : nullptr, p.cos_sin, p.cache, l);
   p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
+}
+
+void DecoderLM::run_layer_checkpointed(Pass& p, const DecoderLayer& layer, size_t l) const {
+  // The block is a function of the hidden state alone: everything else in the pass (masks, rotary
+  // cos/sin) needs no gradient and is captured. The local mask is made here, before the copy, so
+  // later layers share it rather than each recompute making its own.
+  layer_mask(p, layer);
+  Pass rest = p;
+  rest.x = at::Tensor();
+  // The layer by value: the node outlives this call and must recompute with the forward's weights.
+  auto block = [this, rest, layer, l](const std::vector<at::Tensor>& in) {
+    Pass q = rest;
+    q.x = in[0];
+    run_layer(q, layer, l);
+    return q.x;
+  };
+  p.x = run_checkpointed(block, {p.x});
 }
 
 at::Tensor DecoderLM::hidden(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, const Memory* /*memory*/,
                              const at::Tensor& positions) const {
   if (residency() == Residency::Whole) {
     Pass p = begin(ids, mask, cache, positions);
-    for (size_t l = 0; l < layers.size(); ++l) run_layer(p, layers[l], l);
+    const bool checkpoint = checkpoint_blocks(cache);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      if (checkpoint)
+        run_layer_checkpointed(p, layers[l], l);
+      else
+        run_layer(p, layers[l], l);
+    }
     if (cache) cache->end_step(p.T);
     return final_norm(p.x);
   }

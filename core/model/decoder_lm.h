@@ -43,6 +43,9 @@ class DecoderLM : public Model {
   struct Pass;  // one batch on its way through the blocks
   Pass begin(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, const at::Tensor& positions) const;
   void run_layer(Pass& pass, const DecoderLayer& layer, size_t l) const;
+  // run_layer with its activations recomputed in backward (activation checkpointing).
+  void run_layer_checkpointed(Pass& pass, const DecoderLayer& layer, size_t l) const;
+  const at::Tensor& layer_mask(Pass& pass, const DecoderLayer& layer) const;
 };
 
 // Shared loading steps for the family builders.

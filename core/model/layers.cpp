@@ -27,6 +27,17 @@ const char* runtime_dtype_name(at::ScalarType t) {
   }
 }
 
+std::optional<at::ScalarType> config_dtype(const nlohmann::json& raw) {
+  for (const char* key : {"dtype", "torch_dtype"})
+    if (raw.contains(key) && raw[key].is_string()) {
+      const std::string d = raw[key].get<std::string>();
+      if (d == "float32" || d == "float64") return at::kFloat;
+      if (d == "bfloat16") return at::kBFloat16;
+      if (d == "float16") return at::kHalf;
+    }
+  return std::nullopt;
+}
+
 at::ScalarType runtime_dtype(const std::string& text, const Checkpoint& ckpt, const std::string& option) {
   if (text != "auto") {
     try {
@@ -35,14 +46,7 @@ at::ScalarType runtime_dtype(const std::string& text, const Checkpoint& ckpt, co
       throw InputError(option, "", "expected auto, f32, bf16 or f16, got '" + text + "'");
     }
   }
-  const nlohmann::json& raw = ckpt.config().raw;
-  for (const char* key : {"dtype", "torch_dtype"})
-    if (raw.contains(key) && raw[key].is_string()) {
-      const std::string d = raw[key].get<std::string>();
-      if (d == "float32" || d == "float64") return at::kFloat;
-      if (d == "bfloat16") return at::kBFloat16;
-      if (d == "float16") return at::kHalf;
-    }
+  if (const auto declared = config_dtype(ckpt.config().raw)) return *declared;
   switch (ckpt.weight_dtype()) {
     case DType::BF16: return at::kBFloat16;
     case DType::F16: return at::kHalf;

@@ -23,6 +23,8 @@ const char* runtime_dtype_name(at::ScalarType t);  // "f32", "bf16", "f16"
 // config.json's torch_dtype (dtype in folders written by transformers 5), else the dtype holding
 // most stored weights. float64 checkpoints run in float32.
 at::ScalarType runtime_dtype(const std::string& text, const Checkpoint& ckpt, const std::string& option = "--dtype");
+// The dtype config.json declares ("dtype", or transformers 4's "torch_dtype"), if any.
+std::optional<at::ScalarType> config_dtype(const nlohmann::json& raw);
 
 // A weight of the runtime model and the checkpoint role it came from: what training updates and
 // what saving writes back under the checkpoint's own names.

@@ -2,6 +2,7 @@
 // a converter writes (uneven groups, smaller head dims) simply runs.
 #pragma once
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <functional>
@@ -13,6 +14,7 @@
 #include "core/checkpoint.h"
 #include "core/model/kv_cache.h"
 #include "core/model/layers.h"
+#include "core/model/recompute.h"
 
 namespace gqa {
 
@@ -75,6 +77,12 @@ class Model {
   int64_t stream_batch() const { return stream_batch_; }
   // A setting of the next run rather than model state, so callers holding a const model set it.
   void set_stream_batch(int64_t b) const { stream_batch_ = std::max<int64_t>(1, b); }
+  // Activation checkpointing for training: with it on, a Whole model's forward under grad mode
+  // without a KV cache keeps only each block's input and recomputes the block's activations in
+  // backward (see recompute.h): activation memory of one block instead of all, for about one more
+  // forward. Gradients are the same. A setting of the next run, as set_stream_batch.
+  void set_activation_checkpointing(bool on) const { activation_checkpointing_ = on; }
+  bool activation_checkpointing() const { return activation_checkpointing_; }
   // A cache of the decoder's self-attention for `batch` sequences of up to `capacity` tokens.
   KVCache new_cache(int64_t batch, int64_t capacity) const;
   void set_observer(AttentionObserver o) { observer_ = std::move(o); }
@@ -96,10 +104,16 @@ class Model {
   std::vector<ModelParameter> parameters_;
   std::shared_ptr<const Checkpoint> stream_source_;
   mutable int64_t stream_batch_ = 8;
+  mutable bool activation_checkpointing_ = false;
+  // Whether this forward runs its blocks through run_checkpointed.
+  bool checkpoint_blocks(const KVCache* cache) const {
+    return activation_checkpointing_ && at::GradMode::is_enabled() && !cache && residency() == Residency::Whole;
+  }
   // Sequences [first, first + count) of a OneBlock forward's input, as micro-batch boundaries.
   std::vector<std::pair<int64_t, int64_t>> stream_slices(int64_t sequences) const;
+  // Once per forward: not again when a checkpointed block is recomputed in backward.
   void observe(AttentionModule m, int64_t layer, const at::Tensor& kv_input, const at::Tensor& mask) const {
-    if (observer_) observer_(m, layer, kv_input, mask);
+    if (observer_ && !recomputing()) observer_(m, layer, kv_input, mask);
   }
 };
 

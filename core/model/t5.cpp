@@ -75,7 +75,13 @@ class T5Model : public Model {
     at::Tensor mask = mask_in.defined() ? mask_in : at::ones_like(ids);
     if (residency() == Residency::Whole) {
       EncoderPass p = begin_encoder(ids, mask);
-      for (size_t l = 0; l < encoder_.layers.size(); ++l) run_encoder_layer(p, encoder_.layers[l], l);
+      const bool checkpoint = checkpoint_blocks(nullptr);
+      for (size_t l = 0; l < encoder_.layers.size(); ++l) {
+        if (checkpoint)
+          run_encoder_layer_checkpointed(p, encoder_.layers[l], l);
+        else
+          run_encoder_layer(p, encoder_.layers[l], l);
+      }
       return {encoder_.final_norm(p.x), mask};
     }
     std::vector<EncoderPass> passes;
@@ -97,7 +103,13 @@ class T5Model : public Model {
       DecoderPass p = begin_decoder(ids, mask, cache, *memory);
       if (cache && cache->cross.empty())  // encoder K/V computed once per batch, reused every step
         for (const T5Layer& layer : decoder_.layers) cache->cross.push_back(layer.cross.project_memory(memory->hidden));
-      for (size_t l = 0; l < decoder_.layers.size(); ++l) run_decoder_layer(p, decoder_.layers[l], l);
+      const bool checkpoint = checkpoint_blocks(cache);
+      for (size_t l = 0; l < decoder_.layers.size(); ++l) {
+        if (checkpoint)
+          run_decoder_layer_checkpointed(p, decoder_.layers[l], l);
+        else
+          run_decoder_layer(p, decoder_.layers[l], l);
+      }
       if (cache) cache->end_step(p.T);
       return finish_decoder(p.x);
     }
@@ -144,6 +156,18 @@ class T5Model : public Model {
     p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
   }
 
+  // run_encoder_layer with its activations recomputed in backward. The position bias comes from a
+  // trained table, so it is a block input (see run_checkpointed); the mask is captured. The layer is
+  // captured by value: the recompute must use the forward's weights.
+  void run_encoder_layer_checkpointed(EncoderPass& p, const T5Layer& layer, size_t l) const {
+    auto block = [this, mask = p.mask, layer, l](const std::vector<at::Tensor>& in) {
+      EncoderPass q{in[0], mask, in[1]};
+      run_encoder_layer(q, layer, l);
+      return q.x;
+    };
+    p.x = run_checkpointed(block, {p.x, p.bias});
+  }
+
   DecoderPass begin_decoder(const at::Tensor& ids, const at::Tensor& mask, KVCache* cache, const Memory& memory) const {
     DecoderPass p;
     p.T = ids.size(1);
@@ -167,6 +191,26 @@ class T5Model : public Model {
     auto mem = p.cache ? p.cache->cross[l] : layer.cross.project_memory(p.memory->hidden);
     p.x = p.x + layer.cross.cross_attention(layer.cross_norm(p.x), mem.first, mem.second, p.cross_mask);
     p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
+  }
+
+  // run_decoder_layer with its activations recomputed in backward. Inputs: the hidden state, the
+  // encoder output (trained through the encoder) and the self-attention position bias (from a
+  // trained table); the masks need no gradient and are captured. The Memory the pass points at may
+  // be gone by backward, so the block gets a Memory of its own.
+  void run_decoder_layer_checkpointed(DecoderPass& p, const T5Layer& layer, size_t l) const {
+    DecoderPass rest = p;
+    rest.x = rest.self_bias = at::Tensor();
+    rest.memory = nullptr;
+    auto block = [this, rest, memory_mask = p.memory->mask, layer, l](const std::vector<at::Tensor>& in) {
+      const Memory memory{in[1], memory_mask};
+      DecoderPass q = rest;
+      q.x = in[0];
+      q.memory = &memory;
+      q.self_bias = in[2];
+      run_decoder_layer(q, layer, l);
+      return q.x;
+    };
+    p.x = run_checkpointed(block, {p.x, p.memory->hidden, p.self_bias});
   }
 
   at::Tensor finish_decoder(const at::Tensor& x_in) const {
