@@ -193,9 +193,9 @@ std::string ShardedAdamW::file_name(int rank, int world) {
 }
 
 bool ShardedAdamW::is_shard_file(const std::string& name) {
-  int rank = 0, world = 0;
-  char tail = 0;
-  return name.size() == 42 && std::sscanf(name.c_str(), "optimizer-rank-%5d-of-%5d.safetensors%c", &rank, &world, &tail) == 2;
+  int rank = -1, world = -1;
+  return std::sscanf(name.c_str(), "optimizer-rank-%5d-of-%5d", &rank, &world) == 2 && rank >= 0 && rank < world &&
+         name == file_name(rank, world);
 }
 
 void ShardedAdamW::save(const std::string& path) const {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "core/model/model.h"
 #include "tests/model/oracle.h"
 #include "tests/test_util.h"
+#include "tests/uptrain/train_runs.h"
 #include "uptrain/model_io.h"
 #include "uptrain/optimizer.h"
 
@@ -25,82 +27,6 @@ namespace gqa {
 namespace {
 
 using test::TempDir;
-
-// Token ids with structure a small model can learn: a few repeating phrases with noise.
-void write_tokens(const std::string& path, int64_t n, uint64_t seed, int64_t vocab = 384) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint16_t> ids;
-  std::vector<std::vector<uint16_t>> phrases(8);
-  for (auto& p : phrases)
-    for (int i = 0; i < 6; ++i) p.push_back(uint16_t(rng() % uint64_t(vocab)));
-  while (int64_t(ids.size()) < n) {
-    const auto& p = phrases[rng() % phrases.size()];
-    ids.insert(ids.end(), p.begin(), p.end());
-    ids.push_back(uint16_t(rng() % uint64_t(vocab)));
-  }
-  ids.resize(size_t(n));
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 2));
-}
-
-struct RunResult {
-  int code = -1;
-  std::string output;
-};
-
-// Runs a shell command, capturing stdout+stderr.
-RunResult run(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-std::string gqa_cmd(const std::string& args) { return std::string(GQA_BIN) + " " + args; }
-
-// Losses of train_log.jsonl records of kind "train", by step.
-std::map<int64_t, double> train_losses(const std::string& out_dir) {
-  std::map<int64_t, double> out;
-  std::ifstream in(out_dir + "/train_log.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("kind", "") != "train") continue;
-    out[j["step"].get<int64_t>()] = j["loss"].get<double>();
-  }
-  return out;
-}
-
-// Max |a - b| over the tensors two folders share, as float32; fails when a name is missing.
-double folder_diff(const std::string& a_dir, const std::string& b_file_or_dir, const std::string& skip_suffix = "") {
-  Checkpoint a(a_dir);
-  std::unique_ptr<Checkpoint> b_ckpt;
-  std::unique_ptr<SafetensorsFile> b_file;
-  if (files::is_directory(b_file_or_dir)) b_ckpt = std::make_unique<Checkpoint>(b_file_or_dir);
-  else b_file = std::make_unique<SafetensorsFile>(b_file_or_dir);
-  double worst = 0;
-  for (const std::string& name : a.names()) {
-    if (!skip_suffix.empty() && name.size() >= skip_suffix.size() &&
-        name.compare(name.size() - skip_suffix.size(), skip_suffix.size(), skip_suffix) == 0)
-      continue;
-    const bool in_b = b_ckpt ? b_ckpt->has(name) : b_file->has(name);
-    EXPECT_TRUE(in_b) << name;
-    if (!in_b) continue;
-    const TensorView& x = a.tensor(name);
-    const TensorView& y = b_ckpt ? b_ckpt->tensor(name) : b_file->tensor(name);
-    std::vector<float> xf(size_t(x.numel())), yf(size_t(y.numel()));
-    EXPECT_EQ(x.numel(), y.numel()) << name;
-    if (x.numel() != y.numel()) continue;
-    to_float32(x.dtype, x.data, x.numel(), xf.data());
-    to_float32(y.dtype, y.data, y.numel(), yf.data());
-    for (size_t i = 0; i < xf.size(); ++i) worst = std::max(worst, double(std::abs(xf[i] - yf[i])));
-  }
-  return worst;
-}
 
 class SaveRoundTrip : public ::testing::TestWithParam<std::string> {};
 
@@ -385,28 +311,52 @@ TEST(Trainer, ResumeRefusesADifferentConfigAndNaNKeepsTheCheckpoint) {
   EXPECT_FALSE(files::exists(nan_out + "/model"));
 }
 
-// --dtype bf16 trains under bf16 autocast on the CPU too: the forward rounds (a loss curve of its
-// own, still finite and close to float32's) while the weights and the saved model stay float32.
-TEST(Trainer, Bf16AutocastKeepsFloat32Weights) {
+// --dtype f16 trains under autocast with float32 weights (no loss scaling needed); --dtype bf16
+// holds the weights in bf16 with float32 master copies in the optimizer. Both round the forward
+// (loss curves of their own, finite and close to float32's); the masters keep what bf16 rounds
+// away, and a checkpoint stores them exactly beside its bf16 weights.
+TEST(Trainer, SixteenBitTrainingKeepsFloat32WeightsOrMasters) {
   TempDir tmp("gqa-dtype");
   write_tokens(tmp.file("train.bin"), 4000, 31);
   const std::string src = test::oracle_case("gpt2_h4");
   std::map<std::string, std::map<int64_t, double>> losses;
-  for (const std::string dtype : {"f32", "bf16"}) {
+  for (const std::string dtype : {"f32", "f16", "bf16"}) {
     const std::string out = tmp.file(dtype);
     RunResult r = run(gqa_cmd("uptrain " + src + " " + out + " --data " + tmp.file("train.bin") +
                               " --seq-len 16 --batch-size 2 --steps 3 --threads 1 --quiet --dtype " + dtype));
     ASSERT_EQ(r.code, 0) << r.output;
     losses[dtype] = train_losses(out);
+    // The result keeps the source's storage dtype (float32 here).
     SafetensorsFile saved(out + "/model/model.safetensors");
     for (const auto& n : saved.names()) EXPECT_EQ(saved.tensor(n).dtype, DType::F32) << dtype << " " << n;
   }
-  ASSERT_EQ(losses["bf16"].size(), 3u);
-  for (const auto& [step, loss] : losses["bf16"]) {
-    EXPECT_TRUE(std::isfinite(loss));
-    EXPECT_NE(loss, losses["f32"].at(step)) << "step " << step << ": bf16 autocast changed nothing";
-    EXPECT_NEAR(loss, losses["f32"].at(step), 0.05 * losses["f32"].at(step)) << "step " << step;
+  for (const std::string dtype : {"f16", "bf16"}) {
+    ASSERT_EQ(losses[dtype].size(), 3u);
+    for (const auto& [step, loss] : losses[dtype]) {
+      EXPECT_TRUE(std::isfinite(loss));
+      EXPECT_NE(loss, losses["f32"].at(step)) << dtype << " step " << step << ": 16 bits changed nothing";
+      EXPECT_NEAR(loss, losses["f32"].at(step), 0.05 * losses["f32"].at(step)) << dtype << " step " << step;
+    }
   }
+  // The bf16 run's checkpoint: bf16 weights, float32 masters that bf16 cannot hold exactly.
+  const std::string ckpt = tmp.file("bf16/checkpoints/step-00000003");
+  EXPECT_FALSE(files::exists(ckpt + "/optimizer.safetensors"));
+  SafetensorsFile weights(ckpt + "/model.safetensors"), state(ckpt + "/optimizer-rank-00000-of-00001.safetensors");
+  for (const auto& n : weights.names()) EXPECT_EQ(weights.tensor(n).dtype, DType::BF16) << n;
+  int64_t masters = 0, beyond_bf16 = 0;
+  for (const auto& n : state.names()) {
+    if (n.find(".master@") == std::string::npos) continue;
+    const TensorView& v = state.tensor(n);
+    ASSERT_EQ(v.dtype, DType::F32);
+    const float* x = reinterpret_cast<const float*>(v.data);
+    for (int64_t i = 0; i < v.numel(); ++i, ++masters) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, x + i, 4);
+      beyond_bf16 += (bits & 0xffffu) != 0;
+    }
+  }
+  EXPECT_GT(masters, 0);
+  EXPECT_GT(beyond_bf16, masters / 2) << "the masters hold no more than bf16 does";
   EXPECT_EQ(run(gqa_cmd("uptrain " + src + " " + tmp.file("bad") + " --data " + tmp.file("train.bin") +
                         " --steps 1 --dtype f64 --quiet")).code, 2);
 }
