@@ -70,33 +70,42 @@ ShardedAdamW::ShardedAdamW(std::vector<ParamGroup> groups, AdamWOptions opts, Co
     // This shard's elements of the bucket, parameter by parameter.
     const int64_t lo = b.slice * shard_index_, hi = std::min(b.numel, lo + b.slice);
     int64_t at = 0;
+    const std::size_t first_piece = pieces_.size();
     for (std::size_t p : b.params) {
       const int64_t n = params_[p].numel(), from = std::max(lo, at), to = std::min(hi, at + n);
       if (from < to) pieces_.push_back({p, from - at, b.shard_offset + (from - lo), to - from});
       at += n;
     }
+    bucket_pieces_.push_back({first_piece, pieces_.size()});
     buckets_.push_back(std::move(b));
   }
-  for (const Piece& piece : pieces_) {
-    const std::size_t g = group_of_[piece.param];
-    if (!runs_.empty() && runs_.back().group == g && runs_.back().offset + runs_.back().length == piece.shard_offset)
-      runs_.back().length += piece.length;
-    else
-      runs_.push_back({piece.shard_offset, piece.length, g});
-  }
   const at::TensorOptions f32 = params_.empty() ? at::TensorOptions(at::kFloat) : params_[0].options().dtype(at::kFloat);
-  master_ = at::zeros({shard_elements}, f32);
   exp_avg_ = at::zeros({shard_elements}, f32);
   exp_avg_sq_ = at::zeros({shard_elements}, f32);
   grad_sum_ = at::zeros({shard_elements}, f32);
-  for (const Piece& piece : pieces_)
-    master_.narrow(0, piece.shard_offset, piece.length)
-        .copy_(params_[piece.param].detach().reshape({-1}).narrow(0, piece.param_offset, piece.length));
+  const bool float32_weights =
+      std::all_of(params_.begin(), params_.end(), [](const at::Tensor& t) { return t.scalar_type() == at::kFloat; });
+  if (!float32_weights) {
+    master_ = at::zeros({shard_elements}, f32);
+    for (const Piece& piece : pieces_)
+      master_of(piece).copy_(params_[piece.param].detach().reshape({-1}).narrow(0, piece.param_offset, piece.length));
+  }
+}
+
+at::Tensor ShardedAdamW::state_of(const Piece& piece, const std::string& kind) const {
+  if (kind == "master") return master_of(piece);
+  return (kind == "exp_avg" ? exp_avg_ : exp_avg_sq_).narrow(0, piece.shard_offset, piece.length);
+}
+
+at::Tensor ShardedAdamW::master_of(const Piece& piece) const {
+  if (master_.defined()) return master_.narrow(0, piece.shard_offset, piece.length);
+  return params_[piece.param].detach().view({-1}).narrow(0, piece.param_offset, piece.length);
 }
 
 int64_t ShardedAdamW::held_bytes() const {
   int64_t bytes = 0;
-  for (const at::Tensor* t : {&master_, &exp_avg_, &exp_avg_sq_, &grad_sum_}) bytes += t->numel() * int64_t(t->element_size());
+  for (const at::Tensor* t : {&master_, &exp_avg_, &exp_avg_sq_, &grad_sum_})
+    if (t->defined()) bytes += t->numel() * int64_t(t->element_size());
   return bytes;
 }
 
@@ -141,11 +150,12 @@ double ShardedAdamW::clip_gradients(double max_norm) {
   return total;
 }
 
-void ShardedAdamW::update_run(const Run& run, double lr, double bias1, double bias2_sqrt) {
-  const ParamGroup& g = groups_[run.group];
+void ShardedAdamW::update(const Piece& piece, int64_t from, int64_t length, double lr, double bias1, double bias2_sqrt) {
+  const ParamGroup& g = groups_[group_of_[piece.param]];
   const double group_lr = lr * g.lr_scale;
-  at::Tensor p = master_.narrow(0, run.offset, run.length), grad = grad_sum_.narrow(0, run.offset, run.length);
-  at::Tensor m = exp_avg_.narrow(0, run.offset, run.length), v = exp_avg_sq_.narrow(0, run.offset, run.length);
+  const int64_t at = piece.shard_offset + from;
+  at::Tensor p = master_of(piece).narrow(0, from, length), grad = grad_sum_.narrow(0, at, length);
+  at::Tensor m = exp_avg_.narrow(0, at, length), v = exp_avg_sq_.narrow(0, at, length);
   // torch.optim.AdamW (single-tensor path), operation for operation, as AdamW::step.
   if (g.decay && opts_.weight_decay != 0) p.mul_(1.0 - group_lr * opts_.weight_decay);
   m.lerp_(grad, 1.0 - opts_.beta1);
@@ -161,21 +171,27 @@ void ShardedAdamW::step(double lr) {
   const double bias2_sqrt = std::sqrt(1.0 - std::pow(opts_.beta2, double(step_)));
   // In chunks, so the update's temporaries stay small beside a shard of billions of elements.
   constexpr int64_t kChunk = int64_t(1) << 24;
-  for (const Run& run : runs_)
-    for (int64_t at = 0; at < run.length; at += kChunk)
-      update_run({run.offset + at, std::min(kChunk, run.length - at), run.group}, lr, bias1, bias2_sqrt);
+  for (const Piece& piece : pieces_)
+    for (int64_t from = 0; from < piece.length; from += kChunk)
+      update(piece, from, std::min(kChunk, piece.length - from), lr, bias1, bias2_sqrt);
   grad_sum_.zero_();
   gather_parameters();
 }
 
 void ShardedAdamW::gather_parameters() {
-  for (const Bucket& b : buckets_) {
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    const Bucket& b = buckets_[i];
     const at::ScalarType dtype = params_[b.params.front()].scalar_type();
-    at::Tensor mine = master_.narrow(0, b.shard_offset, b.slice).to(dtype);
+    // This shard's slice of the bucket in the weights' dtype (zero padding past the bucket's end).
+    at::Tensor mine = at::zeros({b.slice}, grad_sum_.options().dtype(dtype));
+    for (std::size_t k = bucket_pieces_[i].first; k < bucket_pieces_[i].second; ++k) {
+      const Piece& piece = pieces_[k];
+      mine.narrow(0, piece.shard_offset - b.shard_offset, piece.length).copy_(master_of(piece));
+    }
     at::Tensor whole = mine;
     if (shards_ > 1) {
       whole = at::empty({b.slice * shards_}, mine.options());
-      comm_.all_gather(mine.contiguous(), whole);
+      comm_.all_gather(mine, whole);
     }
     int64_t at = 0;
     for (std::size_t p : b.params) {
@@ -201,14 +217,13 @@ bool ShardedAdamW::is_shard_file(const std::string& name) {
 void ShardedAdamW::save(const std::string& path) const {
   std::vector<TensorToWrite> tensors;
   for (const Piece& piece : pieces_)
-    for (const auto& [kind, state] : {std::pair<const char*, const at::Tensor*>{"master", &master_},
-                                      {"exp_avg", &exp_avg_}, {"exp_avg_sq", &exp_avg_sq_}}) {
+    for (const char* kind : {"master", "exp_avg", "exp_avg_sq"}) {
       TensorToWrite w;
       w.name = keys_[piece.param] + "." + kind + "@" + std::to_string(piece.param_offset);
       w.dtype = DType::F32;
       w.shape = {piece.length};
       w.nbytes = std::size_t(piece.length) * 4;
-      const at::Tensor part = state->narrow(0, piece.shard_offset, piece.length);
+      const at::Tensor part = state_of(piece, kind);
       // Copied to the host one piece at a time: a GPU shard never needs a host copy of its own.
       w.fill = [part](uint8_t* dst) {
         const at::Tensor host = part.to(at::kCPU).contiguous();
@@ -240,12 +255,12 @@ void ShardedAdamW::load(const std::vector<std::string>& paths, int64_t step) {
       has_masters = has_masters || kind == "master";
     }
   }
-  const at::Device device = master_.device();
+  const at::Device device = grad_sum_.device();
   for (const Piece& piece : pieces_) {
     const std::string& key = keys_[piece.param];
     const int64_t numel = params_[piece.param].numel();
-    for (const auto& [kind, state] : {std::pair<const char*, at::Tensor*>{"master", &master_}, {"exp_avg", &exp_avg_},
-                                      {"exp_avg_sq", &exp_avg_sq_}}) {
+    for (const char* kind : {"master", "exp_avg", "exp_avg_sq"}) {
+      at::Tensor target = state_of(piece, kind);
       if (std::string(kind) == "master" && !has_masters) continue;  // the plain format: masters are the weights
       auto found = saved.find({key, kind});
       const std::string where = paths.empty() ? std::string("optimizer state") : paths.front();
@@ -259,8 +274,7 @@ void ShardedAdamW::load(const std::vector<std::string>& paths, int64_t step) {
         const int64_t to = std::min(piece.param_offset + piece.length, s.offset + s.length);
         if (from >= to) continue;
         const at::Tensor src = at::from_blob(const_cast<uint8_t*>(s.view->data), {s.length}, at::kFloat);
-        state->narrow(0, piece.shard_offset + (from - piece.param_offset), to - from)
-            .copy_(src.narrow(0, from - s.offset, to - from).to(device));
+        target.narrow(0, from - piece.param_offset, to - from).copy_(src.narrow(0, from - s.offset, to - from).to(device));
         covered += to - from;
       }
       if (covered != piece.length)

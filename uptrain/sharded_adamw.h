@@ -5,7 +5,8 @@
 // The parameters are laid end to end in buckets of about bucket_bytes (those of plan_buckets);
 // each bucket, padded to a multiple of the number of shards, is cut into equal slices, and shard r
 // owns slice r of every bucket. A process keeps, for its shard only, the float32 master weights,
-// both AdamW moments and the float32 gradient sum (16 bytes per owned parameter). After each
+// both AdamW moments and the float32 gradient sum (16 bytes per owned parameter; 12 when the
+// weights are float32 and so serve as their own masters). After each
 // micro-batch's backward the gradients are reduce-scattered bucket by bucket into that sum and
 // the full gradients freed; after the update each bucket's updated slices are all-gathered back
 // into the parameters, in their own dtype (bf16 weights with float32 masters when --dtype bf16).
@@ -71,12 +72,10 @@ class ShardedAdamW {
     std::size_t param;
     int64_t param_offset, shard_offset, length;
   };
-  struct Run {  // consecutive shard elements of one parameter group
-    int64_t offset, length;
-    std::size_t group;
-  };
-
-  void update_run(const Run& run, double lr, double bias1, double bias2_sqrt);
+  // The float32 master values of a piece: in master_, or the float32 parameter itself.
+  at::Tensor master_of(const Piece& piece) const;
+  at::Tensor state_of(const Piece& piece, const std::string& kind) const;  // "master", "exp_avg", "exp_avg_sq"
+  void update(const Piece& piece, int64_t from, int64_t length, double lr, double bias1, double bias2_sqrt);
   void gather_parameters();
 
   std::vector<ParamGroup> groups_;
@@ -88,8 +87,9 @@ class ShardedAdamW {
   std::vector<std::size_t> group_of_;
   std::vector<Bucket> buckets_;
   std::vector<Piece> pieces_;
-  std::vector<Run> runs_;
-  at::Tensor master_, exp_avg_, exp_avg_sq_, grad_sum_;  // [shard elements], float32
+  std::vector<std::pair<std::size_t, std::size_t>> bucket_pieces_;  // [first, end) of pieces_ per bucket
+  at::Tensor master_;  // [shard elements], float32; undefined when the weights are float32
+  at::Tensor exp_avg_, exp_avg_sq_, grad_sum_;  // [shard elements], float32
   int64_t step_ = 0;
 };
 

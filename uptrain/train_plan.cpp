@@ -60,7 +60,9 @@ TrainPlan plan_training(const ModelConfig& c, const ModelConfig* teacher, const 
   const int64_t P = p.parameters, per_shard = (P + shards - 1) / shards;
   p.weights = P * w;
   p.gradients = P * w;
-  p.optimizer = masters ? per_shard * 16 : P * 8;  // master, 2 moments, gradient sum | 2 moments
+  // Sharded or with master weights: float32 masters (float32 weights are their own), both moments
+  // and the gradient sum of this process's slice; the plain optimizer: both moments.
+  p.optimizer = masters ? per_shard * (w == 4 ? 12 : 16) : P * 8;
 
   // Tokens of one micro-batch: T5 splits the window into source and target halves.
   const bool t5 = c.is_encoder_decoder();
