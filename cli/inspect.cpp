@@ -7,14 +7,10 @@
 #include "core/checkpoint.h"
 #include "core/error.h"
 
+#include "core/memory.h"
+
 namespace gqa::cli {
 namespace {
-
-std::string with_commas(int64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = int(s.size()) - 3; i > (n < 0 ? 1 : 0); i -= 3) s.insert(size_t(i), ",");
-  return s;
-}
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -102,14 +98,14 @@ int inspect(const Args& args) {
       row(std::string("attention"), std::string(module_name(m)) + " layers " + first + (first == last ? "" : "-" + last) + ": " +
                                         run["summary"].get<std::string>() + "  map " + map);
     }
-  row("parameters", with_commas(ckpt.parameter_count()));
+  row("parameters", format_with_commas(ckpt.parameter_count()));
   std::string shard_list;
   for (const auto& s : shards) shard_list += (shard_list.empty() ? "" : ", ") + s.get<std::string>();
   row("weights", std::string(dtype_name(dtype)) + ", " + std::to_string(shards.size()) + " shard(s): " + shard_list);
-  row("kv cache", with_commas(per_token) + " bytes/token (" + dtype_name(dtype) + "); context " + std::to_string(context) +
+  row("kv cache", format_with_commas(per_token) + " bytes/token (" + dtype_name(dtype) + "); context " + std::to_string(context) +
                       " x batch " + std::to_string(batch) + " = " + human_bytes(double(per_token * context * batch)));
   if (c.is_encoder_decoder())
-    row("cross kv", with_commas(j["kv_cache"]["cross_bytes_per_source_token"].get<int64_t>()) + " bytes/source token");
+    row("cross kv", format_with_commas(j["kv_cache"]["cross_bytes_per_source_token"].get<int64_t>()) + " bytes/source token");
   return 0;
 }
 

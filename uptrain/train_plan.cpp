@@ -48,7 +48,10 @@ TrainingDtypes training_dtypes(const std::string& option, at::ScalarType checkpo
 }
 
 int64_t TrainPlan::peak() const {
-  return weights + optimizer + teacher + buffers + runtime + std::max(gradients, activations);
+  // Backward holds the activations (and the gradients of earlier micro-batches when they persist);
+  // afterwards the gradients meet the communication buckets and the optimizer's temporaries.
+  const int64_t backward = activations + (gradients_persist ? gradients : 0);
+  return weights + optimizer + teacher + runtime + std::max(backward, gradients + buffers);
 }
 
 TrainPlan plan_training(const ModelConfig& c, const ModelConfig* teacher, const TrainPlanOptions& o) {
@@ -98,16 +101,17 @@ TrainPlan plan_training(const ModelConfig& c, const ModelConfig* teacher, const 
   const int64_t bucket_elements = int64_t(o.bucket_bytes) / w;
   p.buffers = o.nproc > 1 ? bucket_elements * (masters ? 4 + 4 + 2 * w : 2 * w) : 0;
   p.buffers += masters ? (int64_t(1) << 24) * 4 * 2 : std::min<int64_t>(P, c.vocab_size * c.d_model) * 4 * 2;
-  // Measured: an idle gqa process after loading LibTorch (CPU), plus a CUDA context and cuBLAS
-  // workspaces on a GPU.
-  p.runtime = o.cuda ? 1024 * kMiB : 300 * kMiB;
+  // Measured: a gqa process with LibTorch's libraries loaded (469 MiB, docs/benchmarks.md), plus
+  // a CUDA context and cuBLAS workspaces on a GPU.
+  p.runtime = o.cuda ? 1024 * kMiB : 470 * kMiB;
+  p.gradients_persist = !masters && o.grad_accum > 1;
   return p;
 }
 
 std::string describe_plan(const TrainPlan& p, const TrainPlanOptions& o, int64_t device_memory, const std::string& memory_source) {
   char head[512];
-  std::snprintf(head, sizeof head, "plan per process: %.2f B parameters, %d process%s, micro-batch %lld x %lld, %s%s%s\n",
-                double(p.parameters) / 1e9, o.nproc, o.nproc > 1 ? "es" : "", static_cast<long long>(o.batch_size),
+  std::snprintf(head, sizeof head, "plan per process: %.2f B parameters (%s parameters), %d process%s, micro-batch %lld x %lld, %s%s%s\n",
+                double(p.parameters) / 1e9, format_with_commas(p.parameters).c_str(), o.nproc, o.nproc > 1 ? "es" : "", static_cast<long long>(o.batch_size),
                 static_cast<long long>(o.seq_len),
                 o.weight_bytes == 2 ? "bf16 weights + f32 masters" : o.compute_bytes == 2 ? "f32 weights, 16-bit autocast" : "f32",
                 o.shard_optimizer ? (", ZeRO-2 over " + std::to_string(o.nproc)).c_str() : "",

@@ -45,7 +45,8 @@ struct TrainPlan {
   int64_t runtime = 0;      // the process itself: LibTorch, allocator, CUDA context
   // Gradients and activations coexist fully only when gradients persist across micro-batches
   // (the unsharded optimizer with --grad-accum > 1); otherwise backward frees activations as it
-  // makes gradients, and the peak holds the larger of the two.
+  // makes gradients, and the peak holds the larger of activations and gradients + buffers.
+  bool gradients_persist = false;
   int64_t peak() const;
 };
 
