@@ -4,7 +4,10 @@
 # gloo processes (sharing this machine), both, and bf16 weights with float32 masters. Peak RSS is
 # GNU time's maximum resident set (for --nproc 2: the largest process). Tokens/s is measured
 # between the first and the last logged step (loading excluded) and printed as a ratio to the
-# plain mode of the same run.
+# plain mode of the same run. BENCH_ENV: variables for the measured runs, e.g.
+# MALLOC_MMAP_THRESHOLD_=1048576, which makes glibc return every freed block of 1 MiB or more to
+# the system, so that RSS follows the live tensors (--plan counts live tensors; by default glibc
+# keeps freed blocks of up to 32 MiB in its heap, docs/benchmarks.md).
 # usage: bench/train_memory_bench.sh [BUILD_DIR] [SHAPE 124m|350m] [DEVICE cpu|cuda] [STEPS] [BATCH] [SEQ]
 #   124m: GPT-2 small (12 layers, d 768); 350m: GPT-2 medium (24 layers, d 1024); vocab 50257.
 set -euo pipefail
@@ -44,7 +47,7 @@ for entry in "${modes[@]}"; do
   plan_mib=$(awk -v v="${plan% *}" -v u="${plan#* }" 'BEGIN{m=(u=="GiB")?1024:(u=="MiB")?1:(u=="KiB")?1/1024:1/1048576; printf "%.0f", v*m}')
   out="$work/run"
   # shellcheck disable=SC2086
-  /usr/bin/time -f "%M" -o "$work/rss" "$gqa" uptrain "$model" "$out" --nproc "$nproc" "${common[@]}" $flags >"$work/log" 2>&1 ||
+  env $BENCH_ENV /usr/bin/time -f "%M" -o "$work/rss" "$gqa" uptrain "$model" "$out" --nproc "$nproc" "${common[@]}" $flags >"$work/log" 2>&1 ||
     { cat "$work/log"; exit 1; }
   rss_mib=$(( $(tail -n 1 "$work/rss") / 1024 ))
   tps=$("$py" - "$out/train_log.jsonl" <<'PY'

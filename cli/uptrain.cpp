@@ -22,19 +22,9 @@ int print_plan(const po::variables_map& vm, const TrainOptions& o) {
   const ModelConfig model = config_at(o.model_dir);
   std::optional<ModelConfig> teacher;
   if (!o.teacher_dir.empty()) teacher = config_at(o.teacher_dir);
-  TrainPlanOptions p;
-  p.nproc = vm["nproc"].as<int>();
-  if (p.nproc < 1) throw InputError("--nproc", "", "must be >= 1");
-  p.batch_size = o.batch_size;
-  p.seq_len = o.seq_len;
-  p.grad_accum = o.grad_accum;
-  p.cuda = at::Device(o.device).is_cuda();
-  const TrainingDtypes dtypes = training_dtypes(o.dtype, config_dtype(model.raw).value_or(at::kFloat), p.cuda);
-  p.weight_bytes = int(c10::elementSize(dtypes.weights));
-  p.compute_bytes = int(c10::elementSize(dtypes.compute));
-  p.shard_optimizer = o.shard_optimizer;
-  p.checkpoint_activations = o.checkpoint_activations;
-  p.bucket_bytes = o.bucket_bytes;
+  const int nproc = vm["nproc"].as<int>();
+  if (nproc < 1) throw InputError("--nproc", "", "must be >= 1");
+  const TrainPlanOptions p = plan_options(o, nproc, config_dtype(model.raw).value_or(at::kFloat));
   int64_t memory = 0;
   std::string source;
   if (vm.count("device-memory")) {

@@ -14,7 +14,7 @@ namespace gqa {
 namespace {
 
 // Elements of one micro-batch token that backward keeps for one block (the tensors autograd saves
-// in core/model: each norm's input, statistics and output; q, k, v after RoPE and the attention
+// in core/model: each norm's input and output; q, k, v after RoPE and the attention
 // output twice, once for SDPA and once reshaped for the output projection; the FFN's
 // intermediates, four of them when gated). Attention is counted as the fused kernels run it
 // (logsumexp, no T x T probabilities), which is what CPU flash attention and CUDA use.
@@ -22,7 +22,10 @@ int64_t block_elements(const ModelConfig& c, AttentionModule m, int64_t layer) {
   const AttentionLayout& l = c.layout(m, layer);
   const int64_t q = int64_t(l.n_q) * l.head_dim_qk, kv = int64_t(l.n_kv) * (l.head_dim_qk + l.head_dim_v);
   const int64_t ffn = c.gated_ffn ? 4 * c.ffn_dim : 2 * c.ffn_dim;
-  return 6 * c.d_model + 3 * q + kv + ffn;
+  // LayerNorm keeps its input and output; RMSNorm (Llama, T5) its float32 input, the normalised
+  // value and the output.
+  const int64_t norm = (c.family == Family::Llama || c.family == Family::T5) ? 3 * c.d_model : 2 * c.d_model;
+  return 2 * norm + 3 * q + kv + ffn;
 }
 
 // Bytes of the loss over [tokens, vocab] logits at its peak: the logits, their float32 copy
@@ -48,10 +51,11 @@ TrainingDtypes training_dtypes(const std::string& option, at::ScalarType checkpo
 }
 
 int64_t TrainPlan::peak() const {
-  // Backward holds the activations (and the gradients of earlier micro-batches when they persist);
-  // afterwards the gradients meet the communication buckets and the optimizer's temporaries.
-  const int64_t backward = activations + (gradients_persist ? gradients : 0);
-  return weights + optimizer + teacher + runtime + std::max(backward, gradients + buffers);
+  const int64_t base = weights + optimizer + teacher + runtime;
+  const int64_t after_backward = gradients + buffers;  // gradients, buckets, the step's temporaries
+  // Backward holds the activations and the loss (and the gradients of earlier micro-batches when
+  // they persist), then frees them as it makes the gradients.
+  return base + std::max(activations + loss + (gradients_persist ? gradients : 0), after_backward);
 }
 
 TrainPlan plan_training(const ModelConfig& c, const ModelConfig* teacher, const TrainPlanOptions& o) {
@@ -89,7 +93,8 @@ TrainPlan plan_training(const ModelConfig& c, const ModelConfig* teacher, const 
     for (const auto& [n, per_token] : blocks) kept += n * c.d_model * e;
     kept += 2 * largest;
   }
-  p.activations = kept + 3 * target * c.d_model * e + loss_bytes(target, c.vocab_size, e);
+  p.activations = kept + 3 * target * c.d_model * e;
+  p.loss = loss_bytes(target, c.vocab_size, e);
 
   if (teacher) {
     p.teacher_parameters = parameter_count(*teacher);
@@ -125,7 +130,8 @@ std::string describe_plan(const TrainPlan& p, const TrainPlanOptions& o, int64_t
   row("weights", p.weights, o.weight_bytes == 2 ? "bf16" : "f32");
   row("gradients", p.gradients, o.shard_optimizer ? "full during backward, freed after each reduce-scatter" : "");
   row("optimizer", p.optimizer, o.shard_optimizer || o.weight_bytes != 4 ? "f32 masters, moments, gradient sum of this slice" : "AdamW moments");
-  row("activations", p.activations, "one micro-batch, with the loss at its peak");
+  row("activations", p.activations, o.checkpoint_activations ? "block inputs, one block recomputed" : "one micro-batch");
+  row("loss", p.loss, "logits, log-softmax and their gradients");
   if (p.teacher) row("teacher", p.teacher, "weights and distillation logits");
   row("buffers", p.buffers, "buckets, optimizer temporaries");
   row("runtime", p.runtime, o.cuda ? "CUDA context, LibTorch" : "LibTorch");

@@ -39,10 +39,13 @@ struct TrainPlan {
   int64_t weights = 0;      // the model's weights in their training dtype
   int64_t gradients = 0;    // every parameter's gradient (freed after each micro-batch's reduce-scatter when sharded)
   int64_t optimizer = 0;    // AdamW moments, plus masters and the float32 gradient sum for this process's slice
-  int64_t activations = 0;  // what backward keeps of one micro-batch, and the logits' loss at its peak
+  int64_t activations = 0;  // what backward keeps of one micro-batch
+  int64_t loss = 0;         // the logits' loss at its peak (logits, log-softmax, their gradients)
   int64_t teacher = 0;      // the distillation teacher's weights and logits
   int64_t buffers = 0;      // communication buckets and optimizer-step temporaries
   int64_t runtime = 0;      // the process itself: LibTorch, allocator, CUDA context
+  // Live tensors at the peak. On the CPU, glibc by default keeps freed blocks of up to 32 MiB in
+  // its heap, so RSS can exceed this by what backward freed (docs/benchmarks.md measures both).
   // Gradients and activations coexist fully only when gradients persist across micro-batches
   // (the unsharded optimizer with --grad-accum > 1); otherwise backward frees activations as it
   // makes gradients, and the peak holds the larger of activations and gradients + buffers.

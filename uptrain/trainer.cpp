@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/memory.h"
+#include "core/model/memory_plan.h"
 #include "core/model/model.h"
 #include "core/tokenizers/tokenizer.h"
 #include "uptrain/model_io.h"
@@ -277,6 +278,49 @@ std::vector<std::string> shard_files(const std::string& dir) {
                                                     " optimizer shard files its run wrote");
   }
   return paths;
+}
+
+// Refuses a run whose plan does not fit before anything is loaded: one line with the need, what
+// is available and the first change that would fit. Processes on one host share its memory.
+void require_training_memory(const TrainOptions& o, const ModelConfig& cfg, int nproc, at::ScalarType checkpoint_dtype,
+                             const at::Device& device) {
+  std::optional<ModelConfig> teacher;
+  if (!o.teacher_dir.empty()) teacher = load_config(o.teacher_dir + "/config.json");
+  auto need_of = [&](const TrainOptions& variant) {
+    const TrainPlan plan = plan_training(cfg, teacher ? &*teacher : nullptr, plan_options(variant, nproc, checkpoint_dtype));
+    return plan.peak() - plan.runtime;  // the process is running already: its baseline is in use
+  };
+  MemoryAvailable have = memory_available(device);
+  int local = 1;
+  if (const char* v = std::getenv("LOCAL_WORLD_SIZE")) local = std::max(1, std::atoi(v));
+  if (!device.is_cuda() && local > 1) {
+    have.bytes /= local;
+    have.source += " / " + std::to_string(local) + " processes";
+  }
+  const int64_t need = need_of(o);
+  if (need <= have.bytes) return;
+  std::vector<std::pair<std::string, TrainOptions>> alternatives;
+  TrainOptions v = o;
+  if (!v.checkpoint_activations) {
+    v.checkpoint_activations = true;
+    alternatives.push_back({"--checkpoint-activations", v});
+  }
+  if (nproc > 1 && !v.shard_optimizer) {
+    v.shard_optimizer = true;
+    alternatives.push_back({"--checkpoint-activations --shard-optimizer", v});
+  }
+  for (int64_t b = v.batch_size / 2; b >= 1; b /= 2) {
+    v.batch_size = b;
+    alternatives.push_back({"those and --batch-size " + std::to_string(b) + " (with --grad-accum for the same batch)", v});
+  }
+  std::string advice = "; nothing smaller was found to suggest";
+  for (const auto& [option, alt] : alternatives)
+    if (need_of(alt) <= have.bytes) {
+      advice = "; " + option + " would need about " + format_bytes(double(need_of(alt)));
+      break;
+    }
+  throw InputError(o.model_dir, "", "training needs about " + format_bytes(double(need)) + " per process (gqa uptrain --plan has the parts), only " +
+                                        format_bytes(double(have.bytes)) + " available (" + have.source + ")" + advice);
 }
 
 class Trainer {
@@ -668,6 +712,7 @@ TrainSummary Trainer::run() {
   const TrainingDtypes dtypes = training_dtypes(o_.dtype, runtime_dtype("auto", *source_), device_.is_cuda());
   compute_dtype_ = dtypes.compute;
   weights_dtype_ = dtypes.weights;
+  require_training_memory(o_, cfg, comm_.world_size(), runtime_dtype("auto", *source_), device_);
   load_data(cfg);
   total_steps_ = plan_steps(cfg);
   run_config_ = trajectory_config(o_, comm_.world_size(), total_steps_, task_);
@@ -755,6 +800,22 @@ TrainSummary Trainer::run() {
 }
 
 }  // namespace
+
+TrainPlanOptions plan_options(const TrainOptions& o, int nproc, at::ScalarType checkpoint_dtype) {
+  TrainPlanOptions p;
+  p.nproc = nproc;
+  p.batch_size = o.batch_size;
+  p.seq_len = o.seq_len;
+  p.grad_accum = o.grad_accum;
+  p.cuda = at::Device(o.device).is_cuda();
+  const TrainingDtypes dtypes = training_dtypes(o.dtype, checkpoint_dtype, p.cuda);
+  p.weight_bytes = int(c10::elementSize(dtypes.weights));
+  p.compute_bytes = int(c10::elementSize(dtypes.compute));
+  p.shard_optimizer = o.shard_optimizer;
+  p.checkpoint_activations = o.checkpoint_activations;
+  p.bucket_bytes = o.bucket_bytes;
+  return p;
+}
 
 TrainSummary run_training(const TrainOptions& opts, Communicator& comm, std::ostream& out) {
   Trainer t(opts, comm, out);

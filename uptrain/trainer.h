@@ -13,6 +13,7 @@
 #include "uptrain/data.h"
 #include "uptrain/distributed.h"
 #include "uptrain/optimizer.h"
+#include "uptrain/train_plan.h"
 
 namespace gqa {
 
@@ -86,7 +87,12 @@ struct TrainSummary {
   std::string checkpoint;
 };
 
-// Throws InputError on bad input (data, budget, resume mismatch, NaN loss).
+// What --plan counts for this run on `nproc` processes, for a checkpoint whose own dtype (what
+// --dtype auto resolves to) is `checkpoint_dtype`.
+TrainPlanOptions plan_options(const TrainOptions& o, int nproc, at::ScalarType checkpoint_dtype);
+
+// Throws InputError on bad input (data, budget, resume mismatch, NaN loss), and before loading
+// anything when the run's plan (train_plan.h) does not fit the memory this process can have.
 TrainSummary run_training(const TrainOptions& opts, Communicator& comm, std::ostream& out);
 
 }  // namespace gqa

@@ -129,6 +129,13 @@ TEST(MemoryRefusal, EvalGenerateAndCalibrationStopBeforeLoading) {
   EXPECT_TRUE(Succeeded(streamed)) << streamed.describe();
   EXPECT_EQ(streamed.out, r.out);
   EXPECT_TRUE(UserError(run_gqa({"eval", small, "--speed", "--one-block"}), {"--one-block", "--text only"}));
+  // Training checks its plan (uptrain/train_plan.h) the same way, before loading or creating OUT_DIR.
+  r = run_limited({"uptrain", big, tmp.file("trained"), "--data", tmp.file("text.txt"), "--steps", "1", "--seq-len", "64"});
+  EXPECT_TRUE(UserError(r, {big, "training needs about", "per process", "available (ulimit -d)"}));
+  EXPECT_FALSE(gqa::files::exists(tmp.file("trained")));
+  r = run_limited({"uptrain", small, tmp.file("trained-small"), "--data", tmp.file("text.txt"), "--steps", "1", "--seq-len", "32",
+                   "--batch-size", "2", "--quiet"});
+  EXPECT_TRUE(Succeeded(r)) << r.describe();
   r = run_limited({"convert", small, tmp.file("small-svd"), "--strategy", "svd", "--kv-heads", "2", "--calib",
                    tmp.file("text.txt"), "--calib-tokens", "512", "--calib-seq-len", "64"});
   EXPECT_TRUE(Succeeded(r)) << r.describe();
