@@ -263,6 +263,23 @@ TEST(StopSignal, CheckpointsTheStepAndResumesTheSameCurve) {
   }
 }
 
+// A second signal does not wait for the step: the process ends by the signal itself.
+TEST(StopSignal, SecondSignalEndsTheRunAtOnce) {
+  TempDir tmp("gqa-sigterm-twice");
+  write_tokens(tmp.file("train.bin"), 8000, 37);
+  const std::string out = tmp.file("out");
+  const pid_t pid = start(gqa_cmd("uptrain " + test::oracle_case("gpt2_h4") + " " + out + " --data " + tmp.file("train.bin") +
+                                  " --seq-len 64 --batch-size 48 --steps 100000 --threads 1 --quiet"));
+  ASSERT_TRUE(wait_for_step(out, 3));
+  // Apart, so that the two are not merged into one pending signal; well inside one step.
+  ::kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << "status " << status;
+}
+
 // --plan reads only config.json: Llama-2-7B fits on 8 x 80 GB with ZeRO-2, bf16 weights and
 // activation checkpointing at 1 x 4096 per GPU, and not unsharded on one.
 TEST(Plan, Llama2SevenBillion) {
