@@ -221,6 +221,14 @@ TEST(Sharded, ResumesAfterSigkillOnTheSameOrAnotherProcessCount) {
   for (const auto& [step, loss] : straight) EXPECT_EQ(resumed.at(step), loss) << "step " << step;
   EXPECT_EQ(folder_diff(out + "/model", tmp.file("straight/model")), 0.0);
 
+  // A checkpoint missing one process's shard is refused in one line, naming the folder.
+  ASSERT_EQ(run("cp -a " + tmp.file("killed-one") + " " + tmp.file("killed-partial")).code, 0);
+  const std::string partial_last = tmp.file("killed-partial") + last.substr(out.size());
+  ASSERT_EQ(std::remove((partial_last + "/optimizer-rank-00001-of-00002.safetensors").c_str()), 0);
+  RunResult partial = run(command(tmp.file("killed-partial"), "--nproc 2 --resume"));
+  EXPECT_EQ(partial.code, 2) << partial.output;
+  EXPECT_NE(partial.output.find("holds 1 of the 2 optimizer shard files"), std::string::npos) << partial.output;
+
   RunResult one = run(command(tmp.file("killed-one"), "--grad-accum 2 --resume"));
   ASSERT_EQ(one.code, 0) << one.output;
   expect_same_losses(straight, train_losses(tmp.file("killed-one")), 1e-5, "resharded onto 1 process");
@@ -298,6 +306,9 @@ TEST(Plan, Llama2SevenBillion) {
   RunResult alone = run(gqa_cmd(base + "--device-memory 80GiB --nproc 1"));
   EXPECT_EQ(alone.code, 1) << alone.output;
   EXPECT_NE(alone.output.find("does not fit"), std::string::npos) << alone.output;
+  // Distillation adds the teacher's bf16 weights (12.6 GiB) and its logits at 4096 tokens (2.2 GiB).
+  RunResult with_teacher = run(gqa_cmd(base + "--device-memory 80GiB --nproc 8 --dtype bf16 --shard-optimizer --teacher " + tmp.path));
+  EXPECT_NE(with_teacher.output.find("  teacher          14.7 GiB  weights and distillation logits"), std::string::npos) << with_teacher.output;
   // Bad input: a size that does not parse, a missing config.
   EXPECT_EQ(run(gqa_cmd(base + "--device-memory lots")).code, 2);
   EXPECT_EQ(run(gqa_cmd("uptrain " + tmp.file("nothing") + " --plan")).code, 2);
