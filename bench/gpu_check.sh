@@ -108,6 +108,9 @@ if [[ "$device" == cuda ]]; then batch=8 seq=1024 steps=30; else batch=2 seq=64 
 peak_tflops="${GQA_PEAK_TFLOPS:-989}"
 params=$("$gqa" uptrain "$models/gqa" --plan --device-memory 1TiB --batch-size "$batch" --seq-len "$seq" | sed -n '1s/.*(\([0-9,]*\) parameters).*/\1/p' | tr -d ,)
 plain_tps=""
+# GNU time for the CPU's peak RSS (the GPU image may lack it; nvidia-smi gives the GPU's peak).
+timer=""
+[[ -x /usr/bin/time ]] && timer="/usr/bin/time -f %M -o"
 for mode in "plain|" "checkpointing|--checkpoint-activations" "sharded|--shard-optimizer" \
             "sharded+checkpointing|--shard-optimizer --checkpoint-activations"; do
   IFS='|' read -r name flags <<<"$mode"
@@ -120,14 +123,14 @@ for mode in "plain|" "checkpointing|--checkpoint-activations" "sharded|--shard-o
     smi=$!
   fi
   # shellcheck disable=SC2086
-  /usr/bin/time -f "%M" -o "$run_dir.rss" "$gqa" uptrain "$models/gqa" "$run_dir" --data "$models/tokens.bin" --steps "$steps" \
+  $timer ${timer:+"$run_dir.rss"} "$gqa" uptrain "$models/gqa" "$run_dir" --data "$models/tokens.bin" --steps "$steps" \
     --batch-size "$batch" --seq-len "$seq" --warmup 0 --device "$device" --dtype bf16 --quiet --force $flags >"$run_dir.log" 2>&1
   code=$?
   if [[ "$device" == cuda ]]; then
     kill "$smi" 2>/dev/null
     peak="$(sort -n "$run_dir.smi" | tail -n 1) MiB (nvidia-smi)"
   else
-    peak="$(( $(tail -n 1 "$run_dir.rss") / 1024 )) MiB (RSS)"
+    peak="$( [[ -f "$run_dir.rss" ]] && echo "$(( $(tail -n 1 "$run_dir.rss") / 1024 )) MiB (RSS)" || echo "unmeasured (no /usr/bin/time)")"
   fi
   if [[ $code -ne 0 ]]; then note "uptrain $name" FAILED "see $run_dir.log"; continue; fi
   tps=$(awk -F'"tokens":' '/"kind":"train"/{split($2, a, /[,}]/); t[++n]=a[1]; match($0, /"elapsed_s":[0-9.e+-]+/); e[n]=substr($0, RSTART+12, RLENGTH-12)}
