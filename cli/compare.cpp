@@ -39,9 +39,15 @@ int compare(const Args& args) {
   c.speed.batches = split_list<int64_t>(batches, "--speed-batches");
   c.uptrain = !vm.count("no-uptrain");
   c.measure_speed = !vm.count("no-speed");
-  const bool budget_given = c.train.steps > 0 || c.train.tokens > 0 || c.train.epochs > 0 || c.train.fraction != 0;
-  if (vm.count("uptrain-fraction")) c.train.fraction = vm["uptrain-fraction"].as<double>();
-  else if (!budget_given) c.train.fraction = 0.05;
+  // One uptraining budget: --uptrain-fraction beside another one used to win silently.
+  const char* budget = c.train.steps > 0 ? "--steps" : c.train.tokens > 0 ? "--tokens" : c.train.epochs > 0 ? "--epochs"
+                       : c.train.fraction != 0 ? "--fraction" : nullptr;
+  if (vm.count("uptrain-fraction")) {
+    if (budget) throw InputError("--uptrain-fraction", "", std::string("and ") + budget + " both set the uptraining budget: give one");
+    c.train.fraction = vm["uptrain-fraction"].as<double>();
+  } else if (!budget) {
+    c.train.fraction = 0.05;
+  }
   const std::string report = run_compare(c, std::cout);
   std::cout << "report: " << report << "\n";
   return 0;

@@ -138,6 +138,13 @@ CASES = [
     ("resume with a different lr", ["uptrain", SRC, resumable, "--data", good_bin, "--seq-len", "16", "--batch-size", "2", "--steps", "2",
                                     "--lr", "1", "--resume"], ["lr"], "uptrain.Trainer.ResumeRefusesADifferentConfigAndNaNKeepsTheCheckpoint"),
     ("output folder exists", ["convert", SRC, resumable, "--kv-heads", "2"], ["exists", "--force"], "cli.ConvertBadInput.OneLineExitTwoNoOutput"),
+    ("resume with another global batch", ["uptrain", SRC, resumable, "--data", good_bin, "--seq-len", "16", "--batch-size", "2",
+     "--grad-accum", "2", "--steps", "2", "--threads", "1", "--quiet", "--resume"], ["run.global_batch"],
+     "uptrain.scaling.Sharded.ResumesAfterSigkillOnTheSameOrAnotherProcessCount"),
+    ("--plan with a size that does not parse", ["uptrain", SRC, "--plan", "--device-memory", "lots"], ["--device-memory"],
+     "uptrain.scaling.Plan.Llama2SevenBillion"),
+    ("two uptraining budgets for compare", ["compare", SRC, out, "--data", good_bin, "--fraction", "0.1", "--uptrain-fraction", "0.05"],
+     ["--uptrain-fraction", "--fraction"], "catalogue only"),
     ("unknown option", ["convert", SRC, out, "--kv-heads", "2", "--colour"], ["colour"], "cli.BadInput.BadOptions"),
 ]
 
