@@ -6,8 +6,6 @@
 
 #include "cli/training_options.h"
 #include "core/files.h"
-#include "core/memory.h"
-#include "core/model/memory_plan.h"
 #include "uptrain/train_plan.h"
 
 namespace gqa::cli {
@@ -30,15 +28,12 @@ int print_plan(const po::variables_map& vm, const TrainOptions& o) {
   if (vm.count("device-memory")) {
     memory = parse_byte_size(vm["device-memory"].as<std::string>(), "--device-memory");
     source = "--device-memory";
-  } else if (p.cuda) {
-    if (!at::hasCUDA()) throw InputError("--device-memory", "", "no CUDA device here: give the memory of the GPU to plan for, e.g. 80GiB");
-    const MemoryAvailable available = memory_available(at::Device(o.device));
+  } else {
+    if (p.cuda && !at::hasCUDA())
+      throw InputError("--device-memory", "", "no CUDA device here: give the memory of the GPU to plan for, e.g. 80GiB");
+    const MemoryAvailable available = memory_per_process(at::Device(o.device), nproc);
     memory = available.bytes;
     source = available.source;
-  } else {
-    // Processes on one host share its memory.
-    memory = host_memory_available().available / p.nproc;
-    source = p.nproc > 1 ? "available host memory / " + std::to_string(p.nproc) + " processes" : "available host memory";
   }
   const TrainPlan plan = plan_training(model, teacher ? &*teacher : nullptr, p);
   std::cout << describe_plan(plan, p, memory, source);

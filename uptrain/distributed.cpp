@@ -33,6 +33,7 @@
 #endif
 
 #include "core/error.h"
+#include "uptrain/stop_signals.h"
 
 extern char** environ;
 
@@ -337,29 +338,6 @@ int exit_code(int status) {
 std::atomic<int> signal_to_forward{0};
 void remember_signal(int signal_number) { signal_to_forward = signal_number; }
 
-// While alive, the launcher's SIGTERM and SIGINT are passed on to the children instead of
-// ending it: each child stops after its current step and checkpoints (stop_signals.h), and the
-// launcher returns their exit code.
-class ForwardStopSignals {
- public:
-  ForwardStopSignals() {
-    signal_to_forward = 0;
-    struct sigaction action {};
-    action.sa_handler = remember_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    ::sigaction(SIGTERM, &action, &previous_term_);
-    ::sigaction(SIGINT, &action, &previous_int_);
-  }
-  ~ForwardStopSignals() {
-    ::sigaction(SIGTERM, &previous_term_, nullptr);
-    ::sigaction(SIGINT, &previous_int_, nullptr);
-  }
-
- private:
-  struct sigaction previous_term_ {}, previous_int_ {};
-};
-
 void signal_all(const std::vector<pid_t>& pids, const std::vector<bool>& running, int signal_number) {
   for (std::size_t i = 0; i < pids.size(); ++i)
     if (running[i]) ::kill(pids[i], signal_number);
@@ -496,7 +474,11 @@ int launch_local_processes(int nproc, const std::vector<std::string>& argv, int 
   // N processes each using every core slow each other down; split the cores (as torchrun does).
   if (std::getenv("OMP_NUM_THREADS") == nullptr)
     shared["OMP_NUM_THREADS"] = std::to_string(std::max(1u, std::thread::hardware_concurrency() / nproc));
-  ForwardStopSignals forward;
+  // While it waits, the launcher's SIGTERM and SIGINT are passed on to the children instead of
+  // ending it: each child stops after its current step and checkpoints (stop_signals.h), and the
+  // launcher returns their exit code.
+  signal_to_forward = 0;
+  HandleStopSignals forward(remember_signal);
   std::vector<pid_t> children;
   for (int rank = 0; rank < nproc; ++rank) {
     auto overrides = shared;

@@ -1,5 +1,6 @@
 #include "uptrain/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -13,26 +14,28 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions opts) : groups_(std::m
                            at::zeros_like(g.params[i], at::MemoryFormat::Contiguous)};
 }
 
+void adamw_update(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                  const AdamWOptions& opts, double lr, bool decay, int64_t step) {
+  const double bias1 = 1.0 - std::pow(opts.beta1, double(step));
+  const double bias2_sqrt = std::sqrt(1.0 - std::pow(opts.beta2, double(step)));
+  at::Tensor p = param, m = exp_avg, v = exp_avg_sq;
+  if (decay && opts.weight_decay != 0) p.mul_(1.0 - lr * opts.weight_decay);
+  m.lerp_(grad, 1.0 - opts.beta1);
+  v.mul_(opts.beta2).addcmul_(grad, grad, 1.0 - opts.beta2);
+  at::Tensor denom = (v.sqrt() / bias2_sqrt).add_(opts.eps);
+  p.addcdiv_(m, denom, -lr / bias1);
+}
+
 void AdamW::step(double lr) {
   at::NoGradGuard no_grad;
   ++step_;
-  const double bias1 = 1.0 - std::pow(opts_.beta1, double(step_));
-  const double bias2_sqrt = std::sqrt(1.0 - std::pow(opts_.beta2, double(step_)));
-  for (const ParamGroup& g : groups_) {
-    const double group_lr = lr * g.lr_scale;
+  for (const ParamGroup& g : groups_)
     for (size_t i = 0; i < g.params.size(); ++i) {
-      const at::Tensor& p = g.params[i];
-      const at::Tensor& grad = p.grad();
+      const at::Tensor& grad = g.params[i].grad();
       if (!grad.defined()) continue;
-      auto& [exp_avg, exp_avg_sq] = state_.at(g.keys[i]);
-      // torch.optim.AdamW (single-tensor path), operation for operation.
-      if (g.decay && opts_.weight_decay != 0) p.mul_(1.0 - group_lr * opts_.weight_decay);
-      exp_avg.lerp_(grad, 1.0 - opts_.beta1);
-      exp_avg_sq.mul_(opts_.beta2).addcmul_(grad, grad, 1.0 - opts_.beta2);
-      at::Tensor denom = (exp_avg_sq.sqrt() / bias2_sqrt).add_(opts_.eps);
-      p.addcdiv_(exp_avg, denom, -group_lr / bias1);
+      const auto& [exp_avg, exp_avg_sq] = state_.at(g.keys[i]);
+      adamw_update(g.params[i], grad, exp_avg, exp_avg_sq, opts_, lr * g.lr_scale, g.decay, step_);
     }
-  }
 }
 
 int64_t AdamW::held_bytes() const {
@@ -78,14 +81,16 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
     if (p.grad().defined()) norms.push_back(p.grad().detach().to(at::kFloat).norm());
   if (norms.empty()) return 0.0;
   const double total = at::stack(norms).norm().item<double>();
-  // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (total + 1e-6), clamped at 1.
-  if (max_norm > 0 && std::isfinite(total)) {
-    const double coef = max_norm / (total + 1e-6);
-    if (coef < 1.0)
-      for (const at::Tensor& p : params)
-        if (p.grad().defined()) p.grad().mul_(coef);
-  }
+  const double coef = clip_coefficient(total, max_norm);
+  if (coef < 1.0)
+    for (const at::Tensor& p : params)
+      if (p.grad().defined()) p.grad().mul_(coef);
   return total;
+}
+
+double clip_coefficient(double total, double max_norm) {
+  if (max_norm <= 0 || !std::isfinite(total)) return 1.0;
+  return std::min(1.0, max_norm / (total + 1e-6));
 }
 
 double Schedule::at(int64_t step) const {

@@ -48,6 +48,15 @@ class AdamW {
   std::map<std::string, std::pair<at::Tensor, at::Tensor>> state_;  // key -> (exp_avg, exp_avg_sq)
 };
 
+// One AdamW update of `param` in place (torch.optim.AdamW's single-tensor path, operation for
+// operation), at step `step` (1-based, for the bias corrections) and this group's lr.
+void adamw_update(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
+                  const AdamWOptions& opts, double lr, bool decay, int64_t step);
+
+// torch.nn.utils.clip_grad_norm_'s factor for gradients of global norm `total`: max_norm /
+// (total + 1e-6) when that is below 1, else 1 (also for max_norm <= 0 and a non-finite total).
+double clip_coefficient(double total, double max_norm);
+
 // Scales all gradients so their global L2 norm is at most max_norm (max_norm <= 0: no clipping);
 // returns the norm before clipping.
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);

@@ -142,38 +142,24 @@ double ShardedAdamW::clip_gradients(double max_norm) {
   double squares = local * local;
   if (shards_ > 1) squares = comm_.all_reduce_sum({squares})[0];
   const double total = std::sqrt(squares);
-  // torch.nn.utils.clip_grad_norm_: coefficient max_norm / (total + 1e-6), clamped at 1.
-  if (max_norm > 0 && std::isfinite(total)) {
-    const double coef = max_norm / (total + 1e-6);
-    if (coef < 1.0) grad_sum_.mul_(coef);
-  }
+  const double coef = clip_coefficient(total, max_norm);
+  if (coef < 1.0) grad_sum_.mul_(coef);
   return total;
-}
-
-void ShardedAdamW::update(const Piece& piece, int64_t from, int64_t length, double lr, double bias1, double bias2_sqrt) {
-  const ParamGroup& g = groups_[group_of_[piece.param]];
-  const double group_lr = lr * g.lr_scale;
-  const int64_t at = piece.shard_offset + from;
-  at::Tensor p = master_of(piece).narrow(0, from, length), grad = grad_sum_.narrow(0, at, length);
-  at::Tensor m = exp_avg_.narrow(0, at, length), v = exp_avg_sq_.narrow(0, at, length);
-  // torch.optim.AdamW (single-tensor path), operation for operation, as AdamW::step.
-  if (g.decay && opts_.weight_decay != 0) p.mul_(1.0 - group_lr * opts_.weight_decay);
-  m.lerp_(grad, 1.0 - opts_.beta1);
-  v.mul_(opts_.beta2).addcmul_(grad, grad, 1.0 - opts_.beta2);
-  at::Tensor denom = (v.sqrt() / bias2_sqrt).add_(opts_.eps);
-  p.addcdiv_(m, denom, -group_lr / bias1);
 }
 
 void ShardedAdamW::step(double lr) {
   at::NoGradGuard no_grad;
   ++step_;
-  const double bias1 = 1.0 - std::pow(opts_.beta1, double(step_));
-  const double bias2_sqrt = std::sqrt(1.0 - std::pow(opts_.beta2, double(step_)));
   // In chunks, so the update's temporaries stay small beside a shard of billions of elements.
   constexpr int64_t kChunk = int64_t(1) << 24;
-  for (const Piece& piece : pieces_)
-    for (int64_t from = 0; from < piece.length; from += kChunk)
-      update(piece, from, std::min(kChunk, piece.length - from), lr, bias1, bias2_sqrt);
+  for (const Piece& piece : pieces_) {
+    const ParamGroup& g = groups_[group_of_[piece.param]];
+    for (int64_t from = 0; from < piece.length; from += kChunk) {
+      const int64_t n = std::min(kChunk, piece.length - from), at = piece.shard_offset + from;
+      adamw_update(master_of(piece).narrow(0, from, n), grad_sum_.narrow(0, at, n), exp_avg_.narrow(0, at, n),
+                   exp_avg_sq_.narrow(0, at, n), opts_, lr * g.lr_scale, g.decay, step_);
+    }
+  }
   grad_sum_.zero_();
   gather_parameters();
 }

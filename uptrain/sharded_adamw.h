@@ -75,7 +75,6 @@ class ShardedAdamW {
   // The float32 master values of a piece: in master_, or the float32 parameter itself.
   at::Tensor master_of(const Piece& piece) const;
   at::Tensor state_of(const Piece& piece, const std::string& kind) const;  // "master", "exp_avg", "exp_avg_sq"
-  void update(const Piece& piece, int64_t from, int64_t length, double lr, double bias1, double bias2_sqrt);
   void gather_parameters();
 
   std::vector<ParamGroup> groups_;

@@ -1,7 +1,5 @@
 #include "uptrain/stop_signals.h"
 
-#include <signal.h>
-
 #include <atomic>
 #include <string>
 
@@ -9,7 +7,6 @@ namespace gqa {
 namespace {
 
 std::atomic<int> first_signal{0};
-struct sigaction previous_term, previous_int;
 
 // Async-signal-safe: an atomic store, or the default action re-raised.
 void on_stop_signal(int signal_number) {
@@ -19,22 +16,31 @@ void on_stop_signal(int signal_number) {
   ::raise(signal_number);
 }
 
+// The handler, with the record of an earlier run cleared first.
+void (*fresh_stop_handler())(int) {
+  first_signal = 0;
+  return on_stop_signal;
+}
+
 }  // namespace
 
-StopSignals::StopSignals() {
-  first_signal = 0;
+HandleStopSignals::HandleStopSignals(void (*handler)(int)) {
   struct sigaction action {};
-  action.sa_handler = on_stop_signal;
+  action.sa_handler = handler;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;  // reads and writes in progress carry on
-  ::sigaction(SIGTERM, &action, &previous_term);
-  ::sigaction(SIGINT, &action, &previous_int);
+  action.sa_flags = SA_RESTART;
+  ::sigaction(SIGTERM, &action, &previous_term_);
+  ::sigaction(SIGINT, &action, &previous_int_);
 }
 
-StopSignals::~StopSignals() {
-  ::sigaction(SIGTERM, &previous_term, nullptr);
-  ::sigaction(SIGINT, &previous_int, nullptr);
+HandleStopSignals::~HandleStopSignals() {
+  ::sigaction(SIGTERM, &previous_term_, nullptr);
+  ::sigaction(SIGINT, &previous_int_, nullptr);
 }
+
+StopSignals::StopSignals() : handlers_(fresh_stop_handler()) {}
+
+StopSignals::~StopSignals() = default;
 
 int StopSignals::received() { return first_signal.load(); }
 

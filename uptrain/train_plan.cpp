@@ -142,6 +142,15 @@ std::string describe_plan(const TrainPlan& p, const TrainPlanOptions& o, int64_t
   return out + tail;
 }
 
+MemoryAvailable memory_per_process(const at::Device& device, int processes_on_host) {
+  MemoryAvailable have = memory_available(device);
+  if (!device.is_cuda() && processes_on_host > 1) {
+    have.bytes /= processes_on_host;
+    have.source += " / " + std::to_string(processes_on_host) + " processes";
+  }
+  return have;
+}
+
 int64_t parse_byte_size(const std::string& text, const std::string& what) {
   std::size_t used = 0;
   double value = 0;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/model/memory_plan.h"
 
 namespace gqa {
 
@@ -59,6 +60,10 @@ TrainPlan plan_training(const ModelConfig& model, const ModelConfig* teacher, co
 // (from `memory_source`) hold it.
 std::string describe_plan(const TrainPlan& plan, const TrainPlanOptions& o, int64_t device_memory,
                           const std::string& memory_source);
+
+// What one of `processes_on_host` training processes may use of `device` (memory_plan.h's
+// memory_available): a GPU's free memory, or the host's share.
+MemoryAvailable memory_per_process(const at::Device& device, int processes_on_host);
 
 // "80GiB", "80 GB", "81920MiB", "8.5e10": bytes. Throws InputError naming `what`.
 int64_t parse_byte_size(const std::string& text, const std::string& what);

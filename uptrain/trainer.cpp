@@ -15,7 +15,6 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/memory.h"
-#include "core/model/memory_plan.h"
 #include "core/model/model.h"
 #include "core/tokenizers/tokenizer.h"
 #include "uptrain/model_io.h"
@@ -290,13 +289,9 @@ void require_training_memory(const TrainOptions& o, const ModelConfig& cfg, int 
     const TrainPlan plan = plan_training(cfg, teacher ? &*teacher : nullptr, plan_options(variant, nproc, checkpoint_dtype));
     return plan.peak() - plan.runtime;  // the process is running already: its baseline is in use
   };
-  MemoryAvailable have = memory_available(device);
-  int local = 1;
+  int local = 1;  // processes on this host (set by --nproc and torchrun)
   if (const char* v = std::getenv("LOCAL_WORLD_SIZE")) local = std::max(1, std::atoi(v));
-  if (!device.is_cuda() && local > 1) {
-    have.bytes /= local;
-    have.source += " / " + std::to_string(local) + " processes";
-  }
+  const MemoryAvailable have = memory_per_process(device, local);
   const int64_t need = need_of(o);
   if (need <= have.bytes) return;
   std::vector<std::pair<std::string, TrainOptions>> alternatives;
@@ -315,8 +310,8 @@ void require_training_memory(const TrainOptions& o, const ModelConfig& cfg, int 
   }
   std::string advice = "; nothing smaller was found to suggest";
   for (const auto& [option, alt] : alternatives)
-    if (need_of(alt) <= have.bytes) {
-      advice = "; " + option + " would need about " + format_bytes(double(need_of(alt)));
+    if (const int64_t alt_need = need_of(alt); alt_need <= have.bytes) {
+      advice = "; " + option + " would need about " + format_bytes(double(alt_need));
       break;
     }
   throw InputError(o.model_dir, "", "training needs about " + format_bytes(double(need)) + " per process (gqa uptrain --plan has the parts), only " +
@@ -709,10 +704,11 @@ TrainSummary Trainer::run() {
   source_ = std::make_unique<Checkpoint>(o_.model_dir);
   const ModelConfig cfg = source_->config();
   runtime_dtype(o_.dtype, *source_);  // checks the option
-  const TrainingDtypes dtypes = training_dtypes(o_.dtype, runtime_dtype("auto", *source_), device_.is_cuda());
+  const at::ScalarType checkpoint_dtype = runtime_dtype("auto", *source_);
+  const TrainingDtypes dtypes = training_dtypes(o_.dtype, checkpoint_dtype, device_.is_cuda());
   compute_dtype_ = dtypes.compute;
   weights_dtype_ = dtypes.weights;
-  require_training_memory(o_, cfg, comm_.world_size(), runtime_dtype("auto", *source_), device_);
+  require_training_memory(o_, cfg, comm_.world_size(), checkpoint_dtype, device_);
   load_data(cfg);
   total_steps_ = plan_steps(cfg);
   run_config_ = trajectory_config(o_, comm_.world_size(), total_steps_, task_);
