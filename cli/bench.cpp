@@ -48,7 +48,7 @@ at::Device parse_device(const std::string& text) {
 ModelConfig bench_config(const std::string& dir, int64_t context) {
   ModelConfig c = load_config(dir);
   if (c.is_encoder_decoder())
-    throw InputError(c.path, "model_type", "bench decode measures decoder-only models (gpt2, gpt_neo, llama); T5 is not supported");
+    throw InputError(c.path, "model_type", "bench decode measures decoder-only models; " + std::string(family_name(c.family)) + " is an encoder-decoder");
   if (c.max_positions > 0 && context > c.max_positions)
     throw InputError("--context", "", std::to_string(context) + " is beyond the " + std::to_string(c.max_positions) +
                                           " positions of " + dir + " (use --context " + std::to_string(c.max_positions) +

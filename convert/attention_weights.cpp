@@ -131,11 +131,13 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
     if (role == r.q || role == r.k || role == r.v) return d;
     return 1;
   };
-  // One output tensor per checkpoint name; GPT-2's fused c_attn collects q, k, v in order.
+  // One output tensor per checkpoint name; a fused q/k/v tensor (GPT-2's c_attn, GPT-NeoX's
+  // query_key_value) collects its parts in q, k, v order and lays them out by fused_qkv_runs.
   struct Out {
     std::vector<Role> parts;
-    bool conv1d = false, vector = false;
+    bool conv1d = false, vector = false, per_head = false;
   };
+  const int64_t stored_kv_heads = rows_of(r.k) / dqk;
   std::map<std::string, Out> outs;
   std::vector<std::string> order;
   for (Role role : roles_of(r)) {
@@ -147,6 +149,7 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
     o.parts.push_back(role);
     o.conv1d = loc->conv1d;
     o.vector = cols_of(role) == 1;
+    o.per_head = loc->fused_per_head;
   }
   std::vector<TensorToWrite> tensors;
   for (const std::string& name : order) {
@@ -159,15 +162,26 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
     t.dtype = dtype;
     t.shape = o.vector ? std::vector<int64_t>{rows} : o.conv1d ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{rows, cols};
     t.nbytes = size_t(rows * cols) * dtype_size(dtype);
-    t.fill = [o, rows, cols, name, make, r, dtype](uint8_t* dst) {
+    std::vector<FusedRun> runs;  // one run per part unless fused per head
+    if (o.parts.size() == 3) {
+      runs = fused_qkv_runs(layout, stored_kv_heads, o.per_head);
+    } else {
+      for (size_t i = 0; i < o.parts.size(); ++i) runs.push_back({int(i), 0, rows_of(o.parts[i])});
+    }
+    t.fill = [o, runs, rows, cols, name, make, r, dtype](uint8_t* dst) {
       const AttentionWeights& w = make();
-      Matrix full(rows, cols), scratch;
+      Matrix full(rows, cols);
+      std::vector<Matrix> scratch(o.parts.size());
+      std::vector<const Matrix*> parts;
+      for (size_t i = 0; i < o.parts.size(); ++i) {
+        parts.push_back(part_of(w, r, o.parts[i], &scratch[i]));
+        if (!parts.back()) throw InputError(name, role_name(o.parts[i]), "converted block lacks this tensor");
+      }
       int64_t at = 0;
-      for (Role role : o.parts) {
-        const Matrix* m = part_of(w, r, role, &scratch);
-        if (!m) throw InputError(name, role_name(role), "converted block lacks this tensor");
-        full.middleRows(at, m->rows()) = *m;
-        at += m->rows();
+      for (const FusedRun& run : runs) {
+        if (at + run.rows > rows || run.first_row + run.rows > parts[size_t(run.part)]->rows()) break;
+        full.middleRows(at, run.rows) = parts[size_t(run.part)]->middleRows(run.first_row, run.rows);
+        at += run.rows;
       }
       if (at != rows) throw InputError(name, "shape", "converted block does not match the output layout");
       store_matrix(full, o.conv1d && !o.vector, dtype, dst);

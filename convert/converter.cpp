@@ -10,6 +10,7 @@
 #include "convert/head_dims.h"
 #include "core/arch.h"
 #include "core/error.h"
+#include "core/family.h"
 
 namespace gqa {
 namespace {
@@ -72,7 +73,7 @@ json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::v
   auto same = [](const AttentionLayout& a, const AttentionLayout& b) {
     return a.group_of == b.group_of && a.head_dim_qk == b.head_dim_qk && a.head_dim_v == b.head_dim_v;
   };
-  if (cfg.family == Family::Llama || !grouped.empty()) j["num_key_value_heads"] = base.n_kv;
+  if (cfg.spec().kv_heads_field || !grouped.empty()) j["num_key_value_heads"] = base.n_kv;
   if (!base.is_contiguous_even()) j["gqa_group_map"] = base.group_of;
   if (base.head_dim_qk != cfg.head_dim) j["gqa_qk_head_dim"] = base.head_dim_qk;
   if (base.head_dim_v != cfg.head_dim) j["gqa_v_head_dim"] = base.head_dim_v;
@@ -171,7 +172,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     const std::vector<int>& groups = opts.keep_layout ? cfg.layout(key.first, key.second).group_of : target;
     StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
                      cfg.rope.type != RopeType::None, calib,
-                     cfg.family == Family::T5 && key.first != AttentionModule::DecoderCross};
+                     cfg.spec().positions == Positions::Relative && key.first != AttentionModule::DecoderCross};
     StrategyOutput out = strategy(si);
     if (!kept_pairs.empty()) out.weights = keep_rope_pairs(out.weights, kept_pairs);
     if (opts.v_head_dim || (opts.qk_head_dim && kept_pairs.empty()))

@@ -16,6 +16,7 @@ struct Entry {
   const char* pattern;  // "{L}" is the layer index
   bool conv1d = false;
   int fused_part = -1;
+  bool fused_per_head = false;
 };
 
 constexpr Stack D = Stack::Decoder;
@@ -91,6 +92,73 @@ const Entry kTable[] = {
     {Family::Llama, D, Role::FfnUpBias, "model.layers.{L}.mlp.up_proj.bias"},
     {Family::Llama, D, Role::FfnGateBias, "model.layers.{L}.mlp.gate_proj.bias"},
     {Family::Llama, D, Role::FfnDownBias, "model.layers.{L}.mlp.down_proj.bias"},
+    // GPT-NeoX (Pythia): q/k/v fused per head in query_key_value.
+    {Family::GPTNeoX, D, Role::TokenEmbedding, "gpt_neox.embed_in.weight"},
+    {Family::GPTNeoX, D, Role::FinalNorm, "gpt_neox.final_layer_norm.weight"},
+    {Family::GPTNeoX, D, Role::FinalNormBias, "gpt_neox.final_layer_norm.bias"},
+    {Family::GPTNeoX, D, Role::LmHead, "embed_out.weight"},
+    {Family::GPTNeoX, D, Role::AttnNorm, "gpt_neox.layers.{L}.input_layernorm.weight"},
+    {Family::GPTNeoX, D, Role::AttnNormBias, "gpt_neox.layers.{L}.input_layernorm.bias"},
+    {Family::GPTNeoX, D, Role::AttnQ, "gpt_neox.layers.{L}.attention.query_key_value.weight", false, 0, true},
+    {Family::GPTNeoX, D, Role::AttnK, "gpt_neox.layers.{L}.attention.query_key_value.weight", false, 1, true},
+    {Family::GPTNeoX, D, Role::AttnV, "gpt_neox.layers.{L}.attention.query_key_value.weight", false, 2, true},
+    {Family::GPTNeoX, D, Role::AttnQBias, "gpt_neox.layers.{L}.attention.query_key_value.bias", false, 0, true},
+    {Family::GPTNeoX, D, Role::AttnKBias, "gpt_neox.layers.{L}.attention.query_key_value.bias", false, 1, true},
+    {Family::GPTNeoX, D, Role::AttnVBias, "gpt_neox.layers.{L}.attention.query_key_value.bias", false, 2, true},
+    {Family::GPTNeoX, D, Role::AttnO, "gpt_neox.layers.{L}.attention.dense.weight"},
+    {Family::GPTNeoX, D, Role::AttnOBias, "gpt_neox.layers.{L}.attention.dense.bias"},
+    {Family::GPTNeoX, D, Role::AttnKScale, "gpt_neox.layers.{L}.attention.gqa_k_scale"},
+    {Family::GPTNeoX, D, Role::AttnVScale, "gpt_neox.layers.{L}.attention.gqa_v_scale"},
+    {Family::GPTNeoX, D, Role::FfnNorm, "gpt_neox.layers.{L}.post_attention_layernorm.weight"},
+    {Family::GPTNeoX, D, Role::FfnNormBias, "gpt_neox.layers.{L}.post_attention_layernorm.bias"},
+    {Family::GPTNeoX, D, Role::FfnUp, "gpt_neox.layers.{L}.mlp.dense_h_to_4h.weight"},
+    {Family::GPTNeoX, D, Role::FfnUpBias, "gpt_neox.layers.{L}.mlp.dense_h_to_4h.bias"},
+    {Family::GPTNeoX, D, Role::FfnDown, "gpt_neox.layers.{L}.mlp.dense_4h_to_h.weight"},
+    {Family::GPTNeoX, D, Role::FfnDownBias, "gpt_neox.layers.{L}.mlp.dense_4h_to_h.bias"},
+    // OPT: per-layer norms are self_attn_layer_norm and final_layer_norm.
+    {Family::OPT, D, Role::TokenEmbedding, "model.decoder.embed_tokens.weight"},
+    {Family::OPT, D, Role::PositionEmbedding, "model.decoder.embed_positions.weight"},
+    {Family::OPT, D, Role::EmbedProjIn, "model.decoder.project_in.weight"},
+    {Family::OPT, D, Role::EmbedProjOut, "model.decoder.project_out.weight"},
+    {Family::OPT, D, Role::FinalNorm, "model.decoder.final_layer_norm.weight"},
+    {Family::OPT, D, Role::FinalNormBias, "model.decoder.final_layer_norm.bias"},
+    {Family::OPT, D, Role::LmHead, "lm_head.weight"},
+    {Family::OPT, D, Role::AttnNorm, "model.decoder.layers.{L}.self_attn_layer_norm.weight"},
+    {Family::OPT, D, Role::AttnNormBias, "model.decoder.layers.{L}.self_attn_layer_norm.bias"},
+    {Family::OPT, D, Role::AttnQ, "model.decoder.layers.{L}.self_attn.q_proj.weight"},
+    {Family::OPT, D, Role::AttnK, "model.decoder.layers.{L}.self_attn.k_proj.weight"},
+    {Family::OPT, D, Role::AttnV, "model.decoder.layers.{L}.self_attn.v_proj.weight"},
+    {Family::OPT, D, Role::AttnO, "model.decoder.layers.{L}.self_attn.out_proj.weight"},
+    {Family::OPT, D, Role::AttnQBias, "model.decoder.layers.{L}.self_attn.q_proj.bias"},
+    {Family::OPT, D, Role::AttnKBias, "model.decoder.layers.{L}.self_attn.k_proj.bias"},
+    {Family::OPT, D, Role::AttnVBias, "model.decoder.layers.{L}.self_attn.v_proj.bias"},
+    {Family::OPT, D, Role::AttnOBias, "model.decoder.layers.{L}.self_attn.out_proj.bias"},
+    {Family::OPT, D, Role::AttnKScale, "model.decoder.layers.{L}.self_attn.gqa_k_scale"},
+    {Family::OPT, D, Role::AttnVScale, "model.decoder.layers.{L}.self_attn.gqa_v_scale"},
+    {Family::OPT, D, Role::FfnNorm, "model.decoder.layers.{L}.final_layer_norm.weight"},
+    {Family::OPT, D, Role::FfnNormBias, "model.decoder.layers.{L}.final_layer_norm.bias"},
+    {Family::OPT, D, Role::FfnUp, "model.decoder.layers.{L}.fc1.weight"},
+    {Family::OPT, D, Role::FfnUpBias, "model.decoder.layers.{L}.fc1.bias"},
+    {Family::OPT, D, Role::FfnDown, "model.decoder.layers.{L}.fc2.weight"},
+    {Family::OPT, D, Role::FfnDownBias, "model.decoder.layers.{L}.fc2.bias"},
+    // Qwen2: Llama's names, q/k/v biases only.
+    {Family::Qwen2, D, Role::TokenEmbedding, "model.embed_tokens.weight"},
+    {Family::Qwen2, D, Role::FinalNorm, "model.norm.weight"},
+    {Family::Qwen2, D, Role::LmHead, "lm_head.weight"},
+    {Family::Qwen2, D, Role::AttnNorm, "model.layers.{L}.input_layernorm.weight"},
+    {Family::Qwen2, D, Role::AttnQ, "model.layers.{L}.self_attn.q_proj.weight"},
+    {Family::Qwen2, D, Role::AttnK, "model.layers.{L}.self_attn.k_proj.weight"},
+    {Family::Qwen2, D, Role::AttnV, "model.layers.{L}.self_attn.v_proj.weight"},
+    {Family::Qwen2, D, Role::AttnO, "model.layers.{L}.self_attn.o_proj.weight"},
+    {Family::Qwen2, D, Role::AttnQBias, "model.layers.{L}.self_attn.q_proj.bias"},
+    {Family::Qwen2, D, Role::AttnKBias, "model.layers.{L}.self_attn.k_proj.bias"},
+    {Family::Qwen2, D, Role::AttnVBias, "model.layers.{L}.self_attn.v_proj.bias"},
+    {Family::Qwen2, D, Role::AttnKScale, "model.layers.{L}.self_attn.gqa_k_scale"},
+    {Family::Qwen2, D, Role::AttnVScale, "model.layers.{L}.self_attn.gqa_v_scale"},
+    {Family::Qwen2, D, Role::FfnNorm, "model.layers.{L}.post_attention_layernorm.weight"},
+    {Family::Qwen2, D, Role::FfnGate, "model.layers.{L}.mlp.gate_proj.weight"},
+    {Family::Qwen2, D, Role::FfnUp, "model.layers.{L}.mlp.up_proj.weight"},
+    {Family::Qwen2, D, Role::FfnDown, "model.layers.{L}.mlp.down_proj.weight"},
     // T5: encoder blocks are [self-attn, ffn], decoder blocks [self-attn, cross-attn, ffn].
     {Family::T5, E, Role::TokenEmbedding, "shared.weight"},
     {Family::T5, D, Role::TokenEmbedding, "shared.weight"},
@@ -135,11 +203,14 @@ std::string fill_layer(const char* pattern, int64_t layer) {
   return s;
 }
 
-// Tensor names as a checkpoint spells them: base-model saves (GPT2Model, LlamaModel) drop the
-// "transformer." / "model." prefix of the *ForCausalLM classes.
+// The prefixes of the *ForCausalLM classes that base-model saves (GPT2Model, LlamaModel,
+// GPTNeoXModel, OPTModel) drop.
+const char* const kBasePrefixes[] = {"transformer.", "model.", "gpt_neox."};
+
+// Tensor names as a checkpoint spells them, with or without the base-model prefix.
 std::optional<std::string> resolve(const Checkpoint& ckpt, const std::string& name) {
   if (ckpt.has(name)) return name;
-  for (const char* prefix : {"transformer.", "model."})
+  for (const char* prefix : kBasePrefixes)
     if (name.rfind(prefix, 0) == 0 && ckpt.has(name.substr(std::string(prefix).size())))
       return name.substr(std::string(prefix).size());
   return std::nullopt;
@@ -153,7 +224,7 @@ const char* role_name(Role r) {
       "attn_norm", "attn_norm_bias", "attn_q", "attn_k", "attn_v", "attn_o", "attn_q_bias",
       "attn_k_bias", "attn_v_bias", "attn_o_bias", "attn_relative_bias", "cross_norm", "cross_q",
       "cross_k", "cross_v", "cross_o", "attn_k_scale", "attn_v_scale", "cross_k_scale", "cross_v_scale", "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias",
-      "ffn_gate", "ffn_down", "ffn_down_bias", "ffn_gate_bias"};
+      "ffn_gate", "ffn_down", "ffn_down_bias", "ffn_gate_bias", "embed_proj_in", "embed_proj_out"};
   return names[int(r)];
 }
 
@@ -166,7 +237,7 @@ std::optional<TensorLocation> locate(const ModelConfig& cfg, Stack s, Role r, in
   }
   for (const Entry& e : kTable)
     if (e.family == cfg.family && e.stack == s && e.role == r)
-      return TensorLocation{fill_layer(e.pattern, layer), e.conv1d, e.fused_part};
+      return TensorLocation{fill_layer(e.pattern, layer), e.conv1d, e.fused_part, e.fused_per_head};
   return std::nullopt;
 }
 
@@ -185,7 +256,7 @@ std::string new_role_tensor_name(const Checkpoint& in, Stack s, Role r, int64_t 
   auto loc = locate(in.config(), s, r, layer);
   if (!loc) throw InputError(in.dir(), role_name(r), std::string("no such tensor in a ") + family_name(in.config().family) + " model");
   // A base-model save (no "transformer."/"model." prefix on any tensor) drops it here too.
-  for (const std::string prefix : {"transformer.", "model."}) {
+  for (const std::string prefix : kBasePrefixes) {
     if (loc->name.rfind(prefix, 0) != 0) continue;
     const auto names = in.names();
     const bool any = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; });
@@ -196,6 +267,20 @@ std::string new_role_tensor_name(const Checkpoint& in, Stack s, Role r, int64_t 
 
 bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer) {
   return role_tensor_name(ckpt, s, r, layer).has_value();
+}
+
+std::vector<FusedRun> fused_qkv_runs(const AttentionLayout& l, int64_t stored_kv_heads, bool per_head) {
+  const int64_t n_q = l.n_q, dqk = l.head_dim_qk, dv = l.head_dim_v;
+  if (per_head && stored_kv_heads == n_q) {
+    std::vector<FusedRun> runs;
+    for (int64_t h = 0; h < n_q; ++h) {
+      runs.push_back({0, h * dqk, dqk});
+      runs.push_back({1, h * dqk, dqk});
+      runs.push_back({2, h * dv, dv});
+    }
+    return runs;
+  }
+  return {{0, 0, n_q * dqk}, {1, 0, stored_kv_heads * dqk}, {2, 0, stored_kv_heads * dv}};
 }
 
 AttentionRoles attention_roles(AttentionModule module) {
@@ -243,17 +328,27 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
     return loc->conv1d && matrix ? all[size_t(i * cols + o)] : all[size_t(o * cols + i)];
   };
 
-  // Fused q/k/v: cut the output rows by the block's layout (q = n_q*dqk, k = n_kv*dqk, v = n_kv*dv).
-  int64_t row_begin = 0, row_count = out_dim;
+  // Fused q/k/v: gather this part's rows by the block's layout (q = n_q*dqk, k = n_kv*dqk, v = n_kv*dv).
+  std::vector<FusedRun> runs = {{0, 0, out_dim}};  // the stored rows this role reads, in order
+  int64_t row_count = out_dim;
   if (loc->fused_part >= 0) {
     const AttentionLayout& l = cfg.layout(AttentionModule::DecoderSelf, layer);
     const int64_t kv = cfg.stored_kv_heads(AttentionModule::DecoderSelf, layer);
-    const int64_t sizes[3] = {int64_t(l.n_q) * l.head_dim_qk, kv * l.head_dim_qk, kv * l.head_dim_v};
-    if (sizes[0] + sizes[1] + sizes[2] != out_dim)
+    const std::vector<FusedRun> all_runs = fused_qkv_runs(l, kv, loc->fused_per_head);
+    int64_t total = 0, at_row = 0;
+    for (const FusedRun& r : all_runs) total += r.rows;
+    if (total != out_dim)
       throw InputError(where, *name, "fused q/k/v has " + std::to_string(out_dim) + " outputs, the config's attention layout needs " +
-                                         std::to_string(sizes[0] + sizes[1] + sizes[2]));
-    for (int p = 0; p < loc->fused_part; ++p) row_begin += sizes[p];
-    row_count = sizes[loc->fused_part];
+                                         std::to_string(total));
+    runs.clear();
+    row_count = 0;
+    for (const FusedRun& r : all_runs) {
+      if (r.part == loc->fused_part) {
+        runs.push_back({r.part, at_row, r.rows});
+        row_count += r.rows;
+      }
+      at_row += r.rows;
+    }
   }
   HostTensor h;
   h.shape = matrix ? std::vector<int64_t>{row_count, in_dim} : std::vector<int64_t>{row_count};
@@ -265,13 +360,15 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
     };
     throw InputError(where, *name, "shape " + fmt(h.shape) + " disagrees with config.json, which implies " + fmt(expected));
   }
-  if (!(loc->conv1d && matrix) && row_begin == 0 && row_count == out_dim) {  // stored as served: no second copy
+  if (!(loc->conv1d && matrix) && row_count == out_dim) {  // stored as served: no second copy
     h.data = std::move(all);
     return h;
   }
   h.data.resize(size_t(row_count * in_dim));
-  for (int64_t o = 0; o < row_count; ++o)
-    for (int64_t i = 0; i < in_dim; ++i) h.data[size_t(o * in_dim + i)] = at(row_begin + o, i);
+  int64_t o = 0;
+  for (const FusedRun& r : runs)
+    for (int64_t row = r.first_row; row < r.first_row + r.rows; ++row, ++o)
+      for (int64_t i = 0; i < in_dim; ++i) h.data[size_t(o * in_dim + i)] = at(row, i);
   return h;
 }
 

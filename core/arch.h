@@ -21,6 +21,8 @@ enum class Role {
   // WGQA: one learnable scalar per stored K (V) head, [n_q]; only in weighted folders (gqa_weighted).
   AttnKScale, AttnVScale, CrossKScale, CrossVScale,
   FfnNorm, FfnNormBias, FfnUp, FfnUpBias, FfnGate, FfnDown, FfnDownBias, FfnGateBias,
+  // OPT with word_embed_proj_dim != hidden_size: embeddings -> model width, and back before lm_head.
+  EmbedProjIn, EmbedProjOut,
 };
 const char* role_name(Role r);
 
@@ -29,7 +31,20 @@ struct TensorLocation {
   std::string name;        // HF tensor name with the layer filled in
   bool conv1d = false;     // stored transposed ([in, out]) as GPT-2's Conv1D
   int fused_part = -1;     // q/k/v slot (0, 1, 2) inside a fused qkv tensor, -1 when not fused
+  bool fused_per_head = false;  // the fused tensor interleaves q/k/v per head (GPT-NeoX)
 };
+
+// The rows of a fused q/k/v tensor in storage order: each run is rows [first_row, first_row + rows)
+// of one part (0 q, 1 k, 2 v; a weight's output rows or a bias's entries). The one place that
+// knows how fused tensors are laid out, for every reader and writer of them.
+struct FusedRun {
+  int part;
+  int64_t first_row, rows;
+};
+// GPT-2 stores the q, k and v blocks one after another. GPT-NeoX interleaves them per head,
+// [q_h k_h v_h] for every head h, which only pairs up while a block stores one K/V head per query
+// head (MHA, and weighted folders); grouped GPT-NeoX folders store the blocks as GPT-2 does.
+std::vector<FusedRun> fused_qkv_runs(const AttentionLayout& layout, int64_t stored_kv_heads, bool per_head);
 
 // The location of a role, or nullopt when the family has no such tensor (e.g. GPT-Neo has no
 // q bias). `layer` is ignored for global roles.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/family.h"
 #include "core/json_depth.h"
 
 namespace gqa {
@@ -14,131 +15,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int64_t kMaxCount = 4096;  // layers, heads
-
-// Typed field access that names the file and field on every mismatch.
-class Fields {
- public:
-  // `prefix` names nested objects in errors ("rope_parameters." + "factor").
-  Fields(const json& j, const std::string& path, std::string prefix = "")
-      : j_(j), path_(path), prefix_(std::move(prefix)) {}
-  bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
-  int64_t integer(const char* key) const {
-    if (!has(key)) throw InputError(path_, prefix_ + key, "missing (expected an integer)");
-    return integer_of(j_[key], key);
-  }
-  int64_t integer_or(const char* key, int64_t dflt) const { return has(key) ? integer(key) : dflt; }
-  int64_t positive(const char* key) const {
-    int64_t v = integer(key);
-    if (v <= 0 || v >= (int64_t(1) << 31)) throw InputError(path_, prefix_ + key, "expected a positive integer, got " + std::to_string(v));
-    return v;
-  }
-  // Layer and head counts: each sizes per-layer tables here, so a lying config.json could ask for
-  // billions of entries. The limit is gqa train's too (core/init_model.cpp).
-  int64_t count(const char* key) const {
-    int64_t v = integer(key);
-    if (v <= 0 || v > kMaxCount)
-      throw InputError(path_, prefix_ + key, "expected a positive integer up to " + std::to_string(kMaxCount) + ", got " + std::to_string(v));
-    return v;
-  }
-  double number_or(const char* key, double dflt) const {
-    if (!has(key)) return dflt;
-    if (!j_[key].is_number()) throw InputError(path_, prefix_ + key, "expected a number");
-    return j_[key].get<double>();
-  }
-  bool boolean_or(const char* key, bool dflt) const {
-    if (!has(key)) return dflt;
-    if (!j_[key].is_boolean()) throw InputError(path_, prefix_ + key, "expected true or false");
-    return j_[key].get<bool>();
-  }
-  std::string string_or(const char* key, const std::string& dflt) const {
-    if (!has(key)) return dflt;
-    if (!j_[key].is_string()) throw InputError(path_, prefix_ + key, "expected a string");
-    return j_[key].get<std::string>();
-  }
-  std::optional<int64_t> optional_id(const char* key) const {
-    if (!has(key)) return std::nullopt;
-    if (j_[key].is_array()) {  // e.g. Llama-3 lists several EOS ids: keep the first
-      if (j_[key].empty()) return std::nullopt;
-      return integer_of(j_[key][0], key);
-    }
-    return integer_of(j_[key], key);
-  }
-  int64_t integer_of(const json& v, const std::string& key) const {
-    if (!v.is_number_integer()) throw InputError(path_, prefix_ + key, "expected an integer");
-    return v.get<int64_t>();
-  }
-  std::vector<int> int_list(const json& v, const std::string& key) const {
-    if (!v.is_array()) throw InputError(path_, prefix_ + key, "expected a list of integers");
-    std::vector<int> out;
-    for (const auto& e : v) {
-      int64_t x = integer_of(e, key);
-      if (x < 0 || x > 1 << 20) throw InputError(path_, prefix_ + key, "entry " + std::to_string(x) + " out of range");
-      out.push_back(int(x));
-    }
-    return out;
-  }
-  const json& at(const char* key) const { return j_.at(key); }
-
- private:
-  const json& j_;
-  std::string path_;
-  std::string prefix_;
-};
-
-Family parse_family(const Fields& f, const std::string& path) {
-  std::string t = f.string_or("model_type", "");
-  if (t == "gpt2") return Family::GPT2;
-  if (t == "gpt_neo") return Family::GPTNeo;
-  if (t == "t5") return Family::T5;
-  if (t == "llama") return Family::Llama;
-  throw InputError(path, "model_type", t.empty() ? "missing (expected gpt2, gpt_neo, t5 or llama)"
-                                                 : "unsupported '" + t + "' (expected gpt2, gpt_neo, t5 or llama)");
-}
-
-RopeConfig parse_rope(const Fields& f, const json& j, const std::string& path) {
-  RopeConfig r;
-  r.type = RopeType::Default;
-  r.theta = f.number_or("rope_theta", 10000.0);
-  // transformers >= 5 writes rope_parameters (with rope_theta inside); 4.x wrote rope_scaling.
-  const json* p = nullptr;
-  std::string key;
-  for (const char* k : {"rope_parameters", "rope_scaling"})
-    if (j.contains(k) && !j[k].is_null()) { p = &j[k]; key = k; break; }
-  if (!p) return r;
-  if (!p->is_object()) throw InputError(path, key, "expected an object");
-  Fields rp(*p, path, key + ".");
-  r.theta = rp.number_or("rope_theta", r.theta);
-  std::string type = rp.string_or("rope_type", rp.string_or("type", "default"));
-  if (type == "default") {
-    r.type = RopeType::Default;
-  } else if (type == "linear") {
-    r.type = RopeType::Linear;
-    r.factor = rp.number_or("factor", 1.0);
-  } else if (type == "llama3") {
-    r.type = RopeType::Llama3;
-    r.factor = rp.number_or("factor", 8.0);
-    r.low_freq_factor = rp.number_or("low_freq_factor", 1.0);
-    r.high_freq_factor = rp.number_or("high_freq_factor", 4.0);
-    r.original_max_positions = rp.integer_or("original_max_position_embeddings", 8192);
-  } else {
-    throw InputError(path, key + ".rope_type", "unsupported '" + type + "' (supported: default, linear, llama3)");
-  }
-  if (!(r.factor > 0)) throw InputError(path, key + ".factor", "expected a positive number");
-  return r;
-}
-
 }  // namespace
-
-const char* family_name(Family f) {
-  switch (f) {
-    case Family::GPT2: return "gpt2";
-    case Family::GPTNeo: return "gpt_neo";
-    case Family::T5: return "t5";
-    case Family::Llama: return "llama";
-  }
-  return "?";
-}
 
 const char* module_name(AttentionModule m) {
   switch (m) {
@@ -149,15 +26,7 @@ const char* module_name(AttentionModule m) {
   return "?";
 }
 
-const char* ffn_dim_field(Family f) {
-  switch (f) {
-    case Family::GPT2: return "n_inner";
-    case Family::T5: return "d_ff";
-    case Family::GPTNeo:
-    case Family::Llama: return "intermediate_size";
-  }
-  return "?";
-}
+const char* ffn_dim_field(Family f) { return family_spec(f).ffn_field; }
 
 AttentionLayout AttentionLayout::even(int n_q, int n_kv, int head_dim_qk, int head_dim_v) {
   AttentionLayout l;
@@ -223,6 +92,15 @@ int ModelConfig::stored_kv_heads(AttentionModule m, int64_t layer) const {
   return weighted.count(m) ? layout(m, layer).n_q : layout(m, layer).n_kv;
 }
 
+const FamilySpec& ModelConfig::spec() const { return family_spec(family); }
+
+bool ModelConfig::is_encoder_decoder() const { return spec().encoder_decoder; }
+
+int64_t ModelConfig::rotary_dims() const {
+  if (!rope_pairs.empty()) return 2 * int64_t(rope_pairs.size());
+  return rotary_dim > 0 ? rotary_dim : head_dim;
+}
+
 std::vector<AttentionModule> ModelConfig::modules() const {
   if (is_encoder_decoder())
     return {AttentionModule::EncoderSelf, AttentionModule::DecoderSelf, AttentionModule::DecoderCross};
@@ -239,107 +117,19 @@ int64_t ModelConfig::kv_bytes_per_token(int64_t dtype_bytes) const {
 
 ModelConfig parse_config(const json& j, const std::string& path) {
   if (!j.is_object()) throw InputError(path, "", "expected a JSON object");
-  Fields f(j, path);
+  ConfigFields f(j, path);
   ModelConfig c;
   c.path = path;
   c.raw = j;
-  c.family = parse_family(f, path);
-  int64_t head_dim = 0;
-  const char* heads_key = "num_heads";  // the family's name for the head count, for errors
-  switch (c.family) {
-    case Family::GPT2:
-      c.vocab_size = f.positive("vocab_size");
-      c.d_model = f.positive("n_embd");
-      c.n_layers = f.count("n_layer");
-      c.n_heads = f.count("n_head");
-      heads_key = "n_head";
-      c.ffn_dim = f.has("n_inner") ? f.positive("n_inner") : 4 * c.d_model;
-      c.max_positions = f.positive("n_positions");
-      c.norm_eps = f.number_or("layer_norm_epsilon", 1e-5);
-      c.activation = f.string_or("activation_function", "gelu_new");
-      c.scale_attn_weights = f.boolean_or("scale_attn_weights", true);
-      c.scale_attn_by_inverse_layer_idx = f.boolean_or("scale_attn_by_inverse_layer_idx", false);
-      c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", true);
-      if (f.boolean_or("add_cross_attention", false))
-        throw InputError(path, "add_cross_attention", "GPT-2 with cross-attention is not supported");
-      break;
-    case Family::GPTNeo: {
-      c.vocab_size = f.positive("vocab_size");
-      c.d_model = f.positive("hidden_size");
-      c.n_layers = f.count("num_layers");
-      c.n_heads = f.count("num_heads");
-      c.ffn_dim = f.has("intermediate_size") ? f.positive("intermediate_size") : 4 * c.d_model;
-      c.max_positions = f.positive("max_position_embeddings");
-      c.norm_eps = f.number_or("layer_norm_epsilon", 1e-5);
-      c.activation = f.string_or("activation_function", "gelu_new");
-      c.window_size = f.integer_or("window_size", 256);
-      c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", true);
-      // attention_types: [[["global","local"], repeat], ...] expands to one entry per layer.
-      if (f.has("attention_types")) {
-        const json& at = f.at("attention_types");
-        if (!at.is_array()) throw InputError(path, "attention_types", "expected [[[types...], repeat], ...]");
-        for (const auto& item : at) {
-          if (!item.is_array() || item.size() != 2 || !item[0].is_array() || !item[1].is_number_integer())
-            throw InputError(path, "attention_types", "expected [[[types...], repeat], ...]");
-          for (int64_t r = 0; r < item[1].get<int64_t>() && r < 1 << 16; ++r)
-            for (const auto& t : item[0]) {
-              if (!t.is_string() || (t != "global" && t != "local"))
-                throw InputError(path, "attention_types", "entries must be \"global\" or \"local\"");
-              c.attention_types.push_back(t.get<std::string>());
-              if (int64_t(c.attention_types.size()) > c.n_layers)  // before a huge repeat allocates
-                throw InputError(path, "attention_types", "expands to more than num_layers (" + std::to_string(c.n_layers) + ") layers");
-            }
-        }
-      } else {
-        c.attention_types.assign(size_t(c.n_layers), "global");
-      }
-      if (int64_t(c.attention_types.size()) != c.n_layers)
-        throw InputError(path, "attention_types", "expands to " + std::to_string(c.attention_types.size()) +
-                                                      " layers, num_layers is " + std::to_string(c.n_layers));
-      break;
-    }
-    case Family::T5: {
-      c.vocab_size = f.positive("vocab_size");
-      c.d_model = f.positive("d_model");
-      c.n_encoder_layers = f.count("num_layers");
-      c.n_layers = f.has("num_decoder_layers") ? f.count("num_decoder_layers") : c.n_encoder_layers;
-      c.n_heads = f.count("num_heads");
-      head_dim = f.positive("d_kv");
-      c.ffn_dim = f.positive("d_ff");
-      c.norm_eps = f.number_or("layer_norm_epsilon", 1e-6);
-      std::string ff = f.string_or("feed_forward_proj", "relu");
-      c.gated_ffn = ff.rfind("gated-", 0) == 0;
-      c.activation = c.gated_ffn ? ff.substr(6) : ff;
-      if (ff == "gated-gelu") c.activation = "gelu_new";  // as transformers does, for old configs
-      c.relative_buckets = f.positive("relative_attention_num_buckets");
-      c.relative_max_distance = f.positive("relative_attention_max_distance");
-      c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", true);
-      // transformers 5 stores the v1.0 "scale before the tied lm_head" rule explicitly.
-      c.scale_decoder_outputs = f.boolean_or("scale_decoder_outputs", c.tie_word_embeddings);
-      c.decoder_start_token_id = f.optional_id("decoder_start_token_id");
-      if (!c.decoder_start_token_id) c.decoder_start_token_id = f.optional_id("pad_token_id");
-      break;
-    }
-    case Family::Llama:
-      c.vocab_size = f.positive("vocab_size");
-      c.d_model = f.positive("hidden_size");
-      c.n_layers = f.count("num_hidden_layers");
-      c.n_heads = f.count("num_attention_heads");
-      heads_key = "num_attention_heads";
-      c.ffn_dim = f.positive("intermediate_size");
-      c.max_positions = f.positive("max_position_embeddings");
-      c.norm_eps = f.number_or("rms_norm_eps", 1e-6);
-      c.activation = f.string_or("hidden_act", "silu");
-      c.gated_ffn = true;
-      c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
-      c.attention_bias = f.boolean_or("attention_bias", false);
-      c.mlp_bias = f.boolean_or("mlp_bias", false);
-      c.rope = parse_rope(f, j, path);
-      if (f.integer_or("pretraining_tp", 1) != 1)
-        throw InputError(path, "pretraining_tp", "only 1 is supported");
-      if (f.has("head_dim")) head_dim = f.positive("head_dim");
-      break;
-  }
+  const std::string model_type = f.string_or("model_type", "");
+  const FamilySpec* spec = find_family(model_type);
+  if (!spec)
+    throw InputError(path, "model_type", (model_type.empty() ? std::string("missing") : "unsupported '" + model_type + "'") +
+                                             " (expected " + family_names() + ")");
+  c.family = spec->family;
+  spec->parse(f, c);
+  int64_t head_dim = c.head_dim;
+  const char* heads_key = spec->heads_field;
   if (head_dim == 0) {
     if (c.d_model % c.n_heads != 0)
       throw InputError(path, heads_key, "hidden size " + std::to_string(c.d_model) + " is not divisible by " +
@@ -347,6 +137,10 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     head_dim = c.d_model / c.n_heads;
   }
   c.head_dim = head_dim;
+  if (c.rotary_dim > 0 && (c.rotary_dim > head_dim || c.rotary_dim % 2 != 0))
+    throw InputError(path, "rope_parameters.partial_rotary_factor",
+                     "gives " + std::to_string(c.rotary_dim) + " rotary dims of a " + std::to_string(head_dim) +
+                         "-dim head; expected an even number up to the head size");
   c.bos_token_id = f.optional_id("bos_token_id");
   c.eos_token_id = f.optional_id("eos_token_id");
   c.pad_token_id = f.optional_id("pad_token_id");
@@ -375,9 +169,10 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   grouped.head_dim_v = int(f.has("gqa_v_head_dim") ? f.positive("gqa_v_head_dim") : head_dim);
   if (f.has("gqa_rope_pairs")) {
     c.rope_pairs = f.int_list(f.at("gqa_rope_pairs"), "gqa_rope_pairs");
+    const int64_t pairs = (c.rotary_dim > 0 ? c.rotary_dim : head_dim) / 2;
     for (size_t i = 0; i < c.rope_pairs.size(); ++i)
-      if (c.rope_pairs[i] >= head_dim / 2 || (i > 0 && c.rope_pairs[i] <= c.rope_pairs[i - 1]))
-        throw InputError(path, "gqa_rope_pairs", "expected ascending pair indices below " + std::to_string(head_dim / 2));
+      if (c.rope_pairs[i] >= pairs || (i > 0 && c.rope_pairs[i] <= c.rope_pairs[i - 1]))
+        throw InputError(path, "gqa_rope_pairs", "expected ascending pair indices below " + std::to_string(pairs));
   }
   if (c.rope.type != RopeType::None && grouped.head_dim_qk % 2 != 0)
     throw InputError(path, f.has("gqa_qk_head_dim") ? "gqa_qk_head_dim" : f.has("head_dim") ? "head_dim" : heads_key,
@@ -420,7 +215,7 @@ ModelConfig parse_config(const json& j, const std::string& path) {
         const size_t layer = std::stoul(key);
         auto& layers = c.layouts[*mod];
         if (layer >= layers.size() || !lit->is_object()) throw InputError(path, field, "layer out of range or not an object");
-        Fields lf(*lit, path, field + ".");
+        ConfigFields lf(*lit, path, field + ".");
         AttentionLayout& l = layers[layer];
         if (lf.has("group_map")) {
           l.group_of = lf.int_list(lf.at("group_map"), "group_map");

@@ -13,8 +13,11 @@
 
 namespace gqa {
 
-enum class Family { GPT2, GPTNeo, T5, Llama };
-const char* family_name(Family f);  // the HF model_type: "gpt2", "gpt_neo", "t5", "llama"
+// Every family's traits and config.json rules live in its own file (core/families/<family>.cpp, see
+// core/family.h); this list only names them.
+enum class Family { GPT2, GPTNeo, T5, Llama, GPTNeoX, OPT, Qwen2 };
+const char* family_name(Family f);  // the HF model_type: "gpt2", "gpt_neo", "t5", "llama", ...
+struct FamilySpec;
 
 // Which attention of a model: decoder-only models have only DecoderSelf.
 enum class AttentionModule { DecoderSelf, DecoderCross, EncoderSelf };
@@ -66,9 +69,21 @@ struct ModelConfig {
   std::string activation;         // "gelu_new", "silu", "relu", "gelu", ...
   bool gated_ffn = false;         // SwiGLU (Llama), gated-gelu (T5 v1.1)
   bool tie_word_embeddings = true;
-  bool attention_bias = false;    // Llama q/k/v/o bias
-  bool mlp_bias = false;          // Llama mlp bias
+  bool attention_bias = false;    // the family's attention biases exist (GPT-2, OPT; Llama's attention_bias)
+  bool mlp_bias = false;          // the feed-forward's biases exist
   RopeConfig rope;
+  // Rotary dims of the original head (GPT-NeoX's partial rotary: the first rotary_dim dims of each
+  // q/k head turn, the rest pass through); 0 = all of head_dim.
+  int64_t rotary_dim = 0;
+  // Block wiring. Sequential pre-norm is x += attn(norm1(x)); x += ffn(norm2(x)). GPT-NeoX's
+  // parallel residual is x += attn(norm1(x)) + ffn(norm2(x)); OPT-350m's post-norm (norm_before
+  // false) is x = norm1(x + attn(x)); x = norm2(x + ffn(x)), with no final norm.
+  bool parallel_residual = false;
+  bool norm_before = true;
+  bool final_norm = true;
+  int64_t position_offset = 0;    // learned positions read row position + offset (OPT: 2)
+  int64_t embed_dim = 0;          // token embedding width when it differs from d_model (OPT's
+                                  // word_embed_proj_dim, with project_in/out); 0 = d_model
   // Rotary frequency pairs a q/k-reduced model keeps (gqa_rope_pairs), indices into the original
   // head_dim/2 pairs, ascending; empty = all of them.
   std::vector<int> rope_pairs;
@@ -96,7 +111,12 @@ struct ModelConfig {
   const AttentionLayout& layout(AttentionModule m, int64_t layer) const;
   // K/V heads the checkpoint stores for a block (the query-head count in weighted modules).
   int stored_kv_heads(AttentionModule m, int64_t layer) const;
-  bool is_encoder_decoder() const { return family == Family::T5; }
+  const FamilySpec& spec() const;
+  bool is_encoder_decoder() const;
+  int64_t embedding_width() const { return embed_dim > 0 ? embed_dim : d_model; }
+  // Rotary dims per q/k head as the runtime turns them: head_dim or rotary_dim, fewer when a
+  // q/k-reduced model keeps only some pairs (gqa_rope_pairs).
+  int64_t rotary_dims() const;
   std::vector<AttentionModule> modules() const;
   // KV-cache bytes per token of one sequence (self-attention caches, all layers) at a dtype size.
   int64_t kv_bytes_per_token(int64_t dtype_bytes) const;

@@ -9,6 +9,7 @@
 #include "core/arch.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
+#include "core/family.h"
 #include "core/safetensors.h"
 
 namespace gqa {
@@ -31,22 +32,15 @@ const char* const kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"
 constexpr int64_t kMaxCount = 4096;             // layers, heads
 constexpr int64_t kMaxSize = int64_t(1) << 24;  // widths, vocabulary, positions, window
 
-std::string default_activation(Family f) {
-  switch (f) {
-    case Family::GPT2:
-    case Family::GPTNeo: return "gelu_new";
-    case Family::Llama: return "silu";
-    case Family::T5: return "relu";
-  }
-  return "";
-}
-
 std::string activation_of(const ModelShape& s) {
-  return s.activation.empty() ? default_activation(s.family) : s.activation;
+  return s.activation.empty() ? family_spec(s.family).default_activation : s.activation;
 }
 
 bool gated_ffn(const ModelShape& s) {
-  return s.family == Family::Llama || (s.family == Family::T5 && activation_of(s).rfind("gated-", 0) == 0);
+  // SwiGLU families (Llama, Qwen2), and T5's "gated-*" feed-forwards.
+  const FamilySpec& spec = family_spec(s.family);
+  return (spec.norm == NormKind::RMSNorm && !spec.encoder_decoder) ||
+         (spec.encoder_decoder && activation_of(s).rfind("gated-", 0) == 0);
 }
 
 int64_t head_dim_of(const ModelShape& s) { return s.head_dim > 0 ? s.head_dim : s.d_model / s.n_heads; }
@@ -124,48 +118,16 @@ struct RoleTensor {
   Init init;
 };
 
-// The standard deviation transformers draws a weight of a role from.
-double init_std(const ModelConfig& c, Role r, const AttentionLayout* l) {
-  const double range = 0.02;  // initializer_range of GPT-2, GPT-Neo, Llama
-  switch (c.family) {
-    case Family::GPT2:
-      // GPT-2's scaled init of the two residual projections: 1/sqrt(2 * n_layer).
-      if (r == Role::AttnO || r == Role::FfnDown) return range / std::sqrt(2.0 * double(c.n_layers));
-      return range;
-    case Family::GPTNeo:
-    case Family::Llama: return range;
-    case Family::T5: {
-      // T5PreTrainedModel._init_weights with initializer_factor 1. Its q std folds in the softmax
-      // scale T5 omits, (d_model * d_kv)^-0.5; o's is its fan-in^-0.5. With KQV heads the stored
-      // q/k and v head sizes take d_kv's place, which keeps both meanings (and equals HF for MHA).
-      const double d = double(c.d_model);
-      switch (r) {
-        case Role::TokenEmbedding:
-        case Role::LmHead: return 1.0;
-        case Role::AttnQ:
-        case Role::CrossQ: return 1.0 / std::sqrt(d * l->head_dim_qk);
-        case Role::AttnO:
-        case Role::CrossO: return 1.0 / std::sqrt(double(l->n_q) * l->head_dim_v);
-        case Role::FfnDown: return 1.0 / std::sqrt(double(c.ffn_dim));
-        default: return 1.0 / std::sqrt(d);  // k, v, wi (wi_0, wi_1), relative position bias
-      }
-    }
-  }
-  return range;
-}
-
 // Every tensor a fresh model of this config has, by role: the one place that knows which roles a
 // family's blocks hold. Names come from core/arch.h's table (stored_tensors below).
 std::vector<RoleTensor> initial_roles(const ModelConfig& c) {
-  const bool layer_norm = c.family == Family::GPT2 || c.family == Family::GPTNeo;  // else RMSNorm
-  const bool learned_positions = layer_norm;
-  const bool attention_biases = layer_norm || c.attention_bias;
-  const bool ffn_biases = layer_norm || c.mlp_bias;
+  const FamilySpec& spec = c.spec();
+  const bool layer_norm = spec.norm == NormKind::LayerNorm;  // else RMSNorm
   const int64_t d = c.d_model, f = c.ffn_dim;
   std::vector<RoleTensor> out;
 
   auto weight = [&](Stack s, Role r, int64_t layer, std::vector<int64_t> shape, const AttentionLayout* l = nullptr) {
-    out.push_back({s, r, layer, std::move(shape), normal(init_std(c, r, l))});
+    out.push_back({s, r, layer, std::move(shape), normal(spec.init_std(c, r, l))});
   };
   // Biases start at zero; the table says which ones the family has (GPT-Neo: only out_proj's).
   auto bias = [&](Stack s, std::optional<Role> r, int64_t layer, int64_t size) {
@@ -184,7 +146,7 @@ std::vector<RoleTensor> initial_roles(const ModelConfig& c) {
     weight(a.stack, a.k, layer, {k, d}, &l);
     weight(a.stack, a.v, layer, {v, d}, &l);
     weight(a.stack, a.o, layer, {d, o_in}, &l);
-    if (!attention_biases) return;
+    if (!c.attention_bias) return;
     bias(a.stack, a.q_bias, layer, q);
     bias(a.stack, a.k_bias, layer, k);
     bias(a.stack, a.v_bias, layer, v);
@@ -195,7 +157,7 @@ std::vector<RoleTensor> initial_roles(const ModelConfig& c) {
     if (c.gated_ffn) weight(s, Role::FfnGate, layer, {f, d});
     weight(s, Role::FfnUp, layer, {f, d});
     weight(s, Role::FfnDown, layer, {d, f});
-    if (!ffn_biases) return;
+    if (!c.mlp_bias) return;
     if (c.gated_ffn) bias(s, Role::FfnGateBias, layer, f);
     bias(s, Role::FfnUpBias, layer, f);
     bias(s, Role::FfnDownBias, layer, d);
@@ -203,11 +165,17 @@ std::vector<RoleTensor> initial_roles(const ModelConfig& c) {
 
   // Global tensors (T5's encoder and decoder share one embedding, listed once).
   const Stack D = Stack::Decoder, E = Stack::Encoder;
-  weight(D, Role::TokenEmbedding, 0, {c.vocab_size, d});
-  // Llama's nn.Embedding takes padding_idx = pad_token_id, whose row _init_weights zeroes.
-  if (c.family == Family::Llama && c.pad_token_id) out.back().init.zero_row = *c.pad_token_id;
-  if (learned_positions) weight(D, Role::PositionEmbedding, 0, {c.max_positions, d});
-  if (!c.tie_word_embeddings) weight(D, Role::LmHead, 0, {c.vocab_size, d});
+  const int64_t e = c.embedding_width();
+  weight(D, Role::TokenEmbedding, 0, {c.vocab_size, e});
+  // nn.Embedding(padding_idx = pad_token_id) (Llama, OPT, Qwen2): _init_weights zeroes that row.
+  if (spec.zero_padding_row && c.pad_token_id) out.back().init.zero_row = *c.pad_token_id;
+  if (spec.positions == Positions::Learned)
+    weight(D, Role::PositionEmbedding, 0, {c.max_positions + c.position_offset, d});
+  if (e != d) {
+    weight(D, Role::EmbedProjIn, 0, {d, e});
+    weight(D, Role::EmbedProjOut, 0, {e, d});
+  }
+  if (!c.tie_word_embeddings) weight(D, Role::LmHead, 0, {c.vocab_size, e});
 
   struct StackPlan {
     Stack stack;
@@ -218,9 +186,9 @@ std::vector<RoleTensor> initial_roles(const ModelConfig& c) {
   if (c.is_encoder_decoder()) stacks.push_back({E, AttentionModule::EncoderSelf, c.n_encoder_layers});
   stacks.push_back({D, AttentionModule::DecoderSelf, c.n_layers});
   for (const StackPlan& p : stacks) {
-    norm(p.stack, Role::FinalNorm, Role::FinalNormBias, 0);
+    if (c.final_norm) norm(p.stack, Role::FinalNorm, Role::FinalNormBias, 0);
     // T5: the relative position bias lives in the first block's self-attention of each stack.
-    if (c.family == Family::T5) weight(p.stack, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads});
+    if (spec.positions == Positions::Relative) weight(p.stack, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads});
     for (int64_t layer = 0; layer < p.layers; ++layer) {
       norm(p.stack, Role::AttnNorm, Role::AttnNormBias, layer);
       attention(p.self, layer);
@@ -369,15 +337,16 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
   const char* family = family_name(s.family);
   positive("layers", s.n_layers, kMaxCount);
   zero_or_positive("encoder_layers", s.n_encoder_layers, kMaxCount);
-  if (s.n_encoder_layers != 0 && s.family != Family::T5)
+  const FamilySpec& spec = family_spec(s.family);
+  if (s.n_encoder_layers != 0 && !spec.encoder_decoder)
     throw InputError(source, "encoder_layers", std::string("only t5 has an encoder (family is ") + family + ")");
   positive("d_model", s.d_model);
   positive("heads", s.n_heads, kMaxCount);
   zero_or_positive("head_dim", s.head_dim);
   if (s.head_dim == 0 && s.d_model % s.n_heads != 0)
     throw InputError(source, "heads", "d_model " + std::to_string(s.d_model) + " is not divisible by " + std::to_string(s.n_heads) +
-                                          " heads" + (s.family == Family::Llama || s.family == Family::T5 ? " (or give head_dim)" : ""));
-  if (s.head_dim != 0 && (s.family == Family::GPT2 || s.family == Family::GPTNeo) && s.head_dim * s.n_heads != s.d_model)
+                                          " heads" + (spec.free_head_dim ? " (or give head_dim)" : ""));
+  if (s.head_dim != 0 && !spec.free_head_dim && s.head_dim * s.n_heads != s.d_model)
     throw InputError(source, "head_dim", std::string(family) + " heads are d_model / heads wide; " + std::to_string(s.head_dim) +
                                              " x " + std::to_string(s.n_heads) + " heads != d_model " + std::to_string(s.d_model));
   const int64_t hd = head_dim_of(s);
@@ -398,7 +367,7 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
       throw InputError(source, key, "expected 1 to the head size (" + std::to_string(hd) + "), got " + std::to_string(*dim));
   // Found by tests/fuzz/fuzz_config: an odd head size from d_model / heads passed here and made a
   // config.json that load_config refuses.
-  if (const int64_t qk = s.qk_head_dim.value_or(int(hd)); s.family == Family::Llama && qk % 2 != 0)
+  if (const int64_t qk = s.qk_head_dim.value_or(int(hd)); spec.positions == Positions::Rotary && qk % 2 != 0)
     throw InputError(source, s.qk_head_dim ? "qk_head_dim" : s.head_dim ? "head_dim" : "heads",
                      "the query/key head size " + std::to_string(qk) + " must be even: rotary embeddings turn pairs of dimensions");
   zero_or_positive("ffn_dim", s.ffn_dim);
@@ -407,16 +376,16 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
   positive("max_positions", s.max_positions);
   if (!s.activation.empty()) {
     std::string base = s.activation;
-    if (s.family == Family::T5 && base.rfind("gated-", 0) == 0) base = base.substr(6);
+    if (spec.encoder_decoder && base.rfind("gated-", 0) == 0) base = base.substr(6);
     if (std::find(std::begin(kActivations), std::end(kActivations), base) == std::end(kActivations)) {
       std::string names;
       for (const char* a : kActivations) names += std::string(names.empty() ? "" : ", ") + a;
       throw InputError(source, "activation", "unsupported '" + s.activation + "' (expected one of " + names +
-                                                 (s.family == Family::T5 ? "; t5 also gated-<one of them>)" : ")"));
+                                                 (spec.encoder_decoder ? "; t5 also gated-<one of them>)" : ")"));
     }
   }
   if (s.window_size) {
-    if (s.family != Family::GPTNeo)
+    if (s.family != Family::GPTNeo)  // the one family whose fresh config alternates local layers
       throw InputError(source, "window_size", std::string("only gpt_neo has local attention (family is ") + family + ")");
     positive("window_size", *s.window_size);
   }
@@ -436,13 +405,11 @@ ModelShape parse_model_shape(const json& j, const std::string& file) {
     }
   ShapeReader r(j, file);
   ModelShape s;
-  if (!r.has("family")) throw InputError(file, "family", "missing (expected gpt2, gpt_neo, llama or t5)");
+  if (!r.has("family")) throw InputError(file, "family", "missing (expected " + family_names() + ")");
   const std::string family = r.string("family");
-  if (family == "gpt2") s.family = Family::GPT2;
-  else if (family == "gpt_neo") s.family = Family::GPTNeo;
-  else if (family == "llama") s.family = Family::Llama;
-  else if (family == "t5") s.family = Family::T5;
-  else throw InputError(file, "family", "unsupported '" + family + "' (expected gpt2, gpt_neo, llama or t5)");
+  const FamilySpec* spec = find_family(family);
+  if (!spec) throw InputError(file, "family", "unsupported '" + family + "' (expected " + family_names() + ")");
+  s.family = spec->family;
 
   // Integers are range-checked by validate_model_shape; here only their type, and that int-sized
   // fields fit (rather than wrap).
@@ -474,7 +441,7 @@ ModelShape parse_model_shape(const json& j, const std::string& file) {
   s.vocab_size = r.integer("vocab_size");
   if (s.vocab_size == 0) throw InputError(file, "vocab_size", "expected a positive integer, got 0");
   if (r.has("max_positions")) {
-    if (s.family == Family::T5)
+    if (spec->positions == Positions::Relative)
       throw InputError(file, "max_positions", "t5 has relative positions and no position limit; leave it out");
     s.max_positions = r.integer("max_positions");
   }
@@ -497,54 +464,12 @@ json make_config(const ModelShape& s) {
   validate_model_shape(s, "<model shape>");
   const int64_t hd = head_dim_of(s), ffn = s.ffn_dim > 0 ? s.ffn_dim : default_ffn_dim(s);
   const std::string act = activation_of(s);
-  auto id = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
-  json j;
-  switch (s.family) {
-    case Family::GPT2:
-      j = {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}, {"vocab_size", s.vocab_size},
-           {"n_embd", s.d_model}, {"n_layer", s.n_layers}, {"n_head", s.n_heads}, {"n_positions", s.max_positions},
-           {"n_inner", ffn}, {"activation_function", act}, {"layer_norm_epsilon", 1e-5}, {"initializer_range", 0.02},
-           {"tie_word_embeddings", true}};
-      break;
-    case Family::GPTNeo: {
-      // Global and local layers alternate (as in GPT-Neo 125M) when a window is given.
-      json types = json::array();
-      if (s.window_size) {
-        if (s.n_layers >= 2) types.push_back({{"global", "local"}, s.n_layers / 2});
-        if (s.n_layers % 2) types.push_back({{"global"}, 1});
-      } else {
-        types.push_back({{"global"}, s.n_layers});
-      }
-      j = {{"model_type", "gpt_neo"}, {"architectures", {"GPTNeoForCausalLM"}}, {"vocab_size", s.vocab_size},
-           {"hidden_size", s.d_model}, {"num_layers", s.n_layers}, {"num_heads", s.n_heads},
-           {"max_position_embeddings", s.max_positions}, {"intermediate_size", ffn}, {"activation_function", act},
-           {"attention_types", types}, {"window_size", s.window_size.value_or(256)}, {"layer_norm_epsilon", 1e-5},
-           {"initializer_range", 0.02}, {"tie_word_embeddings", true}};
-      break;
-    }
-    case Family::Llama:
-      j = {{"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}, {"vocab_size", s.vocab_size},
-           {"hidden_size", s.d_model}, {"intermediate_size", ffn}, {"num_hidden_layers", s.n_layers},
-           {"num_attention_heads", s.n_heads}, {"num_key_value_heads", kv_heads_of(s)}, {"head_dim", hd},
-           {"hidden_act", act}, {"max_position_embeddings", s.max_positions}, {"rms_norm_eps", 1e-6},
-           {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}, {"attention_bias", false},
-           {"mlp_bias", false}, {"initializer_range", 0.02}, {"tie_word_embeddings", true}};
-      break;
-    case Family::T5: {
-      const int64_t pad = s.pad_token_id.value_or(0);  // T5's convention; also the decoder's start token
-      j = {{"model_type", "t5"}, {"architectures", {"T5ForConditionalGeneration"}}, {"is_encoder_decoder", true},
-           {"vocab_size", s.vocab_size}, {"d_model", s.d_model}, {"d_kv", hd}, {"d_ff", ffn}, {"num_heads", s.n_heads},
-           {"num_layers", s.n_encoder_layers > 0 ? s.n_encoder_layers : s.n_layers}, {"num_decoder_layers", s.n_layers},
-           {"feed_forward_proj", act}, {"relative_attention_num_buckets", 32}, {"relative_attention_max_distance", 128},
-           {"layer_norm_epsilon", 1e-6}, {"initializer_factor", 1.0}, {"tie_word_embeddings", true},
-           {"scale_decoder_outputs", true}, {"decoder_start_token_id", pad}};
-      j["pad_token_id"] = pad;
-      break;
-    }
-  }
-  j["bos_token_id"] = id(s.bos_token_id);
-  j["eos_token_id"] = id(s.eos_token_id);
-  if (!j.contains("pad_token_id")) j["pad_token_id"] = id(s.pad_token_id);
+  const FamilySpec& spec = family_spec(s.family);
+  json j = spec.fresh_config(s, FreshSizes{hd, ffn, act});
+  j["model_type"] = spec.model_type;
+  j["architectures"] = {spec.architecture};
+  if (spec.kv_heads_field) j["num_key_value_heads"] = kv_heads_of(s);
+  add_token_ids(j, s);
 
   // Grouped-attention fields (README, "Grouped-attention fields"), as the converter writes them.
   const AttentionLayout want = intended_layout(s);
@@ -553,8 +478,8 @@ json make_config(const ModelShape& s) {
   if (!want.is_contiguous_even()) j["gqa_group_map"] = want.group_of;
   if (want.head_dim_qk != hd) j["gqa_qk_head_dim"] = want.head_dim_qk;
   if (want.head_dim_v != hd) j["gqa_v_head_dim"] = want.head_dim_v;
-  if (s.family == Family::T5 && grouped) j["gqa_modules"] = {"decoder_self", "decoder_cross"};
-  if (s.family == Family::Llama && want.head_dim_qk != hd) {
+  if (spec.encoder_decoder && grouped) j["gqa_modules"] = {"decoder_self", "decoder_cross"};
+  if (spec.positions == Positions::Rotary && want.head_dim_qk != hd) {
     // Fewer rotary pairs than the head size has: evenly spaced ones, which for a stride of
     // (hd / qk) are exactly the frequencies RoPE would give a head of qk dims.
     const int pairs = int(hd / 2), kept = want.head_dim_qk / 2;

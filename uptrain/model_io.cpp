@@ -17,7 +17,8 @@ void save_model(const Model& model, const Checkpoint& source, const nlohmann::js
   // Checkpoint name -> the parameters stored in it (one, or q/k/v of a fused tensor by slot).
   struct Parts {
     std::vector<const ModelParameter*> by_slot;
-    bool conv1d = false;
+    bool conv1d = false, per_head = false;
+    int64_t layer = 0;
   };
   std::map<std::string, Parts> stored;
   for (const ModelParameter& p : model.parameters()) {
@@ -29,6 +30,8 @@ void save_model(const Model& model, const Checkpoint& source, const nlohmann::js
     if (parts.by_slot.size() <= slot) parts.by_slot.resize(slot + 1, nullptr);
     parts.by_slot[slot] = &p;
     parts.conv1d = loc->conv1d;
+    parts.per_head = loc->fused_per_head;
+    parts.layer = p.layer;
   }
 
   CheckpointWriter w(out_dir, opts.overwrite);
@@ -50,14 +53,26 @@ void save_model(const Model& model, const Checkpoint& source, const nlohmann::js
     const Parts parts = it->second;
     t.dtype = opts.dtype.value_or(src.dtype);
     t.nbytes = size_t(src.numel()) * dtype_size(t.dtype);
-    t.fill = [parts, &src, name, dtype = t.dtype](uint8_t* dst) {
-      // Linear layout [out, in] (vectors [out]); fused slots stack along out.
+    const ModelConfig& runtime = model.config();
+    std::vector<FusedRun> runs;  // fused q/k/v: how the slots' rows interleave along out
+    if (parts.by_slot.size() == 3)
+      runs = fused_qkv_runs(runtime.layout(AttentionModule::DecoderSelf, parts.layer),
+                            runtime.stored_kv_heads(AttentionModule::DecoderSelf, parts.layer), parts.per_head);
+    t.fill = [parts, runs, &src, name, dtype = t.dtype](uint8_t* dst) {
+      // Linear layout [out, in] (vectors [out]); fused slots along out, as fused_qkv_runs says.
       std::vector<at::Tensor> pieces;
       for (const ModelParameter* p : parts.by_slot) {
         if (!p) throw InputError(name, "", "fused tensor is missing one of q/k/v in the runtime model");
         pieces.push_back(p->tensor.detach().to(at::kCPU, at::kFloat));
       }
-      at::Tensor full = pieces.size() == 1 ? pieces[0] : at::cat(pieces, 0);
+      at::Tensor full = pieces[0];
+      if (!runs.empty()) {
+        std::vector<at::Tensor> rows;
+        for (const FusedRun& run : runs) rows.push_back(pieces[size_t(run.part)].narrow(0, run.first_row, run.rows));
+        full = at::cat(rows, 0);
+      } else if (pieces.size() > 1) {
+        full = at::cat(pieces, 0);
+      }
       if (parts.conv1d && full.dim() == 2) full = full.t();
       full = full.contiguous();
       if (full.numel() != src.numel())

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/init_model.h"
+#include "core/family.h"
 #include "core/memory.h"
 #include "core/model/layers.h"
 
@@ -24,7 +25,7 @@ int64_t block_elements(const ModelConfig& c, AttentionModule m, int64_t layer) {
   const int64_t ffn = c.gated_ffn ? 4 * c.ffn_dim : 2 * c.ffn_dim;
   // LayerNorm keeps its input and output; RMSNorm (Llama, T5) its float32 input, the normalised
   // value and the output.
-  const int64_t norm = (c.family == Family::Llama || c.family == Family::T5) ? 3 * c.d_model : 2 * c.d_model;
+  const int64_t norm = c.spec().norm == NormKind::RMSNorm ? 3 * c.d_model : 2 * c.d_model;
   return 2 * norm + 3 * q + kv + ffn;
 }
 

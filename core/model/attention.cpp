@@ -29,6 +29,9 @@ std::pair<at::Tensor, at::Tensor> Rope::cos_sin(const at::Tensor& positions, at:
 }
 
 at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t turned = cos.size(-1);
+  if (turned < x.size(-1))  // partial rotary (GPT-NeoX): the dims past the rotary ones pass through
+    return at::cat({apply(x.narrow(-1, 0, turned), cos, sin), x.narrow(-1, turned, x.size(-1) - turned)}, -1);
   const int64_t half = x.size(-1) / 2;
   at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * cos + rotated * sin;

@@ -13,11 +13,13 @@
 namespace gqa {
 
 // Rotary embeddings (rotate-half layout, as HF Llama), with linear and llama3 frequency scaling.
+// Over the first `rotary_dims` dims of each head; GPT-NeoX's partial rotary leaves the rest as is.
 struct Rope {
-  at::Tensor inv_freq;  // [d/2] float32
-  Rope(const RopeConfig& cfg, int64_t head_dim, const Placement& p);
+  at::Tensor inv_freq;  // [rotary_dims/2] float32
+  Rope(const RopeConfig& cfg, int64_t rotary_dims, const Placement& p);
   // cos/sin for positions [B, T]: [B, 1, T, d] each, in the model dtype.
   std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& positions, at::ScalarType dtype) const;
+  // x [..., d] with cos/sin [..., r], r <= d: the first r dims turn.
   static at::Tensor apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 };
 

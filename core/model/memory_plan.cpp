@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/family.h"
 #include "core/memory.h"
 
 namespace gqa {
@@ -24,8 +25,9 @@ Sizes sizes_of(const Checkpoint& ckpt) {
     s.params += numel;
     s.largest = std::max(s.largest, numel);
   }
-  const bool learned_positions = c.family == Family::GPT2 || c.family == Family::GPTNeo;
-  s.shell = c.vocab_size * c.d_model * (c.tie_word_embeddings ? 1 : 2) + (learned_positions ? c.max_positions * c.d_model : 0);
+  const bool learned_positions = c.spec().positions == Positions::Learned;
+  s.shell = c.vocab_size * c.embedding_width() * (c.tie_word_embeddings ? 1 : 2) +
+            (learned_positions ? (c.max_positions + c.position_offset) * c.d_model : 0);
   s.shell = std::min(s.shell, s.params);
   const int64_t blocks = std::max<int64_t>(1, c.n_layers + c.n_encoder_layers);
   s.block = (s.params - s.shell) / blocks;

@@ -1,6 +1,7 @@
 #include "core/model/model.h"
 
 #include "core/error.h"
+#include "core/model/decoder_lm.h"
 
 namespace gqa {
 
@@ -23,14 +24,9 @@ std::vector<std::pair<int64_t, int64_t>> Model::stream_slices(int64_t sequences)
 
 namespace {
 
+// Two runtimes serve every family: the encoder-decoder one (T5) and the decoder-only one.
 std::unique_ptr<Model> build(const Checkpoint& ckpt, const Placement& p, bool blocks) {
-  switch (ckpt.config().family) {
-    case Family::GPT2: return build_gpt2(ckpt, p, blocks);
-    case Family::GPTNeo: return build_gpt_neo(ckpt, p, blocks);
-    case Family::Llama: return build_llama(ckpt, p, blocks);
-    case Family::T5: return build_t5(ckpt, p, blocks);
-  }
-  throw InputError(ckpt.dir(), "model_type", "unsupported");
+  return ckpt.config().is_encoder_decoder() ? build_t5(ckpt, p, blocks) : build_decoder_lm(ckpt, p, blocks);
 }
 
 }  // namespace

@@ -123,11 +123,9 @@ std::unique_ptr<Model> load_model(const Checkpoint& ckpt, const Placement& p = {
 std::unique_ptr<Model> load_model(const std::string& dir, const Placement& p = {}, Residency r = Residency::Whole);
 std::unique_ptr<Model> load_model(std::shared_ptr<const Checkpoint> ckpt, const Placement& p, Residency r);
 
-// Family builders (one file each), called by load_model; `blocks` false builds the shell only
-// (embeddings, final norm, head) for a OneBlock model.
-std::unique_ptr<Model> build_gpt2(const Checkpoint& ckpt, const Placement& p, bool blocks);
-std::unique_ptr<Model> build_gpt_neo(const Checkpoint& ckpt, const Placement& p, bool blocks);
-std::unique_ptr<Model> build_llama(const Checkpoint& ckpt, const Placement& p, bool blocks);
+// The encoder-decoder runtime (core/model/t5.cpp), called by load_model; `blocks` false builds the
+// shell only (embeddings, final norm, head) for a OneBlock model. Decoder-only families run on
+// build_decoder_lm (core/model/decoder_lm.h).
 std::unique_ptr<Model> build_t5(const Checkpoint& ckpt, const Placement& p, bool blocks);
 
 }  // namespace gqa

@@ -222,8 +222,8 @@ TEST(BenchDecode, BadSubCommandsAndFoldersExitTwoWithOneLine) {
   expect_user_error({"bench", "prefill"}, {"prefill"});
   expect_user_error({"bench", "decode", gqa_dir}, {"baseline"});
   expect_user_error(quick(gqa_dir, "/nonexistent/gqa-bench-dir"), {"/nonexistent/gqa-bench-dir"});
-  expect_user_error(quick(t5_dir, mha_dir), {"T5"});
-  expect_user_error(quick(gqa_dir, t5_dir), {"T5"});
+  expect_user_error(quick(t5_dir, mha_dir), {"t5 is an encoder-decoder"});
+  expect_user_error(quick(gqa_dir, t5_dir), {"t5 is an encoder-decoder"});
 }
 
 }  // namespace

@@ -1,0 +1,93 @@
+// The one list of supported families (each defined in its own file here) and the pieces several
+// family files share.
+#include <cmath>
+
+#include "core/error.h"
+#include "core/family.h"
+
+namespace gqa {
+
+extern const FamilySpec kGpt2Family, kGptNeoFamily, kLlamaFamily, kT5Family, kGptNeoXFamily, kOptFamily,
+    kQwen2Family;
+
+namespace {
+
+const FamilySpec* const kFamilies[] = {&kGpt2Family,    &kGptNeoFamily, &kLlamaFamily, &kT5Family,
+                                       &kGptNeoXFamily, &kOptFamily,    &kQwen2Family};
+
+}  // namespace
+
+const FamilySpec& family_spec(Family f) {
+  for (const FamilySpec* s : kFamilies)
+    if (s->family == f) return *s;
+  throw std::logic_error("family without a spec in core/families/registry.cpp");
+}
+
+const FamilySpec* find_family(const std::string& model_type) {
+  for (const FamilySpec* s : kFamilies)
+    if (model_type == s->model_type) return s;
+  return nullptr;
+}
+
+std::string family_names() {
+  std::string out;
+  for (const FamilySpec* s : kFamilies) out += std::string(out.empty() ? "" : ", ") + s->model_type;
+  return out;
+}
+
+const char* family_name(Family f) { return family_spec(f).model_type; }
+
+double initializer_range_std(const ModelConfig&, Role, const AttentionLayout*) { return kInitializerRange; }
+
+BlockPlan scaled_by_head_dim(const ModelConfig& c, int64_t) { return {1.0 / std::sqrt(double(c.head_dim)), 0}; }
+
+int64_t local_window(const ModelConfig& c, int64_t layer) {
+  return c.attention_types.empty() || c.attention_types[size_t(layer)] != "local" ? 0 : c.window_size;
+}
+
+RopeConfig parse_rope(const ConfigFields& f) {
+  const nlohmann::json& j = f.object();
+  const std::string& path = f.path();
+  RopeConfig r;
+  r.type = RopeType::Default;
+  r.theta = f.number_or("rope_theta", 10000.0);
+  // transformers >= 5 writes rope_parameters (with rope_theta inside); 4.x wrote rope_scaling.
+  const nlohmann::json* p = nullptr;
+  std::string key;
+  for (const char* k : {"rope_parameters", "rope_scaling"})
+    if (j.contains(k) && !j[k].is_null()) {
+      p = &j[k];
+      key = k;
+      break;
+    }
+  if (!p) return r;
+  if (!p->is_object()) throw InputError(path, key, "expected an object");
+  ConfigFields rp(*p, path, key + ".");
+  r.theta = rp.number_or("rope_theta", r.theta);
+  std::string type = rp.string_or("rope_type", rp.string_or("type", "default"));
+  if (type == "default") {
+    r.type = RopeType::Default;
+  } else if (type == "linear") {
+    r.type = RopeType::Linear;
+    r.factor = rp.number_or("factor", 1.0);
+  } else if (type == "llama3") {
+    r.type = RopeType::Llama3;
+    r.factor = rp.number_or("factor", 8.0);
+    r.low_freq_factor = rp.number_or("low_freq_factor", 1.0);
+    r.high_freq_factor = rp.number_or("high_freq_factor", 4.0);
+    r.original_max_positions = rp.integer_or("original_max_position_embeddings", 8192);
+  } else {
+    throw InputError(path, key + ".rope_type", "unsupported '" + type + "' (supported: default, linear, llama3)");
+  }
+  if (!(r.factor > 0)) throw InputError(path, key + ".factor", "expected a positive number");
+  return r;
+}
+
+void add_token_ids(nlohmann::json& j, const ModelShape& s) {
+  auto id = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  j["bos_token_id"] = id(s.bos_token_id);
+  j["eos_token_id"] = id(s.eos_token_id);
+  if (!j.contains("pad_token_id")) j["pad_token_id"] = id(s.pad_token_id);
+}
+
+}  // namespace gqa
