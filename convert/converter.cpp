@@ -125,6 +125,10 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   if (reduce && keeps_scales)
     throw InputError("--qk-head-dim/--kv-head-dim", "", "cannot be combined with a weighted strategy (fold first, then reduce)");
   const bool rope_pairs = opts.qk_head_dim && cfg.rope.type != RopeType::None;
+  if (opts.qk_head_dim && cfg.rotary_dim > 0)
+    throw InputError("--qk-head-dim", "", std::string("not supported with partial rotary embeddings (") + family_name(cfg.family) +
+                                              " turns " + std::to_string(cfg.rotary_dim) + " of " + std::to_string(cfg.head_dim) +
+                                              " dims per head); --v-head-dim is");
   if (rope_pairs && *opts.qk_head_dim % 2 != 0)
     throw InputError("--qk-head-dim", "", "must be even with rotary embeddings (whole frequency pairs are kept)");
 
@@ -172,7 +176,8 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     const std::vector<int>& groups = opts.keep_layout ? cfg.layout(key.first, key.second).group_of : target;
     StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
                      cfg.rope.type != RopeType::None, calib,
-                     cfg.spec().positions == Positions::Relative && key.first != AttentionModule::DecoderCross};
+                     cfg.spec().positions == Positions::Relative && key.first != AttentionModule::DecoderCross,
+                     cfg.rotary_dim > 0 ? cfg.rotary_dims() : 0};
     StrategyOutput out = strategy(si);
     if (!kept_pairs.empty()) out.weights = keep_rope_pairs(out.weights, kept_pairs);
     if (opts.v_head_dim || (opts.qk_head_dim && kept_pairs.empty()))

@@ -26,6 +26,9 @@ struct StrategyInput {
   // position bias), so a strategy must not reorder them; regrouped heads then keep their places
   // and the layout's group map says which KV head each reads.
   bool fixed_head_order = false;
+  // With rope: the first rotary_dims dims of each q/k head turn, in pairs (j, j + rotary_dims/2),
+  // and the rest pass through (GPT-NeoX's partial rotary); 0 = the whole head turns.
+  int64_t rotary_dims = 0;
 };
 
 struct StrategyOutput {

@@ -60,7 +60,7 @@ StrategyOutput strategy_similarity(const StrategyInput& in) {
   std::vector<int> contiguous(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) contiguous[size_t(i)] = grouping[size_t(order[size_t(i)])];
   const AttentionWeights permuted = permute_heads(in.mha, order);
-  StrategyOutput out = strategy_mean(StrategyInput{permuted, contiguous, in.seed, in.rope, in.calib, in.fixed_head_order});
+  StrategyOutput out = strategy_mean(StrategyInput{permuted, contiguous, in.seed, in.rope, in.calib, in.fixed_head_order, in.rotary_dims});
 
   char line[160];
   std::snprintf(line, sizeof line, "within-group similarity %.4f (random grouping %.4f, %s)",

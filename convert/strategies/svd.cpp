@@ -122,7 +122,9 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
   const AttentionLayout& l = mha.layout;
   const int64_t d = mha.d_model(), dqk = l.head_dim_qk, dv = l.head_dim_v;
   if (l.n_kv != l.n_q) throw std::logic_error("svd: expects the MHA form of a block");
-  if (in.rope && dqk % 2) throw std::logic_error("svd: rotary embeddings need an even head dim");
+  // Rotary dims fold pair by pair (complex), the dims past them (partial rotary) as values do.
+  const int64_t turned = in.rope ? (in.rotary_dims > 0 ? in.rotary_dims : dqk) : 0, passed = dqk - turned;
+  if (turned % 2 || turned > dqk) throw std::logic_error("svd: rotary embeddings need an even number of dims within the head");
   const auto members = group_members(in.group_of);
   const MatD gram = augmented_gram(in.calib, d);
 
@@ -158,19 +160,24 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
     for (int64_t i = 0; i < m; ++i) stacked.middleRows(i * dqk, dqk) = augmented_rows(mha.k, mha.k_bias, heads[size_t(i)] * dqk, dqk);
     const MatD stacked_gram = in.calib ? multiply(stacked, gram) : stacked;
     Energy e;
-    if (!in.rope) {
-      const RealFit fit = fit_real(stacked, stacked_gram, dqk, canonical_basis, &e);
-      store(fit.shared, out.k, out.k_bias, int64_t(g) * dqk);
+    MatD shared(dqk, d + 1);
+    std::vector<MatD> queries;  // augmented query rows of each member, folded in place
+    for (int h : heads) queries.push_back(augmented_rows(mha.q, mha.q_bias, int64_t(h) * dqk, dqk));
+    if (passed > 0) {  // dims no rotation touches: a real fit, as the values
+      MatD rows(m * passed, d + 1), rows_gram(m * passed, d + 1);
       for (int64_t i = 0; i < m; ++i) {
-        const int h = heads[size_t(i)];
-        const MatD q = augmented_rows(mha.q, mha.q_bias, int64_t(h) * dqk, dqk);
-        store(fit.b.middleRows(i * dqk, dqk).transpose() * q, out.q, out.q_bias, int64_t(h) * dqk);
+        rows.middleRows(i * passed, passed) = stacked.middleRows(i * dqk + turned, passed);
+        rows_gram.middleRows(i * passed, passed) = stacked_gram.middleRows(i * dqk + turned, passed);
       }
-    } else {
-      const int64_t half = dqk / 2;
-      MatD shared(dqk, d + 1);
-      std::vector<MatD> queries;  // augmented query rows of each member, folded pair by pair
-      for (int h : heads) queries.push_back(augmented_rows(mha.q, mha.q_bias, int64_t(h) * dqk, dqk));
+      const RealFit fit = fit_real(rows, rows_gram, passed, canonical_basis, &e);
+      shared.bottomRows(passed) = fit.shared;
+      for (int64_t i = 0; i < m; ++i) {
+        MatD& q = queries[size_t(i)];
+        q.bottomRows(passed) = fit.b.middleRows(i * passed, passed).transpose() * q.bottomRows(passed);
+      }
+    }
+    if (turned > 0) {
+      const int64_t half = turned / 2;
       for (int64_t j = 0; j < half; ++j) {
         MatC a(m, d + 1), ag(m, d + 1);  // complex rows a_h and a_h G^
         for (int64_t i = 0; i < m; ++i) {
@@ -209,9 +216,9 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
           q.row(j + half) = f.real() * im + f.imag() * re;
         }
       }
-      store(shared, out.k, out.k_bias, int64_t(g) * dqk);
-      for (int64_t i = 0; i < m; ++i) store(queries[size_t(i)], out.q, out.q_bias, int64_t(heads[size_t(i)]) * dqk);
     }
+    store(shared, out.k, out.k_bias, int64_t(g) * dqk);
+    for (int64_t i = 0; i < m; ++i) store(queries[size_t(i)], out.q, out.q_bias, int64_t(heads[size_t(i)]) * dqk);
     k_ratio += e.ratio();
   }
 

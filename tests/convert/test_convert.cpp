@@ -79,6 +79,12 @@ const Conversion kExact[] = {
     {"gpt2_tied_pairs", "mean", 2, 1e-5}, {"gpt2_tied_pairs", "first", 2, 1e-5}, {"gpt2_tied_pairs", "random", 2, 1e-5},
     {"gpt_neo_tied_pairs", "mean", 2, 1e-5}, {"llama_tied_pairs", "mean", 2, 1e-5}, {"t5_tied_pairs", "mean", 2, 1e-5},
     {"t5_tied_pairs", "similarity", 2, 1e-5},
+    // GPT-NeoX (per-head fused q/k/v, partial rotary), OPT and Qwen2 (q/k/v biases).
+    {"gpt_neox_parallel", "mean", 4, 0}, {"opt_post_norm", "first", 6, 0}, {"qwen2_mha", "mean", 4, 0},
+    {"gpt_neox_tied_pairs", "mean", 2, 1e-5}, {"gpt_neox_tied_pairs", "first", 2, 1e-5},
+    {"gpt_neox_tied_pairs", "random", 2, 1e-5}, {"gpt_neox_tied_pairs", "similarity", 2, 1e-5},
+    {"opt_tied_pairs", "mean", 2, 1e-5}, {"opt_tied_pairs", "similarity", 2, 1e-5},
+    {"qwen2_tied_pairs", "mean", 2, 1e-5}, {"qwen2_tied_pairs", "similarity", 2, 1e-5},
     // Pairs 0&2 and 1&3: only a regrouping that finds them (and permutes the heads) is exact.
     {"gpt2_tied_interleaved", "similarity", 2, 1e-5}, {"llama_tied_interleaved", "similarity", 2, 1e-5},
 };
@@ -162,27 +168,28 @@ TEST(Convert, HungarianIsOptimalOnASmallCase) {
   EXPECT_EQ(hungarian(cost), (std::vector<int>{1, 0, 2}));  // 1 + 2 + 2 = 5, the optimum
 }
 
-// Llama with num_key_value_heads < heads is native in transformers: it must load the folder and
-// compute our logits.
-TEST(Convert, GroupedLlamaLoadsInTransformers) {
+// Llama and Qwen2 with num_key_value_heads < heads are native in transformers: it must load the
+// folder and compute our logits.
+TEST(Convert, GroupedLlamaAndQwen2LoadInTransformers) {
   test::TempDir tmp("gqa-convert");
-  for (const char* strategy : {"mean", "similarity"}) {
-    ConvertOptions o;
-    o.strategy = strategy;
-    o.kv_heads = 2;
-    const std::string out = tmp.file(std::string("llama_") + strategy);
-    convert_checkpoint(oracle("llama_mha"), out, o);
-    const double d = max_abs_diff(transformers_logits(out, "llama_mha", tmp), logits_for(out, "llama_mha"));
-    std::cout << "[convert] llama_mha " << strategy << " kv=2 transformers_vs_ours=" << d << "\n";
-    EXPECT_LE(d, 1e-4) << strategy;
-  }
+  for (const char* c : {"llama_mha", "qwen2_mha"})
+    for (const char* strategy : {"mean", "similarity"}) {
+      ConvertOptions o;
+      o.strategy = strategy;
+      o.kv_heads = 2;
+      const std::string out = tmp.file(std::string(c) + "_" + strategy);
+      convert_checkpoint(oracle(c), out, o);
+      const double d = max_abs_diff(transformers_logits(out, c, tmp), logits_for(out, c));
+      std::cout << "[convert] " << c << " " << strategy << " kv=2 transformers_vs_ours=" << d << "\n";
+      EXPECT_LE(d, 1e-4) << c << " " << strategy;
+    }
 }
 
-// GPT-2, GPT-Neo and T5 have no GQA in transformers: --export expanded repeats the KV heads so the
-// vanilla classes load the folder, and their logits must equal our grouped model's.
+// GPT-2, GPT-Neo, T5, GPT-NeoX and OPT have no GQA in transformers: --export expanded repeats the
+// KV heads so the vanilla classes load the folder, and their logits must equal our grouped model's.
 TEST(Convert, ExpandedExportLoadsInVanillaTransformers) {
   test::TempDir tmp("gqa-convert");
-  for (const char* c : {"gpt2_h4", "gpt_neo_h4", "t5_v11"}) {
+  for (const char* c : {"gpt2_h4", "gpt_neo_h4", "t5_v11", "gpt_neox_parallel", "opt_pre_norm_proj"}) {
     ConvertOptions o;
     o.kv_heads = 2;
     const std::string grouped = tmp.file(std::string(c) + "_grouped"), expanded = tmp.file(std::string(c) + "_expanded");
@@ -303,7 +310,7 @@ TEST(ConvertBadInput, EachFailsCleanlyAndLeavesNoFolder) {
 // gqa fold bakes any scalars into plain GQA weights computing the same function.
 TEST(Weighted, StartsAsMeanPoolingWithScalarsOneOverG) {
   test::TempDir tmp("gqa-convert");
-  for (const char* c : {"gpt2_h4", "llama_mha", "t5_v11"}) {
+  for (const char* c : {"gpt2_h4", "llama_mha", "t5_v11", "gpt_neox_parallel", "opt_pre_norm_proj", "qwen2_mha"}) {
     ConvertOptions o;
     const int n_q = int(load_config(oracle(c)).n_heads);
     o.kv_heads = n_q / 2;
@@ -327,7 +334,7 @@ TEST(Weighted, StartsAsMeanPoolingWithScalarsOneOverG) {
 
 TEST(Weighted, FoldIsExactForAnyScalars) {
   test::TempDir tmp("gqa-convert");
-  for (const char* c : {"gpt2_h4", "gpt_neo_h4", "llama_mha", "t5_v11"}) {
+  for (const char* c : {"gpt2_h4", "gpt_neo_h4", "llama_mha", "t5_v11", "gpt_neox_sequential", "opt_post_norm", "qwen2_mha"}) {
     ConvertOptions o;
     o.strategy = "random-weighted";  // N(0,1) scalars: far from mean pooling
     o.seed = 11;

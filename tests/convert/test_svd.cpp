@@ -67,7 +67,9 @@ TEST_P(SvdExact, ConvertedLogitsEqualTheSource) {
 }
 
 const Case kExact[] = {{"llama_mha", 4},        {"gpt2_h4", 4},           {"llama_tied_pairs", 2},
-                       {"gpt2_tied_pairs", 2},  {"gpt_neo_tied_pairs", 2}, {"t5_tied_pairs", 2}};
+                       {"gpt2_tied_pairs", 2},  {"gpt_neo_tied_pairs", 2}, {"t5_tied_pairs", 2},
+                       {"gpt_neox_tied_pairs", 2}, {"opt_tied_pairs", 2},   {"qwen2_tied_pairs", 2},
+                       {"gpt_neox_parallel", 4}};
 
 INSTANTIATE_TEST_SUITE_P(Cases, SvdExact, testing::ValuesIn(kExact),
                          [](const testing::TestParamInfo<Case>& i) { return i.param.name + "_kv" + std::to_string(i.param.kv_heads); });

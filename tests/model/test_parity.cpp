@@ -48,7 +48,8 @@ std::vector<Target> targets() {
 
 const char* kCases[] = {"gpt2_h4", "gpt2_h6", "gpt2_grouped_uneven", "gpt_neo_h4", "gpt_neo_h6",
                         "llama_mha", "llama_gqa_h6kv2", "llama_mqa_sharded", "llama_bf16", "llama_f16",
-                        "llama_grouped_uneven", "t5_v10", "t5_v11"};
+                        "llama_grouped_uneven", "t5_v10", "t5_v11", "gpt_neox_parallel", "gpt_neox_sequential",
+                        "opt_pre_norm_proj", "opt_post_norm", "qwen2_mha", "qwen2_gqa_sliding"};
 
 struct Param {
   std::string case_name;

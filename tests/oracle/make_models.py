@@ -289,6 +289,97 @@ def tied_heads(out):
     save_case(out, "llama_dead_pairs", m, decoder_reference(m, 50), {"family": "llama", "kind": "decoder"})
 
 
+def randomize_biases(model, std):
+    """Nonzero biases (transformers starts them at zero), so fused and per-head bias layouts matter."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("bias") and "norm" not in n:
+                p.normal_(0.0, std)
+
+
+def new_families(out):
+    """GPT-NeoX (partial rotary, parallel residual on and off, per-head fused q/k/v), OPT (position
+    offset 2, pre- and post-norm, word_embed_proj_dim != hidden) and Qwen2 (q/k/v bias, GQA,
+    sliding window), plus K/V-tied pairs of each for the strategies' exactness tests."""
+    neox = dict(hidden_dropout=0, attention_dropout=0)
+    m = build(T.GPTNeoXForCausalLM, T.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4, num_hidden_layers=2,
+                                                    intermediate_size=128, max_position_embeddings=64, rotary_pct=0.25,
+                                                    use_parallel_residual=True, **neox), 61)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    save_case(out, "gpt_neox_parallel", m, decoder_reference(m, 62), {"family": "gpt_neox", "kind": "decoder"})
+    m = build(T.GPTNeoXForCausalLM, T.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=72, num_attention_heads=6, num_hidden_layers=3,
+                                                    intermediate_size=100, max_position_embeddings=64, rotary_pct=0.5,
+                                                    rotary_emb_base=500, use_parallel_residual=False,
+                                                    tie_word_embeddings=True, **neox), 63)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    save_case(out, "gpt_neox_sequential", m, decoder_reference(m, 64), {"family": "gpt_neox", "kind": "decoder"})
+
+    opt = dict(dropout=0, attention_dropout=0)
+    m = build(T.OPTForCausalLM, T.OPTConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4, num_hidden_layers=2, ffn_dim=128,
+                                            max_position_embeddings=64, word_embed_proj_dim=32, do_layer_norm_before=True, **opt), 65)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    save_case(out, "opt_pre_norm_proj", m, decoder_reference(m, 66), {"family": "opt", "kind": "decoder"})
+    m = build(T.OPTForCausalLM, T.OPTConfig(vocab_size=VOCAB, hidden_size=72, num_attention_heads=6, num_hidden_layers=3, ffn_dim=96,
+                                            max_position_embeddings=64, word_embed_proj_dim=48, do_layer_norm_before=False, **opt), 67)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    save_case(out, "opt_post_norm", m, decoder_reference(m, 68), {"family": "opt", "kind": "decoder"})
+
+    m = build(T.Qwen2ForCausalLM, T.Qwen2Config(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4, num_key_value_heads=4,
+                                                intermediate_size=128, num_hidden_layers=2, max_position_embeddings=128), 69)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    save_case(out, "qwen2_mha", m, decoder_reference(m, 70), {"family": "qwen2", "kind": "decoder"})
+    m = build(T.Qwen2ForCausalLM, T.Qwen2Config(vocab_size=VOCAB, hidden_size=96, num_attention_heads=6, num_key_value_heads=2,
+                                                intermediate_size=160, num_hidden_layers=3, max_position_embeddings=128,
+                                                use_sliding_window=True, sliding_window=4, max_window_layers=1,
+                                                tie_word_embeddings=True), 71)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    save_case(out, "qwen2_gqa_sliding", m, decoder_reference(m, 72), {"family": "qwen2", "kind": "decoder"})
+
+    # K/V heads equal within contiguous pairs (pooling is exact), biases included.
+    def tie_rows(w, groups, hd, per_head_stride=None, offset=0):
+        with torch.no_grad():
+            for g in groups:
+                for h in g[1:]:
+                    src = (g[0] * per_head_stride + offset) if per_head_stride else g[0] * hd
+                    dst = (h * per_head_stride + offset) if per_head_stride else h * hd
+                    w[dst:dst + hd] = w[src:src + hd].clone()
+    pairs = [[0, 1], [2, 3]]
+    m = build(T.GPTNeoXForCausalLM, T.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4, num_hidden_layers=2,
+                                                    intermediate_size=128, max_position_embeddings=64, rotary_pct=0.5, **neox), 73)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    for layer in m.gpt_neox.layers:  # query_key_value rows: per head [q 16, k 16, v 16]
+        qkv = layer.attention.query_key_value
+        for part in (1, 2):
+            tie_rows(qkv.weight.data, pairs, 16, per_head_stride=48, offset=16 * part)
+            tie_rows(qkv.bias.data, pairs, 16, per_head_stride=48, offset=16 * part)
+    save_case(out, "gpt_neox_tied_pairs", m, decoder_reference(m, 74), {"family": "gpt_neox", "kind": "decoder"})
+    m = build(T.OPTForCausalLM, T.OPTConfig(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4, num_hidden_layers=2, ffn_dim=128,
+                                            max_position_embeddings=64, **opt), 75)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    for layer in m.model.decoder.layers:
+        for proj in (layer.self_attn.k_proj, layer.self_attn.v_proj):
+            tie_rows(proj.weight.data, pairs, 16)
+            tie_rows(proj.bias.data, pairs, 16)
+    save_case(out, "opt_tied_pairs", m, decoder_reference(m, 76), {"family": "opt", "kind": "decoder"})
+    m = build(T.Qwen2ForCausalLM, T.Qwen2Config(vocab_size=VOCAB, hidden_size=64, num_attention_heads=4, num_key_value_heads=4,
+                                                intermediate_size=128, num_hidden_layers=2, max_position_embeddings=128), 77)
+    widen_init(m, 0.15)
+    randomize_biases(m, 0.1)
+    for layer in m.model.layers:
+        for proj in (layer.self_attn.k_proj, layer.self_attn.v_proj):
+            tie_rows(proj.weight.data, pairs, 16)
+            tie_rows(proj.bias.data, pairs, 16)
+    save_case(out, "qwen2_tied_pairs", m, decoder_reference(m, 78), {"family": "qwen2", "kind": "decoder"})
+
+
 def main(out):
     if os.path.isdir(out):
         shutil.rmtree(out)
@@ -366,6 +457,7 @@ def main(out):
     gpt2_grouped(out)
     llama_grouped(out)
     tied_heads(out)
+    new_families(out)
     print(f"oracle: wrote {len(os.listdir(out))} cases to {out} (transformers {T.__version__}, torch {torch.__version__})")
 
 
