@@ -479,7 +479,12 @@ json make_config(const ModelShape& s) {
   if (want.head_dim_qk != hd) j["gqa_qk_head_dim"] = want.head_dim_qk;
   if (want.head_dim_v != hd) j["gqa_v_head_dim"] = want.head_dim_v;
   if (spec.encoder_decoder && grouped) j["gqa_modules"] = {"decoder_self", "decoder_cross"};
-  if (spec.positions == Positions::Rotary && want.head_dim_qk != hd) {
+  // Partial rotary (GPT-NeoX): smaller q/k heads keep every rotary dim and drop pass-through ones.
+  const int64_t partial_rotary = spec.positions == Positions::Rotary ? parse_config(j, "<model shape>").rotary_dim : 0;
+  if (partial_rotary > 0 && want.head_dim_qk < partial_rotary)
+    throw InputError("<model shape>", "qk_head_dim", std::to_string(want.head_dim_qk) + " is below the " + std::to_string(partial_rotary) +
+                                                         " rotary dims of each head");
+  if (spec.positions == Positions::Rotary && partial_rotary == 0 && want.head_dim_qk != hd) {
     // Fewer rotary pairs than the head size has: evenly spaced ones, which for a stride of
     // (hd / qk) are exactly the frequencies RoPE would give a head of qk dims.
     const int pairs = int(hd / 2), kept = want.head_dim_qk / 2;

@@ -50,7 +50,7 @@ nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
           {"layer_norm_eps", 1e-5}, {"use_parallel_residual", true}, {"attention_bias", true},
           {"rope_parameters",
            {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", kPythiaRotaryFraction}}},
-          {"initializer_range", kInitializerRange}, {"tie_word_embeddings", false}};
+          {"initializer_range", kInitializerRange}, {"tie_word_embeddings", true}};  // as the other fresh configs
 }
 
 }  // namespace

@@ -48,7 +48,8 @@ ModelShape shape(Family f, int64_t d_model = 64, int64_t heads = 4, int64_t laye
   return s;
 }
 
-const Family kFamilies[] = {Family::GPT2, Family::GPTNeo, Family::Llama, Family::T5};
+const Family kFamilies[] = {Family::GPT2,    Family::GPTNeo, Family::Llama, Family::T5,
+                            Family::GPTNeoX, Family::OPT,    Family::Qwen2};
 
 std::vector<float> values(const Checkpoint& ckpt, const std::string& name) {
   const gqa::TensorView& t = ckpt.tensor(name);
@@ -537,6 +538,14 @@ class Transformers : public ::testing::Test {
     ModelShape grouped = shape(Family::Llama, 64, 4, 2);
     grouped.kv_heads = 2;
     out.push_back({"llama_grouped", grouped});
+    out.push_back({"gpt_neox", shape(Family::GPTNeoX)});
+    ModelShape opt = shape(Family::OPT);
+    opt.pad_token_id = 1;
+    out.push_back({"opt", opt});
+    ModelShape qwen2 = shape(Family::Qwen2, 64, 4, 2);
+    qwen2.kv_heads = 2;
+    qwen2.pad_token_id = 0;
+    out.push_back({"qwen2_grouped", qwen2});
     return out;
   }
   static void SetUpTestSuite() {

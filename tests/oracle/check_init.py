@@ -28,6 +28,11 @@ def stats(t):
     return {"mean": t.mean().item(), "std": t.std().item() if t.numel() > 1 else 0.0, "numel": t.numel()}
 
 
+def hf_name(stored):
+    """The state-dict name of a stored tensor: transformers 5 renames GPT-NeoX's embed_out on load."""
+    return "lm_head." + stored[len("embed_out."):] if stored.startswith("embed_out.") else stored
+
+
 @torch.no_grad()
 def check(d):
     config = T.AutoConfig.from_pretrained(d)
@@ -50,7 +55,7 @@ def check(d):
         "num_parameters": model.num_parameters(),
         "logits_finite": bool(torch.isfinite(logits).all()),
         "logits_shape": list(logits.shape),
-        "tensors": {n: {"ours": stats(t), "hf": stats(hf[n]) if n in hf else None} for n, t in ours.items()},
+        "tensors": {n: {"ours": stats(t), "hf": stats(hf[hf_name(n)]) if hf_name(n) in hf else None} for n, t in ours.items()},
     }
 
 
