@@ -55,50 +55,6 @@ ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out
   return convert_checkpoint(in_dir, out_dir, o, progress);
 }
 
-json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::vector<AttentionLayout>>& layouts) {
-  json j = cfg.raw;
-  for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers", "gqa_weighted",
-                        "num_key_value_heads"})
-    j.erase(k);
-  // Modules with any non-MHA block carry the fields; the first such block is the base layout.
-  std::vector<AttentionModule> grouped;
-  const AttentionLayout mha = AttentionLayout::even(int(cfg.n_heads), int(cfg.n_heads), int(cfg.head_dim), int(cfg.head_dim));
-  for (AttentionModule m : cfg.modules())
-    for (const auto& l : layouts.at(m))
-      if (!(l.group_of == mha.group_of && l.head_dim_qk == mha.head_dim_qk && l.head_dim_v == mha.head_dim_v)) {
-        grouped.push_back(m);
-        break;
-      }
-  const AttentionLayout base = grouped.empty() ? mha : layouts.at(grouped.front()).front();
-  auto same = [](const AttentionLayout& a, const AttentionLayout& b) {
-    return a.group_of == b.group_of && a.head_dim_qk == b.head_dim_qk && a.head_dim_v == b.head_dim_v;
-  };
-  if (cfg.spec().kv_heads_field || !grouped.empty()) j["num_key_value_heads"] = base.n_kv;
-  if (!base.is_contiguous_even()) j["gqa_group_map"] = base.group_of;
-  if (base.head_dim_qk != cfg.head_dim) j["gqa_qk_head_dim"] = base.head_dim_qk;
-  if (base.head_dim_v != cfg.head_dim) j["gqa_v_head_dim"] = base.head_dim_v;
-  if (cfg.is_encoder_decoder()) {
-    j["gqa_modules"] = json::array();
-    for (AttentionModule m : grouped) j["gqa_modules"].push_back(module_name(m));
-  }
-  for (AttentionModule m : cfg.modules()) {
-    const bool in_fields = std::find(grouped.begin(), grouped.end(), m) != grouped.end() || !cfg.is_encoder_decoder();
-    const AttentionLayout& expect = in_fields ? base : mha;
-    const auto& ls = layouts.at(m);
-    for (size_t l = 0; l < ls.size(); ++l)
-      if (!same(ls[l], expect))
-        j["gqa_layers"][module_name(m)][std::to_string(l)] = {
-            {"group_map", ls[l].group_of}, {"head_dim_qk", ls[l].head_dim_qk}, {"head_dim_v", ls[l].head_dim_v}};
-  }
-  // The fields must describe exactly these layouts.
-  const ModelConfig back = parse_config(j, cfg.path);
-  for (AttentionModule m : cfg.modules())
-    for (size_t l = 0; l < layouts.at(m).size(); ++l)
-      if (!same(back.layouts.at(m)[l], layouts.at(m)[l]))
-        throw std::logic_error("config fields do not reproduce the layout of " + std::string(module_name(m)) + " " + std::to_string(l));
-  return j;
-}
-
 ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& out_dir, const ConvertOptions& opts,
                                   std::ostream* progress) {
   Checkpoint in(in_dir);
@@ -261,13 +217,15 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   summary.ffn_dim_before = cfg.ffn_dim;
   summary.ffn_dim_after = cfg.ffn_dim + extra_units;
   writer.set_config_after_tensors([&]() {
-    auto layouts = cfg.layouts;
+    ModelConfig written = cfg;
     for (const auto& [key, l] : state->layouts)
-      layouts[key.first][size_t(key.second)] = opts.export_expanded ? AttentionLayout::even(l.n_q, l.n_q, l.head_dim_qk, l.head_dim_v) : l;
-    json j = with_layouts(cfg, layouts);
-    if (keeps_scales) j["gqa_weighted"] = true;
+      written.layouts[key.first][size_t(key.second)] =
+          opts.export_expanded ? AttentionLayout::even(l.n_q, l.n_q, l.head_dim_qk, l.head_dim_v) : l;
+    written.weighted.clear();
+    if (keeps_scales) written.weighted = modules;
+    if (!kept_pairs.empty()) written.rope_pairs = kept_pairs;
+    json j = with_layout_fields(written);
     if (extra_units) j[ffn_dim_field(cfg.family)] = cfg.ffn_dim + extra_units;
-    if (!kept_pairs.empty()) j["gqa_rope_pairs"] = kept_pairs;
     j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold" : opts.strategy}, {"source", in_dir}, {"seed", opts.seed},
                            {"export", opts.export_expanded ? "expanded" : "grouped"}, {"tool", "gqa 0.1.0"}};
     ModelConfig out_cfg = parse_config(j, out_dir + "/config.json");

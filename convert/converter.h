@@ -50,9 +50,5 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
 ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force,
                                std::ostream* progress = nullptr);
 
-// The config.json fields that describe `layouts` (num_key_value_heads, gqa_group_map,
-// gqa_qk_head_dim, gqa_v_head_dim, gqa_modules, gqa_layers), replacing any in `raw`. Checked by
-// parsing the result back: the parsed layouts must equal `layouts`.
-nlohmann::json with_layouts(const ModelConfig& cfg, const std::map<AttentionModule, std::vector<AttentionLayout>>& layouts);
 
 }  // namespace gqa

@@ -144,6 +144,11 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   c.bos_token_id = f.optional_id("bos_token_id");
   c.eos_token_id = f.optional_id("eos_token_id");
   c.pad_token_id = f.optional_id("pad_token_id");
+  if (f.has("gqa_training")) {
+    if (!f.at("gqa_training").is_object()) throw InputError(path, "gqa_training", "expected an object");
+    const ConfigFields training(f.at("gqa_training"), path, "gqa_training.");
+    if (training.has("tokens")) c.pretraining_tokens = training.integer("tokens");
+  }
 
   // Attention layout: MHA unless num_key_value_heads / gqa_* fields say otherwise. A converted
   // T5 lists the modules the fields apply to in gqa_modules; the others stay MHA.
@@ -230,6 +235,54 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     }
   }
   return c;
+}
+
+json with_layout_fields(const ModelConfig& cfg) {
+  json j = cfg.raw;
+  for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers", "gqa_weighted",
+                        "gqa_rope_pairs", "num_key_value_heads"})
+    j.erase(k);
+  auto same = [](const AttentionLayout& a, const AttentionLayout& b) {
+    return a.group_of == b.group_of && a.head_dim_qk == b.head_dim_qk && a.head_dim_v == b.head_dim_v;
+  };
+  // Modules with any non-MHA block carry the fields; the first such block is the base layout.
+  std::vector<AttentionModule> grouped;
+  const AttentionLayout mha = AttentionLayout::even(int(cfg.n_heads), int(cfg.n_heads), int(cfg.head_dim), int(cfg.head_dim));
+  for (AttentionModule m : cfg.modules())
+    for (const auto& l : cfg.layouts.at(m))
+      if (!same(l, mha)) {
+        grouped.push_back(m);
+        break;
+      }
+  const AttentionLayout base = grouped.empty() ? mha : cfg.layouts.at(grouped.front()).front();
+  if (cfg.spec().kv_heads_field || !grouped.empty()) j["num_key_value_heads"] = base.n_kv;
+  if (!base.is_contiguous_even()) j["gqa_group_map"] = base.group_of;
+  if (base.head_dim_qk != cfg.head_dim) j["gqa_qk_head_dim"] = base.head_dim_qk;
+  if (base.head_dim_v != cfg.head_dim) j["gqa_v_head_dim"] = base.head_dim_v;
+  if (cfg.is_encoder_decoder()) {
+    j["gqa_modules"] = json::array();
+    for (AttentionModule m : grouped) j["gqa_modules"].push_back(module_name(m));
+  }
+  for (AttentionModule m : cfg.modules()) {
+    const bool in_fields = std::find(grouped.begin(), grouped.end(), m) != grouped.end() || !cfg.is_encoder_decoder();
+    const AttentionLayout& expect = in_fields ? base : mha;
+    const auto& ls = cfg.layouts.at(m);
+    for (size_t l = 0; l < ls.size(); ++l)
+      if (!same(ls[l], expect))
+        j["gqa_layers"][module_name(m)][std::to_string(l)] = {
+            {"group_map", ls[l].group_of}, {"head_dim_qk", ls[l].head_dim_qk}, {"head_dim_v", ls[l].head_dim_v}};
+  }
+  if (!cfg.weighted.empty()) j["gqa_weighted"] = true;
+  if (!cfg.rope_pairs.empty()) j["gqa_rope_pairs"] = cfg.rope_pairs;
+  // The fields must describe exactly these layouts.
+  const ModelConfig back = parse_config(j, cfg.path);
+  for (AttentionModule m : cfg.modules())
+    for (size_t l = 0; l < cfg.layouts.at(m).size(); ++l)
+      if (!same(back.layouts.at(m)[l], cfg.layouts.at(m)[l]))
+        throw std::logic_error("config fields do not reproduce the layout of " + std::string(module_name(m)) + " " + std::to_string(l));
+  if (back.weighted != cfg.weighted)
+    throw std::logic_error("gqa_weighted applies to the grouped modules; these weighted modules are not them");
+  return j;
 }
 
 namespace {

@@ -100,6 +100,9 @@ struct ModelConfig {
   bool scale_decoder_outputs = false;
 
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id, decoder_start_token_id;
+  // Tokens a fresh model was pretrained on (gqa_training.tokens, written by `gqa train`): the
+  // reference of `gqa uptrain --fraction`.
+  std::optional<int64_t> pretraining_tokens;
 
   // Attention layout per module and layer (T5 has three modules; others DecoderSelf only).
   std::map<AttentionModule, std::vector<AttentionLayout>> layouts;
@@ -121,6 +124,14 @@ struct ModelConfig {
   // KV-cache bytes per token of one sequence (self-attention caches, all layers) at a dtype size.
   int64_t kv_bytes_per_token(int64_t dtype_bytes) const;
 };
+
+// The grouped-attention fields of config.json (README, "Grouped-attention fields") have this one
+// owner: parse_config reads them and with_layout_fields writes them, inverses of each other
+// (tests/io/test_config.cpp round-trips every family and layout). Returns cfg.raw with
+// num_key_value_heads and the gqa_* layout fields replaced to describe cfg.layouts, cfg.weighted
+// and cfg.rope_pairs; other fields (gqa_conversion, gqa_training, ...) are kept. Throws
+// std::logic_error if the fields cannot say it (e.g. weighted modules that are not the grouped ones).
+nlohmann::json with_layout_fields(const ModelConfig& cfg);
 
 // The config.json field holding the feed-forward width of a family (n_inner, intermediate_size, d_ff).
 const char* ffn_dim_field(Family f);

@@ -468,42 +468,25 @@ json make_config(const ModelShape& s) {
   json j = spec.fresh_config(s, FreshSizes{hd, ffn, act});
   j["model_type"] = spec.model_type;
   j["architectures"] = {spec.architecture};
-  if (spec.kv_heads_field) j["num_key_value_heads"] = kv_heads_of(s);
   add_token_ids(j, s);
 
-  // Grouped-attention fields (README, "Grouped-attention fields"), as the converter writes them.
+  // Grouped-attention fields (README, "Grouped-attention fields") through their one writer: the
+  // decoder's self-attention (and T5's cross-attention, the KV caches) get the intended layout.
   const AttentionLayout want = intended_layout(s);
-  const bool grouped = !(want.is_mha() && want.head_dim_qk == hd && want.head_dim_v == hd);
-  if (grouped) j["num_key_value_heads"] = want.n_kv;
-  if (!want.is_contiguous_even()) j["gqa_group_map"] = want.group_of;
-  if (want.head_dim_qk != hd) j["gqa_qk_head_dim"] = want.head_dim_qk;
-  if (want.head_dim_v != hd) j["gqa_v_head_dim"] = want.head_dim_v;
-  if (spec.encoder_decoder && grouped) j["gqa_modules"] = {"decoder_self", "decoder_cross"};
+  ModelConfig fresh = parse_config(j, "<model shape>");
+  for (AttentionModule m : fresh.modules())
+    if (m != AttentionModule::EncoderSelf) fresh.layouts[m].assign(fresh.layouts[m].size(), want);
   // Partial rotary (GPT-NeoX): smaller q/k heads keep every rotary dim and drop pass-through ones.
-  const int64_t partial_rotary = spec.positions == Positions::Rotary ? parse_config(j, "<model shape>").rotary_dim : 0;
-  if (partial_rotary > 0 && want.head_dim_qk < partial_rotary)
-    throw InputError("<model shape>", "qk_head_dim", std::to_string(want.head_dim_qk) + " is below the " + std::to_string(partial_rotary) +
-                                                         " rotary dims of each head");
-  if (spec.positions == Positions::Rotary && partial_rotary == 0 && want.head_dim_qk != hd) {
+  if (fresh.rotary_dim > 0 && want.head_dim_qk < fresh.rotary_dim)
+    throw InputError("<model shape>", "qk_head_dim", std::to_string(want.head_dim_qk) + " is below the " +
+                                                         std::to_string(fresh.rotary_dim) + " rotary dims of each head");
+  if (spec.positions == Positions::Rotary && fresh.rotary_dim == 0 && want.head_dim_qk != hd) {
     // Fewer rotary pairs than the head size has: evenly spaced ones, which for a stride of
     // (hd / qk) are exactly the frequencies RoPE would give a head of qk dims.
     const int pairs = int(hd / 2), kept = want.head_dim_qk / 2;
-    json idx = json::array();
-    for (int i = 0; i < kept; ++i) idx.push_back(int64_t(i) * pairs / kept);
-    j["gqa_rope_pairs"] = idx;
+    for (int i = 0; i < kept; ++i) fresh.rope_pairs.push_back(int(int64_t(i) * pairs / kept));
   }
-
-  // The fields must describe exactly the intended layouts (grouped modules) and MHA elsewhere.
-  const ModelConfig back = parse_config(j, "<model shape>");
-  const AttentionLayout mha = AttentionLayout::even(int(s.n_heads), int(s.n_heads), int(hd), int(hd));
-  for (AttentionModule m : back.modules()) {
-    const AttentionLayout& expect = m == AttentionModule::EncoderSelf ? mha : want;
-    for (const AttentionLayout& l : back.layouts.at(m))
-      if (l.group_of != expect.group_of || l.n_kv != expect.n_kv || l.head_dim_qk != expect.head_dim_qk ||
-          l.head_dim_v != expect.head_dim_v)
-        throw std::logic_error(std::string("config fields do not reproduce the layout of ") + module_name(m) + ": " +
-                               l.describe() + " instead of " + expect.describe());
-  }
+  j = with_layout_fields(fresh);
   return j;
 }
 

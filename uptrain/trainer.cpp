@@ -450,11 +450,9 @@ int64_t Trainer::plan_steps(const ModelConfig& cfg) const {
     if (!(o_.fraction > 0 && o_.fraction <= 1)) throw InputError("--fraction", "", "must be in (0, 1]");
     int64_t pretrain = o_.pretrain_tokens;
     if (pretrain <= 0) {
-      const json& raw = cfg.raw;
-      if (raw.contains("gqa_training") && raw["gqa_training"].contains("tokens") && raw["gqa_training"]["tokens"].is_number_integer())
-        pretrain = raw["gqa_training"]["tokens"].get<int64_t>();
-      else
+      if (!cfg.pretraining_tokens)
         throw InputError(cfg.path, "gqa_training.tokens", "absent (the model was not trained by gqa train): give --pretrain-tokens");
+      pretrain = *cfg.pretraining_tokens;
     }
     return std::max<int64_t>(1, ceil_div(int64_t(std::llround(o_.fraction * double(pretrain))), tokens_per_step));
   }
@@ -657,8 +655,7 @@ void Trainer::resume_from(const std::string& dir) {
 void Trainer::regroup() {
   // Every process computes the same grouping from the same (all-reduced) weights.
   const RegroupReport r = regroup_weighted_blocks(*model_, o_.seed + uint64_t(step_));
-  model_config_ = with_layouts(model_->config(), model_->config().layouts);
-  model_config_["gqa_weighted"] = true;  // with_layouts leaves that to its caller
+  model_config_ = with_layout_fields(model_->config());
   if (comm_.rank() == 0) {
     log_->record("regroup", step_, {{"blocks", double(r.blocks)}, {"changed", double(r.changed)},
                                     {"similarity_before", r.similarity_before}, {"similarity_after", r.similarity_after}});
