@@ -4,7 +4,7 @@
 
 #include "cli/training_options.h"
 #include "core/error.h"
-#include "eval/compare.h"
+#include "compare/compare.h"
 
 namespace gqa::cli {
 int compare(const Args& args) {

@@ -262,7 +262,7 @@ TEST(EvalSpeed, JsonRowsCarryTheBaselineKvRatioPeakAndThreads) {
 namespace {
 
 // `gqa eval --csv`: the records --json prints, as one CSV table with a header row (the mixing of
-// record kinds is eval.report.RecordsCsv's test).
+// record kinds is compare.report.RecordsCsv's test).
 TEST(EvalSpeed, CsvHasTheJsonRecordsAsRows) {
   ORACLE_OR_SKIP(gqa_dir, "llama_gqa_h6kv2");
   ORACLE_OR_SKIP(mha_dir, "llama_mha");

@@ -1,4 +1,4 @@
-#include "eval/compare.h"
+#include "compare/compare.h"
 
 #include <chrono>
 #include <cmath>
@@ -15,7 +15,7 @@
 #include "core/tokenizers/tokenizer.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
-#include "eval/report.h"
+#include "compare/report.h"
 
 namespace gqa {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "eval/report.h"
+#include "compare/report.h"
 
 namespace gqa::report {
 namespace {

@@ -1,4 +1,4 @@
-#include "eval/report.h"
+#include "compare/report.h"
 
 #include <fcntl.h>
 #include <unistd.h>
