@@ -575,6 +575,11 @@ TEST(ProgressBar, EtaAndWidth) {
             std::string::npos);
   EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 0, 3.2, 1e-3, -1).find("ETA --:--"),
             std::string::npos);
+  // Token rates: whole below a thousand, then k / M / G with one decimal; "-" when unknown.
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 999, 3.2, 1e-3, 1).find("  999 tok/s"), std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 1.26e6, 3.2, 1e-3, 1).find(" 1.3M tok/s"), std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 3.5e9, 3.2, 1e-3, 1).find(" 3.5G tok/s"), std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, -1, 3.2, 1e-3, 1).find("    - tok/s"), std::string::npos);
   // Large numbers still fit in 80 columns (the bar gives way first).
   const std::string wide =
       gqa::ProgressBar::format_line(1234567, 9999999, 9.87e8, 12.345, 1.5e-10, 3.6e6);
