@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format.h"
 #include "core/model/memory_plan.h"
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
@@ -22,12 +22,6 @@
 
 namespace gqa::cli {
 namespace {
-
-std::string mib(int64_t bytes) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << double(bytes) / (1024.0 * 1024.0) << " MiB";
-  return s.str();
-}
 
 // A line on stderr redrawn in place while a long text is scored (a terminal only, as uptrain's
 // progress bar): tokens scored, the share and the time so far.
@@ -209,7 +203,7 @@ int eval(const Args& args) {
     } else {
       std::cout << std::fixed << std::setw(7) << r.batch << std::setprecision(3) << std::setw(10) << r.ms_per_step_median
                 << std::setprecision(0) << std::setw(11) << tokens_per_s << std::setw(16) << r.prefill_tokens_per_s
-                << std::setw(13) << mib(r.kv_cache_bytes) << std::setw(13) << mib(r.peak_bytes);
+                << std::setw(13) << format_bytes(double(r.kv_cache_bytes)) << std::setw(13) << format_bytes(double(r.peak_bytes));
       if (base)
         std::cout << std::setprecision(3) << std::setw(19) << base->ms_per_step_median << std::setprecision(2) << std::setw(9)
                   << base->ms_per_step_median / r.ms_per_step_median << "x";

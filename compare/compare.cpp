@@ -12,6 +12,7 @@
 #include "convert/strategy.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format.h"
 #include "core/tokenizers/tokenizer.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
@@ -84,14 +85,6 @@ std::vector<report::LossPoint> curve(const std::string& log_path, const std::str
   return out;
 }
 
-std::string duration(double s) {
-  char buf[32];
-  const int t = int(std::lround(s));
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%d:%02d", t / 60, t % 60);
-  return buf;
-}
-
 }  // namespace
 
 std::string run_compare(const CompareOptions& o, std::ostream& log) {
@@ -125,7 +118,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
       const size_t left = cells.size() - i;
       const double per_cell = measured ? spent / measured : 0;
       log << "[" << i + 1 << "/" << cells.size() << "] " << cell.name() << ": " << stage
-          << (measured ? " (ETA " + duration(per_cell * double(left)) + ")" : "") << std::endl;
+          << (measured ? " (ETA " + format_clock(per_cell * double(left)) + ")" : "") << std::endl;
     };
     if (files::exists(json_path)) {
       results.push_back(report::load_cell(json_path));

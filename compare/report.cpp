@@ -17,6 +17,7 @@
 #include "core/config.h"  // read_json_file
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format.h"
 
 namespace gqa::report {
 using json = nlohmann::json;
@@ -32,69 +33,8 @@ bool same_optional(const std::optional<double>& a, const std::optional<double>& 
   return a.has_value() == b.has_value() && (!a || same_number(*a, *b));
 }
 
-std::string printf_string(const char* format, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, format, value);
-  return buffer;
-}
-
-// How a non-finite value reads in tables; "" for finite values.
-std::string non_finite_text(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  return "";
-}
-
-std::string fixed(double v, int decimals) {
-  if (!std::isfinite(v)) return non_finite_text(v);
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
-  return buffer;
-}
-
-// About three significant digits without an exponent: 123, 12.3, 1.23, 0.123, 0.0123.
-std::string significant(double v) {
-  if (!std::isfinite(v)) return non_finite_text(v);
-  if (v == 0) return "0";
-  const int magnitude = static_cast<int>(std::floor(std::log10(std::fabs(v))));
-  return fixed(v, std::clamp(2 - magnitude, 0, 6));
-}
-
-std::string format_perplexity(double v) { return fixed(v, 2); }
-std::string format_three_decimals(double v) { return fixed(v, 3); }
-std::string format_percent(double fraction) {
-  return std::isfinite(fraction) ? fixed(100 * fraction, 1) + "%" : non_finite_text(fraction);
-}
-
-std::string format_bytes(int64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  if (bytes < 1024 * 1024) return fixed(b / 1024, 1) + " KiB";
-  return fixed(b / (1024.0 * 1024.0), 2) + " MiB";
-}
-
-std::string format_count(int64_t n) {
-  const double v = static_cast<double>(n);
-  if (n >= 1000000000) return fixed(v / 1e9, 2) + "B";
-  if (n >= 1000000) return fixed(v / 1e6, 2) + "M";
-  if (n >= 1000) return fixed(v / 1e3, 1) + "K";
-  return std::to_string(n);
-}
-
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds)) return non_finite_text(seconds);
-  const int64_t s = static_cast<int64_t>(std::llround(seconds));
-  char buffer[64];
-  if (s >= 3600)
-    std::snprintf(buffer, sizeof buffer, "%lldh %02lldm", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s % 3600 / 60));
-  else if (s >= 60)
-    std::snprintf(buffer, sizeof buffer, "%lldm %02llds", static_cast<long long>(s / 60),
-                  static_cast<long long>(s % 60));
-  else
-    std::snprintf(buffer, sizeof buffer, "%llds", static_cast<long long>(s));
-  return buffer;
-}
+std::string format_perplexity(double v) { return format_fixed(v, 2); }
+std::string format_three_decimals(double v) { return format_fixed(v, 3); }
 
 // Shortest text that reads back as the same double (nlohmann's), or nan/inf/-inf.
 std::string csv_number(double v) {
@@ -486,7 +426,7 @@ Shape kv_shape(const Plan& plan, const CellResult& cell) {
 }
 
 std::string coord(double v) {
-  std::string text = printf_string("%.1f", v);
+  std::string text = string_printf("%.1f", v);
   return text == "-0.0" ? "0.0" : text;
 }
 
@@ -810,7 +750,7 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   for (const PlotPoint& p : drawing_order) {
     const std::string tooltip =
         cell_name(*p.cell) + ": perplexity " + format_perplexity(p.y) + ", " +
-        (x_higher_is_better ? fixed(p.x, 2) + "\u00d7 MHA speed" : significant(p.x) + " ms/token");
+        (x_higher_is_better ? format_fixed(p.x, 2) + "\u00d7 MHA speed" : format_significant(p.x) + " ms/token");
     const std::string css_class = p.cell->is_baseline ? "point baseline" : "point";
     svg.path(
         marker_path(kv_shape(plan, *p.cell), frame.px(p.x), frame.py(p.y), p.cell->is_baseline ? 6.5 : 5.5),
@@ -918,8 +858,8 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
     double top_loss = highest;
     if (settled_highest > lowest && highest - lowest > 2 * (settled_highest - lowest)) {
       top_loss = settled_highest + 0.5 * (settled_highest - lowest);
-      clip_note =
-          "y axis cut at " + significant(top_loss) + " (the first steps reach " + significant(highest) + ")";
+      clip_note = "y axis cut at " + format_significant(top_loss) + " (the first steps reach " +
+                  format_significant(highest) + ")";
     }
     if (last_step == first_step) last_step = first_step + 10;  // one step: an axis of whole steps around it
     x_ticks = nice_ticks(static_cast<double>(first_step), static_cast<double>(last_step), 6);
@@ -1086,16 +1026,16 @@ std::string speed_table(const Plan& plan) {
   for (int64_t batch : plan.batches)
     columns.push_back({"ms/token, batch " + std::to_string(batch), [batch](const CellResult& c) {
                          const std::optional<double> ms = decode_ms(c, batch);
-                         return ms ? std::optional<std::string>(significant(*ms)) : std::nullopt;
+                         return ms ? std::optional<std::string>(format_significant(*ms)) : std::nullopt;
                        }});
   for (int64_t batch : plan.batches)
     columns.push_back({"Speedup, batch " + std::to_string(batch), [&plan, batch](const CellResult& c) {
                          const std::optional<double> s = speedup(plan, c, batch);
-                         return s ? std::optional<std::string>(fixed(*s, 2) + "\u00d7") : std::nullopt;
+                         return s ? std::optional<std::string>(format_fixed(*s, 2) + "\u00d7") : std::nullopt;
                        }});
   columns.push_back({"KV cache/token", [](const CellResult& c) {
                        return c.kv_bytes_per_token
-                                  ? std::optional<std::string>(format_bytes(*c.kv_bytes_per_token))
+                                  ? std::optional<std::string>(format_bytes(double(*c.kv_bytes_per_token)))
                                   : std::nullopt;
                      }});
   columns.push_back({"KV cache vs MHA", [&plan](const CellResult& c) -> std::optional<std::string> {
@@ -1106,7 +1046,7 @@ std::string speed_table(const Plan& plan) {
                                              static_cast<double>(*plan.baseline->kv_bytes_per_token));
                      }});
   columns.push_back({"Parameters", [](const CellResult& c) {
-                       return c.parameters ? std::optional<std::string>(format_count(*c.parameters))
+                       return c.parameters ? std::optional<std::string>(format_count(double(*c.parameters)))
                                            : std::nullopt;
                      }});
   columns.push_back({"Wall time", [](const CellResult& c) {
@@ -1314,7 +1254,7 @@ CellResult load_cell(const std::string& path) { return cell_from_json(read_json_
 
 std::string Ticks::label(double value) const {
   if (std::fabs(value) < step * 1e-9) value = 0;  // no "-0.0" from rounding
-  return fixed(value, decimals);
+  return format_fixed(value, decimals);
 }
 
 Ticks nice_ticks(double lo, double hi, int target_count) {

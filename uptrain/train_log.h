@@ -63,7 +63,6 @@ class ProgressBar {
   // The bar's text, at most 79 columns; eta_seconds < 0 shows "ETA --:--". Public for tests.
   static std::string format_line(int64_t step, int64_t total, double tokens_per_second, double loss,
                                  double lr, double eta_seconds);
-  static std::string format_duration(double seconds);  // "01:23", or "1:02:03" from one hour
 
  private:
   void draw(const std::string& line);

@@ -14,7 +14,7 @@
 #include "core/arch.h"
 #include "core/error.h"
 #include "core/files.h"
-#include "core/memory.h"
+#include "core/format.h"
 #include "core/model/model.h"
 #include "core/tokenizers/tokenizer.h"
 #include "uptrain/model_io.h"

@@ -265,7 +265,7 @@ TEST(EvalSpeed, TablePrintsTheKvCacheAsAByteSize) {
                            slow());
   ASSERT_TRUE(Succeeded(r)) << r.describe();
   // 576 bytes per token (3 layers x 2 KV heads x (12 + 12) x 4 bytes) x 11 slots = 6,336 bytes.
-  EXPECT_NE(r.out.find("      0.0 MiB "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("      6.2 KiB "), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ TEST(Inspect, GqaLlamaTable) {
   EXPECT_NE(r.out.find("family          llama\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("6q/2kv [3,3] qk12 v12"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("layers 0-2"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("576 bytes/token (F32); context 128 x batch 1 = 72.00 KiB\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("576 bytes/token (F32); context 128 x batch 1 = 72.0 KiB\n"), std::string::npos) << r.out;
 }
 
 TEST(Inspect, GqaLlamaJson) {
