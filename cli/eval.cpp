@@ -17,7 +17,7 @@
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
-#include "compare/report.h"
+#include "compare/csv.h"
 #include "eval/summarize.h"
 
 namespace gqa::cli {

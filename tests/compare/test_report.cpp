@@ -11,7 +11,9 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "compare/csv.h"
 #include "compare/report.h"
+#include "compare/ticks.h"
 
 namespace gqa::report {
 namespace {
