@@ -2,11 +2,11 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 
+#include "compare/report.h"
 #include "convert/calibration.h"
 #include "convert/converter.h"
 #include "convert/strategy.h"
@@ -16,7 +16,7 @@
 #include "core/tokenizers/tokenizer.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
-#include "compare/report.h"
+#include "uptrain/train_log.h"
 
 namespace gqa {
 namespace {
@@ -74,15 +74,16 @@ void measure_speed(const Loaded& m, const CompareOptions& o, CellResult& cell) {
   for (const DecodeBenchResult& r : decode_bench(*m.model, o.speed)) cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
 }
 
-std::vector<report::LossPoint> curve(const std::string& log_path, const std::string& kind) {
-  std::vector<report::LossPoint> out;
-  std::ifstream in(log_path);
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("kind", "") != kind || !j["loss"].is_number()) continue;
-    out.push_back({j["step"].get<int64_t>(), j["loss"].get<double>()});
+// The uptraining's loss by step from its log records of `kind` ("train", "valid"); records
+// without a finite loss are left out.
+std::vector<report::LossPoint> loss_curve(const std::vector<TrainLogRecord>& log, const std::string& kind) {
+  std::vector<report::LossPoint> curve;
+  for (const TrainLogRecord& record : log) {
+    const auto loss = record.scalars.find("loss");
+    if (record.kind == kind && loss != record.scalars.end() && std::isfinite(loss->second))
+      curve.push_back({record.step, loss->second});
   }
-  return out;
+  return curve;
 }
 
 }  // namespace
@@ -167,16 +168,18 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         t.out_dir = work + "/uptrain";
         t.resume = true;
         t.progress = false;
-        if (!files::exists(t.out_dir + "/model/config.json")) {
+        std::optional<TrainSummary> trained = completed_run(t);  // an earlier run of this cell got this far
+        if (!trained) {
           say("uptraining");
           std::ostringstream quiet;
           auto comm = single_process();
-          run_training(t, *comm, quiet);
+          trained = run_training(t, *comm, quiet);
         }
-        r.train_loss = curve(t.out_dir + "/train_log.jsonl", "train");
-        r.valid_loss = curve(t.out_dir + "/train_log.jsonl", "valid");
+        const std::vector<TrainLogRecord> log = read_train_log(trained->log_path);
+        r.train_loss = loss_curve(log, "train");
+        r.valid_loss = loss_curve(log, "valid");
         say("quality after uptraining");
-        loaded = std::make_unique<Loaded>(t.out_dir + "/model", o.dtype);
+        loaded = std::make_unique<Loaded>(trained->model_dir, o.dtype);
         r.uptrained = measure_quality(*loaded, o, pairs);
       }
       say("decode speed");

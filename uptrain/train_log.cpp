@@ -75,10 +75,7 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 // ---------------------------------------------------------------------------------------------
 // JSONL records
 
-struct Record {
-  std::string kind;
-  int64_t step = 0;
-  std::map<std::string, double> scalars;
+struct Record : TrainLogRecord {
   std::string line;  // the text as read, without the newline
 };
 
@@ -429,6 +426,16 @@ void write_run_config(hid_t file, const nlohmann::json& run_config) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// Reading
+
+std::string train_log_path(const std::string& dir) { return dir + "/train_log.jsonl"; }
+
+std::vector<TrainLogRecord> read_train_log(const std::string& path) {
+  const JsonlContents contents = read_jsonl(path);
+  return {contents.records.begin(), contents.records.end()};
+}
+
+// ---------------------------------------------------------------------------------------------
 // TrainLog
 
 struct OpenKind {
@@ -482,7 +489,7 @@ TrainLog::TrainLog(const std::string& dir, const nlohmann::json& run_config, int
   QuietHdf5Errors quiet;
   Impl& log = *impl_;
   make_directories(dir);
-  log.jsonl_path = dir + "/train_log.jsonl";
+  log.jsonl_path = train_log_path(dir);
   log.h5_path = dir + "/train_log.h5";
 
   std::vector<Record> kept;

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -413,6 +414,40 @@ TEST(TrainLog, MalformedLineBeforeTheEndIsAnInputError) {
   } catch (const gqa::InputError& error) {
     EXPECT_EQ(error.file(), dir.path() + "/train_log.jsonl");
     EXPECT_EQ(error.field(), "line 2");
+  }
+}
+
+// read_train_log: the records as written, non-finite values as NaN; a partial last line is
+// dropped and a malformed one before the end named by its line; a missing file is an empty log.
+TEST(TrainLog, ReaderReturnsTheRecordsAsWritten) {
+  TempDir dir;
+  EXPECT_TRUE(gqa::read_train_log(gqa::train_log_path(dir.path())).empty());
+  {
+    gqa::TrainLog log(dir.path(), kConfig);
+    log.record("train", 12, {{"loss", 3.2}, {"lr", 9.8e-4}});
+    log.record("valid", 12, {{"loss", 3.5}});
+    log.record("train", 13, {{"loss", kNaN}});
+  }
+  const std::string path = gqa::train_log_path(dir.path());
+  EXPECT_EQ(path, dir.path() + "/train_log.jsonl");
+  std::ofstream(path, std::ios::app) << "{\"kind\":\"train\",\"st";
+  const std::vector<gqa::TrainLogRecord> records = gqa::read_train_log(path);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].kind, "train");
+  EXPECT_EQ(records[0].step, 12);
+  EXPECT_EQ(records[0].scalars, (std::map<std::string, double>{{"loss", 3.2}, {"lr", 9.8e-4}}));
+  EXPECT_EQ(records[1].kind, "valid");
+  EXPECT_EQ(records[1].scalars.at("loss"), 3.5);
+  EXPECT_EQ(records[2].step, 13);
+  EXPECT_TRUE(std::isnan(records[2].scalars.at("loss")));
+
+  std::ofstream(path, std::ios::app) << "\n" << json({{"kind", "train"}, {"step", 14}, {"loss", 1}}).dump() << "\n";
+  try {
+    gqa::read_train_log(path);
+    FAIL() << "expected InputError";
+  } catch (const gqa::InputError& error) {
+    EXPECT_EQ(error.file(), path);
+    EXPECT_EQ(error.field(), "line 4");
   }
 }
 
