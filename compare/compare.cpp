@@ -15,7 +15,7 @@
 #include "core/format.h"
 #include "core/tokenizers/tokenizer.h"
 #include "eval/minimal_pairs.h"
-#include "eval/perplexity.h"
+#include "eval/quality.h"
 #include "uptrain/train_log.h"
 
 namespace gqa {
@@ -42,28 +42,23 @@ struct Loaded {
   }
 };
 
-// Quality on the comparison's held-out text, summaries and minimal pairs.
-report::Quality measure_quality(const Loaded& m, const CompareOptions& o, const std::vector<MinimalPair>& pairs) {
+// The cell's quality on the held-out text (its first file: one perplexity per cell), summaries
+// and minimal pairs.
+report::Quality cell_quality(const Loaded& m, const CompareOptions& o, const std::vector<MinimalPair>& pairs) {
+  QualityOptions options = o.quality;
+  if (options.text.size() > 1) options.text.resize(1);
+  const QualityResult measured = measure_quality(*m.model, *m.tokenizer, pairs, options);
   report::Quality q;
-  const Model* model = m.model.get();
-  const Tokenizer* tokenizer = m.tokenizer.get();
-  const ModelConfig& c = model->config();
-  if (!o.eval_text.empty()) {
-    const int64_t ctx = default_eval_context(c);
-    const auto [ids, bytes] = read_eval_tokens(*tokenizer, o.eval_text.front(), o.eval_tokens);
-    const PerplexityResult r = perplexity(*model, ids, bytes, ctx, ctx / 2);
-    q.perplexity = r.perplexity();
-    q.bits_per_byte = r.bits_per_byte();
+  if (!measured.texts.empty()) {
+    q.perplexity = measured.texts.front().result.perplexity();
+    q.bits_per_byte = measured.texts.front().result.bits_per_byte();
   }
-  if (!o.summaries.empty()) {
-    SummaryOptions so;
-    so.max_examples = o.summary_examples;
-    const SummaryResult r = summarize_rouge(*model, *tokenizer, o.summaries, so);
-    q.rouge1 = r.mean.rouge1.fmeasure;
-    q.rouge2 = r.mean.rouge2.fmeasure;
-    q.rouge_l = r.mean.rougeL.fmeasure;
+  if (measured.summaries) {
+    q.rouge1 = measured.summaries->mean.rouge1.fmeasure;
+    q.rouge2 = measured.summaries->mean.rouge2.fmeasure;
+    q.rouge_l = measured.summaries->mean.rougeL.fmeasure;
   }
-  if (!pairs.empty()) q.minimal_pair_accuracy = minimal_pair_accuracy(*model, *tokenizer, pairs).accuracy();
+  if (measured.minimal_pairs) q.minimal_pair_accuracy = measured.minimal_pairs->accuracy();
   return q;
 }
 
@@ -93,9 +88,10 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   const int heads = int(mha.n_heads);
   for (const std::string& s : o.strategies)
     if (!find_strategy(s)) throw InputError("--strategies", s, "unknown strategy");
-  if (o.eval_text.empty() && o.pairs.empty() && o.summaries.empty())
+  const std::vector<std::string>& eval_text = o.quality.text;
+  if (eval_text.empty() && o.pairs.empty() && o.quality.summaries.empty())
     throw InputError("--eval-data", "", "give held-out text (--eval-data), --pairs or --summaries");
-  for (const std::string& f : o.eval_text)
+  for (const std::string& f : eval_text)
     if (!files::exists(f)) throw InputError(f, "", "evaluation text does not exist");
   std::vector<Cell> cells{{"mha", heads, true}};
   for (const std::string& s : o.strategies)
@@ -111,7 +107,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   std::vector<CellResult> results;
   double spent = 0;
   int measured = 0;
-  const std::string calib = o.calib_text.empty() ? (o.eval_text.empty() ? "" : o.eval_text.front()) : o.calib_text;
+  const std::string calib = o.calib_text.empty() ? (eval_text.empty() ? "" : eval_text.front()) : o.calib_text;
   for (size_t i = 0; i < cells.size(); ++i) {
     const Cell& cell = cells[i];
     const std::string json_path = cells_dir + "/" + cell.name() + ".json";
@@ -135,7 +131,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
     if (cell.baseline) {
       say("measuring the MHA baseline");
       const Loaded mha_model(o.mha_dir, o.dtype);
-      r.step0 = measure_quality(mha_model, o, pairs);
+      r.step0 = cell_quality(mha_model, o, pairs);
       measure_speed(mha_model, o, r);
     } else {
       const std::string converted = work + "/converted";
@@ -160,7 +156,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
       }
       say("step-0 quality");
       auto loaded = std::make_unique<Loaded>(converted, o.dtype);
-      r.step0 = measure_quality(*loaded, o, pairs);
+      r.step0 = cell_quality(*loaded, o, pairs);
       if (o.uptrain) {
         loaded.reset();  // not held in memory beside the training
         TrainOptions t = o.train;
@@ -180,7 +176,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         r.valid_loss = loss_curve(log, "valid");
         say("quality after uptraining");
         loaded = std::make_unique<Loaded>(trained->model_dir, o.dtype);
-        r.uptrained = measure_quality(*loaded, o, pairs);
+        r.uptrained = cell_quality(*loaded, o, pairs);
       }
       say("decode speed");
       measure_speed(*loaded, o, r);
