@@ -40,11 +40,14 @@ int compare(const Args& args) {
   c.speed.batches = split_list<int64_t>(batches, "--speed-batches");
   c.uptrain = !vm.count("no-uptrain");
   c.measure_speed = !vm.count("no-speed");
-  // One uptraining budget: --uptrain-fraction beside another one used to win silently.
+  // One uptraining budget: --uptrain-fraction beside another budget option (given at all, even as 0) is an
+  // error; it used to win silently.
   const char* budget = c.train.steps > 0 ? "--steps" : c.train.tokens > 0 ? "--tokens" : c.train.epochs > 0 ? "--epochs"
                        : c.train.fraction != 0 ? "--fraction" : nullptr;
   if (vm.count("uptrain-fraction")) {
-    if (budget) throw InputError("--uptrain-fraction", "", std::string("and ") + budget + " both set the uptraining budget: give one");
+    for (const char* option : {"steps", "tokens", "epochs", "fraction"})
+      if (!vm[option].defaulted())
+        throw InputError("--uptrain-fraction", "", std::string("and --") + option + " both set the uptraining budget: give one");
     c.train.fraction = vm["uptrain-fraction"].as<double>();
   } else if (!budget) {
     c.train.fraction = 0.05;
