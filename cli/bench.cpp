@@ -10,12 +10,11 @@
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <sstream>
 
 #include "cli/options.h"
 #include "core/config.h"
 #include "core/error.h"
-#include "core/memory.h"
+#include "core/format.h"
 #include "eval/decode_bench.h"
 
 namespace gqa::cli {
@@ -24,12 +23,6 @@ namespace {
 constexpr const char* kIdealDefinition =
     "ideal attention speedup = baseline KV bytes read per decode step / model KV bytes read per decode step "
     "(K + V of every cached slot in every layer, at --context slots; the same ratio as the KV bytes per token)";
-
-std::string fixed(double v, int digits) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(digits) << v;
-  return s.str();
-}
 
 at::Device parse_device(const std::string& text) {
   std::optional<at::Device> d;
@@ -118,7 +111,7 @@ int bench_decode(const Args& args) {
       throw InputError("--max-cache-gib", "", "the KV cache of " + dir + " at batch " + std::to_string(largest) + " x context " +
                                                   std::to_string(context) + " would be " + format_bytes(cache) + " (" +
                                                   std::to_string(per_token) + " bytes/token, " + dtype_text + "), above " +
-                                                  fixed(max_cache_gib, 1) + " GiB; lower --batch/--context or raise the limit");
+                                                  format_fixed(max_cache_gib, 1) + " GiB; lower --batch/--context or raise the limit");
   }
   const double ideal = double(base_per_token) / double(model_per_token);
 
@@ -142,8 +135,8 @@ int bench_decode(const Args& args) {
               << " = " << bench.prompt_len << "-token prompts (prefill, not timed) + " << new_tokens
               << " decode steps; median (min) of " << repeats << " after a warm-up\n"
               << "  KV cache per token: model " << model_per_token << " bytes, baseline " << base_per_token << " bytes\n"
-              << "  " << kIdealDefinition << ": " << fixed(ideal, 2) << "x\n"
-              << "  copy bandwidth: " << fixed(copy.gb_per_s, 1) << " GB/s (" << format_bytes(double(copy.bytes))
+              << "  " << kIdealDefinition << ": " << format_fixed(ideal, 2) << "x\n"
+              << "  copy bandwidth: " << format_fixed(copy.gb_per_s, 1) << " GB/s (" << format_bytes(double(copy.bytes))
               << " tensor copy, read + written, median of " << std::max(repeats, 5) << ")\n"
               << "  attention alone: one decode step's grouped attention, all layers, over " << context
               << " cached slots; GB/s = (K + V + q + out bytes) / time\n\n"
@@ -204,14 +197,14 @@ int bench_decode(const Args& args) {
                 << std::flush;
     } else {
       std::cout << std::setw(6) << B << std::setw(22)
-                << fixed(m.ms_per_step_median, 3) + " (" + fixed(m.ms_per_step_min, 3) + ")" << std::setw(22)
-                << fixed(b.ms_per_step_median, 3) + " (" + fixed(b.ms_per_step_min, 3) + ")" << std::setw(9)
-                << fixed(speedup, 2) + "x" << std::setw(12) << format_bytes(double(m.kv_cache_bytes)) << std::setw(12)
-                << format_bytes(double(b.kv_cache_bytes)) << std::setw(8) << fixed(double(ba.kv_bytes) / double(ma.kv_bytes), 2) + "x"
-                << std::setw(11) << fixed(ma.ms_median, 3) << std::setw(10) << fixed(ba.ms_median, 3) << std::setw(9)
-                << fixed(attn_speedup, 2) + "x" << std::setw(11) << fixed(ma.gb_per_s(), 1) << std::setw(10)
-                << fixed(ba.gb_per_s(), 1) << std::setw(10) << fixed(100 * ma.gb_per_s() / copy.gb_per_s, 0) + "%"
-                << std::setw(10) << fixed(100 * ba.gb_per_s() / copy.gb_per_s, 0) + "%" << "\n"
+                << format_fixed(m.ms_per_step_median, 3) + " (" + format_fixed(m.ms_per_step_min, 3) + ")" << std::setw(22)
+                << format_fixed(b.ms_per_step_median, 3) + " (" + format_fixed(b.ms_per_step_min, 3) + ")" << std::setw(9)
+                << format_fixed(speedup, 2) + "x" << std::setw(12) << format_bytes(double(m.kv_cache_bytes)) << std::setw(12)
+                << format_bytes(double(b.kv_cache_bytes)) << std::setw(8) << format_fixed(double(ba.kv_bytes) / double(ma.kv_bytes), 2) + "x"
+                << std::setw(11) << format_fixed(ma.ms_median, 3) << std::setw(10) << format_fixed(ba.ms_median, 3) << std::setw(9)
+                << format_fixed(attn_speedup, 2) + "x" << std::setw(11) << format_fixed(ma.gb_per_s(), 1) << std::setw(10)
+                << format_fixed(ba.gb_per_s(), 1) << std::setw(10) << format_fixed(100 * ma.gb_per_s() / copy.gb_per_s, 0) + "%"
+                << std::setw(10) << format_fixed(100 * ba.gb_per_s() / copy.gb_per_s, 0) + "%" << "\n"
                 << std::flush;
     }
   }

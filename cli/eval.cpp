@@ -8,26 +8,21 @@
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include "cli/options.h"
+#include "compare/csv.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format.h"
 #include "core/model/memory_plan.h"
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
 #include "eval/perplexity.h"
-#include "eval/report.h"
+#include "eval/quality.h"
 #include "eval/summarize.h"
 
 namespace gqa::cli {
 namespace {
-
-std::string mib(int64_t bytes) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(1) << double(bytes) / (1024.0 * 1024.0) << " MiB";
-  return s.str();
-}
 
 // A line on stderr redrawn in place while a long text is scored (a terminal only, as uptrain's
 // progress bar): tokens scored, the share and the time so far.
@@ -50,29 +45,29 @@ void clear_progress_line() {
 
 int eval(const Args& args) {
   po::options_description opts("gqa eval MODEL_DIR [--text FILE...] [--pairs FILE...] [--speed] [--baseline DIR] [options]");
-  int64_t max_tokens = 0, context = 0, stride = 0, batch = 0;
+  QualityOptions quality;  // its defaults are the ones shown here
+  SummaryOptions& summary = quality.summary;
   std::string baseline, batches_text, dtype_text;
   bool json_out = false, csv_out = false, speed = false, one_block = false;
   int threads = 0;
   DecodeBenchOptions bench;
-  SummaryOptions summary;
   opts.add_options()("help,h", "show options")
       ("model", po::value<std::string>()->required(), "model folder")
-      ("text", po::value<std::vector<std::string>>()->multitoken(), "held-out text files (plain or .gz): perplexity, bits/byte")
+      ("text", po::value<std::vector<std::string>>(&quality.text)->multitoken(), "held-out text files (plain or .gz): perplexity, bits/byte")
       ("pairs", po::value<std::vector<std::string>>()->multitoken(), "BLiMP-format JSONL (sentence_good/sentence_bad): accuracy")
-      ("summaries", po::value<std::string>(), "JSONL source/reference pairs: ROUGE-1/2/L of generated summaries")
-      ("summary-examples", po::value<int64_t>(&summary.max_examples)->default_value(200), "records summarized")
-      ("summary-tokens", po::value<int64_t>(&summary.max_new_tokens)->default_value(48), "longest summary in tokens")
-      ("summary-beams", po::value<int64_t>(&summary.beams)->default_value(1), "beam search for summaries (1: greedy)")
-      ("length-penalty", po::value<double>(&summary.length_penalty)->default_value(1.0), "beam score = log-prob / length^this")
-      ("source-field", po::value<std::string>(&summary.source_field)->default_value("document"), "JSONL source field")
-      ("target-field", po::value<std::string>(&summary.target_field)->default_value("summary"), "JSONL reference field")
+      ("summaries", po::value<std::string>(&quality.summaries), "JSONL source/reference pairs: ROUGE-1/2/L of generated summaries")
+      ("summary-examples", po::value<int64_t>(&summary.max_examples)->default_value(summary.max_examples), "records summarized")
+      ("summary-tokens", po::value<int64_t>(&summary.max_new_tokens)->default_value(summary.max_new_tokens), "longest summary in tokens")
+      ("summary-beams", po::value<int64_t>(&summary.beams)->default_value(summary.beams), "beam search for summaries (1: greedy)")
+      ("length-penalty", po::value<double>(&summary.length_penalty)->default_value(summary.length_penalty), "beam score = log-prob / length^this")
+      ("source-field", po::value<std::string>(&summary.source_field)->default_value(summary.source_field), "JSONL source field")
+      ("target-field", po::value<std::string>(&summary.target_field)->default_value(summary.target_field), "JSONL reference field")
       ("speed", po::bool_switch(&speed), "decode time per token at --batch-sizes")
       ("baseline", po::value<std::string>(&baseline), "a second model (e.g. the MHA source) measured in the same run")
-      ("max-tokens", po::value<int64_t>(&max_tokens)->default_value(16384), "tokens scored per text file")
-      ("context", po::value<int64_t>(&context)->default_value(0), "window length (0: min(model positions, 512))")
-      ("stride", po::value<int64_t>(&stride)->default_value(0), "window step (0: context / 2)")
-      ("batch", po::value<int64_t>(&batch)->default_value(8), "sequences per forward for quality")
+      ("max-tokens", po::value<int64_t>(&quality.max_tokens)->default_value(quality.max_tokens), "tokens scored per text file")
+      ("context", po::value<int64_t>(&quality.context)->default_value(quality.context), "window length (0: min(model positions, 512))")
+      ("stride", po::value<int64_t>(&quality.stride)->default_value(quality.stride), "window step (0: context / 2)")
+      ("batch", po::value<int64_t>(&quality.batch)->default_value(quality.batch), "sequences per forward for quality")
       ("batch-sizes", po::value<std::string>(&batches_text)->default_value("1,16,512"), "decode batch sizes")
       ("prompt-len", po::value<int64_t>(&bench.prompt_len)->default_value(128), "prompt tokens before decoding")
       ("new-tokens", po::value<int64_t>(&bench.new_tokens)->default_value(32), "decoded tokens per sequence")
@@ -85,7 +80,8 @@ int eval(const Args& args) {
       ("csv", po::bool_switch(&csv_out), "one CSV row per measurement (a column per field) instead of the table");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"model"})) return 0;
-  if (max_tokens < 2 || context < 0 || stride < 0 || batch < 1 || bench.prompt_len < 1 || bench.new_tokens < 1 || bench.repeats < 1)
+  if (quality.max_tokens < 2 || quality.context < 0 || quality.stride < 0 || quality.batch < 1 || bench.prompt_len < 1 ||
+      bench.new_tokens < 1 || bench.repeats < 1)
     throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "", "must be positive");
   if (threads < 0) throw InputError("--threads", "", "must be 0 (default) or positive");
   if (json_out && csv_out) throw InputError("--json/--csv", "", "give one of them");
@@ -114,12 +110,13 @@ int eval(const Args& args) {
     {
       auto ckpt = std::make_shared<const Checkpoint>(dir);
       const at::ScalarType dtype = runtime_dtype(dtype_text, *ckpt);
-      const int64_t ctx = context > 0 ? context : default_eval_context(ckpt->config());
-      const int64_t step = stride > 0 ? stride : std::max<int64_t>(1, ctx / 2);
+      const int64_t ctx = quality.context_for(ckpt->config());
+      const int64_t step = quality.stride_for(ctx);
+      const int64_t max_tokens = quality.max_tokens;
       const int64_t windows = max_tokens <= ctx ? 1 : (max_tokens - ctx + step - 1) / step + 1;  // as perplexity() cuts them
       const auto need_at = [&](at::ScalarType dt, bool streamed) {
         if (streamed) return one_block_need(*ckpt, dt, windows, ctx, 0);
-        MemoryNeed n = whole_model_need(*ckpt, dt, std::min(batch, windows), ctx, /*kv_cache=*/false);
+        MemoryNeed n = whole_model_need(*ckpt, dt, std::min(quality.batch, windows), ctx, /*kv_cache=*/false);
         if (speed)
           for (int64_t b : bench.batches) {
             const MemoryNeed d = whole_model_need(*ckpt, dt, b, bench.prompt_len + bench.new_tokens, /*kv_cache=*/true);
@@ -137,27 +134,22 @@ int eval(const Args& args) {
       require_memory(dir, need_at(dtype, one_block), at::kCPU, smaller);
       model = load_model(ckpt, Placement{at::kCPU, dtype}, one_block ? Residency::OneBlock : Residency::Whole);
     }
-    const ModelConfig& c = model->config();
     if (vm.count("text") || !pairs.empty() || vm.count("summaries")) {
-      auto tokenizer = load_tokenizer(dir);
-      const int64_t ctx = context > 0 ? context : default_eval_context(c);
-      if (c.max_positions > 0 && ctx > c.max_positions)
-        throw InputError("--context", "", "is beyond the model's " + std::to_string(c.max_positions) + " positions");
-      for (const std::string& file : vm.count("text") ? vm["text"].as<std::vector<std::string>>() : std::vector<std::string>{}) {
-        const auto [ids, bytes] = read_eval_tokens(*tokenizer, file, max_tokens);
-        const PerplexityResult r = perplexity(*model, ids, bytes, ctx, stride > 0 ? stride : std::max<int64_t>(1, ctx / 2), batch,
-                                              progress_line(file));
+      // Each result is printed as soon as it is measured.
+      QualityHooks hooks;
+      hooks.scoring = progress_line;
+      hooks.text_measured = [&](const TextQuality& text) {
         clear_progress_line();
+        const PerplexityResult& r = text.result;
         if (records_out)
-          emit({{"model", dir}, {"metric", "perplexity"}, {"text", file}, {"tokens", r.tokens}, {"bytes", r.bytes},
-                {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()}, {"context", ctx}});
+          emit({{"model", dir}, {"metric", "perplexity"}, {"text", text.file}, {"tokens", r.tokens}, {"bytes", r.bytes},
+                {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()}, {"context", text.context}});
         else
-          std::cout << std::fixed << std::setprecision(3) << dir << "  " << file << ": perplexity " << r.perplexity()
+          std::cout << std::fixed << std::setprecision(3) << dir << "  " << text.file << ": perplexity " << r.perplexity()
                     << ", bits/byte " << std::setprecision(4) << r.bits_per_byte() << " (" << r.tokens << " tokens, context "
-                    << ctx << ")\n";
-      }
-      if (!pairs.empty()) {
-        const MinimalPairResult r = minimal_pair_accuracy(*model, *tokenizer, pairs, batch);
+                    << text.context << ")\n";
+      };
+      hooks.pairs_measured = [&](const MinimalPairResult& r) {
         if (records_out) {
           nlohmann::json by = nlohmann::json::object();
           for (const auto& [name, cn] : r.by_phenomenon) by[name] = {{"correct", cn.first}, {"pairs", cn.second}};
@@ -169,18 +161,18 @@ int eval(const Args& args) {
           for (const auto& [name, cn] : r.by_phenomenon) std::cout << "; " << name << " " << cn.first << "/" << cn.second;
           std::cout << "\n";
         }
-      }
-    }
-    if (vm.count("summaries")) {
-      const std::string file = vm["summaries"].as<std::string>();
-      const SummaryResult r = summarize_rouge(*model, *load_tokenizer(dir), file, summary);
-      if (records_out)
-        emit({{"model", dir}, {"metric", "rouge"}, {"data", file}, {"examples", r.examples},
-              {"rouge1", r.mean.rouge1.fmeasure}, {"rouge2", r.mean.rouge2.fmeasure}, {"rougeL", r.mean.rougeL.fmeasure}});
-      else
-        std::cout << std::fixed << std::setprecision(2) << dir << "  " << file << ": ROUGE-1 " << 100 * r.mean.rouge1.fmeasure
-                  << ", ROUGE-2 " << 100 * r.mean.rouge2.fmeasure << ", ROUGE-L " << 100 * r.mean.rougeL.fmeasure << " ("
-                  << r.examples << " greedy summaries)\n";
+      };
+      hooks.summaries_measured = [&](const SummaryResult& r) {
+        const std::string& file = quality.summaries;
+        if (records_out)
+          emit({{"model", dir}, {"metric", "rouge"}, {"data", file}, {"examples", r.examples},
+                {"rouge1", r.mean.rouge1.fmeasure}, {"rouge2", r.mean.rouge2.fmeasure}, {"rougeL", r.mean.rougeL.fmeasure}});
+        else
+          std::cout << std::fixed << std::setprecision(2) << dir << "  " << file << ": ROUGE-1 " << 100 * r.mean.rouge1.fmeasure
+                    << ", ROUGE-2 " << 100 * r.mean.rouge2.fmeasure << ", ROUGE-L " << 100 * r.mean.rougeL.fmeasure << " ("
+                    << r.examples << " greedy summaries)\n";
+      };
+      measure_quality(*model, *load_tokenizer(dir), pairs, quality, hooks);
     }
     if (speed) speeds[dir] = decode_bench(*model, bench);
   }
@@ -209,7 +201,7 @@ int eval(const Args& args) {
     } else {
       std::cout << std::fixed << std::setw(7) << r.batch << std::setprecision(3) << std::setw(10) << r.ms_per_step_median
                 << std::setprecision(0) << std::setw(11) << tokens_per_s << std::setw(16) << r.prefill_tokens_per_s
-                << std::setw(13) << mib(r.kv_cache_bytes) << std::setw(13) << mib(r.peak_bytes);
+                << std::setw(13) << format_bytes(double(r.kv_cache_bytes)) << std::setw(13) << format_bytes(double(r.peak_bytes));
       if (base)
         std::cout << std::setprecision(3) << std::setw(19) << base->ms_per_step_median << std::setprecision(2) << std::setw(9)
                   << base->ms_per_step_median / r.ms_per_step_median << "x";

@@ -1,25 +1,14 @@
 // gqa inspect DIR: what a checkpoint is and what its KV cache costs. Torch-free (reads headers only).
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include "cli/options.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
-
-#include "core/memory.h"
+#include "core/format.h"
 
 namespace gqa::cli {
 namespace {
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) { b /= 1024; ++u; }
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(u ? 2 : 0) << b << " " << units[u];
-  return s.str();
-}
 
 // Consecutive layers with the same layout collapse into one line ("layers 0-11: ...").
 nlohmann::json layout_runs(const std::vector<AttentionLayout>& layouts) {
@@ -103,7 +92,7 @@ int inspect(const Args& args) {
   for (const auto& s : shards) shard_list += (shard_list.empty() ? "" : ", ") + s.get<std::string>();
   row("weights", std::string(dtype_name(dtype)) + ", " + std::to_string(shards.size()) + " shard(s): " + shard_list);
   row("kv cache", format_with_commas(per_token) + " bytes/token (" + dtype_name(dtype) + "); context " + std::to_string(context) +
-                      " x batch " + std::to_string(batch) + " = " + human_bytes(double(per_token * context * batch)));
+                      " x batch " + std::to_string(batch) + " = " + format_bytes(double(per_token * context * batch)));
   if (c.is_encoder_decoder())
     row("cross kv", format_with_commas(j["kv_cache"]["cross_bytes_per_source_token"].get<int64_t>()) + " bytes/source token");
   return 0;

@@ -2,7 +2,6 @@
 
 #include <sys/resource.h>
 
-#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -92,24 +91,6 @@ HostMemory host_memory_available() {
     }
   }
   return m;
-}
-
-std::string format_with_commas(int64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = int(s.size()) - 3; i > (n < 0 ? 1 : 0); i -= 3) s.insert(size_t(i), ",");
-  return s;
-}
-
-std::string format_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  char buf[48];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-  return buf;
 }
 
 }  // namespace gqa

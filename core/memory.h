@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/format.h"  // format_bytes, for the callers that print memory figures through this header
+
 namespace gqa {
 
 struct HostMemory {
@@ -15,10 +17,5 @@ struct HostMemory {
 };
 
 HostMemory host_memory_available();
-
-// "12.6 GiB", "640.0 MiB", "512 B": one formatter for the byte figures verbs print.
-std::string format_bytes(double bytes);
-// 6738415616 -> "6,738,415,616".
-std::string format_with_commas(int64_t n);
 
 }  // namespace gqa

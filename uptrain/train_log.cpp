@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format.h"
 
 namespace gqa {
 namespace {
@@ -75,10 +75,7 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 // ---------------------------------------------------------------------------------------------
 // JSONL records
 
-struct Record {
-  std::string kind;
-  int64_t step = 0;
-  std::map<std::string, double> scalars;
+struct Record : TrainLogRecord {
   std::string line;  // the text as read, without the newline
 };
 
@@ -429,6 +426,16 @@ void write_run_config(hid_t file, const nlohmann::json& run_config) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// Reading
+
+std::string train_log_path(const std::string& dir) { return dir + "/train_log.jsonl"; }
+
+std::vector<TrainLogRecord> read_train_log(const std::string& path) {
+  const JsonlContents contents = read_jsonl(path);
+  return {contents.records.begin(), contents.records.end()};
+}
+
+// ---------------------------------------------------------------------------------------------
 // TrainLog
 
 struct OpenKind {
@@ -482,7 +489,7 @@ TrainLog::TrainLog(const std::string& dir, const nlohmann::json& run_config, int
   QuietHdf5Errors quiet;
   Impl& log = *impl_;
   make_directories(dir);
-  log.jsonl_path = dir + "/train_log.jsonl";
+  log.jsonl_path = train_log_path(dir);
   log.h5_path = dir + "/train_log.h5";
 
   std::vector<Record> kept;
@@ -580,21 +587,9 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-__attribute__((format(printf, 1, 2))) std::string printf_string(const char* format, ...) {
-  char buffer[128];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(buffer, sizeof buffer, format, args);
-  va_end(args);
-  return buffer;
-}
-
+// Tokens per second as the bar shows them; "-" before a rate is known.
 std::string format_rate(double per_second) {
-  if (!(per_second >= 0) || std::isinf(per_second)) return "-";
-  if (per_second < 1e3) return printf_string("%.0f", per_second);
-  if (per_second < 1e6) return printf_string("%.1fk", per_second / 1e3);
-  if (per_second < 1e9) return printf_string("%.1fM", per_second / 1e6);
-  return printf_string("%.1fG", per_second / 1e9);
+  return per_second >= 0 && std::isfinite(per_second) ? format_count(per_second) : "-";
 }
 
 }  // namespace
@@ -604,30 +599,20 @@ ProgressBar::ProgressBar(int64_t total_steps, std::ostream& out, bool tty)
 
 bool ProgressBar::stderr_is_tty() { return files::stderr_is_terminal(); }
 
-std::string ProgressBar::format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "--:--";
-  const long long total = std::llround(std::min(seconds, 3.6e8));  // 100000 h: "never" enough
-  const long long hours = total / 3600;
-  const int minutes = static_cast<int>(total / 60 % 60);
-  const int secs = static_cast<int>(total % 60);
-  if (hours > 0) return printf_string("%lld:%02d:%02d", hours, minutes, secs);
-  return printf_string("%02d:%02d", minutes, secs);
-}
-
 std::string ProgressBar::format_line(int64_t step, int64_t total, double tokens_per_second,
                                      double loss, double lr, double eta_seconds) {
   total = std::max<int64_t>(total, 1);
   const double fraction =
       std::clamp(static_cast<double>(step) / static_cast<double>(total), 0.0, 1.0);
-  const std::string percent = printf_string("%4d%%", static_cast<int>(fraction * 100));
+  const std::string percent = string_printf("%4d%%", static_cast<int>(fraction * 100));
   // Fields have fixed widths (wider only for unusual values), so the bar keeps its length and
   // the numbers do not jump around between redraws.
   const int total_digits = static_cast<int>(std::to_string(total).size());
-  const std::string counts = printf_string("%*lld/%lld", total_digits, static_cast<long long>(step),
+  const std::string counts = string_printf("%*lld/%lld", total_digits, static_cast<long long>(step),
                                            static_cast<long long>(total));
-  const std::string figures = printf_string(
+  const std::string figures = string_printf(
       "  %5s tok/s  loss %5s  lr %.1e  ETA %-8s", format_rate(tokens_per_second).c_str(),
-      printf_string("%.4g", loss).c_str(), lr, format_duration(eta_seconds).c_str());
+      string_printf("%.4g", loss).c_str(), lr, format_clock(eta_seconds).c_str());
   // The bar takes what the figures leave, up to 30 columns; it goes when fewer than 5 are left.
   const size_t fixed = percent.size() + 4 + counts.size() + figures.size();  // " |" and "| "
   const size_t width = fixed + 5 <= kMaxColumns ? std::min<size_t>(kMaxColumns - fixed, 30) : 0;

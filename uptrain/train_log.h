@@ -9,8 +9,24 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace gqa {
+
+// One record of train_log.jsonl, as TrainLog::record wrote it.
+struct TrainLogRecord {
+  std::string kind;  // "train", "valid", "wgqa", ...
+  int64_t step = 0;
+  std::map<std::string, double> scalars;  // NaN where the run wrote a non-finite value
+};
+
+// DIR/train_log.jsonl: the file TrainLog writes in DIR and read_train_log reads.
+std::string train_log_path(const std::string& dir);
+
+// The records of a train_log.jsonl, in file order. A missing file is an empty log and a partial
+// last line (what a kill mid-write leaves) is dropped; a malformed record before the end throws
+// InputError(path, "line N", ...).
+std::vector<TrainLogRecord> read_train_log(const std::string& path);
 
 // The JSONL file is the source of truth: every record goes to it first (one write(2) per line, so
 // a killed process loses at most the line being written), and the HDF5 file can always be rebuilt
@@ -63,7 +79,6 @@ class ProgressBar {
   // The bar's text, at most 79 columns; eta_seconds < 0 shows "ETA --:--". Public for tests.
   static std::string format_line(int64_t step, int64_t total, double tokens_per_second, double loss,
                                  double lr, double eta_seconds);
-  static std::string format_duration(double seconds);  // "01:23", or "1:02:03" from one hour
 
  private:
   void draw(const std::string& line);

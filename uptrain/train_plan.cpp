@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/init_model.h"
 #include "core/family.h"
-#include "core/memory.h"
+#include "core/format.h"
 #include "core/model/layers.h"
 
 namespace gqa {

@@ -12,9 +12,10 @@
 
 #include "convert/converter.h"
 #include "core/arch.h"
+#include "core/config.h"  // read_json_file
 #include "core/error.h"
 #include "core/files.h"
-#include "core/memory.h"
+#include "core/format.h"
 #include "core/model/model.h"
 #include "core/tokenizers/tokenizer.h"
 #include "uptrain/model_io.h"
@@ -165,6 +166,9 @@ struct AutocastGuard {
     }
   }
 };
+
+// Where a completed run leaves its trained model (TrainSummary::model_dir).
+std::string trained_model_dir(const std::string& out_dir) { return out_dir + "/model"; }
 
 std::string checkpoint_name(int64_t step) {
   char buf[32];
@@ -677,7 +681,7 @@ void Trainer::save_result() {
   record["final_train_loss"] = last_loss_;
   if (valid_loss_) record["valid_loss"] = *valid_loss_;
   config[o_.record_as] = record;
-  const std::string model_dir = o_.out_dir + "/model";
+  const std::string model_dir = trained_model_dir(o_.out_dir);
   SaveOptions so;
   so.passthrough_from = o_.model_dir;
   if (!cfg.weighted.empty() && o_.fold) {
@@ -788,7 +792,8 @@ TrainSummary Trainer::run() {
   s.tokens = tokens_;
   s.last_loss = last_loss_;
   s.valid_loss = valid_loss_;
-  s.model_dir = o_.out_dir + "/model";
+  s.model_dir = trained_model_dir(o_.out_dir);
+  s.log_path = train_log_path(o_.out_dir);
   return s;
 }
 
@@ -813,6 +818,26 @@ TrainPlanOptions plan_options(const TrainOptions& o, int nproc, at::ScalarType c
 TrainSummary run_training(const TrainOptions& opts, Communicator& comm, std::ostream& out) {
   Trainer t(opts, comm, out);
   return t.run();
+}
+
+std::optional<TrainSummary> completed_run(const TrainOptions& opts) {
+  TrainSummary s;
+  s.model_dir = trained_model_dir(opts.out_dir);
+  s.log_path = train_log_path(opts.out_dir);
+  const std::string config_path = s.model_dir + "/config.json";
+  if (!files::exists(config_path)) return std::nullopt;
+  const json config = read_json_file(config_path);
+  const auto record = config.find(opts.record_as);
+  if (record == config.end() || !record->is_object()) return s;  // a model without the record: paths only
+  const auto number = [&](const char* key) -> const json* {
+    const auto it = record->find(key);
+    return it != record->end() && it->is_number() ? &*it : nullptr;
+  };
+  if (const json* v = number("steps")) s.steps = v->get<int64_t>();
+  if (const json* v = number("tokens")) s.tokens = v->get<int64_t>();
+  if (const json* v = number("final_train_loss")) s.last_loss = v->get<double>();
+  if (const json* v = number("valid_loss")) s.valid_loss = v->get<double>();
+  return s;
 }
 
 }  // namespace gqa

@@ -81,6 +81,7 @@ struct TrainSummary {
   double last_loss = 0;
   std::optional<double> valid_loss;
   std::string model_dir;  // where the trained model is
+  std::string log_path;   // the run's train_log.jsonl (read_train_log reads it)
   // SIGTERM / SIGINT (stop_signals.h): the run stopped early after step `steps`, whose
   // checkpoint is `checkpoint`; the caller exits with 128 + stopped_by.
   int stopped_by = 0;
@@ -94,5 +95,10 @@ TrainPlanOptions plan_options(const TrainOptions& o, int nproc, at::ScalarType c
 // Throws InputError on bad input (data, budget, resume mismatch, NaN loss), and before loading
 // anything when the run's plan (train_plan.h) does not fit the memory this process can have.
 TrainSummary run_training(const TrainOptions& opts, Communicator& comm, std::ostream& out);
+
+// The summary of a run that completed in opts.out_dir earlier (its trained model is written),
+// read back from the record in the model's config.json (opts.record_as); nullopt when no
+// completed run is there. Callers that resume a larger job use it to skip a finished training.
+std::optional<TrainSummary> completed_run(const TrainOptions& opts);
 
 }  // namespace gqa

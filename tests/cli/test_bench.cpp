@@ -257,12 +257,23 @@ TEST(EvalSpeed, JsonRowsCarryTheBaselineKvRatioPeakAndThreads) {
   expect_user_error({"eval", gqa_dir, "--speed", "--threads", "-2"}, {"--threads"});
 }
 
+// The table `gqa eval --speed` prints without --json: the KV-cache column as a byte size.
+TEST(EvalSpeed, TablePrintsTheKvCacheAsAByteSize) {
+  ORACLE_OR_SKIP(gqa_dir, "llama_gqa_h6kv2");
+  const Result r = run_gqa({"eval", gqa_dir, "--speed", "--batch-sizes", "1", "--prompt-len", "8", "--new-tokens", "3",
+                            "--repeats", "1", "--threads", "1"},
+                           slow());
+  ASSERT_TRUE(Succeeded(r)) << r.describe();
+  // 576 bytes per token (3 layers x 2 KV heads x (12 + 12) x 4 bytes) x 11 slots = 6,336 bytes.
+  EXPECT_NE(r.out.find("      6.2 KiB "), std::string::npos) << r.out;
+}
+
 }  // namespace
 
 namespace {
 
 // `gqa eval --csv`: the records --json prints, as one CSV table with a header row (the mixing of
-// record kinds is eval.report.RecordsCsv's test).
+// record kinds is compare.report.RecordsCsv's test).
 TEST(EvalSpeed, CsvHasTheJsonRecordsAsRows) {
   ORACLE_OR_SKIP(gqa_dir, "llama_gqa_h6kv2");
   ORACLE_OR_SKIP(mha_dir, "llama_mha");

@@ -141,7 +141,7 @@ TEST(Inspect, GqaLlamaTable) {
   EXPECT_NE(r.out.find("family          llama\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("6q/2kv [3,3] qk12 v12"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("layers 0-2"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("576 bytes/token (F32)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("576 bytes/token (F32); context 128 x batch 1 = 72.0 KiB\n"), std::string::npos) << r.out;
 }
 
 TEST(Inspect, GqaLlamaJson) {
@@ -477,6 +477,22 @@ TEST(BadInput, BadOptions) {
   EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "-n", "0"}), {"--max-new-tokens"}));
   EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "-n", "many"}), {"max-new-tokens"}));
   EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "--seed", "x1"}), {"seed"}));
+}
+
+// gqa compare takes one uptraining budget: --uptrain-fraction beside --fraction (or --steps, ...),
+// even one given as 0, is refused before anything runs.
+TEST(BadInput, CompareWithTwoUptrainingBudgets) {
+  ORACLE_OR_SKIP(dir, "llama_mha");
+  TempDir d;
+  const std::vector<std::string> base = {"compare", dir, d.file("out"), "--data", d.file("train.bin"), "--eval-data",
+                                         d.file("test.txt"), "--uptrain-fraction", "0.05"};
+  for (const std::vector<std::string>& other :
+       std::vector<std::vector<std::string>>{{"--fraction", "0.1"}, {"--fraction", "0"}, {"--steps", "5"}, {"--epochs", "0"}}) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), other.begin(), other.end());
+    EXPECT_TRUE(UserError(run_gqa(args), {"--uptrain-fraction", other[0], "give one"})) << other[0] << " " << other[1];
+  }
+  EXPECT_FALSE(fs::exists(d.file("out")));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "core/tokenizers/tokenizer.h"
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
+#include "eval/quality.h"
 #include "eval/summarize.h"
 #include "core/files.h"
 #include "core/init_model.h"
@@ -138,6 +139,71 @@ TEST(Summaries, RougeOfGreedySummariesIsTheMeanOverRecords) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
   }
+}
+
+// measure_quality, behind gqa eval and gqa compare: gqa eval's documented defaults, and results
+// equal to the measurements it is made of, reported to the hooks in order as they finish.
+TEST(Quality, DefaultsAndResultsOfTheSharedModule) {
+  const QualityOptions defaults;
+  EXPECT_EQ(defaults.max_tokens, 16384);
+  EXPECT_EQ(defaults.context, 0);
+  EXPECT_EQ(defaults.stride, 0);
+  EXPECT_EQ(defaults.batch, 8);
+  EXPECT_EQ(defaults.summary.max_examples, 200);
+  EXPECT_EQ(defaults.summary.max_new_tokens, 48);
+  EXPECT_EQ(defaults.summary.beams, 1);
+
+  test::TempDir tmp("gqa-quality");
+  const std::string tok = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
+  ModelShape shape = parse_model_shape(nlohmann::json{{"family", "gpt2"}, {"layers", 1}, {"d_model", 32}, {"heads", 2},
+                                                      {"vocab_size", 4096}, {"max_positions", 64}},
+                                       "test");
+  const std::string dir = tmp.file("m");
+  write_initial_checkpoint(shape, dir, 1, false);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) files::copy_file(tok + "/" + f, dir + "/" + f);
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "The man walks to the door and the dog waits in the garden. ";
+  test::write_text(tmp.file("a.txt"), text);
+  test::write_text(tmp.file("b.txt"), text.substr(0, 400));
+  test::write_text(tmp.file("s.jsonl"), "{\"document\": \"Library for reading ZIP files.\", \"summary\": \"ZIP library\"}\n");
+  const auto pairs = read_minimal_pairs({std::string(GQA_SOURCE_DIR) + "/examples/assets/minimal_pairs/english.jsonl"});
+  auto model = load_model(dir);
+  auto tokenizer = load_tokenizer(dir);
+
+  QualityOptions o;
+  o.text = {tmp.file("a.txt"), tmp.file("b.txt")};
+  o.max_tokens = 300;
+  o.summaries = tmp.file("s.jsonl");
+  o.summary.max_new_tokens = 4;
+  std::vector<std::string> order;
+  QualityHooks hooks;
+  hooks.scoring = [&](const std::string& file) {
+    order.push_back("scoring " + file);
+    return PerplexityProgress{};
+  };
+  hooks.text_measured = [&](const TextQuality& t) { order.push_back("text " + t.file); };
+  hooks.pairs_measured = [&](const MinimalPairResult&) { order.push_back("pairs"); };
+  hooks.summaries_measured = [&](const SummaryResult&) { order.push_back("summaries"); };
+  const QualityResult r = measure_quality(*model, *tokenizer, pairs, o, hooks);
+  EXPECT_EQ(order, (std::vector<std::string>{"scoring " + o.text[0], "text " + o.text[0], "scoring " + o.text[1],
+                                             "text " + o.text[1], "pairs", "summaries"}));
+
+  ASSERT_EQ(r.texts.size(), 2u);
+  EXPECT_EQ(r.texts[0].context, 64);  // the model's positions (below 512)
+  const auto [ids, bytes] = read_eval_tokens(*tokenizer, o.text[0], 300);
+  const PerplexityResult direct = perplexity(*model, ids, bytes, 64, 32, 8);
+  EXPECT_EQ(r.texts[0].result.tokens, direct.tokens);
+  EXPECT_DOUBLE_EQ(r.texts[0].result.perplexity(), direct.perplexity());
+  ASSERT_TRUE(r.minimal_pairs.has_value());
+  EXPECT_EQ(r.minimal_pairs->correct, minimal_pair_accuracy(*model, *tokenizer, pairs, 8).correct);
+  ASSERT_TRUE(r.summaries.has_value());
+  EXPECT_EQ(r.summaries->examples, 1);
+
+  // Nothing asked, nothing measured; a context beyond the model's positions is refused.
+  const QualityResult none = measure_quality(*model, *tokenizer, {}, QualityOptions{});
+  EXPECT_TRUE(none.texts.empty() && !none.minimal_pairs && !none.summaries);
+  o.context = 65;
+  EXPECT_THROW(measure_quality(*model, *tokenizer, pairs, o), InputError);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -416,6 +417,40 @@ TEST(TrainLog, MalformedLineBeforeTheEndIsAnInputError) {
   }
 }
 
+// read_train_log: the records as written, non-finite values as NaN; a partial last line is
+// dropped and a malformed one before the end named by its line; a missing file is an empty log.
+TEST(TrainLog, ReaderReturnsTheRecordsAsWritten) {
+  TempDir dir;
+  EXPECT_TRUE(gqa::read_train_log(gqa::train_log_path(dir.path())).empty());
+  {
+    gqa::TrainLog log(dir.path(), kConfig);
+    log.record("train", 12, {{"loss", 3.2}, {"lr", 9.8e-4}});
+    log.record("valid", 12, {{"loss", 3.5}});
+    log.record("train", 13, {{"loss", kNaN}});
+  }
+  const std::string path = gqa::train_log_path(dir.path());
+  EXPECT_EQ(path, dir.path() + "/train_log.jsonl");
+  std::ofstream(path, std::ios::app) << "{\"kind\":\"train\",\"st";
+  const std::vector<gqa::TrainLogRecord> records = gqa::read_train_log(path);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].kind, "train");
+  EXPECT_EQ(records[0].step, 12);
+  EXPECT_EQ(records[0].scalars, (std::map<std::string, double>{{"loss", 3.2}, {"lr", 9.8e-4}}));
+  EXPECT_EQ(records[1].kind, "valid");
+  EXPECT_EQ(records[1].scalars.at("loss"), 3.5);
+  EXPECT_EQ(records[2].step, 13);
+  EXPECT_TRUE(std::isnan(records[2].scalars.at("loss")));
+
+  std::ofstream(path, std::ios::app) << "\n" << json({{"kind", "train"}, {"step", 14}, {"loss", 1}}).dump() << "\n";
+  try {
+    gqa::read_train_log(path);
+    FAIL() << "expected InputError";
+  } catch (const gqa::InputError& error) {
+    EXPECT_EQ(error.file(), path);
+    EXPECT_EQ(error.field(), "line 4");
+  }
+}
+
 TEST(TrainLog, CorruptedHdf5IsRebuiltFromJsonl) {
   TempDir dir;
   const std::string h5_path = dir.path() + "/train_log.h5";
@@ -511,7 +546,7 @@ TEST(ProgressBar, TtyRedrawsOneLine) {
   EXPECT_EQ(first.front(), '\r');
   EXPECT_NE(first.find("  37% |"), std::string::npos) << first;
   EXPECT_NE(first.find("370/1000"), std::string::npos) << first;
-  EXPECT_NE(first.find("12.3k tok/s"), std::string::npos) << first;
+  EXPECT_NE(first.find("12.3K tok/s"), std::string::npos) << first;
   EXPECT_NE(first.find("loss 3.214"), std::string::npos) << first;
   EXPECT_NE(first.find("lr 9.8e-04"), std::string::npos) << first;
   EXPECT_NE(first.find("ETA"), std::string::npos) << first;
@@ -566,15 +601,15 @@ TEST(ProgressBar, NotATtyOnlyPrintsMessages) {
 }
 
 TEST(ProgressBar, EtaAndWidth) {
-  EXPECT_EQ(gqa::ProgressBar::format_duration(83), "01:23");
-  EXPECT_EQ(gqa::ProgressBar::format_duration(3599.4), "59:59");
-  EXPECT_EQ(gqa::ProgressBar::format_duration(3723), "1:02:03");
-  EXPECT_EQ(gqa::ProgressBar::format_duration(-1), "--:--");
-  EXPECT_EQ(gqa::ProgressBar::format_duration(1e300), "100000:00:00");
   EXPECT_NE(gqa::ProgressBar::format_line(370, 1000, 12300, 3.2, 1e-3, 83).find("ETA 01:23"),
             std::string::npos);
   EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 0, 3.2, 1e-3, -1).find("ETA --:--"),
             std::string::npos);
+  // Token rates as format_count writes them (whole below a thousand, then K / M / B); "-" when unknown.
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 999, 3.2, 1e-3, 1).find("  999 tok/s"), std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 1.26e6, 3.2, 1e-3, 1).find("1.26M tok/s"), std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 3.5e9, 3.2, 1e-3, 1).find("3.50B tok/s"), std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, -1, 3.2, 1e-3, 1).find("    - tok/s"), std::string::npos);
   // Large numbers still fit in 80 columns (the bar gives way first).
   const std::string wide =
       gqa::ProgressBar::format_line(1234567, 9999999, 9.87e8, 12.345, 1.5e-10, 3.6e6);

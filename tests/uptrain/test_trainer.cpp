@@ -22,6 +22,8 @@
 #include "tests/uptrain/train_runs.h"
 #include "uptrain/model_io.h"
 #include "uptrain/optimizer.h"
+#include "uptrain/train_log.h"
+#include "uptrain/trainer.h"
 
 namespace gqa {
 namespace {
@@ -248,6 +250,40 @@ TEST(Trainer, WeightedScalarsTrainAndFold) {
   EXPECT_LT(test::max_abs_diff(load_model(folded)->forward(ids, at::Tensor()), wm->forward(ids, at::Tensor())), 2e-5);
   // The scalars are logged.
   EXPECT_NE(test::read_text(tmp.file("out/train_log.jsonl")).find("\"kind\":\"wgqa\""), std::string::npos);
+}
+
+// A finished run read back from its folder (what gqa compare resumes from): the paths the trainer
+// wrote to, and the steps, tokens and losses recorded in the model's config.json.
+TEST(Trainer, CompletedRunReadsBackItsSummary) {
+  TempDir tmp("gqa-completed");
+  write_tokens(tmp.file("train.bin"), 3000, 23);
+  TrainOptions opts;
+  opts.out_dir = tmp.file("out");
+  EXPECT_FALSE(completed_run(opts).has_value());
+  const std::string src = test::oracle_case("gpt2_h4");
+  RunResult r = run(gqa_cmd("uptrain " + src + " " + opts.out_dir + " --data " + tmp.file("train.bin") + " --valid " +
+                            tmp.file("train.bin") + " --seq-len 16 --batch-size 2 --steps 3 --threads 1 --quiet"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::optional<TrainSummary> done = completed_run(opts);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->model_dir, opts.out_dir + "/model");
+  EXPECT_EQ(done->log_path, opts.out_dir + "/train_log.jsonl");
+  EXPECT_EQ(done->steps, 3);
+  EXPECT_EQ(done->tokens, 3 * 2 * 16);
+  EXPECT_DOUBLE_EQ(done->last_loss, train_losses(opts.out_dir).at(3));
+  EXPECT_TRUE(done->valid_loss.has_value());
+  // The log reader sees what the run wrote: train records at steps 1-3, one valid record at the end.
+  std::map<int64_t, double> train;
+  int valid = 0;
+  for (const TrainLogRecord& record : read_train_log(done->log_path)) {
+    if (record.kind == "train") train[record.step] = record.scalars.at("loss");
+    if (record.kind == "valid") {
+      EXPECT_DOUBLE_EQ(record.scalars.at("loss"), *done->valid_loss);
+      ++valid;
+    }
+  }
+  EXPECT_EQ(train, train_losses(opts.out_dir));
+  EXPECT_EQ(valid, 1);
 }
 
 // Distilling a model into itself: the KL term is zero, so weight 1 gives a zero loss.

@@ -11,7 +11,9 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "eval/report.h"
+#include "compare/csv.h"
+#include "compare/report.h"
+#include "compare/ticks.h"
 
 namespace gqa::report {
 namespace {
@@ -447,6 +449,26 @@ TEST(ReportMarkdown, TablesHoldEveryCellAndDashesForMissingValues) {
   ASSERT_NE(notes, std::string::npos);
   EXPECT_NE(md.find("first, 4 KV heads: non-finite values (Perplexity (uptrained) NaN)", notes),
             std::string::npos);
+}
+
+// How the speed table prints byte sizes, parameter counts and wall times.
+TEST(ReportMarkdown, SpeedTableFiguresAsPrinted) {
+  std::vector<CellResult> cells = sample_cells();
+  cells[1].kv_bytes_per_token = 1536 * 1024;
+  cells[1].parameters = 6'738'415'616;
+  cells[1].wall_seconds = 303;
+  cells[2].kv_bytes_per_token = 512;
+  cells[2].parameters = 999;
+  cells[2].wall_seconds = 3725;
+  cells[3].kv_bytes_per_token = int64_t(3) << 30;
+  cells[3].parameters = 12'345;
+  cells[3].wall_seconds = 42;
+  const std::string md = report_markdown(cells);
+  EXPECT_NE(md.find("| 8.0 KiB | 100.0% | 10.01M | 13s |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 1.5 MiB | 19200.0% | 6.74B | 5m 03s |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 512 B | 6.2% | 999 | 1h 02m |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 3.0 GiB | 39321600.0% | 12.3K | 42s |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 2.0 KiB | 25.0% | 10.00M | 13s |\n"), std::string::npos) << md;
 }
 
 TEST(QualityVsSpeedSvg, OneWellFormedMarkerPerPlottableCell) {

@@ -1,21 +1,22 @@
-#include "eval/compare.h"
+#include "compare/compare.h"
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 
+#include "compare/report.h"
 #include "convert/calibration.h"
 #include "convert/converter.h"
 #include "convert/strategy.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format.h"
 #include "core/tokenizers/tokenizer.h"
 #include "eval/minimal_pairs.h"
-#include "eval/perplexity.h"
-#include "eval/report.h"
+#include "eval/quality.h"
+#include "uptrain/train_log.h"
 
 namespace gqa {
 namespace {
@@ -41,28 +42,23 @@ struct Loaded {
   }
 };
 
-// Quality on the comparison's held-out text, summaries and minimal pairs.
-report::Quality measure_quality(const Loaded& m, const CompareOptions& o, const std::vector<MinimalPair>& pairs) {
+// The cell's quality on the held-out text (its first file: one perplexity per cell), summaries
+// and minimal pairs.
+report::Quality cell_quality(const Loaded& m, const CompareOptions& o, const std::vector<MinimalPair>& pairs) {
+  QualityOptions options = o.quality;
+  if (options.text.size() > 1) options.text.resize(1);
+  const QualityResult measured = measure_quality(*m.model, *m.tokenizer, pairs, options);
   report::Quality q;
-  const Model* model = m.model.get();
-  const Tokenizer* tokenizer = m.tokenizer.get();
-  const ModelConfig& c = model->config();
-  if (!o.eval_text.empty()) {
-    const int64_t ctx = default_eval_context(c);
-    const auto [ids, bytes] = read_eval_tokens(*tokenizer, o.eval_text.front(), o.eval_tokens);
-    const PerplexityResult r = perplexity(*model, ids, bytes, ctx, ctx / 2);
-    q.perplexity = r.perplexity();
-    q.bits_per_byte = r.bits_per_byte();
+  if (!measured.texts.empty()) {
+    q.perplexity = measured.texts.front().result.perplexity();
+    q.bits_per_byte = measured.texts.front().result.bits_per_byte();
   }
-  if (!o.summaries.empty()) {
-    SummaryOptions so;
-    so.max_examples = o.summary_examples;
-    const SummaryResult r = summarize_rouge(*model, *tokenizer, o.summaries, so);
-    q.rouge1 = r.mean.rouge1.fmeasure;
-    q.rouge2 = r.mean.rouge2.fmeasure;
-    q.rouge_l = r.mean.rougeL.fmeasure;
+  if (measured.summaries) {
+    q.rouge1 = measured.summaries->mean.rouge1.fmeasure;
+    q.rouge2 = measured.summaries->mean.rouge2.fmeasure;
+    q.rouge_l = measured.summaries->mean.rougeL.fmeasure;
   }
-  if (!pairs.empty()) q.minimal_pair_accuracy = minimal_pair_accuracy(*model, *tokenizer, pairs).accuracy();
+  if (measured.minimal_pairs) q.minimal_pair_accuracy = measured.minimal_pairs->accuracy();
   return q;
 }
 
@@ -73,23 +69,16 @@ void measure_speed(const Loaded& m, const CompareOptions& o, CellResult& cell) {
   for (const DecodeBenchResult& r : decode_bench(*m.model, o.speed)) cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
 }
 
-std::vector<report::LossPoint> curve(const std::string& log_path, const std::string& kind) {
-  std::vector<report::LossPoint> out;
-  std::ifstream in(log_path);
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("kind", "") != kind || !j["loss"].is_number()) continue;
-    out.push_back({j["step"].get<int64_t>(), j["loss"].get<double>()});
+// The uptraining's loss by step from its log records of `kind` ("train", "valid"); records
+// without a finite loss are left out.
+std::vector<report::LossPoint> loss_curve(const std::vector<TrainLogRecord>& log, const std::string& kind) {
+  std::vector<report::LossPoint> curve;
+  for (const TrainLogRecord& record : log) {
+    const auto loss = record.scalars.find("loss");
+    if (record.kind == kind && loss != record.scalars.end() && std::isfinite(loss->second))
+      curve.push_back({record.step, loss->second});
   }
-  return out;
-}
-
-std::string duration(double s) {
-  char buf[32];
-  const int t = int(std::lround(s));
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%d:%02d", t / 60, t % 60);
-  return buf;
+  return curve;
 }
 
 }  // namespace
@@ -99,9 +88,10 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   const int heads = int(mha.n_heads);
   for (const std::string& s : o.strategies)
     if (!find_strategy(s)) throw InputError("--strategies", s, "unknown strategy");
-  if (o.eval_text.empty() && o.pairs.empty() && o.summaries.empty())
+  const std::vector<std::string>& eval_text = o.quality.text;
+  if (eval_text.empty() && o.pairs.empty() && o.quality.summaries.empty())
     throw InputError("--eval-data", "", "give held-out text (--eval-data), --pairs or --summaries");
-  for (const std::string& f : o.eval_text)
+  for (const std::string& f : eval_text)
     if (!files::exists(f)) throw InputError(f, "", "evaluation text does not exist");
   std::vector<Cell> cells{{"mha", heads, true}};
   for (const std::string& s : o.strategies)
@@ -117,7 +107,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   std::vector<CellResult> results;
   double spent = 0;
   int measured = 0;
-  const std::string calib = o.calib_text.empty() ? (o.eval_text.empty() ? "" : o.eval_text.front()) : o.calib_text;
+  const std::string calib = o.calib_text.empty() ? (eval_text.empty() ? "" : eval_text.front()) : o.calib_text;
   for (size_t i = 0; i < cells.size(); ++i) {
     const Cell& cell = cells[i];
     const std::string json_path = cells_dir + "/" + cell.name() + ".json";
@@ -125,7 +115,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
       const size_t left = cells.size() - i;
       const double per_cell = measured ? spent / measured : 0;
       log << "[" << i + 1 << "/" << cells.size() << "] " << cell.name() << ": " << stage
-          << (measured ? " (ETA " + duration(per_cell * double(left)) + ")" : "") << std::endl;
+          << (measured ? " (ETA " + format_clock(per_cell * double(left)) + ")" : "") << std::endl;
     };
     if (files::exists(json_path)) {
       results.push_back(report::load_cell(json_path));
@@ -141,7 +131,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
     if (cell.baseline) {
       say("measuring the MHA baseline");
       const Loaded mha_model(o.mha_dir, o.dtype);
-      r.step0 = measure_quality(mha_model, o, pairs);
+      r.step0 = cell_quality(mha_model, o, pairs);
       measure_speed(mha_model, o, r);
     } else {
       const std::string converted = work + "/converted";
@@ -166,7 +156,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
       }
       say("step-0 quality");
       auto loaded = std::make_unique<Loaded>(converted, o.dtype);
-      r.step0 = measure_quality(*loaded, o, pairs);
+      r.step0 = cell_quality(*loaded, o, pairs);
       if (o.uptrain) {
         loaded.reset();  // not held in memory beside the training
         TrainOptions t = o.train;
@@ -174,17 +164,19 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         t.out_dir = work + "/uptrain";
         t.resume = true;
         t.progress = false;
-        if (!files::exists(t.out_dir + "/model/config.json")) {
+        std::optional<TrainSummary> trained = completed_run(t);  // an earlier run of this cell got this far
+        if (!trained) {
           say("uptraining");
           std::ostringstream quiet;
           auto comm = single_process();
-          run_training(t, *comm, quiet);
+          trained = run_training(t, *comm, quiet);
         }
-        r.train_loss = curve(t.out_dir + "/train_log.jsonl", "train");
-        r.valid_loss = curve(t.out_dir + "/train_log.jsonl", "valid");
+        const std::vector<TrainLogRecord> log = read_train_log(trained->log_path);
+        r.train_loss = loss_curve(log, "train");
+        r.valid_loss = loss_curve(log, "valid");
         say("quality after uptraining");
-        loaded = std::make_unique<Loaded>(t.out_dir + "/model", o.dtype);
-        r.uptrained = measure_quality(*loaded, o, pairs);
+        loaded = std::make_unique<Loaded>(trained->model_dir, o.dtype);
+        r.uptrained = cell_quality(*loaded, o, pairs);
       }
       say("decode speed");
       measure_speed(*loaded, o, r);

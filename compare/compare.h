@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "eval/decode_bench.h"
-#include "eval/summarize.h"
+#include "eval/quality.h"
 #include "uptrain/trainer.h"
 
 namespace gqa {
@@ -20,12 +20,11 @@ struct CompareOptions {
   std::vector<int> kv_heads{8, 4, 2, 1};  // counts that do not divide the heads, or equal them, are skipped
   TrainOptions train;                     // data, budget (fraction or steps), optimizer; model/out set per cell
   bool uptrain = true;
-  std::vector<std::string> eval_text;     // held-out text for perplexity (first file also for calibration)
+  // Held-out text (the first file's perplexity is reported, and it calibrates by default),
+  // summaries and their settings: measured as gqa eval measures them, with its defaults.
+  QualityOptions quality;
   std::vector<std::string> pairs;         // BLiMP-format minimal pairs
-  std::string summaries;                  // JSONL document/summary pairs: ROUGE of greedy summaries
-  int64_t summary_examples = 100;
-  int64_t eval_tokens = 16384;
-  std::string calib_text;                 // svd / similarity calibration text ("" = first eval_text file)
+  std::string calib_text;                 // svd / similarity calibration text ("" = first quality.text file)
   int64_t calib_tokens = 16384;
   DecodeBenchOptions speed;
   bool measure_speed = true;

@@ -1,0 +1,70 @@
+// One result of `gqa compare`: a conversion strategy at a KV-head count, or the MHA baseline,
+// with its quality, decode speed and uptraining curves. Stored as one JSON file per finished cell
+// so a resumed comparison reloads them. Torch-free.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gqa::report {
+
+// Quality of one model on the held-out text. Every metric is optional: a comparison measures
+// what its data allows (ROUGE needs a summarization set, minimal pairs their own file).
+struct Quality {
+  std::optional<double> perplexity;
+  std::optional<double> bits_per_byte;
+  std::optional<double> rouge1, rouge2, rouge_l;  // F-measures in [0, 1]
+  std::optional<double> minimal_pair_accuracy;    // fraction in [0, 1]
+
+  bool operator==(const Quality& other) const;
+  bool operator!=(const Quality& other) const { return !(*this == other); }
+};
+
+struct LossPoint {
+  int64_t step = 0;
+  double loss = 0;
+};
+
+struct CellResult {
+  std::string strategy;  // conversion strategy ("mean", "svd", ...); for the baseline, e.g. "mha"
+  int64_t kv_heads = 0;  // the baseline's KV heads = its query heads
+  bool is_baseline = false;
+  Quality step0;                                  // right after conversion, before any uptraining
+  Quality uptrained;                              // after uptraining (empty when the cell was not uptrained)
+  // Batch size -> milliseconds per decoded token (one decode step; the caller picks the convention,
+  // e.g. decode_bench's ms per step). Speedups are ratios at equal batch, so any one convention
+  // used for every cell gives the same speedups.
+  std::map<int64_t, double> decode_ms_per_token;
+  std::optional<int64_t> kv_bytes_per_token;      // KV cache, all layers
+  std::optional<int64_t> parameters;
+  std::vector<LossPoint> train_loss, valid_loss;  // uptraining curves, by step
+  std::optional<double> wall_seconds;             // time spent on the cell (convert + uptrain + eval)
+
+  // Non-finite numbers compare equal to themselves (NaN == NaN), so a cell equals its reload.
+  bool operator==(const CellResult& other) const;
+  bool operator!=(const CellResult& other) const { return !(*this == other); }
+};
+
+// JSON form: missing values are omitted; NaN and ±inf are written as the strings "NaN",
+// "Infinity", "-Infinity" (JSON has no such numbers) and read back exactly; decode times are an
+// object keyed by batch size ({"1": 0.8, "512": 0.02}); curves are [[step, loss], ...].
+void to_json(nlohmann::json& j, const CellResult& cell);
+void to_json(nlohmann::json& j, const Quality& quality);
+// Unknown keys are ignored (results.json adds derived fields to each cell). Throws InputError
+// naming `source` and the field when a value has the wrong type or is out of range.
+CellResult cell_from_json(const nlohmann::json& j, const std::string& source);
+void from_json(const nlohmann::json& j, CellResult& cell);  // cell_from_json(j, "")
+
+// One cell per file, for resuming a comparison: written atomically (temp file + rename), read
+// back with InputError(path, field, problem) on any defect.
+void save_cell(const CellResult& cell, const std::string& path);
+CellResult load_cell(const std::string& path);
+
+// The text of cell files and results.json: indented JSON, except that arrays of numbers (a loss
+// curve's [step, loss] pairs) stay on one line.
+std::string pretty_json(const nlohmann::json& j);
+
+}  // namespace gqa::report

@@ -1,0 +1,173 @@
+#include "compare/plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "compare/metrics.h"
+#include "core/error.h"
+#include "core/format.h"
+
+namespace gqa::report {
+namespace {
+
+// The chart's quality: perplexity after uptraining. The baseline is never converted, so when it
+// was not uptrained its step-0 perplexity is its final quality.
+std::optional<double> plotted_perplexity(const CellResult& cell) {
+  if (cell.uptrained.perplexity || !cell.is_baseline) return cell.uptrained.perplexity;
+  return cell.step0.perplexity;
+}
+
+std::vector<std::string> non_finite_fields(const CellResult& cell) {
+  std::vector<std::string> fields;
+  for (const Phase& phase : phases())
+    for (const Metric& metric : metrics()) {
+      const std::optional<double>& v = (cell.*phase.member).*metric.member;
+      if (v && !std::isfinite(*v))
+        fields.push_back(std::string(metric.label) + " (" + phase.label + ") " + non_finite_text(*v));
+    }
+  for (const auto& [batch, ms] : cell.decode_ms_per_token)
+    if (!std::isfinite(ms))
+      fields.push_back("decode time at batch " + std::to_string(batch) + " " + non_finite_text(ms));
+  if (cell.wall_seconds && !std::isfinite(*cell.wall_seconds))
+    fields.push_back("wall time " + non_finite_text(*cell.wall_seconds));
+  const auto count_curve = [&](const std::vector<LossPoint>& curve, const char* what) {
+    const auto bad =
+        std::count_if(curve.begin(), curve.end(), [](const LossPoint& p) { return !std::isfinite(p.loss); });
+    if (bad)
+      fields.push_back(std::string(what) + " at " + std::to_string(bad) + " step" + (bad == 1 ? "" : "s"));
+  };
+  count_curve(cell.train_loss, "training loss");
+  count_curve(cell.valid_loss, "validation loss");
+  return fields;
+}
+
+}  // namespace
+
+std::string cell_name(const CellResult& cell) {
+  if (cell.is_baseline) return "MHA baseline";
+  return cell.strategy + ", " + std::to_string(cell.kv_heads) + " KV head" + (cell.kv_heads == 1 ? "" : "s");
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string text;
+  for (size_t i = 0; i < parts.size(); ++i) text += (i ? separator : "") + parts[i];
+  return text;
+}
+
+std::optional<double> decode_ms(const CellResult& cell, int64_t batch) {
+  const auto it = cell.decode_ms_per_token.find(batch);
+  if (it == cell.decode_ms_per_token.end()) return std::nullopt;
+  return it->second;
+}
+
+Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& options) {
+  Plan plan;
+  std::set<std::pair<std::string, int64_t>> seen;
+  std::set<int64_t> kv_counts, batches;
+  for (const CellResult& cell : cells) {
+    if (cell.is_baseline) {
+      if (plan.baseline)
+        throw InputError("", "cells", "two MHA baselines among the results (one is expected)");
+      plan.baseline = &cell;
+    } else {
+      if (!seen.insert({cell.strategy, cell.kv_heads}).second)
+        throw InputError(
+            "", "cells",
+            "two results for " + cell_name(cell) + " (one per strategy and KV-head count is expected)");
+      if (std::find(plan.strategies.begin(), plan.strategies.end(), cell.strategy) == plan.strategies.end())
+        plan.strategies.push_back(cell.strategy);
+      kv_counts.insert(cell.kv_heads);
+    }
+    for (const auto& [batch, ms] : cell.decode_ms_per_token) batches.insert(batch);
+  }
+  plan.kv_counts.assign(kv_counts.rbegin(), kv_counts.rend());
+  plan.batches.assign(batches.begin(), batches.end());
+
+  if (plan.baseline) plan.ordered.push_back(plan.baseline);
+  for (const std::string& strategy : plan.strategies)
+    for (int64_t kv_heads : plan.kv_counts)
+      for (const CellResult& cell : cells)
+        if (!cell.is_baseline && cell.strategy == strategy && cell.kv_heads == kv_heads)
+          plan.ordered.push_back(&cell);
+
+  if (options.speed_batch) {
+    if (!batches.count(*options.speed_batch)) {
+      std::vector<std::string> measured;
+      for (int64_t b : plan.batches) measured.push_back(std::to_string(b));
+      throw InputError(
+          "", "speed_batch",
+          "no result has a decode time at batch " + std::to_string(*options.speed_batch) +
+              (measured.empty() ? " (none has any)" : " (measured: " + join(measured, ", ") + ")"));
+    }
+    plan.speed_batch = *options.speed_batch;
+  } else if (plan.baseline && !plan.baseline->decode_ms_per_token.empty()) {
+    plan.speed_batch = plan.baseline->decode_ms_per_token.rbegin()->first;  // GQA's gain grows with batch
+  } else if (!plan.batches.empty()) {
+    plan.speed_batch = plan.batches.back();
+  }
+  const std::optional<double> baseline_ms =
+      plan.baseline ? decode_ms(*plan.baseline, plan.speed_batch) : std::nullopt;
+  plan.x_is_speedup = baseline_ms && std::isfinite(*baseline_ms) && *baseline_ms > 0;
+  return plan;
+}
+
+// MHA's decode time over the cell's, at the same batch; only from finite positive times.
+std::optional<double> speedup(const Plan& plan, const CellResult& cell, int64_t batch) {
+  if (!plan.baseline) return std::nullopt;
+  const std::optional<double> base = decode_ms(*plan.baseline, batch), own = decode_ms(cell, batch);
+  if (!base || !own || !std::isfinite(*base) || !std::isfinite(*own) || *base <= 0 || *own <= 0)
+    return std::nullopt;
+  return *base / *own;
+}
+
+// The quality-vs-speed points; `skipped` (optional) collects, per reason, the cells left out.
+std::vector<PlotPoint> quality_points(const Plan& plan,
+                                      std::map<std::string, std::vector<std::string>>* skipped) {
+  std::vector<PlotPoint> points;
+  const std::string batch = std::to_string(plan.speed_batch);
+  for (const CellResult* cell : plan.ordered) {
+    const std::optional<double> y = plotted_perplexity(*cell);
+    const std::optional<double> ms = decode_ms(*cell, plan.speed_batch);
+    // Non-finite values have a warning of their own (non_finite_fields), so only other reasons
+    // are collected here.
+    if ((y && !std::isfinite(*y)) || (ms && !std::isfinite(*ms))) continue;
+    std::string why_not;
+    if (!y)
+      why_not = "no perplexity after uptraining";
+    else if (!ms)
+      why_not = plan.speed_batch ? "no decode time at batch " + batch : "no decode time measured";
+    else if (*ms <= 0)
+      why_not = "decode time at batch " + batch + " is not positive";
+    if (!why_not.empty()) {
+      if (skipped) (*skipped)[why_not].push_back(cell_name(*cell));
+      continue;
+    }
+    const double x = plan.x_is_speedup ? *speedup(plan, *cell, plan.speed_batch) : *ms;
+    points.push_back({cell, x, *y});
+  }
+  return points;
+}
+
+std::vector<std::string> warnings_for(const Plan& plan) {
+  std::vector<std::string> warnings;
+  if (!plan.baseline)
+    warnings.push_back(
+        "No MHA baseline among the results: no speedups; the chart's x axis is decode time per token.");
+  else if (plan.speed_batch && !plan.x_is_speedup)
+    warnings.push_back("The MHA baseline has no usable decode time at batch " +
+                       std::to_string(plan.speed_batch) + ": the chart's x axis is decode time per token.");
+  for (const CellResult* cell : plan.ordered) {
+    const std::vector<std::string> fields = non_finite_fields(*cell);
+    if (!fields.empty())
+      warnings.push_back(cell_name(*cell) + ": non-finite values (" + join(fields, "; ") +
+                         ") are shown as such in the tables and left out of the charts.");
+  }
+  std::map<std::string, std::vector<std::string>> skipped;
+  quality_points(plan, &skipped);
+  for (const auto& [reason, names] : skipped)
+    warnings.push_back("Not in the quality-vs-speed chart (" + reason + "): " + join(names, "; ") + ".");
+  return warnings;
+}
+
+}  // namespace gqa::report

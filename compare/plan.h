@@ -1,0 +1,60 @@
+// What the report shows, decided once for all its files: the cells in report order, the
+// baseline, the strategies and KV-head counts, the batch the chart's speed is read at, and what
+// is missing or non-finite (the warnings).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compare/cell.h"
+#include "compare/report.h"
+
+namespace gqa::report {
+
+// "MHA baseline", "mean, 2 KV heads".
+std::string cell_name(const CellResult& cell);
+std::string join(const std::vector<std::string>& parts, const std::string& separator);
+// The cell's decode time at `batch`, when it measured one.
+std::optional<double> decode_ms(const CellResult& cell, int64_t batch);
+
+struct Plan {
+  std::vector<const CellResult*>
+      ordered;  // baseline, then strategies by first appearance, KV heads descending
+  const CellResult* baseline = nullptr;
+  std::vector<std::string> strategies;  // non-baseline, by first appearance
+  std::vector<int64_t> kv_counts;       // non-baseline, descending
+  std::vector<int64_t> batches;         // every batch any cell measured, ascending
+  int64_t speed_batch = 0;              // the chart's batch; 0 when no cell measured decode speed
+  bool x_is_speedup = false;            // the baseline measured speed_batch, so speedups exist
+
+  size_t strategy_index(const std::string& strategy) const {
+    return static_cast<size_t>(std::find(strategies.begin(), strategies.end(), strategy) -
+                               strategies.begin());
+  }
+  size_t kv_index(int64_t kv_heads) const {
+    return static_cast<size_t>(std::find(kv_counts.begin(), kv_counts.end(), kv_heads) - kv_counts.begin());
+  }
+};
+
+// Throws InputError for contradictory input (two results for one cell, two baselines, a
+// speed_batch no cell measured).
+Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& options);
+
+// MHA's decode time over the cell's, at the same batch; only from finite positive times.
+std::optional<double> speedup(const Plan& plan, const CellResult& cell, int64_t batch);
+
+struct PlotPoint {
+  const CellResult* cell;
+  double x, y;
+};
+
+// The quality-vs-speed points; `skipped` (optional) collects, per reason, the cells left out.
+std::vector<PlotPoint> quality_points(const Plan& plan, std::map<std::string, std::vector<std::string>>* skipped);
+
+// Non-finite values, cells missing from the quality-vs-speed chart and why, a missing baseline.
+std::vector<std::string> warnings_for(const Plan& plan);
+
+}  // namespace gqa::report

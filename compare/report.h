@@ -1,0 +1,50 @@
+// The report of `gqa compare`: the cells (compare/cell.h) written out together as results.csv,
+// results.json, report.md and two SVG charts (quality vs decode speed; uptraining loss curves).
+// Torch-free.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compare/cell.h"
+
+namespace gqa::report {
+
+struct ReportOptions {
+  std::string title = "MHA \u2192 GQA conversion comparison";
+  std::string model_name;  // shown under the title when set
+  // Batch size whose decode speed is the quality-vs-speed chart's x axis. Unset: the largest
+  // batch the baseline measured (or, without a baseline, the largest any cell measured).
+  std::optional<int64_t> speed_batch;
+};
+
+// Writes out_dir/{results.csv, results.json, report.md, quality_vs_speed.svg, loss_curves.svg},
+// each through a temp file renamed into place; creates out_dir when missing. Returns the
+// warnings (also listed in report.md). Throws InputError for contradictory input (two results for
+// one cell, two baselines, a speed_batch no cell measured) or when a file cannot be written.
+std::vector<std::string> write_report(const std::vector<CellResult>& cells, const std::string& out_dir,
+                                      const ReportOptions& options = {});
+
+// The pieces of write_report (each validates the cells as write_report does).
+// Warnings: non-finite values (shown as NaN/inf in the tables, left out of the charts), cells
+// missing from the quality-vs-speed chart and why, a missing baseline.
+std::vector<std::string> report_warnings(const std::vector<CellResult>& cells,
+                                         const ReportOptions& options = {});
+// One row per cell (baseline first, then strategies in order of first appearance, KV heads
+// descending); missing values are empty fields, non-finite ones "nan", "inf", "-inf".
+std::string results_csv(const std::vector<CellResult>& cells);
+// {"title", "model", "speed_batch", "warnings", "cells": [cell JSON + "speedup_vs_mha"]}.
+nlohmann::json results_json(const std::vector<CellResult>& cells, const ReportOptions& options = {});
+// Each plotted cell is one element with class="point" (the baseline: class="point baseline").
+std::string quality_vs_speed_svg(const std::vector<CellResult>& cells, const ReportOptions& options = {});
+// Each drawn curve segment is one element with class="curve".
+std::string loss_curves_svg(const std::vector<CellResult>& cells, const ReportOptions& options = {});
+std::string report_markdown(const std::vector<CellResult>& cells, const ReportOptions& options = {});
+
+// File names inside out_dir.
+inline constexpr const char* kQualityVsSpeedSvg = "quality_vs_speed.svg";
+inline constexpr const char* kLossCurvesSvg = "loss_curves.svg";
+
+}  // namespace gqa::report
