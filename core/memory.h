@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <string>
 
-#include "core/format.h"  // format_bytes, for the callers that print memory figures through this header
 
 namespace gqa {
 

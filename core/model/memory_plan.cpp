@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/family.h"
+#include "core/format.h"
 #include "core/memory.h"
 
 namespace gqa {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/files.h"
+#include "core/format.h"
 #include "core/memory.h"
 #include "tests/model/oracle.h"
 #include "tests/test_util.h"
