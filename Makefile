@@ -52,6 +52,18 @@ test-sanitize: setup
 	@$(SANITIZE_ENV) cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && $(SANITIZE_ENV) ctest --output-on-failure -j $(JOBS)
 
+# One code style (.clang-format, clang-format 14): `make format` applies it, `make format-check`
+# (part of `make test`) fails naming every file that differs.
+CLANG_FORMAT ?= clang-format-14
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+.PHONY: format format-check
+format: setup
+	@$(CLANG_FORMAT) -i $(FORMAT_FILES)
+format-check: setup
+	@$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES) 2>&1 | grep -o '^[^:]*:[0-9]*:[0-9]*: error' | cut -d: -f1 | sort -u \
+	  | sed 's/^/format-check: differs from .clang-format: /' | { ! grep .; } || { echo "run: make format"; exit 1; }
+test: format-check
+
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 

@@ -12,6 +12,8 @@ apt_packages=(build-essential cmake ninja-build ccache pkg-config python3-venv
 # make fuzz / make test: clang with libFuzzer (tests/fuzz); Debian ships its runtime in libclang-rt-dev.
 apt_packages+=(clang)
 apt-cache show libclang-rt-dev >/dev/null 2>&1 && apt_packages+=(libclang-rt-dev)
+# make format / format-check: one formatter version, since versions format differently (.clang-format).
+apt_packages+=(clang-format-14)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
