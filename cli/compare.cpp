@@ -3,33 +3,39 @@
 #include <iostream>
 
 #include "cli/training_options.h"
-#include "core/error.h"
 #include "compare/compare.h"
+#include "core/error.h"
 
 namespace gqa::cli {
 int compare(const Args& args) {
   po::options_description opts("gqa compare MHA_DIR OUT_DIR --data TRAIN... --eval-data HELDOUT [options]");
   CompareOptions c;
   std::string strategies, kv_heads, batches;
-  opts.add_options()("help,h", "show options")
-      ("mha", po::value<std::string>(&c.mha_dir)->required(), "the MHA source model folder")
-      ("out", po::value<std::string>(&c.out_dir)->required(), "report folder (re-running resumes: finished cells are reused)")
-      ("strategies", po::value<std::string>(&strategies)->default_value("mean,first,weighted,random-weighted,similarity,svd"),
-       "conversion strategies, comma-separated")
-      ("kv-heads", po::value<std::string>(&kv_heads)->default_value("8,4,2,1"), "KV-head counts (those dividing the heads)")
-      ("uptrain-fraction", po::value<double>(), "uptraining budget as a fraction of the pretraining tokens (default 0.05)")
-      ("no-uptrain", "measure at step 0 only")
-      ("eval-data", po::value<std::vector<std::string>>(&c.quality.text)->multitoken(), "held-out text for perplexity")
-      ("pairs", po::value<std::vector<std::string>>(&c.pairs)->multitoken(), "BLiMP-format minimal pairs")
-      ("summaries", po::value<std::string>(&c.quality.summaries), "JSONL document/summary pairs: ROUGE-1/2/L of greedy summaries")
-      ("summary-examples", po::value<int64_t>(&c.quality.summary.max_examples)->default_value(c.quality.summary.max_examples),
-       "records summarized per model")
-      ("eval-tokens", po::value<int64_t>(&c.quality.max_tokens)->default_value(c.quality.max_tokens), "held-out tokens scored")
-      ("calib", po::value<std::string>(&c.calib_text), "calibration text for svd and similarity (default: the eval data)")
-      ("speed-batches", po::value<std::string>(&batches)->default_value("1,16,512"), "decode batch sizes")
-      ("prompt-len", po::value<int64_t>(&c.speed.prompt_len)->default_value(128), "decode benchmark prompt length")
-      ("new-tokens", po::value<int64_t>(&c.speed.new_tokens)->default_value(32), "decode benchmark new tokens")
-      ("no-speed", "skip the decode benchmark");
+  opts.add_options()("help,h", "show options")("mha", po::value<std::string>(&c.mha_dir)->required(),
+                                               "the MHA source model folder")(
+      "out", po::value<std::string>(&c.out_dir)->required(),
+      "report folder (re-running resumes: finished cells are reused)")(
+      "strategies",
+      po::value<std::string>(&strategies)->default_value("mean,first,weighted,random-weighted,similarity,svd"),
+      "conversion strategies, comma-separated")("kv-heads", po::value<std::string>(&kv_heads)->default_value("8,4,2,1"),
+                                                "KV-head counts (those dividing the heads)")(
+      "uptrain-fraction", po::value<double>(),
+      "uptraining budget as a fraction of the pretraining tokens (default 0.05)")("no-uptrain",
+                                                                                  "measure at step 0 only")(
+      "eval-data", po::value<std::vector<std::string>>(&c.quality.text)->multitoken(), "held-out text for perplexity")(
+      "pairs", po::value<std::vector<std::string>>(&c.pairs)->multitoken(), "BLiMP-format minimal pairs")(
+      "summaries", po::value<std::string>(&c.quality.summaries),
+      "JSONL document/summary pairs: ROUGE-1/2/L of greedy summaries")(
+      "summary-examples",
+      po::value<int64_t>(&c.quality.summary.max_examples)->default_value(c.quality.summary.max_examples),
+      "records summarized per model")(
+      "eval-tokens", po::value<int64_t>(&c.quality.max_tokens)->default_value(c.quality.max_tokens),
+      "held-out tokens scored")("calib", po::value<std::string>(&c.calib_text),
+                                "calibration text for svd and similarity (default: the eval data)")(
+      "speed-batches", po::value<std::string>(&batches)->default_value("1,16,512"), "decode batch sizes")(
+      "prompt-len", po::value<int64_t>(&c.speed.prompt_len)->default_value(128), "decode benchmark prompt length")(
+      "new-tokens", po::value<int64_t>(&c.speed.new_tokens)->default_value(32), "decode benchmark new tokens")(
+      "no-speed", "skip the decode benchmark");
   add_training_options(opts, c.train);
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"mha", "out"})) return 0;
@@ -42,12 +48,16 @@ int compare(const Args& args) {
   c.measure_speed = !vm.count("no-speed");
   // One uptraining budget: --uptrain-fraction beside another budget option (given at all, even as 0) is an
   // error; it used to win silently.
-  const char* budget = c.train.steps > 0 ? "--steps" : c.train.tokens > 0 ? "--tokens" : c.train.epochs > 0 ? "--epochs"
-                       : c.train.fraction != 0 ? "--fraction" : nullptr;
+  const char* budget = c.train.steps > 0       ? "--steps"
+                       : c.train.tokens > 0    ? "--tokens"
+                       : c.train.epochs > 0    ? "--epochs"
+                       : c.train.fraction != 0 ? "--fraction"
+                                               : nullptr;
   if (vm.count("uptrain-fraction")) {
     for (const char* option : {"steps", "tokens", "epochs", "fraction"})
       if (!vm[option].defaulted())
-        throw InputError("--uptrain-fraction", "", std::string("and --") + option + " both set the uptraining budget: give one");
+        throw InputError("--uptrain-fraction", "",
+                         std::string("and --") + option + " both set the uptraining budget: give one");
     c.train.fraction = vm["uptrain-fraction"].as<double>();
   } else if (!budget) {
     c.train.fraction = 0.05;

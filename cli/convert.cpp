@@ -19,37 +19,42 @@
 namespace gqa::cli {
 
 int convert(const Args& args) {
-  po::options_description opts("gqa convert IN_DIR OUT_DIR --strategy S (--kv-heads N | --mqa | --group-map MAP) [options]");
+  po::options_description opts(
+      "gqa convert IN_DIR OUT_DIR --strategy S (--kv-heads N | --mqa | --group-map MAP) [options]");
   ConvertOptions o;
   std::string exported = "grouped";
   int64_t calib_tokens = 0, calib_len = 0, eval_tokens = 0;
   bool report = false;
   std::string dtype_text;
-  opts.add_options()("help,h", "show options")
-      ("in", po::value<std::string>()->required(), "source Hugging Face folder (MHA, or GQA to group further)")
-      ("out", po::value<std::string>()->required(), "output folder (written atomically)")
-      ("strategy,s", po::value<std::string>(&o.strategy)->default_value("mean"), "mean | first | random | weighted | random-weighted | similarity | svd")
-      ("kv-heads,k", po::value<int>(), "KV heads per block (equal contiguous groups)")
-      ("mqa", po::bool_switch(&o.mqa), "one KV head per block")
-      ("group-map", po::value<std::string>(), "KV head of each query head, e.g. 0,0,0,1,1,1,2,2 (uneven groups)")
-      ("kv-head-dim", po::value<int>(), "\"KQV\": smaller query/key and value vectors for every head (projection)")
-      ("qk-head-dim", po::value<int>(), "smaller query/key vectors only (not with rotary embeddings)")
-      ("v-head-dim", po::value<int>(), "smaller value vectors only")
-      ("match-params", po::bool_switch(&o.match_params), "widen the FFNs so the parameter count stays equal")
-      ("modules", po::value<std::string>(), "T5: decoder-self,decoder-cross,encoder-self (default decoder-self,decoder-cross)")
-      ("layers", po::value<std::string>(), "convert only these layers, e.g. 0-5,8 (others keep their attention)")
-      ("seed", po::value<uint64_t>(&o.seed)->default_value(0), "seed for random choices")
-      ("export", po::value<std::string>(&exported)->default_value("grouped"),
-       "grouped: KV heads as converted; expanded: MHA-shaped weights (KV heads repeated) for vanilla transformers")
-      ("force", po::bool_switch(&o.force), "replace OUT_DIR if it exists")
-      ("calib", po::value<std::string>(), "calibration text: activation similarity (similarity) and output subspaces (svd)")
-      ("calib-tokens", po::value<int64_t>(&calib_tokens)->default_value(16384), "calibration tokens")
-      ("calib-seq-len", po::value<int64_t>(&calib_len)->default_value(256), "calibration sequence length")
-      ("dtype", po::value<std::string>(&dtype_text)->default_value("auto"),
-       "forward of --calib and --report: auto (the checkpoint's own) | f32 | bf16 | f16; the output keeps the stored dtype")
-      ("report", po::bool_switch(&report), "print held-out perplexity before and after conversion (needs --eval)")
-      ("eval", po::value<std::string>(), "held-out text for --report")
-      ("eval-tokens", po::value<int64_t>(&eval_tokens)->default_value(16384), "held-out tokens for --report");
+  opts.add_options()("help,h", "show options")("in", po::value<std::string>()->required(),
+                                               "source Hugging Face folder (MHA, or GQA to group further)")(
+      "out", po::value<std::string>()->required(), "output folder (written atomically)")(
+      "strategy,s", po::value<std::string>(&o.strategy)->default_value("mean"),
+      "mean | first | random | weighted | random-weighted | similarity | svd")(
+      "kv-heads,k", po::value<int>(), "KV heads per block (equal contiguous groups)")("mqa", po::bool_switch(&o.mqa),
+                                                                                      "one KV head per block")(
+      "group-map", po::value<std::string>(), "KV head of each query head, e.g. 0,0,0,1,1,1,2,2 (uneven groups)")(
+      "kv-head-dim", po::value<int>(), "\"KQV\": smaller query/key and value vectors for every head (projection)")(
+      "qk-head-dim", po::value<int>(), "smaller query/key vectors only (not with rotary embeddings)")(
+      "v-head-dim", po::value<int>(), "smaller value vectors only")(
+      "match-params", po::bool_switch(&o.match_params), "widen the FFNs so the parameter count stays equal")(
+      "modules", po::value<std::string>(),
+      "T5: decoder-self,decoder-cross,encoder-self (default decoder-self,decoder-cross)")(
+      "layers", po::value<std::string>(), "convert only these layers, e.g. 0-5,8 (others keep their attention)")(
+      "seed", po::value<uint64_t>(&o.seed)->default_value(0), "seed for random choices")(
+      "export", po::value<std::string>(&exported)->default_value("grouped"),
+      "grouped: KV heads as converted; expanded: MHA-shaped weights (KV heads repeated) for vanilla transformers")(
+      "force", po::bool_switch(&o.force), "replace OUT_DIR if it exists")(
+      "calib", po::value<std::string>(),
+      "calibration text: activation similarity (similarity) and output subspaces (svd)")(
+      "calib-tokens", po::value<int64_t>(&calib_tokens)->default_value(16384), "calibration tokens")(
+      "calib-seq-len", po::value<int64_t>(&calib_len)->default_value(256), "calibration sequence length")(
+      "dtype", po::value<std::string>(&dtype_text)->default_value("auto"),
+      "forward of --calib and --report: auto (the checkpoint's own) | f32 | bf16 | f16; the output keeps the stored "
+      "dtype")("report", po::bool_switch(&report),
+               "print held-out perplexity before and after conversion (needs --eval)")("eval", po::value<std::string>(),
+                                                                                       "held-out text for --report")(
+      "eval-tokens", po::value<int64_t>(&eval_tokens)->default_value(16384), "held-out tokens for --report");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"in", "out"})) return 0;
   if (exported != "grouped" && exported != "expanded") throw InputError("--export", "", "expected grouped or expanded");
@@ -60,15 +65,20 @@ int convert(const Args& args) {
   if (vm.count("kv-head-dim")) o.qk_head_dim = o.v_head_dim = vm["kv-head-dim"].as<int>();
   if (vm.count("qk-head-dim")) o.qk_head_dim = vm["qk-head-dim"].as<int>();
   if (vm.count("v-head-dim")) o.v_head_dim = vm["v-head-dim"].as<int>();
-  if (vm.count("group-map")) o.group_map = parse_group_map(vm["group-map"].as<std::string>(), int(cfg.n_heads), "--group-map");
+  if (vm.count("group-map"))
+    o.group_map = parse_group_map(vm["group-map"].as<std::string>(), int(cfg.n_heads), "--group-map");
   if (vm.count("modules")) {
-    if (!cfg.is_encoder_decoder()) throw InputError("--modules", "", std::string("only for T5; ") + family_name(cfg.family) + " has decoder self-attention only");
+    if (!cfg.is_encoder_decoder())
+      throw InputError("--modules", "",
+                       std::string("only for T5; ") + family_name(cfg.family) + " has decoder self-attention only");
     o.modules = parse_modules(vm["modules"].as<std::string>());
   }
-  if (vm.count("layers")) o.layers = parse_layers(vm["layers"].as<std::string>(), std::max(cfg.n_layers, cfg.n_encoder_layers), "--layers");
+  if (vm.count("layers"))
+    o.layers = parse_layers(vm["layers"].as<std::string>(), std::max(cfg.n_layers, cfg.n_encoder_layers), "--layers");
 
   if (report && !vm.count("eval")) throw InputError("--report", "", "needs --eval FILE (held-out text)");
-  if (calib_tokens <= 0 || calib_len < 2 || eval_tokens < 2) throw InputError("--calib-tokens/--calib-seq-len/--eval-tokens", "", "must be positive");
+  if (calib_tokens <= 0 || calib_len < 2 || eval_tokens < 2)
+    throw InputError("--calib-tokens/--calib-seq-len/--eval-tokens", "", "must be positive");
   if (cfg.max_positions > 0) calib_len = std::min(calib_len, cfg.max_positions);
 
   // Everything that can reject the input happens before the output folder is started.
@@ -118,7 +128,8 @@ int convert(const Args& args) {
   int64_t eval_bytes = 0;
   PerplexityResult before;
   if (report) {
-    std::tie(eval_ids, eval_bytes) = read_eval_tokens(*load_tokenizer(in_dir), vm["eval"].as<std::string>(), eval_tokens);
+    std::tie(eval_ids, eval_bytes) =
+        read_eval_tokens(*load_tokenizer(in_dir), vm["eval"].as<std::string>(), eval_tokens);
     before = perplexity(*source, eval_ids, eval_bytes, context, context / 2);
   }
   if (source) source.reset();  // its shell (embeddings, head) is not needed while converting
@@ -128,19 +139,24 @@ int convert(const Args& args) {
   std::cout << "gqa convert: " << in_dir << " -> " << out_dir << " (" << family_name(cfg.family) << ", strategy "
             << o.strategy << ")\n";
   const ConvertSummary s = convert_checkpoint(in_dir, out_dir, o, &std::cout);
-  std::cout << "converted " << s.blocks << " attention blocks; KV cache per token (fp32) " << s.kv_bytes_per_token_before
-            << " -> " << s.kv_bytes_per_token_after << " bytes (" << std::fixed << std::setprecision(3)
-            << double(s.kv_bytes_per_token_after) / double(s.kv_bytes_per_token_before) << "x)\n"
+  std::cout << "converted " << s.blocks << " attention blocks; KV cache per token (fp32) "
+            << s.kv_bytes_per_token_before << " -> " << s.kv_bytes_per_token_after << " bytes (" << std::fixed
+            << std::setprecision(3) << double(s.kv_bytes_per_token_after) / double(s.kv_bytes_per_token_before)
+            << "x)\n"
             << "parameters " << s.params_before << " -> " << s.params_after
-            << (s.ffn_dim_after != s.ffn_dim_before ? " (FFN width " + std::to_string(s.ffn_dim_before) + " -> " + std::to_string(s.ffn_dim_after) + ")" : "")
-            << "\n" << (s.replaced ? "replaced the existing " : "wrote ") << out_dir << "\n";
+            << (s.ffn_dim_after != s.ffn_dim_before
+                    ? " (FFN width " + std::to_string(s.ffn_dim_before) + " -> " + std::to_string(s.ffn_dim_after) + ")"
+                    : "")
+            << "\n"
+            << (s.replaced ? "replaced the existing " : "wrote ") << out_dir << "\n";
   if (report) {
-    const auto converted = load_model(out_dir, Placement{at::kCPU, runtime_dtype(dtype_text, *source_ckpt)}, Residency::OneBlock);
+    const auto converted =
+        load_model(out_dir, Placement{at::kCPU, runtime_dtype(dtype_text, *source_ckpt)}, Residency::OneBlock);
     const PerplexityResult after = perplexity(*converted, eval_ids, eval_bytes, context, context / 2);
     std::cout << std::setprecision(3) << "held-out (" << before.tokens << " tokens, step 0): perplexity "
-              << before.perplexity() << " -> " << after.perplexity() << ", bits/byte " << before.bits_per_byte() << " -> "
-              << after.bits_per_byte() << " (" << std::showpos << 100 * (after.perplexity() / before.perplexity() - 1)
-              << std::noshowpos << "% perplexity)\n";
+              << before.perplexity() << " -> " << after.perplexity() << ", bits/byte " << before.bits_per_byte()
+              << " -> " << after.bits_per_byte() << " (" << std::showpos
+              << 100 * (after.perplexity() / before.perplexity() - 1) << std::noshowpos << "% perplexity)\n";
   }
   return 0;
 }

@@ -44,63 +44,78 @@ void clear_progress_line() {
 }  // namespace
 
 int eval(const Args& args) {
-  po::options_description opts("gqa eval MODEL_DIR [--text FILE...] [--pairs FILE...] [--speed] [--baseline DIR] [options]");
+  po::options_description opts(
+      "gqa eval MODEL_DIR [--text FILE...] [--pairs FILE...] [--speed] [--baseline DIR] [options]");
   QualityOptions quality;  // its defaults are the ones shown here
   SummaryOptions& summary = quality.summary;
   std::string baseline, batches_text, dtype_text;
   bool json_out = false, csv_out = false, speed = false, one_block = false;
   int threads = 0;
   DecodeBenchOptions bench;
-  opts.add_options()("help,h", "show options")
-      ("model", po::value<std::string>()->required(), "model folder")
-      ("text", po::value<std::vector<std::string>>(&quality.text)->multitoken(), "held-out text files (plain or .gz): perplexity, bits/byte")
-      ("pairs", po::value<std::vector<std::string>>()->multitoken(), "BLiMP-format JSONL (sentence_good/sentence_bad): accuracy")
-      ("summaries", po::value<std::string>(&quality.summaries), "JSONL source/reference pairs: ROUGE-1/2/L of generated summaries")
-      ("summary-examples", po::value<int64_t>(&summary.max_examples)->default_value(summary.max_examples), "records summarized")
-      ("summary-tokens", po::value<int64_t>(&summary.max_new_tokens)->default_value(summary.max_new_tokens), "longest summary in tokens")
-      ("summary-beams", po::value<int64_t>(&summary.beams)->default_value(summary.beams), "beam search for summaries (1: greedy)")
-      ("length-penalty", po::value<double>(&summary.length_penalty)->default_value(summary.length_penalty), "beam score = log-prob / length^this")
-      ("source-field", po::value<std::string>(&summary.source_field)->default_value(summary.source_field), "JSONL source field")
-      ("target-field", po::value<std::string>(&summary.target_field)->default_value(summary.target_field), "JSONL reference field")
-      ("speed", po::bool_switch(&speed), "decode time per token at --batch-sizes")
-      ("baseline", po::value<std::string>(&baseline), "a second model (e.g. the MHA source) measured in the same run")
-      ("max-tokens", po::value<int64_t>(&quality.max_tokens)->default_value(quality.max_tokens), "tokens scored per text file")
-      ("context", po::value<int64_t>(&quality.context)->default_value(quality.context), "window length (0: min(model positions, 512))")
-      ("stride", po::value<int64_t>(&quality.stride)->default_value(quality.stride), "window step (0: context / 2)")
-      ("batch", po::value<int64_t>(&quality.batch)->default_value(quality.batch), "sequences per forward for quality")
-      ("batch-sizes", po::value<std::string>(&batches_text)->default_value("1,16,512"), "decode batch sizes")
-      ("prompt-len", po::value<int64_t>(&bench.prompt_len)->default_value(128), "prompt tokens before decoding")
-      ("new-tokens", po::value<int64_t>(&bench.new_tokens)->default_value(32), "decoded tokens per sequence")
-      ("repeats", po::value<int>(&bench.repeats)->default_value(3), "timed runs per batch size (after one warm-up)")
-      ("threads", po::value<int>(&threads)->default_value(0), "CPU threads (0: LibTorch default)")
-      ("dtype", po::value<std::string>(&dtype_text)->default_value("auto"), "weights and activations: auto (the checkpoint's own) | f32 | bf16 | f16")
-      ("one-block", po::bool_switch(&one_block),
-       "run the model one block at a time (blocks loaded as they run): perplexity of models larger than memory (--text only)")
-      ("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table")
-      ("csv", po::bool_switch(&csv_out), "one CSV row per measurement (a column per field) instead of the table");
+  opts.add_options()("help,h", "show options")("model", po::value<std::string>()->required(), "model folder")(
+      "text", po::value<std::vector<std::string>>(&quality.text)->multitoken(),
+      "held-out text files (plain or .gz): perplexity, bits/byte")(
+      "pairs", po::value<std::vector<std::string>>()->multitoken(),
+      "BLiMP-format JSONL (sentence_good/sentence_bad): accuracy")(
+      "summaries", po::value<std::string>(&quality.summaries),
+      "JSONL source/reference pairs: ROUGE-1/2/L of generated summaries")(
+      "summary-examples", po::value<int64_t>(&summary.max_examples)->default_value(summary.max_examples),
+      "records summarized")(
+      "summary-tokens", po::value<int64_t>(&summary.max_new_tokens)->default_value(summary.max_new_tokens),
+      "longest summary in tokens")("summary-beams", po::value<int64_t>(&summary.beams)->default_value(summary.beams),
+                                   "beam search for summaries (1: greedy)")(
+      "length-penalty", po::value<double>(&summary.length_penalty)->default_value(summary.length_penalty),
+      "beam score = log-prob / length^this")(
+      "source-field", po::value<std::string>(&summary.source_field)->default_value(summary.source_field),
+      "JSONL source field")(
+      "target-field", po::value<std::string>(&summary.target_field)->default_value(summary.target_field),
+      "JSONL reference field")("speed", po::bool_switch(&speed), "decode time per token at --batch-sizes")(
+      "baseline", po::value<std::string>(&baseline), "a second model (e.g. the MHA source) measured in the same run")(
+      "max-tokens", po::value<int64_t>(&quality.max_tokens)->default_value(quality.max_tokens),
+      "tokens scored per text file")("context", po::value<int64_t>(&quality.context)->default_value(quality.context),
+                                     "window length (0: min(model positions, 512))")(
+      "stride", po::value<int64_t>(&quality.stride)->default_value(quality.stride), "window step (0: context / 2)")(
+      "batch", po::value<int64_t>(&quality.batch)->default_value(quality.batch), "sequences per forward for quality")(
+      "batch-sizes", po::value<std::string>(&batches_text)->default_value("1,16,512"), "decode batch sizes")(
+      "prompt-len", po::value<int64_t>(&bench.prompt_len)->default_value(128), "prompt tokens before decoding")(
+      "new-tokens", po::value<int64_t>(&bench.new_tokens)->default_value(32), "decoded tokens per sequence")(
+      "repeats", po::value<int>(&bench.repeats)->default_value(3), "timed runs per batch size (after one warm-up)")(
+      "threads", po::value<int>(&threads)->default_value(0), "CPU threads (0: LibTorch default)")(
+      "dtype", po::value<std::string>(&dtype_text)->default_value("auto"),
+      "weights and activations: auto (the checkpoint's own) | f32 | bf16 | f16")(
+      "one-block", po::bool_switch(&one_block),
+      "run the model one block at a time (blocks loaded as they run): perplexity of models larger than memory (--text "
+      "only)")("json", po::bool_switch(&json_out), "one JSON object per measurement instead of the table")(
+      "csv", po::bool_switch(&csv_out), "one CSV row per measurement (a column per field) instead of the table");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"model"})) return 0;
-  if (quality.max_tokens < 2 || quality.context < 0 || quality.stride < 0 || quality.batch < 1 || bench.prompt_len < 1 ||
-      bench.new_tokens < 1 || bench.repeats < 1)
-    throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "", "must be positive");
+  if (quality.max_tokens < 2 || quality.context < 0 || quality.stride < 0 || quality.batch < 1 ||
+      bench.prompt_len < 1 || bench.new_tokens < 1 || bench.repeats < 1)
+    throw InputError("--max-tokens/--context/--stride/--batch/--prompt-len/--new-tokens/--repeats", "",
+                     "must be positive");
   if (threads < 0) throw InputError("--threads", "", "must be 0 (default) or positive");
   if (json_out && csv_out) throw InputError("--json/--csv", "", "give one of them");
   // --json prints each record as it is measured; --csv needs every record's fields for its header.
   const bool records_out = json_out || csv_out;
   std::vector<nlohmann::json> records;
   const auto emit = [&](const nlohmann::json& record) {
-    if (csv_out) records.push_back(record);
-    else std::cout << record.dump() << std::endl;
+    if (csv_out)
+      records.push_back(record);
+    else
+      std::cout << record.dump() << std::endl;
   };
   if (threads > 0) at::set_num_threads(threads);
   bench.batches = split_list<int64_t>(batches_text, "--batch-sizes");
   if (!vm.count("text") && !vm.count("pairs") && !vm.count("summaries") && !speed)
     throw InputError("options", "", "nothing to measure: give --text, --pairs, --summaries and/or --speed");
-  if (summary.max_examples < 1 || summary.max_new_tokens < 1) throw InputError("--summary-examples/--summary-tokens", "", "must be positive");
+  if (summary.max_examples < 1 || summary.max_new_tokens < 1)
+    throw InputError("--summary-examples/--summary-tokens", "", "must be positive");
   if (summary.beams < 1) throw InputError("--summary-beams", "", "must be at least 1");
   if (one_block && (vm.count("pairs") || vm.count("summaries") || speed))
-    throw InputError("--one-block", "", "scores --text only (minimal pairs, summaries and --speed need the whole model in memory)");
-  const auto pairs = vm.count("pairs") ? read_minimal_pairs(vm["pairs"].as<std::vector<std::string>>()) : std::vector<MinimalPair>{};
+    throw InputError("--one-block", "",
+                     "scores --text only (minimal pairs, summaries and --speed need the whole model in memory)");
+  const auto pairs =
+      vm.count("pairs") ? read_minimal_pairs(vm["pairs"].as<std::vector<std::string>>()) : std::vector<MinimalPair>{};
 
   std::vector<std::string> models{vm["model"].as<std::string>()};
   if (!baseline.empty()) models.push_back(baseline);
@@ -113,7 +128,8 @@ int eval(const Args& args) {
       const int64_t ctx = quality.context_for(ckpt->config());
       const int64_t step = quality.stride_for(ctx);
       const int64_t max_tokens = quality.max_tokens;
-      const int64_t windows = max_tokens <= ctx ? 1 : (max_tokens - ctx + step - 1) / step + 1;  // as perplexity() cuts them
+      const int64_t windows =
+          max_tokens <= ctx ? 1 : (max_tokens - ctx + step - 1) / step + 1;  // as perplexity() cuts them
       const auto need_at = [&](at::ScalarType dt, bool streamed) {
         if (streamed) return one_block_need(*ckpt, dt, windows, ctx, 0);
         MemoryNeed n = whole_model_need(*ckpt, dt, std::min(quality.batch, windows), ctx, /*kv_cache=*/false);
@@ -142,35 +158,51 @@ int eval(const Args& args) {
         clear_progress_line();
         const PerplexityResult& r = text.result;
         if (records_out)
-          emit({{"model", dir}, {"metric", "perplexity"}, {"text", text.file}, {"tokens", r.tokens}, {"bytes", r.bytes},
-                {"perplexity", r.perplexity()}, {"bits_per_byte", r.bits_per_byte()}, {"context", text.context}});
+          emit({{"model", dir},
+                {"metric", "perplexity"},
+                {"text", text.file},
+                {"tokens", r.tokens},
+                {"bytes", r.bytes},
+                {"perplexity", r.perplexity()},
+                {"bits_per_byte", r.bits_per_byte()},
+                {"context", text.context}});
         else
-          std::cout << std::fixed << std::setprecision(3) << dir << "  " << text.file << ": perplexity " << r.perplexity()
-                    << ", bits/byte " << std::setprecision(4) << r.bits_per_byte() << " (" << r.tokens << " tokens, context "
-                    << text.context << ")\n";
+          std::cout << std::fixed << std::setprecision(3) << dir << "  " << text.file << ": perplexity "
+                    << r.perplexity() << ", bits/byte " << std::setprecision(4) << r.bits_per_byte() << " (" << r.tokens
+                    << " tokens, context " << text.context << ")\n";
       };
       hooks.pairs_measured = [&](const MinimalPairResult& r) {
         if (records_out) {
           nlohmann::json by = nlohmann::json::object();
           for (const auto& [name, cn] : r.by_phenomenon) by[name] = {{"correct", cn.first}, {"pairs", cn.second}};
-          emit({{"model", dir}, {"metric", "minimal_pairs"}, {"pairs", r.pairs}, {"correct", r.correct},
-                {"accuracy", r.accuracy()}, {"by_phenomenon", by}});
+          emit({{"model", dir},
+                {"metric", "minimal_pairs"},
+                {"pairs", r.pairs},
+                {"correct", r.correct},
+                {"accuracy", r.accuracy()},
+                {"by_phenomenon", by}});
         } else {
           std::cout << dir << "  minimal pairs: " << std::fixed << std::setprecision(1) << 100 * r.accuracy() << "% ("
                     << r.correct << "/" << r.pairs << ")";
-          for (const auto& [name, cn] : r.by_phenomenon) std::cout << "; " << name << " " << cn.first << "/" << cn.second;
+          for (const auto& [name, cn] : r.by_phenomenon)
+            std::cout << "; " << name << " " << cn.first << "/" << cn.second;
           std::cout << "\n";
         }
       };
       hooks.summaries_measured = [&](const SummaryResult& r) {
         const std::string& file = quality.summaries;
         if (records_out)
-          emit({{"model", dir}, {"metric", "rouge"}, {"data", file}, {"examples", r.examples},
-                {"rouge1", r.mean.rouge1.fmeasure}, {"rouge2", r.mean.rouge2.fmeasure}, {"rougeL", r.mean.rougeL.fmeasure}});
+          emit({{"model", dir},
+                {"metric", "rouge"},
+                {"data", file},
+                {"examples", r.examples},
+                {"rouge1", r.mean.rouge1.fmeasure},
+                {"rouge2", r.mean.rouge2.fmeasure},
+                {"rougeL", r.mean.rougeL.fmeasure}});
         else
-          std::cout << std::fixed << std::setprecision(2) << dir << "  " << file << ": ROUGE-1 " << 100 * r.mean.rouge1.fmeasure
-                    << ", ROUGE-2 " << 100 * r.mean.rouge2.fmeasure << ", ROUGE-L " << 100 * r.mean.rougeL.fmeasure << " ("
-                    << r.examples << " greedy summaries)\n";
+          std::cout << std::fixed << std::setprecision(2) << dir << "  " << file << ": ROUGE-1 "
+                    << 100 * r.mean.rouge1.fmeasure << ", ROUGE-2 " << 100 * r.mean.rouge2.fmeasure << ", ROUGE-L "
+                    << 100 * r.mean.rougeL.fmeasure << " (" << r.examples << " greedy summaries)\n";
       };
       measure_quality(*model, *load_tokenizer(dir), pairs, quality, hooks);
     }
@@ -186,10 +218,17 @@ int eval(const Args& args) {
     const double tokens_per_s = 1e3 * double(r.batch) / r.ms_per_step_median;
     const DecodeBenchResult* base = baseline.empty() ? nullptr : &speeds[baseline][i];
     if (records_out) {
-      nlohmann::json j{{"model", models[0]}, {"metric", "decode"}, {"batch", r.batch}, {"ms_per_step", r.ms_per_step_median},
-                       {"ms_per_step_min", r.ms_per_step_min}, {"tokens_per_s", tokens_per_s},
-                       {"prefill_tokens_per_s", r.prefill_tokens_per_s}, {"kv_cache_bytes", r.kv_cache_bytes},
-                       {"peak_bytes", r.peak_bytes}, {"prompt_len", bench.prompt_len}, {"new_tokens", bench.new_tokens},
+      nlohmann::json j{{"model", models[0]},
+                       {"metric", "decode"},
+                       {"batch", r.batch},
+                       {"ms_per_step", r.ms_per_step_median},
+                       {"ms_per_step_min", r.ms_per_step_min},
+                       {"tokens_per_s", tokens_per_s},
+                       {"prefill_tokens_per_s", r.prefill_tokens_per_s},
+                       {"kv_cache_bytes", r.kv_cache_bytes},
+                       {"peak_bytes", r.peak_bytes},
+                       {"prompt_len", bench.prompt_len},
+                       {"new_tokens", bench.new_tokens},
                        {"threads", at::get_num_threads()}};
       if (base) {
         j["baseline"] = baseline;
@@ -199,12 +238,13 @@ int eval(const Args& args) {
       }
       emit(j);
     } else {
-      std::cout << std::fixed << std::setw(7) << r.batch << std::setprecision(3) << std::setw(10) << r.ms_per_step_median
-                << std::setprecision(0) << std::setw(11) << tokens_per_s << std::setw(16) << r.prefill_tokens_per_s
-                << std::setw(13) << format_bytes(double(r.kv_cache_bytes)) << std::setw(13) << format_bytes(double(r.peak_bytes));
+      std::cout << std::fixed << std::setw(7) << r.batch << std::setprecision(3) << std::setw(10)
+                << r.ms_per_step_median << std::setprecision(0) << std::setw(11) << tokens_per_s << std::setw(16)
+                << r.prefill_tokens_per_s << std::setw(13) << format_bytes(double(r.kv_cache_bytes)) << std::setw(13)
+                << format_bytes(double(r.peak_bytes));
       if (base)
-        std::cout << std::setprecision(3) << std::setw(19) << base->ms_per_step_median << std::setprecision(2) << std::setw(9)
-                  << base->ms_per_step_median / r.ms_per_step_median << "x";
+        std::cout << std::setprecision(3) << std::setw(19) << base->ms_per_step_median << std::setprecision(2)
+                  << std::setw(9) << base->ms_per_step_median / r.ms_per_step_median << "x";
       std::cout << "\n";
     }
   }

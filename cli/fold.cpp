@@ -9,10 +9,11 @@ namespace gqa::cli {
 int fold(const Args& args) {
   po::options_description opts("gqa fold IN_DIR OUT_DIR [--force]");
   bool force = false;
-  opts.add_options()("help,h", "show options")
-      ("in", po::value<std::string>()->required(), "weighted folder (from convert --strategy weighted|random-weighted, uptrained)")
-      ("out", po::value<std::string>()->required(), "output folder: plain GQA, loadable like any converted folder")
-      ("force", po::bool_switch(&force), "replace OUT_DIR if it exists");
+  opts.add_options()("help,h", "show options")(
+      "in", po::value<std::string>()->required(),
+      "weighted folder (from convert --strategy weighted|random-weighted, uptrained)")(
+      "out", po::value<std::string>()->required(), "output folder: plain GQA, loadable like any converted folder")(
+      "force", po::bool_switch(&force), "replace OUT_DIR if it exists");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"in", "out"})) return 0;
   const ConvertSummary s = fold_checkpoint(vm["in"].as<std::string>(), vm["out"].as<std::string>(), force, &std::cout);

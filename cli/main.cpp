@@ -1,7 +1,7 @@
 // gqa: convert MHA checkpoints to grouped-query attention, uptrain, evaluate.
 // Every user error becomes one line on stderr and exit code 2.
-#include <boost/program_options/errors.hpp>
 #include <c10/util/Exception.h>
+#include <boost/program_options/errors.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -31,7 +31,8 @@ const Verb kVerbs[] = {
 
 void usage(std::ostream& os) {
   os << "usage: gqa <verb> [options]   (gqa <verb> --help for its options)\n\nverbs:\n";
-  for (const auto& v : kVerbs) os << "  " << v.name << std::string(12 - std::string(v.name).size(), ' ') << v.help << "\n";
+  for (const auto& v : kVerbs)
+    os << "  " << v.name << std::string(12 - std::string(v.name).size(), ' ') << v.help << "\n";
 }
 
 }  // namespace

@@ -51,9 +51,11 @@ std::vector<T> split_list(const std::string& text, const std::string& what) {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used != item.size() || v < 1) throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
+      if (used != item.size() || v < 1)
+        throw InputError(what, "", "expected positive integers separated by commas, got '" + text + "'");
       if (static_cast<unsigned long long>(v) > static_cast<unsigned long long>(std::numeric_limits<T>::max()))
-        throw InputError(what, "", "'" + item + "' is too large (at most " + std::to_string(std::numeric_limits<T>::max()) + ")");
+        throw InputError(what, "",
+                         "'" + item + "' is too large (at most " + std::to_string(std::numeric_limits<T>::max()) + ")");
       out.push_back(T(v));
     }
   }

@@ -26,17 +26,20 @@ int64_t reference_parameters(const std::string& ref, const ModelShape& like) {
 }  // namespace
 
 int train(const Args& args) {
-  po::options_description opts("gqa train OUT_DIR --config SHAPE.json --tokenizer DIR --data PATH... (--steps N | --tokens N) [options]");
+  po::options_description opts(
+      "gqa train OUT_DIR --config SHAPE.json --tokenizer DIR --data PATH... (--steps N | --tokens N) [options]");
   TrainOptions o;
   std::string config_path, tokenizer_dir, match_ref;
   uint64_t init_seed = 0;
-  opts.add_options()("help,h", "show options")
-      ("out", po::value<std::string>(&o.out_dir)->required(), "output folder: init/, logs, checkpoints/, and the model in model/")
-      ("config", po::value<std::string>(&config_path)->required(),
-       "model shape JSON: family, layers, d_model, heads, kv_heads | group_map, qk_head_dim, v_head_dim, ffn_dim, max_positions")
-      ("tokenizer", po::value<std::string>(&tokenizer_dir)->required(), "folder with the tokenizer files (its size sets vocab_size)")
-      ("match-params", po::value<std::string>(&match_ref), "set the FFN width so the parameter count matches this model folder or shape JSON")
-      ("init-seed", po::value<uint64_t>(&init_seed)->default_value(0), "seed of the random initialisation");
+  opts.add_options()("help,h", "show options")("out", po::value<std::string>(&o.out_dir)->required(),
+                                               "output folder: init/, logs, checkpoints/, and the model in model/")(
+      "config", po::value<std::string>(&config_path)->required(),
+      "model shape JSON: family, layers, d_model, heads, kv_heads | group_map, qk_head_dim, v_head_dim, ffn_dim, "
+      "max_positions")("tokenizer", po::value<std::string>(&tokenizer_dir)->required(),
+                       "folder with the tokenizer files (its size sets vocab_size)")(
+      "match-params", po::value<std::string>(&match_ref),
+      "set the FFN width so the parameter count matches this model folder or shape JSON")(
+      "init-seed", po::value<uint64_t>(&init_seed)->default_value(0), "seed of the random initialisation");
   add_training_options(opts, o);
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"out"})) return 0;
@@ -46,15 +49,16 @@ int train(const Args& args) {
   const auto tokenizer = load_tokenizer(tokenizer_dir);
   if (shape.vocab_size == 0) shape.vocab_size = tokenizer->vocab_size();
   if (shape.vocab_size < tokenizer->vocab_size())
-    throw InputError(config_path, "vocab_size", "is smaller than the tokenizer's " + std::to_string(tokenizer->vocab_size()));
+    throw InputError(config_path, "vocab_size",
+                     "is smaller than the tokenizer's " + std::to_string(tokenizer->vocab_size()));
   if (!shape.eos_token_id && tokenizer->eos_id()) shape.eos_token_id = tokenizer->eos_id();
   if (!shape.bos_token_id && tokenizer->bos_id()) shape.bos_token_id = tokenizer->bos_id();
   if (!shape.pad_token_id && tokenizer->pad_id()) shape.pad_token_id = tokenizer->pad_id();
   if (!match_ref.empty()) {
     const int64_t target = reference_parameters(match_ref, shape);
     shape.ffn_dim = ffn_dim_matching(shape, target);
-    std::cout << "train: FFN width " << shape.ffn_dim << " gives " << parameter_count(shape) << " parameters (reference "
-              << target << ")\n";
+    std::cout << "train: FFN width " << shape.ffn_dim << " gives " << parameter_count(shape)
+              << " parameters (reference " << target << ")\n";
   }
 
   // The fresh model is a model folder like any other (kept for a resumed run to start from).

@@ -30,7 +30,8 @@ int print_plan(const po::variables_map& vm, const TrainOptions& o) {
     source = "--device-memory";
   } else {
     if (p.cuda && !at::hasCUDA())
-      throw InputError("--device-memory", "", "no CUDA device here: give the memory of the GPU to plan for, e.g. 80GiB");
+      throw InputError("--device-memory", "",
+                       "no CUDA device here: give the memory of the GPU to plan for, e.g. 80GiB");
     const MemoryAvailable available = memory_per_process(at::Device(o.device), nproc);
     memory = available.bytes;
     source = available.source;
@@ -43,20 +44,24 @@ int print_plan(const po::variables_map& vm, const TrainOptions& o) {
 }  // namespace
 
 int uptrain(const Args& args) {
-  po::options_description opts("gqa uptrain MODEL_DIR OUT_DIR --data PATH... (--steps N | --tokens N | --fraction F | --epochs N) [options]\n"
-                               "gqa uptrain MODEL_DIR --plan [--nproc N --batch-size B --seq-len T --dtype D --shard-optimizer ...]");
+  po::options_description opts(
+      "gqa uptrain MODEL_DIR OUT_DIR --data PATH... (--steps N | --tokens N | --fraction F | --epochs N) [options]\n"
+      "gqa uptrain MODEL_DIR --plan [--nproc N --batch-size B --seq-len T --dtype D --shard-optimizer ...]");
   TrainOptions o;
-  opts.add_options()("help,h", "show options")
-      ("model", po::value<std::string>(&o.model_dir)->required(), "model folder (converted by gqa convert, or any supported one)")
-      ("out", po::value<std::string>(&o.out_dir), "output folder: logs, checkpoints/, and the trained model in model/")
-      ("plan", "print the memory per process of this run (from config.json alone; MODEL_DIR may be a config.json) and whether it fits; exit 1 when it does not")
-      ("device-memory", po::value<std::string>(), "--plan: memory per process to fit, e.g. 80GiB (default: the device's)");
+  opts.add_options()("help,h", "show options")("model", po::value<std::string>(&o.model_dir)->required(),
+                                               "model folder (converted by gqa convert, or any supported one)")(
+      "out", po::value<std::string>(&o.out_dir), "output folder: logs, checkpoints/, and the trained model in model/")(
+      "plan",
+      "print the memory per process of this run (from config.json alone; MODEL_DIR may be a config.json) and whether "
+      "it fits; exit 1 when it does not")("device-memory", po::value<std::string>(),
+                                          "--plan: memory per process to fit, e.g. 80GiB (default: the device's)");
   add_training_options(opts, o);
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"model", "out"})) return 0;
   o.bucket_bytes = bucket_bytes_option(vm);
   if (vm.count("plan")) return print_plan(vm, o);
-  if (o.out_dir.empty()) throw InputError("OUT_DIR", "", "is required: where the logs, checkpoints and trained model go");
+  if (o.out_dir.empty())
+    throw InputError("OUT_DIR", "", "is required: where the logs, checkpoints and trained model go");
   finish_training_options(vm, o);
   o.record_as = "gqa_uptraining";
   return run_training_command("uptrain", args, vm, o);

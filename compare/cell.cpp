@@ -40,20 +40,17 @@ double number_from_json(const json& j, const std::string& source, const std::str
     if (s == "Infinity") return std::numeric_limits<double>::infinity();
     if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
   }
-  throw InputError(source, field,
-                   "expected a number (or \"NaN\", \"Infinity\", \"-Infinity\"), got " + describe(j));
+  throw InputError(source, field, "expected a number (or \"NaN\", \"Infinity\", \"-Infinity\"), got " + describe(j));
 }
 
-int64_t integer_from_json(const json& j, const std::string& source, const std::string& field,
-                          int64_t minimum) {
-  const bool fits = j.is_number_integer() &&
-                    (!j.is_number_unsigned() ||
-                     j.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+int64_t integer_from_json(const json& j, const std::string& source, const std::string& field, int64_t minimum) {
+  const bool fits =
+      j.is_number_integer() &&
+      (!j.is_number_unsigned() || j.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
   if (!fits) throw InputError(source, field, "expected an integer, got " + describe(j));
   const int64_t value = j.get<int64_t>();
   if (value < minimum)
-    throw InputError(source, field,
-                     "expected at least " + std::to_string(minimum) + ", got " + std::to_string(value));
+    throw InputError(source, field, "expected at least " + std::to_string(minimum) + ", got " + std::to_string(value));
   return value;
 }
 
@@ -63,8 +60,7 @@ const json* member(const json& j, const char* name) {
   return it == j.end() || it->is_null() ? nullptr : &*it;
 }
 
-const json& object_member(const json& j, const char* name, const std::string& source,
-                          const std::string& field) {
+const json& object_member(const json& j, const char* name, const std::string& source, const std::string& field) {
   const json* value = member(j, name);
   if (!value || !value->is_object())
     throw InputError(source, field, value ? "expected an object, got " + describe(*value) : "missing");
@@ -93,8 +89,8 @@ std::vector<LossPoint> curve_from_json(const json& j, const std::string& source,
     const std::string where = field + "[" + std::to_string(i) + "]";
     if (!j[i].is_array() || j[i].size() != 2)
       throw InputError(source, where, "expected [step, loss], got " + describe(j[i]));
-    curve.push_back({integer_from_json(j[i][0], source, where + ".step", 0),
-                     number_from_json(j[i][1], source, where + ".loss")});
+    curve.push_back(
+        {integer_from_json(j[i][0], source, where + ".step", 0), number_from_json(j[i][1], source, where + ".loss")});
   }
   return curve;
 }
@@ -165,10 +161,9 @@ bool CellResult::operator==(const CellResult& other) const {
   };
   return strategy == other.strategy && kv_heads == other.kv_heads && is_baseline == other.is_baseline &&
          step0 == other.step0 && uptrained == other.uptrained &&
-         same_times(decode_ms_per_token, other.decode_ms_per_token) &&
-         kv_bytes_per_token == other.kv_bytes_per_token && parameters == other.parameters &&
-         same_curve(train_loss, other.train_loss) && same_curve(valid_loss, other.valid_loss) &&
-         same_optional(wall_seconds, other.wall_seconds);
+         same_times(decode_ms_per_token, other.decode_ms_per_token) && kv_bytes_per_token == other.kv_bytes_per_token &&
+         parameters == other.parameters && same_curve(train_loss, other.train_loss) &&
+         same_curve(valid_loss, other.valid_loss) && same_optional(wall_seconds, other.wall_seconds);
 }
 
 void to_json(json& j, const Quality& quality) {
@@ -185,8 +180,7 @@ void to_json(json& j, const CellResult& cell) {
   for (const Phase& phase : phases()) j[phase.key] = cell.*phase.member;
   if (!cell.decode_ms_per_token.empty()) {
     json times = json::object();
-    for (const auto& [batch, ms] : cell.decode_ms_per_token)
-      times[std::to_string(batch)] = number_to_json(ms);
+    for (const auto& [batch, ms] : cell.decode_ms_per_token) times[std::to_string(batch)] = number_to_json(ms);
     j["decode_ms_per_token"] = times;
   }
   if (cell.kv_bytes_per_token) j["kv_bytes_per_token"] = *cell.kv_bytes_per_token;
@@ -214,8 +208,7 @@ CellResult cell_from_json(const json& j, const std::string& source) {
     cell.is_baseline = baseline->get<bool>();
   }
   for (const Phase& phase : phases())
-    if (const json* quality = member(j, phase.key))
-      cell.*phase.member = quality_from_json(*quality, source, phase.key);
+    if (const json* quality = member(j, phase.key)) cell.*phase.member = quality_from_json(*quality, source, phase.key);
   if (member(j, "decode_ms_per_token")) {
     const json& times = object_member(j, "decode_ms_per_token", source, "decode_ms_per_token");
     for (const auto& [key, value] : times.items()) {
@@ -225,12 +218,10 @@ CellResult cell_from_json(const json& j, const std::string& source) {
   }
   if (const json* v = member(j, "kv_bytes_per_token"))
     cell.kv_bytes_per_token = integer_from_json(*v, source, "kv_bytes_per_token", 0);
-  if (const json* v = member(j, "parameters"))
-    cell.parameters = integer_from_json(*v, source, "parameters", 0);
+  if (const json* v = member(j, "parameters")) cell.parameters = integer_from_json(*v, source, "parameters", 0);
   if (const json* v = member(j, "train_loss")) cell.train_loss = curve_from_json(*v, source, "train_loss");
   if (const json* v = member(j, "valid_loss")) cell.valid_loss = curve_from_json(*v, source, "valid_loss");
-  if (const json* v = member(j, "wall_seconds"))
-    cell.wall_seconds = number_from_json(*v, source, "wall_seconds");
+  if (const json* v = member(j, "wall_seconds")) cell.wall_seconds = number_from_json(*v, source, "wall_seconds");
   return cell;
 }
 

@@ -32,13 +32,13 @@ struct CellResult {
   std::string strategy;  // conversion strategy ("mean", "svd", ...); for the baseline, e.g. "mha"
   int64_t kv_heads = 0;  // the baseline's KV heads = its query heads
   bool is_baseline = false;
-  Quality step0;                                  // right after conversion, before any uptraining
-  Quality uptrained;                              // after uptraining (empty when the cell was not uptrained)
+  Quality step0;      // right after conversion, before any uptraining
+  Quality uptrained;  // after uptraining (empty when the cell was not uptrained)
   // Batch size -> milliseconds per decoded token (one decode step; the caller picks the convention,
   // e.g. decode_bench's ms per step). Speedups are ratios at equal batch, so any one convention
   // used for every cell gives the same speedups.
   std::map<int64_t, double> decode_ms_per_token;
-  std::optional<int64_t> kv_bytes_per_token;      // KV cache, all layers
+  std::optional<int64_t> kv_bytes_per_token;  // KV cache, all layers
   std::optional<int64_t> parameters;
   std::vector<LossPoint> train_loss, valid_loss;  // uptraining curves, by step
   std::optional<double> wall_seconds;             // time spent on the cell (convert + uptrain + eval)

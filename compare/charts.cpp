@@ -72,8 +72,7 @@ using Segment = std::vector<LossPoint>;
 
 // The curve sorted by step and cut into runs of finite losses (a gap where a loss was NaN/inf).
 std::vector<Segment> finite_segments(std::vector<LossPoint> curve) {
-  std::stable_sort(curve.begin(), curve.end(),
-                   [](const LossPoint& a, const LossPoint& b) { return a.step < b.step; });
+  std::stable_sort(curve.begin(), curve.end(), [](const LossPoint& a, const LossPoint& b) { return a.step < b.step; });
   std::vector<Segment> segments(1);
   for (const LossPoint& point : curve) {
     if (std::isfinite(point.loss))
@@ -100,8 +99,7 @@ Segment moving_average(const Segment& segment, size_t window) {
 
 struct Panel {
   std::string title;
-  std::vector<std::pair<const CellResult*, std::vector<Segment>>>
-      curves;  // cells with points, in report order
+  std::vector<std::pair<const CellResult*, std::vector<Segment>>> curves;  // cells with points, in report order
 };
 
 std::vector<Panel> loss_panels(const Plan& plan) {
@@ -162,11 +160,10 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
       std::any_of(points.begin(), points.end(), [](const PlotPoint& p) { return p.cell->is_baseline; });
   if (baseline_plotted) {
     legend.push_back({"", nullptr});  // a gap before the baseline
-    legend.push_back({"MHA baseline (" + std::to_string(plan.baseline->kv_heads) + " KV heads)",
-                      [](Svg& svg, double x, double y) {
-                        svg.path(marker_path(Shape::kStar, x, y, 5.5),
-                                 std::string("fill=\"") + kBaselineColor + "\"");
-                      }});
+    legend.push_back(
+        {"MHA baseline (" + std::to_string(plan.baseline->kv_heads) + " KV heads)", [](Svg& svg, double x, double y) {
+           svg.path(marker_path(Shape::kStar, x, y, 5.5), std::string("fill=\"") + kBaselineColor + "\"");
+         }});
   }
 
   const double left = 92, top = 70, plot_width = 580, plot_height = 400;
@@ -179,8 +176,8 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   const std::string better_corner = x_higher_is_better ? "lower right is better" : "lower left is better";
   draw_titles(svg, left, "Perplexity vs decode speed",
               subtitle_for(options, {plan.speed_batch ? "decode at batch " + batch : "no decode times",
-                                     std::to_string(points.size()) + " of " +
-                                         std::to_string(plan.ordered.size()) + " results plotted",
+                                     std::to_string(points.size()) + " of " + std::to_string(plan.ordered.size()) +
+                                         " results plotted",
                                      better_corner}));
 
   Frame frame{left, top, plot_width, plot_height, Ticks{}, Ticks{}};  // no ticks unless there is data
@@ -193,9 +190,9 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
     frame.x = axis_ticks(x_lo, x_hi, 0.06);
     frame.y = axis_ticks(y_lo, y_hi, 0.08);
   }
-  const std::string x_label =
-      x_higher_is_better ? "Decode speedup vs MHA at batch " + batch + " (\u00d7, higher is better \u2192)"
-                         : "Decode time per token at batch " + batch + " (ms, \u2190 lower is better)";
+  const std::string x_label = x_higher_is_better
+                                  ? "Decode speedup vs MHA at batch " + batch + " (\u00d7, higher is better \u2192)"
+                                  : "Decode time per token at batch " + batch + " (ms, \u2190 lower is better)";
   draw_frame(svg, frame, x_label, "Perplexity after uptraining (\u2193 lower is better)");
 
   if (points.empty()) {
@@ -211,8 +208,7 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
     svg.line(frame.px(p.x), top, frame.px(p.x), top + plot_height, style);
     svg.line(left, frame.py(p.y), left + plot_width, frame.py(p.y), style);
     svg.text(frame.px(p.x) + 4, top + 12, "MHA speed", 10, "fill=\"#777\"");
-    svg.text(left + plot_width - 4, frame.py(p.y) - 4, "MHA perplexity", 10,
-             "text-anchor=\"end\" fill=\"#777\"");
+    svg.text(left + plot_width - 4, frame.py(p.y) - 4, "MHA perplexity", 10, "text-anchor=\"end\" fill=\"#777\"");
   }
 
   // A faint line through each strategy's cells, in KV-head order, so a strategy reads as a curve.
@@ -237,11 +233,10 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
         cell_name(*p.cell) + ": perplexity " + format_perplexity(p.y) + ", " +
         (x_higher_is_better ? format_fixed(p.x, 2) + "\u00d7 MHA speed" : format_significant(p.x) + " ms/token");
     const std::string css_class = p.cell->is_baseline ? "point baseline" : "point";
-    svg.path(
-        marker_path(kv_shape(plan, *p.cell), frame.px(p.x), frame.py(p.y), p.cell->is_baseline ? 6.5 : 5.5),
-        "class=\"" + css_class + "\" fill=\"" + strategy_color(plan, *p.cell) +
-            "\" fill-opacity=\"0.92\" stroke=\"#fff\" stroke-width=\"1\"",
-        tooltip);
+    svg.path(marker_path(kv_shape(plan, *p.cell), frame.px(p.x), frame.py(p.y), p.cell->is_baseline ? 6.5 : 5.5),
+             "class=\"" + css_class + "\" fill=\"" + strategy_color(plan, *p.cell) +
+                 "\" fill-opacity=\"0.92\" stroke=\"#fff\" stroke-width=\"1\"",
+             tooltip);
   }
   if (!legend.empty()) draw_legend(svg, legend_x, top, legend);
   return svg.str();
@@ -256,8 +251,7 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   std::vector<LossPoint> all_points;
   for (const Panel& panel : panels)
     for (const auto& [cell, segments] : panel.curves)
-      for (const Segment& segment : segments)
-        all_points.insert(all_points.end(), segment.begin(), segment.end());
+      for (const Segment& segment : segments) all_points.insert(all_points.end(), segment.begin(), segment.end());
   if (!all_points.empty()) {
     int64_t first_step = all_points[0].step, last_step = first_step;
     double lowest = all_points[0].loss, highest = lowest;
@@ -268,8 +262,7 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
     // Right after conversion the loss can sit far above where the runs end up, flattening the
     // part worth comparing into a line: when the first quarter of the run takes over half the
     // height, the axis is cut above the highest loss of the remaining three quarters.
-    const double settled_from =
-        static_cast<double>(first_step) + 0.25 * static_cast<double>(last_step - first_step);
+    const double settled_from = static_cast<double>(first_step) + 0.25 * static_cast<double>(last_step - first_step);
     double settled_highest = lowest;
     for (const LossPoint& p : all_points)
       if (static_cast<double>(p.step) >= settled_from) settled_highest = std::max(settled_highest, p.loss);
@@ -297,9 +290,9 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
     }
   const auto line_swatch = [](std::string color, std::string dash) {
     return [color, dash](Svg& svg, double x, double y) {
-      svg.line(x - 13, y, x + 13, y,
-               "stroke=\"" + color + "\" stroke-width=\"2.2\"" +
-                   (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""));
+      svg.line(
+          x - 13, y, x + 13, y,
+          "stroke=\"" + color + "\" stroke-width=\"2.2\"" + (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""));
     };
   };
   if (!strategies_drawn.empty()) legend.push_back({"Strategy", nullptr});
@@ -309,8 +302,7 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   if (!kv_drawn.empty()) legend.push_back({"KV heads", nullptr});
   for (size_t i = 0; i < plan.kv_counts.size(); ++i)
     if (kv_drawn.count(plan.kv_counts[i]))
-      legend.push_back(
-          {std::to_string(plan.kv_counts[i]), line_swatch("#777", kDashes[i % std::size(kDashes)])});
+      legend.push_back({std::to_string(plan.kv_counts[i]), line_swatch("#777", kDashes[i % std::size(kDashes)])});
   if (baseline_drawn) {
     legend.push_back({"", nullptr});
     legend.push_back({"MHA baseline", line_swatch(kBaselineColor, "")});
@@ -325,9 +317,9 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   const double width = legend.empty() ? panels_right + 30 : legend_x + legend_width(legend) + 16;
   const double height = std::max(top + plot_height + 62, top + legend_height(legend) + 20);
   Svg svg(width, height);
-  draw_titles(svg, left, "Uptraining loss",
-              subtitle_for(options, clip_note.empty() ? std::vector<std::string>{}
-                                                      : std::vector<std::string>{clip_note}));
+  draw_titles(
+      svg, left, "Uptraining loss",
+      subtitle_for(options, clip_note.empty() ? std::vector<std::string>{} : std::vector<std::string>{clip_note}));
 
   if (panels.empty()) {
     draw_frame(svg, Frame{left, top, plot_width, plot_height, x_ticks, y_ticks}, "Uptraining step", "Loss");
@@ -342,14 +334,12 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
     svg.text(panel_left + plot_width / 2, top - 8, panels[k].title, kLabelFont,
              "text-anchor=\"middle\" font-weight=\"bold\" fill=\"#333\"");
     const std::string clip_id = "plot-area-" + std::to_string(k);
-    svg.body() << "<clipPath id=\"" << clip_id << "\"><rect x=\"" << coord(panel_left) << "\" y=\""
-               << coord(top) << "\" width=\"" << coord(plot_width) << "\" height=\"" << coord(plot_height)
-               << "\"/></clipPath>\n"
+    svg.body() << "<clipPath id=\"" << clip_id << "\"><rect x=\"" << coord(panel_left) << "\" y=\"" << coord(top)
+               << "\" width=\"" << coord(plot_width) << "\" height=\"" << coord(plot_height) << "\"/></clipPath>\n"
                << "<g clip-path=\"url(#" << clip_id << ")\">\n";
     // The baseline last, so the reference curve stays on top of the others.
     auto curves = panels[k].curves;
-    std::stable_partition(curves.begin(), curves.end(),
-                          [](const auto& curve) { return !curve.first->is_baseline; });
+    std::stable_partition(curves.begin(), curves.end(), [](const auto& curve) { return !curve.first->is_baseline; });
     for (const auto& [cell, segments] : curves) {
       const std::string color = strategy_color(plan, *cell), dash = kv_dash(plan, *cell);
       for (const Segment& segment : segments) {
@@ -364,9 +354,8 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
           d += (d.empty() ? "M" : " L") + coord(frame.px(static_cast<double>(point.step))) + "," +
                coord(frame.py(point.loss));
         svg.path(d,
-                 "class=\"curve\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"" +
-                     coord(stroke_width) + "\" stroke-linejoin=\"round\"" +
-                     (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""),
+                 "class=\"curve\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"" + coord(stroke_width) +
+                     "\" stroke-linejoin=\"round\"" + (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""),
                  cell_name(*cell));
       }
     }

@@ -66,7 +66,8 @@ void measure_speed(const Loaded& m, const CompareOptions& o, CellResult& cell) {
   cell.kv_bytes_per_token = m.model->config().kv_bytes_per_token(4);
   cell.parameters = Checkpoint(m.dir).parameter_count();
   if (!o.measure_speed) return;
-  for (const DecodeBenchResult& r : decode_bench(*m.model, o.speed)) cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
+  for (const DecodeBenchResult& r : decode_bench(*m.model, o.speed))
+    cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
 }
 
 // The uptraining's loss by step from its log records of `kind` ("train", "valid"); records
@@ -97,7 +98,8 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   for (const std::string& s : o.strategies)
     for (int kv : o.kv_heads)
       if (kv >= 1 && kv < heads && heads % kv == 0) cells.push_back({s, kv, false});
-  if (cells.size() == 1) throw InputError("--kv-heads", "", "no KV-head count below " + std::to_string(heads) + " divides it");
+  if (cells.size() == 1)
+    throw InputError("--kv-heads", "", "no KV-head count below " + std::to_string(heads) + " divides it");
   const std::string cells_dir = o.out_dir + "/cells";
   if (!files::make_directories(cells_dir)) throw InputError(cells_dir, "", "cannot create the comparison folder");
 
@@ -145,7 +147,8 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
           if (!calibration) {
             // One block at a time, as gqa convert --calib: the MHA model's statistics.
             auto mha_ckpt = std::make_shared<const Checkpoint>(o.mha_dir);
-            auto source = load_model(mha_ckpt, Placement{at::kCPU, runtime_dtype(o.dtype, *mha_ckpt)}, Residency::OneBlock);
+            auto source =
+                load_model(mha_ckpt, Placement{at::kCPU, runtime_dtype(o.dtype, *mha_ckpt)}, Residency::OneBlock);
             const int64_t len = mha.max_positions > 0 ? std::min<int64_t>(256, mha.max_positions) : 256;
             calibration = collect_calibration(*source, calibration_sequences(o.mha_dir, calib, o.calib_tokens, len));
           }

@@ -23,12 +23,12 @@ struct CompareOptions {
   // Held-out text (the first file's perplexity is reported, and it calibrates by default),
   // summaries and their settings: measured as gqa eval measures them, with its defaults.
   QualityOptions quality;
-  std::vector<std::string> pairs;         // BLiMP-format minimal pairs
-  std::string calib_text;                 // svd / similarity calibration text ("" = first quality.text file)
+  std::vector<std::string> pairs;  // BLiMP-format minimal pairs
+  std::string calib_text;          // svd / similarity calibration text ("" = first quality.text file)
   int64_t calib_tokens = 16384;
   DecodeBenchOptions speed;
   bool measure_speed = true;
-  std::string dtype = "auto";             // runtime dtype of every measurement and of calibration
+  std::string dtype = "auto";  // runtime dtype of every measurement and of calibration
 };
 
 // Runs the grid and writes OUT/report.md, results.csv, results.json and the charts; returns the

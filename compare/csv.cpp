@@ -32,9 +32,12 @@ std::string records_csv(const std::vector<nlohmann::json>& records) {
       if (i) csv += ",";
       const auto it = r.find(keys[i]);
       if (it == r.end()) continue;
-      if (it->is_string()) csv += csv_field(it->get<std::string>());
-      else if (it->is_number_float()) csv += csv_number(it->get<double>());
-      else csv += csv_field(it->dump());
+      if (it->is_string())
+        csv += csv_field(it->get<std::string>());
+      else if (it->is_number_float())
+        csv += csv_number(it->get<double>());
+      else
+        csv += csv_field(it->dump());
     }
     csv += "\n";
   }

@@ -49,24 +49,21 @@ std::string markdown_table(const std::vector<Column>& columns, const std::vector
 }
 
 std::vector<Column> identity_columns() {
-  return {
-      {"Strategy",
-       [](const CellResult& c) {
-         return std::optional<std::string>(c.is_baseline ? "MHA (baseline)" : markdown_escape(c.strategy));
-       }},
-      {"KV heads",
-       [](const CellResult& c) { return std::optional<std::string>(std::to_string(c.kv_heads)); }}};
+  return {{"Strategy",
+           [](const CellResult& c) {
+             return std::optional<std::string>(c.is_baseline ? "MHA (baseline)" : markdown_escape(c.strategy));
+           }},
+          {"KV heads", [](const CellResult& c) { return std::optional<std::string>(std::to_string(c.kv_heads)); }}};
 }
 
 std::string quality_table(const Plan& plan) {
   std::vector<Column> columns = identity_columns();
   for (const Metric& metric : metrics())
     for (const Phase& phase : phases())
-      columns.push_back(
-          {std::string(metric.label) + ", " + phase.label, [&metric, &phase](const CellResult& c) {
-             const std::optional<double>& v = (c.*phase.member).*metric.member;
-             return v ? std::optional<std::string>(metric.format(*v)) : std::nullopt;
-           }});
+      columns.push_back({std::string(metric.label) + ", " + phase.label, [&metric, &phase](const CellResult& c) {
+                           const std::optional<double>& v = (c.*phase.member).*metric.member;
+                           return v ? std::optional<std::string>(metric.format(*v)) : std::nullopt;
+                         }});
   return markdown_table(columns, plan.ordered);
 }
 
@@ -107,8 +104,7 @@ std::string speed_table(const Plan& plan) {
 
 }  // namespace
 
-std::string render_markdown(const Plan& plan, const ReportOptions& options,
-                            const std::vector<std::string>& warnings) {
+std::string render_markdown(const Plan& plan, const ReportOptions& options, const std::vector<std::string>& warnings) {
   std::ostringstream md;
   md << "# " << options.title << "\n\n";
   if (!options.model_name.empty()) md << "Model: `" << options.model_name << "`\n\n";
@@ -117,8 +113,7 @@ std::string render_markdown(const Plan& plan, const ReportOptions& options,
   const size_t converted = plan.ordered.size() - (plan.baseline ? 1 : 0);
   md << plan.ordered.size() << " result" << (plan.ordered.size() == 1 ? "" : "s") << ": " << converted
      << " converted model" << (converted == 1 ? "" : "s") << " (" << plan.strategies.size() << " strateg"
-     << (plan.strategies.size() == 1 ? "y" : "ies")
-     << (kv.empty() ? "" : " \u00d7 KV heads " + join(kv, ", ")) << ")"
+     << (plan.strategies.size() == 1 ? "y" : "ies") << (kv.empty() ? "" : " \u00d7 KV heads " + join(kv, ", ")) << ")"
      << (plan.baseline ? " and the MHA baseline" : ", no MHA baseline") << ".\n"
      << "\"Step 0\" is measured right after conversion, \"uptrained\" after uptraining. Speedup is MHA's "
         "decode "

@@ -34,8 +34,7 @@ std::vector<std::string> non_finite_fields(const CellResult& cell) {
   const auto count_curve = [&](const std::vector<LossPoint>& curve, const char* what) {
     const auto bad =
         std::count_if(curve.begin(), curve.end(), [](const LossPoint& p) { return !std::isfinite(p.loss); });
-    if (bad)
-      fields.push_back(std::string(what) + " at " + std::to_string(bad) + " step" + (bad == 1 ? "" : "s"));
+    if (bad) fields.push_back(std::string(what) + " at " + std::to_string(bad) + " step" + (bad == 1 ? "" : "s"));
   };
   count_curve(cell.train_loss, "training loss");
   count_curve(cell.valid_loss, "validation loss");
@@ -67,14 +66,12 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
   std::set<int64_t> kv_counts, batches;
   for (const CellResult& cell : cells) {
     if (cell.is_baseline) {
-      if (plan.baseline)
-        throw InputError("", "cells", "two MHA baselines among the results (one is expected)");
+      if (plan.baseline) throw InputError("", "cells", "two MHA baselines among the results (one is expected)");
       plan.baseline = &cell;
     } else {
       if (!seen.insert({cell.strategy, cell.kv_heads}).second)
-        throw InputError(
-            "", "cells",
-            "two results for " + cell_name(cell) + " (one per strategy and KV-head count is expected)");
+        throw InputError("", "cells",
+                         "two results for " + cell_name(cell) + " (one per strategy and KV-head count is expected)");
       if (std::find(plan.strategies.begin(), plan.strategies.end(), cell.strategy) == plan.strategies.end())
         plan.strategies.push_back(cell.strategy);
       kv_counts.insert(cell.kv_heads);
@@ -88,17 +85,15 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
   for (const std::string& strategy : plan.strategies)
     for (int64_t kv_heads : plan.kv_counts)
       for (const CellResult& cell : cells)
-        if (!cell.is_baseline && cell.strategy == strategy && cell.kv_heads == kv_heads)
-          plan.ordered.push_back(&cell);
+        if (!cell.is_baseline && cell.strategy == strategy && cell.kv_heads == kv_heads) plan.ordered.push_back(&cell);
 
   if (options.speed_batch) {
     if (!batches.count(*options.speed_batch)) {
       std::vector<std::string> measured;
       for (int64_t b : plan.batches) measured.push_back(std::to_string(b));
-      throw InputError(
-          "", "speed_batch",
-          "no result has a decode time at batch " + std::to_string(*options.speed_batch) +
-              (measured.empty() ? " (none has any)" : " (measured: " + join(measured, ", ") + ")"));
+      throw InputError("", "speed_batch",
+                       "no result has a decode time at batch " + std::to_string(*options.speed_batch) +
+                           (measured.empty() ? " (none has any)" : " (measured: " + join(measured, ", ") + ")"));
     }
     plan.speed_batch = *options.speed_batch;
   } else if (plan.baseline && !plan.baseline->decode_ms_per_token.empty()) {
@@ -106,8 +101,7 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
   } else if (!plan.batches.empty()) {
     plan.speed_batch = plan.batches.back();
   }
-  const std::optional<double> baseline_ms =
-      plan.baseline ? decode_ms(*plan.baseline, plan.speed_batch) : std::nullopt;
+  const std::optional<double> baseline_ms = plan.baseline ? decode_ms(*plan.baseline, plan.speed_batch) : std::nullopt;
   plan.x_is_speedup = baseline_ms && std::isfinite(*baseline_ms) && *baseline_ms > 0;
   return plan;
 }
@@ -116,14 +110,12 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
 std::optional<double> speedup(const Plan& plan, const CellResult& cell, int64_t batch) {
   if (!plan.baseline) return std::nullopt;
   const std::optional<double> base = decode_ms(*plan.baseline, batch), own = decode_ms(cell, batch);
-  if (!base || !own || !std::isfinite(*base) || !std::isfinite(*own) || *base <= 0 || *own <= 0)
-    return std::nullopt;
+  if (!base || !own || !std::isfinite(*base) || !std::isfinite(*own) || *base <= 0 || *own <= 0) return std::nullopt;
   return *base / *own;
 }
 
 // The quality-vs-speed points; `skipped` (optional) collects, per reason, the cells left out.
-std::vector<PlotPoint> quality_points(const Plan& plan,
-                                      std::map<std::string, std::vector<std::string>>* skipped) {
+std::vector<PlotPoint> quality_points(const Plan& plan, std::map<std::string, std::vector<std::string>>* skipped) {
   std::vector<PlotPoint> points;
   const std::string batch = std::to_string(plan.speed_batch);
   for (const CellResult* cell : plan.ordered) {
@@ -152,11 +144,10 @@ std::vector<PlotPoint> quality_points(const Plan& plan,
 std::vector<std::string> warnings_for(const Plan& plan) {
   std::vector<std::string> warnings;
   if (!plan.baseline)
-    warnings.push_back(
-        "No MHA baseline among the results: no speedups; the chart's x axis is decode time per token.");
+    warnings.push_back("No MHA baseline among the results: no speedups; the chart's x axis is decode time per token.");
   else if (plan.speed_batch && !plan.x_is_speedup)
-    warnings.push_back("The MHA baseline has no usable decode time at batch " +
-                       std::to_string(plan.speed_batch) + ": the chart's x axis is decode time per token.");
+    warnings.push_back("The MHA baseline has no usable decode time at batch " + std::to_string(plan.speed_batch) +
+                       ": the chart's x axis is decode time per token.");
   for (const CellResult* cell : plan.ordered) {
     const std::vector<std::string> fields = non_finite_fields(*cell);
     if (!fields.empty())

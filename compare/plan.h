@@ -21,8 +21,7 @@ std::string join(const std::vector<std::string>& parts, const std::string& separ
 std::optional<double> decode_ms(const CellResult& cell, int64_t batch);
 
 struct Plan {
-  std::vector<const CellResult*>
-      ordered;  // baseline, then strategies by first appearance, KV heads descending
+  std::vector<const CellResult*> ordered;  // baseline, then strategies by first appearance, KV heads descending
   const CellResult* baseline = nullptr;
   std::vector<std::string> strategies;  // non-baseline, by first appearance
   std::vector<int64_t> kv_counts;       // non-baseline, descending
@@ -31,8 +30,7 @@ struct Plan {
   bool x_is_speedup = false;            // the baseline measured speed_batch, so speedups exist
 
   size_t strategy_index(const std::string& strategy) const {
-    return static_cast<size_t>(std::find(strategies.begin(), strategies.end(), strategy) -
-                               strategies.begin());
+    return static_cast<size_t>(std::find(strategies.begin(), strategies.end(), strategy) - strategies.begin());
   }
   size_t kv_index(int64_t kv_heads) const {
     return static_cast<size_t>(std::find(kv_counts.begin(), kv_counts.end(), kv_heads) - kv_counts.begin());

@@ -30,8 +30,7 @@ std::vector<std::string> write_report(const std::vector<CellResult>& cells, cons
 // The pieces of write_report (each validates the cells as write_report does).
 // Warnings: non-finite values (shown as NaN/inf in the tables, left out of the charts), cells
 // missing from the quality-vs-speed chart and why, a missing baseline.
-std::vector<std::string> report_warnings(const std::vector<CellResult>& cells,
-                                         const ReportOptions& options = {});
+std::vector<std::string> report_warnings(const std::vector<CellResult>& cells, const ReportOptions& options = {});
 // One row per cell (baseline first, then strategies in order of first appearance, KV heads
 // descending); missing values are empty fields, non-finite ones "nan", "inf", "-inf".
 std::string results_csv(const std::vector<CellResult>& cells);

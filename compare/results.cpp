@@ -10,16 +10,13 @@ using json = nlohmann::json;
 
 std::string render_csv(const Plan& plan) {
   const auto field = csv_field;
-  const auto optional_number = [](const std::optional<double>& v) {
-    return v ? csv_number(*v) : std::string();
-  };
+  const auto optional_number = [](const std::optional<double>& v) { return v ? csv_number(*v) : std::string(); };
   std::vector<std::string> header = {"strategy", "kv_heads", "is_baseline"};
   for (const Metric& metric : metrics())
     for (const Phase& phase : phases()) header.push_back(std::string(metric.key) + "_" + phase.key);
   for (int64_t batch : plan.batches) header.push_back("decode_ms_per_token_b" + std::to_string(batch));
   for (int64_t batch : plan.batches) header.push_back("speedup_b" + std::to_string(batch));
-  for (const char* name :
-       {"kv_bytes_per_token", "parameters", "wall_seconds", "final_train_loss", "final_valid_loss"})
+  for (const char* name : {"kv_bytes_per_token", "parameters", "wall_seconds", "final_train_loss", "final_valid_loss"})
     header.push_back(name);
   std::string csv = join(header, ",") + "\n";
 
@@ -33,8 +30,7 @@ std::string render_csv(const Plan& plan) {
     std::vector<std::string> row = {field(cell->strategy), std::to_string(cell->kv_heads),
                                     cell->is_baseline ? "true" : "false"};
     for (const Metric& metric : metrics())
-      for (const Phase& phase : phases())
-        row.push_back(optional_number((cell->*phase.member).*metric.member));
+      for (const Phase& phase : phases()) row.push_back(optional_number((cell->*phase.member).*metric.member));
     for (int64_t batch : plan.batches) row.push_back(optional_number(decode_ms(*cell, batch)));
     for (int64_t batch : plan.batches) row.push_back(optional_number(speedup(plan, *cell, batch)));
     row.push_back(cell->kv_bytes_per_token ? std::to_string(*cell->kv_bytes_per_token) : "");

@@ -22,21 +22,11 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
       default:
         // Control characters are not allowed in XML 1.0 text.
         if (static_cast<unsigned char>(c) >= 0x20 || c == '\t' || c == '\n') out += c;
@@ -47,8 +37,8 @@ std::string xml_escape(const std::string& text) {
 
 // Width of a line of text, estimated (no font metrics here): DejaVu/Helvetica average ~0.6 em.
 double text_width(const std::string& text, double font_size) {
-  const auto characters = std::count_if(
-      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+  const auto characters =
+      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
   return 0.6 * font_size * static_cast<double>(characters);
 }
 
@@ -56,19 +46,19 @@ std::string marker_path(Shape shape, double cx, double cy, double r) {
   const auto p = [](double x, double y) { return coord(x) + "," + coord(y); };
   switch (shape) {
     case Shape::kCircle:
-      return "M" + p(cx - r, cy) + " a" + coord(r) + "," + coord(r) + " 0 1,0 " + coord(2 * r) + ",0 a" +
-             coord(r) + "," + coord(r) + " 0 1,0 " + coord(-2 * r) + ",0Z";
+      return "M" + p(cx - r, cy) + " a" + coord(r) + "," + coord(r) + " 0 1,0 " + coord(2 * r) + ",0 a" + coord(r) +
+             "," + coord(r) + " 0 1,0 " + coord(-2 * r) + ",0Z";
     case Shape::kSquare: {
       const double s = 0.85 * r;
-      return "M" + p(cx - s, cy - s) + " L" + p(cx + s, cy - s) + " L" + p(cx + s, cy + s) + " L" +
-             p(cx - s, cy + s) + "Z";
+      return "M" + p(cx - s, cy - s) + " L" + p(cx + s, cy - s) + " L" + p(cx + s, cy + s) + " L" + p(cx - s, cy + s) +
+             "Z";
     }
     case Shape::kTriangleUp:
-      return "M" + p(cx, cy - 1.2 * r) + " L" + p(cx + 1.1 * r, cy + 0.8 * r) + " L" +
-             p(cx - 1.1 * r, cy + 0.8 * r) + "Z";
+      return "M" + p(cx, cy - 1.2 * r) + " L" + p(cx + 1.1 * r, cy + 0.8 * r) + " L" + p(cx - 1.1 * r, cy + 0.8 * r) +
+             "Z";
     case Shape::kTriangleDown:
-      return "M" + p(cx, cy + 1.2 * r) + " L" + p(cx + 1.1 * r, cy - 0.8 * r) + " L" +
-             p(cx - 1.1 * r, cy - 0.8 * r) + "Z";
+      return "M" + p(cx, cy + 1.2 * r) + " L" + p(cx + 1.1 * r, cy - 0.8 * r) + " L" + p(cx - 1.1 * r, cy - 0.8 * r) +
+             "Z";
     case Shape::kDiamond:
       return "M" + p(cx, cy - 1.25 * r) + " L" + p(cx + 1.05 * r, cy) + " L" + p(cx, cy + 1.25 * r) + " L" +
              p(cx - 1.05 * r, cy) + "Z";
@@ -90,13 +80,13 @@ void Svg::text(double x, double y, const std::string& text, double size, const s
 }
 
 void Svg::line(double x1, double y1, double x2, double y2, const std::string& attributes) {
-  body_ << "<line x1=\"" << coord(x1) << "\" y1=\"" << coord(y1) << "\" x2=\"" << coord(x2) << "\" y2=\""
-        << coord(y2) << "\" " << attributes << "/>\n";
+  body_ << "<line x1=\"" << coord(x1) << "\" y1=\"" << coord(y1) << "\" x2=\"" << coord(x2) << "\" y2=\"" << coord(y2)
+        << "\" " << attributes << "/>\n";
 }
 
 void Svg::rect(double x, double y, double w, double h, const std::string& attributes) {
-  body_ << "<rect x=\"" << coord(x) << "\" y=\"" << coord(y) << "\" width=\"" << coord(w) << "\" height=\""
-        << coord(h) << "\" " << attributes << "/>\n";
+  body_ << "<rect x=\"" << coord(x) << "\" y=\"" << coord(y) << "\" width=\"" << coord(w) << "\" height=\"" << coord(h)
+        << "\" " << attributes << "/>\n";
 }
 
 void Svg::path(const std::string& d, const std::string& attributes, const std::string& tooltip) {
@@ -110,8 +100,8 @@ void Svg::path(const std::string& d, const std::string& attributes, const std::s
 std::string Svg::str() const {
   std::ostringstream out;
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << coord(width_) << "\" height=\""
-      << coord(height_) << "\" viewBox=\"0 0 " << coord(width_) << " " << coord(height_)
+      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << coord(width_) << "\" height=\"" << coord(height_)
+      << "\" viewBox=\"0 0 " << coord(width_) << " " << coord(height_)
       << "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n"
       << "<rect x=\"0\" y=\"0\" width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
       << body_.str() << "</svg>\n";
@@ -135,14 +125,12 @@ void draw_frame(Svg& svg, const Frame& f, const std::string& x_label, const std:
     widest_y_tick = std::max(widest_y_tick, text_width(f.y.label(v), kTickFont));
   }
   svg.rect(f.left, f.top, f.width, f.height, "fill=\"none\" stroke=\"#444\" stroke-width=\"1\"");
-  svg.text(f.left + f.width / 2, f.top + f.height + 42, x_label, kLabelFont,
-           "text-anchor=\"middle\" fill=\"#222\"");
+  svg.text(f.left + f.width / 2, f.top + f.height + 42, x_label, kLabelFont, "text-anchor=\"middle\" fill=\"#222\"");
   if (!y_label.empty()) {
     const double x = f.left - 8 - widest_y_tick - 14;
     const double y = f.top + f.height / 2;
-    svg.text(
-        x, y, y_label, kLabelFont,
-        "text-anchor=\"middle\" fill=\"#222\" transform=\"rotate(-90 " + coord(x) + " " + coord(y) + ")\"");
+    svg.text(x, y, y_label, kLabelFont,
+             "text-anchor=\"middle\" fill=\"#222\" transform=\"rotate(-90 " + coord(x) + " " + coord(y) + ")\"");
   }
   svg.body() << "</g>\n";
 }

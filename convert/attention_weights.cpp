@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <map>
 
-#include "core/arch.h"
 #include "convert/strategy.h"
+#include "core/arch.h"
 #include "core/error.h"
 
 namespace gqa {
@@ -84,8 +84,12 @@ AttentionWeights expand_to_mha(const AttentionWeights& w) {
     const int g = l.group_of[size_t(h)];
     m.k_head(h) = w.k_head(g);
     m.v_head(h) = w.v_head(g);
-    if (w.k_bias.size()) m.k_bias.segment(int64_t(h) * l.head_dim_qk, l.head_dim_qk) = w.k_bias.segment(int64_t(g) * l.head_dim_qk, l.head_dim_qk);
-    if (w.v_bias.size()) m.v_bias.segment(int64_t(h) * l.head_dim_v, l.head_dim_v) = w.v_bias.segment(int64_t(g) * l.head_dim_v, l.head_dim_v);
+    if (w.k_bias.size())
+      m.k_bias.segment(int64_t(h) * l.head_dim_qk, l.head_dim_qk) =
+          w.k_bias.segment(int64_t(g) * l.head_dim_qk, l.head_dim_qk);
+    if (w.v_bias.size())
+      m.v_bias.segment(int64_t(h) * l.head_dim_v, l.head_dim_v) =
+          w.v_bias.segment(int64_t(g) * l.head_dim_v, l.head_dim_v);
   }
   return m;
 }
@@ -160,7 +164,9 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
     TensorToWrite t;
     t.name = name;
     t.dtype = dtype;
-    t.shape = o.vector ? std::vector<int64_t>{rows} : o.conv1d ? std::vector<int64_t>{cols, rows} : std::vector<int64_t>{rows, cols};
+    t.shape = o.vector   ? std::vector<int64_t>{rows}
+              : o.conv1d ? std::vector<int64_t>{cols, rows}
+                         : std::vector<int64_t>{rows, cols};
     t.nbytes = size_t(rows * cols) * dtype_size(dtype);
     std::vector<FusedRun> runs;  // one run per part unless fused per head
     if (o.parts.size() == 3) {

@@ -18,8 +18,8 @@ using Vector = Eigen::VectorXf;
 
 struct AttentionWeights {
   AttentionLayout layout;
-  Matrix q, k, v;  // [n_q*dqk, d], [n_kv*dqk, d], [n_kv*dv, d]
-  Matrix o;        // [d, n_q*dv]
+  Matrix q, k, v;                         // [n_q*dqk, d], [n_kv*dqk, d], [n_kv*dv, d]
+  Matrix o;                               // [d, n_q*dv]
   Vector q_bias, k_bias, v_bias, o_bias;  // size 0 when the family has none
 
   int64_t d_model() const { return q.cols(); }

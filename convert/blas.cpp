@@ -16,7 +16,7 @@ struct OpenBlas {
 };
 
 const OpenBlas* openblas() {
-  static const OpenBlas* loaded = [] () -> const OpenBlas* {
+  static const OpenBlas* loaded = []() -> const OpenBlas* {
     void* h = ::dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) return nullptr;
     static OpenBlas b;
@@ -54,9 +54,12 @@ std::string blas_kernel_hint() {
   const std::string core = blas->corename();
   if (core != "Prescott" && core != "prescott") return "";
   __builtin_cpu_init();
-  const char* better = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : nullptr;
+  const char* better = __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2")  ? "Haswell"
+                                                         : nullptr;
   if (!better) return "";
-  return std::string("note: OpenBLAS did not recognise this CPU and uses its Prescott (SSE3) kernels; OPENBLAS_CORETYPE=") +
+  return std::string(
+             "note: OpenBLAS did not recognise this CPU and uses its Prescott (SSE3) kernels; OPENBLAS_CORETYPE=") +
          better + " would use its " + (std::string(better) == "SkylakeX" ? "AVX-512" : "AVX2") +
          " (a Llama-1B svd conversion took 51 s instead of 64 s so on a 2-core VM)";
 }

@@ -16,12 +16,14 @@ std::vector<std::vector<int64_t>> calibration_sequences(const std::string& model
   std::string head;
   if (!files::read_text_prefix(text_file, size_t(std::max<int64_t>(1, max_tokens) * 8), &head))
     throw InputError(text_file, "", "cannot open calibration text");
-  if (head.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(text_file, "", "calibration text is empty");
+  if (head.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw InputError(text_file, "", "calibration text is empty");
   std::vector<int64_t> ids = load_tokenizer(model_dir)->encode(head);
   if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
   if (int64_t(ids.size()) < seq_len)
-    throw InputError(text_file, "", "calibration text is too short: " + std::to_string(ids.size()) + " tokens, need at least " +
-                                        std::to_string(seq_len) + " (one sequence)");
+    throw InputError(text_file, "",
+                     "calibration text is too short: " + std::to_string(ids.size()) + " tokens, need at least " +
+                         std::to_string(seq_len) + " (one sequence)");
   std::vector<std::vector<int64_t>> seqs;
   for (size_t at = 0; at + size_t(seq_len) <= ids.size(); at += size_t(seq_len))
     seqs.emplace_back(ids.begin() + int64_t(at), ids.begin() + int64_t(at) + seq_len);

@@ -21,10 +21,12 @@ void CalibrationStore::put(const BlockKey& key, BlockCalibration c) {
   }
   const int64_t d = c.input_sum.size();
   std::vector<TensorToWrite> t;
-  t.push_back({"input_gram", DType::F32, {d, d}, size_t(d * d) * 4,
-               [&c](uint8_t* dst) { std::memcpy(dst, c.input_gram.data(), size_t(c.input_gram.size()) * 4); }});
-  t.push_back({"input_sum", DType::F32, {d}, size_t(d) * 4,
-               [&c](uint8_t* dst) { std::memcpy(dst, c.input_sum.data(), size_t(c.input_sum.size()) * 4); }});
+  t.push_back({"input_gram", DType::F32, {d, d}, size_t(d * d) * 4, [&c](uint8_t* dst) {
+                 std::memcpy(dst, c.input_gram.data(), size_t(c.input_gram.size()) * 4);
+               }});
+  t.push_back({"input_sum", DType::F32, {d}, size_t(d) * 4, [&c](uint8_t* dst) {
+                 std::memcpy(dst, c.input_sum.data(), size_t(c.input_sum.size()) * 4);
+               }});
   t.push_back({"tokens", DType::I64, {1}, 8, [&c](uint8_t* dst) { std::memcpy(dst, &c.tokens, 8); }});
   write_safetensors(file_of(key), std::move(t), {});
   if (loaded_key_ == key) loaded_key_.second = -1;
@@ -52,7 +54,9 @@ const BlockCalibration* CalibrationStore::find(const BlockKey& key) const {
 
 const BlockCalibration& CalibrationStore::at(const BlockKey& key) const {
   const BlockCalibration* c = find(key);
-  if (!c) throw std::out_of_range(std::string("no calibration statistics for ") + module_name(key.first) + " " + std::to_string(key.second));
+  if (!c)
+    throw std::out_of_range(std::string("no calibration statistics for ") + module_name(key.first) + " " +
+                            std::to_string(key.second));
   return *c;
 }
 

@@ -32,16 +32,20 @@ std::vector<int> target_group_map(const ConvertOptions& o, int n_q) {
   }
   const int k = *o.kv_heads;
   if (k <= 0) throw InputError("--kv-heads", "", "must be positive");
-  if (k > n_q) throw InputError("--kv-heads", "", std::to_string(k) + " is more than the model's " + std::to_string(n_q) + " query heads");
+  if (k > n_q)
+    throw InputError("--kv-heads", "",
+                     std::to_string(k) + " is more than the model's " + std::to_string(n_q) + " query heads");
   if (n_q % k != 0)
-    throw InputError("--kv-heads", "", std::to_string(k) + " does not divide " + std::to_string(n_q) +
-                                           " query heads; give uneven groups with --group-map (e.g. 0,0,0,1,1,1,2,2)");
+    throw InputError("--kv-heads", "",
+                     std::to_string(k) + " does not divide " + std::to_string(n_q) +
+                         " query heads; give uneven groups with --group-map (e.g. 0,0,0,1,1,1,2,2)");
   return even_group_map(n_q, k);
 }
 
 }  // namespace
 
-ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force, std::ostream* progress) {
+ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force,
+                               std::ostream* progress) {
   const ModelConfig cfg = load_config(in_dir);
   if (cfg.weighted.empty())
     throw InputError(cfg.path, "gqa_weighted", "not a weighted (WGQA) folder: there are no scalars to fold");
@@ -72,19 +76,22 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   }
   for (AttentionModule m : modules)
     if (!cfg.layouts.count(m))
-      throw InputError("--modules", "", std::string(family_name(cfg.family)) + " has no " + module_name(m) + " attention");
+      throw InputError("--modules", "",
+                       std::string(family_name(cfg.family)) + " has no " + module_name(m) + " attention");
   const std::vector<int> target = opts.keep_layout ? std::vector<int>() : target_group_map(opts, int(cfg.n_heads));
   const bool keeps_scales = strategy_keeps_scales(opts.strategy);
   if (keeps_scales && opts.export_expanded)
     throw InputError("--export", "expanded", "a weighted (WGQA) folder must be uptrained and folded first (gqa fold)");
   const bool reduce = opts.qk_head_dim || opts.v_head_dim;
   if (reduce && keeps_scales)
-    throw InputError("--qk-head-dim/--kv-head-dim", "", "cannot be combined with a weighted strategy (fold first, then reduce)");
+    throw InputError("--qk-head-dim/--kv-head-dim", "",
+                     "cannot be combined with a weighted strategy (fold first, then reduce)");
   const bool rope_pairs = opts.qk_head_dim && cfg.rope.type != RopeType::None;
   if (opts.qk_head_dim && cfg.rotary_dim > 0)
-    throw InputError("--qk-head-dim", "", std::string("not supported with partial rotary embeddings (") + family_name(cfg.family) +
-                                              " turns " + std::to_string(cfg.rotary_dim) + " of " + std::to_string(cfg.head_dim) +
-                                              " dims per head); --v-head-dim is");
+    throw InputError("--qk-head-dim", "",
+                     std::string("not supported with partial rotary embeddings (") + family_name(cfg.family) +
+                         " turns " + std::to_string(cfg.rotary_dim) + " of " + std::to_string(cfg.head_dim) +
+                         " dims per head); --v-head-dim is");
   if (rope_pairs && *opts.qk_head_dim % 2 != 0)
     throw InputError("--qk-head-dim", "", "must be even with rotary embeddings (whole frequency pairs are kept)");
 
@@ -125,20 +132,25 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     Vector k_scale, v_scale;
   };
   auto state = std::make_shared<State>();
-  auto compute = [&in, &opts, &target, &kept_pairs, strategy, state, &cfg, progress, n_blocks = blocks.size()](const BlockKey& key) -> const AttentionWeights& {
+  auto compute = [&in, &opts, &target, &kept_pairs, strategy, state, &cfg, progress,
+                  n_blocks = blocks.size()](const BlockKey& key) -> const AttentionWeights& {
     if (state->cached == key) return state->weights;
     const AttentionWeights mha = expand_to_mha(read_attention(in, key.first, key.second));
     const BlockCalibration* calib = opts.calibration ? opts.calibration->find(key) : nullptr;
     const std::vector<int>& groups = opts.keep_layout ? cfg.layout(key.first, key.second).group_of : target;
-    StrategyInput si{mha, groups, opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
-                     cfg.rope.type != RopeType::None, calib,
+    StrategyInput si{mha,
+                     groups,
+                     opts.seed + uint64_t(key.second) * 1000003u + uint64_t(key.first),
+                     cfg.rope.type != RopeType::None,
+                     calib,
                      cfg.spec().positions == Positions::Relative && key.first != AttentionModule::DecoderCross,
                      cfg.rotary_dim > 0 ? cfg.rotary_dims() : 0};
     StrategyOutput out = strategy(si);
     if (!kept_pairs.empty()) out.weights = keep_rope_pairs(out.weights, kept_pairs);
     if (opts.v_head_dim || (opts.qk_head_dim && kept_pairs.empty()))
-      out.weights = reduce_head_dims(out.weights, kept_pairs.empty() ? opts.qk_head_dim.value_or(out.weights.layout.head_dim_qk)
-                                                                     : out.weights.layout.head_dim_qk,
+      out.weights = reduce_head_dims(out.weights,
+                                     kept_pairs.empty() ? opts.qk_head_dim.value_or(out.weights.layout.head_dim_qk)
+                                                        : out.weights.layout.head_dim_qk,
                                      opts.v_head_dim.value_or(out.weights.layout.head_dim_v));
     state->layouts[key] = out.weights.layout;
     if (!state->reports.count(key)) {
@@ -167,7 +179,8 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     const auto names = attention_tensor_names(in, key.first, key.second);
     const DType dtype = in.tensor(names.front()).dtype;
     for (const auto& n : names) params_after -= in.tensor(n).numel();
-    for (auto& t : attention_tensors(in, cfg, key.first, key.second, sized, dtype, [compute, key]() -> const AttentionWeights& { return compute(key); })) {
+    for (auto& t : attention_tensors(in, cfg, key.first, key.second, sized, dtype,
+                                     [compute, key]() -> const AttentionWeights& { return compute(key); })) {
       int64_t numel = 1;
       for (int64_t dim : t.shape) numel *= dim;
       params_after += numel;
@@ -176,8 +189,11 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     if (keeps_scales) {  // WGQA scalars, float32 [n_q] beside the block
       const AttentionRoles r = attention_roles(key.first);
       for (const bool is_k : {true, false}) {
-        TensorToWrite t{new_role_tensor_name(in, r.stack, is_k ? r.k_scale : r.v_scale, key.second), DType::F32,
-                        {src.n_q}, size_t(src.n_q) * 4, nullptr};
+        TensorToWrite t{new_role_tensor_name(in, r.stack, is_k ? r.k_scale : r.v_scale, key.second),
+                        DType::F32,
+                        {src.n_q},
+                        size_t(src.n_q) * 4,
+                        nullptr};
         t.fill = [compute, key, state, is_k](uint8_t* dst) {
           compute(key);
           const Vector& s = is_k ? state->k_scale : state->v_scale;
@@ -226,8 +242,11 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     if (!kept_pairs.empty()) written.rope_pairs = kept_pairs;
     json j = with_layout_fields(written);
     if (extra_units) j[ffn_dim_field(cfg.family)] = cfg.ffn_dim + extra_units;
-    j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold" : opts.strategy}, {"source", in_dir}, {"seed", opts.seed},
-                           {"export", opts.export_expanded ? "expanded" : "grouped"}, {"tool", "gqa 0.1.0"}};
+    j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold" : opts.strategy},
+                           {"source", in_dir},
+                           {"seed", opts.seed},
+                           {"export", opts.export_expanded ? "expanded" : "grouped"},
+                           {"tool", "gqa 0.1.0"}};
     ModelConfig out_cfg = parse_config(j, out_dir + "/config.json");
     summary.kv_bytes_per_token_before = cfg.kv_bytes_per_token(4);
     summary.kv_bytes_per_token_after = out_cfg.kv_bytes_per_token(4);

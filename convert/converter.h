@@ -18,17 +18,17 @@ namespace gqa {
 
 struct ConvertOptions {
   std::string strategy = "mean";
-  std::optional<int> kv_heads;            // even contiguous groups
-  bool mqa = false;                       // one KV head
+  std::optional<int> kv_heads;                // even contiguous groups
+  bool mqa = false;                           // one KV head
   std::optional<std::vector<int>> group_map;  // explicit (uneven) groups
-  std::set<AttentionModule> modules;      // empty: decoder self (+ cross for T5)
-  std::optional<std::set<int64_t>> layers;  // only these layers (others keep their layout)
+  std::set<AttentionModule> modules;          // empty: decoder self (+ cross for T5)
+  std::optional<std::set<int64_t>> layers;    // only these layers (others keep their layout)
   uint64_t seed = 0;
-  bool force = false;                     // replace an existing output folder
-  bool export_expanded = false;           // write MHA-shaped weights (KV heads repeated) instead
-  bool keep_layout = false;               // every block keeps its own grouping (gqa fold)
+  bool force = false;                          // replace an existing output folder
+  bool export_expanded = false;                // write MHA-shaped weights (KV heads repeated) instead
+  bool keep_layout = false;                    // every block keeps its own grouping (gqa fold)
   std::optional<int> qk_head_dim, v_head_dim;  // "KQV": smaller query/key and value heads (head_dims.h)
-  bool match_params = false;              // widen the FFNs by what attention saved (ffn.h)
+  bool match_params = false;                   // widen the FFNs by what attention saved (ffn.h)
   // Calibration per (module, layer) for strategies that use activations.
   const CalibrationStore* calibration = nullptr;
 };
@@ -49,6 +49,5 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
 // computes the same function with a KV cache and weights of an ordinary grouped model.
 ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force,
                                std::ostream* progress = nullptr);
-
 
 }  // namespace gqa

@@ -11,7 +11,8 @@ namespace gqa {
 namespace {
 
 std::vector<Stack> ffn_stacks(const ModelConfig& c) {
-  return c.is_encoder_decoder() ? std::vector<Stack>{Stack::Encoder, Stack::Decoder} : std::vector<Stack>{Stack::Decoder};
+  return c.is_encoder_decoder() ? std::vector<Stack>{Stack::Encoder, Stack::Decoder}
+                                : std::vector<Stack>{Stack::Decoder};
 }
 
 int64_t layers_of(const ModelConfig& c, Stack s) { return s == Stack::Encoder ? c.n_encoder_layers : c.n_layers; }
@@ -30,7 +31,8 @@ int64_t ffn_unit_params(const Checkpoint& ckpt) {
   return total;
 }
 
-void widen_ffn(const Checkpoint& in, int64_t extra, uint64_t seed, CheckpointWriter& writer, std::set<std::string>* replaced) {
+void widen_ffn(const Checkpoint& in, int64_t extra, uint64_t seed, CheckpointWriter& writer,
+               std::set<std::string>* replaced) {
   const ModelConfig& c = in.config();
   const int64_t d = c.d_model, f = c.ffn_dim, wide = f + extra;
   for (Stack s : ffn_stacks(c))
@@ -39,10 +41,14 @@ void widen_ffn(const Checkpoint& in, int64_t extra, uint64_t seed, CheckpointWri
         const auto name = role_tensor_name(in, s, role, l);
         if (!name) continue;
         const bool down = role == Role::FfnDown, bias = role == Role::FfnUpBias || role == Role::FfnGateBias;
-        const std::vector<int64_t> shape = down ? std::vector<int64_t>{d, f} : bias ? std::vector<int64_t>{f} : std::vector<int64_t>{f, d};
+        const std::vector<int64_t> shape = down   ? std::vector<int64_t>{d, f}
+                                           : bias ? std::vector<int64_t>{f}
+                                                  : std::vector<int64_t>{f, d};
         const auto loc = locate(c, s, role, l);
         const DType dtype = in.tensor(*name).dtype;
-        const std::vector<int64_t> out_linear = down ? std::vector<int64_t>{d, wide} : bias ? std::vector<int64_t>{wide} : std::vector<int64_t>{wide, d};
+        const std::vector<int64_t> out_linear = down   ? std::vector<int64_t>{d, wide}
+                                                : bias ? std::vector<int64_t>{wide}
+                                                       : std::vector<int64_t>{wide, d};
         TensorToWrite t;
         t.name = *name;
         t.dtype = dtype;

@@ -88,12 +88,21 @@ std::vector<int> hungarian(const Matrix& cost) {
       for (int j = 1; j <= m; ++j)
         if (!used[size_t(j)]) {
           const double cur = double(cost(i0 - 1, j - 1)) - u[size_t(i0)] - v[size_t(j)];
-          if (cur < minv[size_t(j)]) { minv[size_t(j)] = cur; way[size_t(j)] = j0; }
-          if (minv[size_t(j)] < delta) { delta = minv[size_t(j)]; j1 = j; }
+          if (cur < minv[size_t(j)]) {
+            minv[size_t(j)] = cur;
+            way[size_t(j)] = j0;
+          }
+          if (minv[size_t(j)] < delta) {
+            delta = minv[size_t(j)];
+            j1 = j;
+          }
         }
       for (int j = 0; j <= m; ++j)
-        if (used[size_t(j)]) { u[size_t(p[size_t(j)])] += delta; v[size_t(j)] -= delta; }
-        else minv[size_t(j)] -= delta;
+        if (used[size_t(j)]) {
+          u[size_t(p[size_t(j)])] += delta;
+          v[size_t(j)] -= delta;
+        } else
+          minv[size_t(j)] -= delta;
       j0 = j1;
     } while (p[size_t(j0)] != 0);
     do {
@@ -134,7 +143,8 @@ std::vector<int> canonical(const std::vector<int>& group_of) {
 
 std::vector<int> balanced_groups(const Matrix& sim, const std::vector<int>& sizes, uint64_t seed) {
   const int n = int(sim.rows()), k = int(sizes.size());
-  if (std::accumulate(sizes.begin(), sizes.end(), 0) != n) throw InputError("grouping", "sizes", "do not add up to the head count");
+  if (std::accumulate(sizes.begin(), sizes.end(), 0) != n)
+    throw InputError("grouping", "sizes", "do not add up to the head count");
   // Column j of the assignment is a slot of group slot_group[j].
   std::vector<int> slot_group;
   for (int g = 0; g < k; ++g) slot_group.insert(slot_group.end(), size_t(sizes[size_t(g)]), g);
@@ -151,7 +161,10 @@ std::vector<int> balanced_groups(const Matrix& sim, const std::vector<int>& size
         if (std::find(medoids.begin(), medoids.end(), h) != medoids.end()) continue;
         double closest = -std::numeric_limits<double>::infinity();
         for (int m : medoids) closest = std::max(closest, double(sim(h, m)));
-        if (closest < lowest) { lowest = closest; pick = h; }
+        if (closest < lowest) {
+          lowest = closest;
+          pick = h;
+        }
       }
       medoids.push_back(pick);
     }
@@ -170,7 +183,10 @@ std::vector<int> balanced_groups(const Matrix& sim, const std::vector<int>& size
             cnt = 1;
           } else {
             for (int o = 0; o < n; ++o)
-              if (o != h && group_of[size_t(o)] == g) { s += sim(h, o); ++cnt; }
+              if (o != h && group_of[size_t(o)] == g) {
+                s += sim(h, o);
+                ++cnt;
+              }
           }
           cost(h, j) = float(cnt ? -s / cnt : 0.0);
         }
@@ -199,7 +215,10 @@ std::vector<int> balanced_groups(const Matrix& sim, const std::vector<int>& size
         }
     }
     const double score = total_similarity(sim, group_of);
-    if (score > best_score + 1e-12) { best_score = score; best = group_of; }
+    if (score > best_score + 1e-12) {
+      best_score = score;
+      best = group_of;
+    }
   }
   return canonical(best);
 }

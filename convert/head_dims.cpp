@@ -48,8 +48,10 @@ void factor(const MatrixD& shared, const std::vector<MatrixD>& heads, int r, Mat
 
 AttentionWeights reduce_head_dims(const AttentionWeights& w, int qk_dim, int v_dim) {
   const AttentionLayout& l = w.layout;
-  if (qk_dim <= 0 || qk_dim > l.head_dim_qk) throw InputError("--qk-head-dim", "", "must be between 1 and " + std::to_string(l.head_dim_qk));
-  if (v_dim <= 0 || v_dim > l.head_dim_v) throw InputError("--kv-head-dim", "", "must be between 1 and " + std::to_string(l.head_dim_v));
+  if (qk_dim <= 0 || qk_dim > l.head_dim_qk)
+    throw InputError("--qk-head-dim", "", "must be between 1 and " + std::to_string(l.head_dim_qk));
+  if (v_dim <= 0 || v_dim > l.head_dim_v)
+    throw InputError("--kv-head-dim", "", "must be between 1 and " + std::to_string(l.head_dim_v));
   const int64_t d = w.d_model(), dqk = l.head_dim_qk, dv = l.head_dim_v;
   const auto members = group_members(l.group_of);
   AttentionWeights out;
@@ -89,7 +91,8 @@ AttentionWeights reduce_head_dims(const AttentionWeights& w, int qk_dim, int v_d
     factor(augmented_rows(w.v, w.v_bias, g * dv, dv), outs, v_dim, &v_new, &o_new);
     out.v.middleRows(int64_t(g) * v_dim, v_dim) = v_new.leftCols(d).cast<float>();
     if (v_bias) out.v_bias.segment(int64_t(g) * v_dim, v_dim) = v_new.col(d).cast<float>();
-    for (size_t i = 0; i < hs.size(); ++i) out.o.middleCols(int64_t(hs[i]) * v_dim, v_dim) = o_new[i].transpose().cast<float>();
+    for (size_t i = 0; i < hs.size(); ++i)
+      out.o.middleCols(int64_t(hs[i]) * v_dim, v_dim) = o_new[i].transpose().cast<float>();
   }
   return out;
 }

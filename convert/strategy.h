@@ -20,7 +20,7 @@ struct StrategyInput {
   const AttentionWeights& mha;  // one KV head per query head
   std::vector<int> group_of;    // target grouping of the query heads
   uint64_t seed = 0;
-  bool rope = false;            // rotary embeddings sit between the k projection and the dot product
+  bool rope = false;  // rotary embeddings sit between the k projection and the dot product
   const BlockCalibration* calib = nullptr;
   // The heads carry a per-head term shared with other layers (T5 self-attention's relative
   // position bias), so a strategy must not reorder them; regrouped heads then keep their places
@@ -36,7 +36,7 @@ struct StrategyOutput {
   // still hold one head per query head, and the layout says how they pool.
   AttentionWeights weights;
   Vector k_scale, v_scale;  // learnable per-head scalars (WGQA), [n_q] each; empty otherwise
-  std::string report;        // a line for `gqa convert --report`
+  std::string report;       // a line for `gqa convert --report`
 };
 
 using Strategy = StrategyOutput (*)(const StrategyInput&);

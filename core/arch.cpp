@@ -219,20 +219,26 @@ std::optional<std::string> resolve(const Checkpoint& ckpt, const std::string& na
 }  // namespace
 
 const char* role_name(Role r) {
+  // In Role's order, grouped as the enum is.
+  // clang-format off
   static const char* names[] = {
       "token_embedding", "position_embedding", "lm_head", "final_norm", "final_norm_bias",
-      "attn_norm", "attn_norm_bias", "attn_q", "attn_k", "attn_v", "attn_o", "attn_q_bias",
-      "attn_k_bias", "attn_v_bias", "attn_o_bias", "attn_relative_bias", "cross_norm", "cross_q",
-      "cross_k", "cross_v", "cross_o", "attn_k_scale", "attn_v_scale", "cross_k_scale", "cross_v_scale", "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias",
-      "ffn_gate", "ffn_down", "ffn_down_bias", "ffn_gate_bias", "embed_proj_in", "embed_proj_out"};
+      "attn_norm", "attn_norm_bias", "attn_q", "attn_k", "attn_v", "attn_o", "attn_q_bias", "attn_k_bias",
+      "attn_v_bias", "attn_o_bias", "attn_relative_bias",
+      "cross_norm", "cross_q", "cross_k", "cross_v", "cross_o",
+      "attn_k_scale", "attn_v_scale", "cross_k_scale", "cross_v_scale",
+      "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias", "ffn_gate", "ffn_down", "ffn_down_bias", "ffn_gate_bias",
+      "embed_proj_in", "embed_proj_out"};
+  // clang-format on
   return names[int(r)];
 }
 
 std::optional<TensorLocation> locate(const ModelConfig& cfg, Stack s, Role r, int64_t layer) {
   // T5 v1.1 gated FFN: wi_0 is the activated (gate) branch, wi_1 the linear (up) branch.
   if (cfg.family == Family::T5 && cfg.gated_ffn && (r == Role::FfnUp || r == Role::FfnGate)) {
-    std::string base = fill_layer(s == Stack::Encoder ? "encoder.block.{L}.layer.1.DenseReluDense."
-                                                      : "decoder.block.{L}.layer.2.DenseReluDense.", layer);
+    std::string base = fill_layer(
+        s == Stack::Encoder ? "encoder.block.{L}.layer.1.DenseReluDense." : "decoder.block.{L}.layer.2.DenseReluDense.",
+        layer);
     return TensorLocation{base + (r == Role::FfnGate ? "wi_0.weight" : "wi_1.weight")};
   }
   for (const Entry& e : kTable)
@@ -254,12 +260,15 @@ std::optional<std::string> role_tensor_name(const Checkpoint& ckpt, Stack s, Rol
 
 std::string new_role_tensor_name(const Checkpoint& in, Stack s, Role r, int64_t layer) {
   auto loc = locate(in.config(), s, r, layer);
-  if (!loc) throw InputError(in.dir(), role_name(r), std::string("no such tensor in a ") + family_name(in.config().family) + " model");
+  if (!loc)
+    throw InputError(in.dir(), role_name(r),
+                     std::string("no such tensor in a ") + family_name(in.config().family) + " model");
   // A base-model save (no "transformer."/"model." prefix on any tensor) drops it here too.
   for (const std::string prefix : kBasePrefixes) {
     if (loc->name.rfind(prefix, 0) != 0) continue;
     const auto names = in.names();
-    const bool any = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; });
+    const bool any =
+        std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.rfind(prefix, 0) == 0; });
     if (!any) return loc->name.substr(prefix.size());
   }
   return loc->name;
@@ -285,24 +294,34 @@ std::vector<FusedRun> fused_qkv_runs(const AttentionLayout& l, int64_t stored_kv
 
 AttentionRoles attention_roles(AttentionModule module) {
   if (module == AttentionModule::DecoderCross)
-    return {Stack::Decoder, Role::CrossQ, Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {},
+    return {Stack::Decoder,    Role::CrossQ,     Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {},
             Role::CrossKScale, Role::CrossVScale};
   return {module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder,
-          Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO,
-          Role::AttnQBias, Role::AttnKBias, Role::AttnVBias, Role::AttnOBias, Role::AttnKScale, Role::AttnVScale};
+          Role::AttnQ,
+          Role::AttnK,
+          Role::AttnV,
+          Role::AttnO,
+          Role::AttnQBias,
+          Role::AttnKBias,
+          Role::AttnVBias,
+          Role::AttnOBias,
+          Role::AttnKScale,
+          Role::AttnVScale};
 }
 
-HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
-                     const std::vector<int64_t>& expected) {
+HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, const std::vector<int64_t>& expected) {
   const ModelConfig& cfg = ckpt.config();
   auto loc = locate(cfg, s, r, layer);
-  if (!loc) throw InputError(ckpt.dir(), role_name(r), std::string("no such tensor in a ") + family_name(cfg.family) + " model");
+  if (!loc)
+    throw InputError(ckpt.dir(), role_name(r),
+                     std::string("no such tensor in a ") + family_name(cfg.family) + " model");
   auto name = resolve(ckpt, loc->name);
   if (!name) throw InputError(ckpt.dir(), loc->name, "tensor missing from the checkpoint");
   const TensorView& t = ckpt.tensor(*name);
   const std::string where = ckpt.file_of(*name);
   if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16 && t.dtype != DType::F64)
-    throw InputError(where, *name, std::string("dtype ") + dtype_name(t.dtype) + " where floating-point weights were expected");
+    throw InputError(where, *name,
+                     std::string("dtype ") + dtype_name(t.dtype) + " where floating-point weights were expected");
 
   // Stored shape as [rows, cols] of the stored matrix (vectors have cols = 1).
   std::vector<int64_t> stored = t.shape;
@@ -317,9 +336,12 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
   // garbage text; name the tensor and the element here instead.
   for (size_t i = 0; i < all.size(); ++i)
     if (!std::isfinite(all[i]))
-      throw InputError(where, *name, std::string(std::isnan(all[i]) ? "NaN" : "Inf") + " at element " + std::to_string(i) +
-                                         (matrix ? " (row " + std::to_string(int64_t(i) / cols) + ", column " + std::to_string(int64_t(i) % cols) + ")" : "") +
-                                         "; the weights are corrupt");
+      throw InputError(where, *name,
+                       std::string(std::isnan(all[i]) ? "NaN" : "Inf") + " at element " + std::to_string(i) +
+                           (matrix ? " (row " + std::to_string(int64_t(i) / cols) + ", column " +
+                                         std::to_string(int64_t(i) % cols) + ")"
+                                   : "") +
+                           "; the weights are corrupt");
 
   // Linear layout: [out, in]. Conv1D stores [in, out].
   int64_t out_dim = rows, in_dim = cols;
@@ -338,8 +360,9 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
     int64_t total = 0, at_row = 0;
     for (const FusedRun& r : all_runs) total += r.rows;
     if (total != out_dim)
-      throw InputError(where, *name, "fused q/k/v has " + std::to_string(out_dim) + " outputs, the config's attention layout needs " +
-                                         std::to_string(total));
+      throw InputError(where, *name,
+                       "fused q/k/v has " + std::to_string(out_dim) + " outputs, the config's attention layout needs " +
+                           std::to_string(total));
     runs.clear();
     row_count = 0;
     for (const FusedRun& r : all_runs) {
@@ -358,7 +381,8 @@ HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
       for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
       return s + "]";
     };
-    throw InputError(where, *name, "shape " + fmt(h.shape) + " disagrees with config.json, which implies " + fmt(expected));
+    throw InputError(where, *name,
+                     "shape " + fmt(h.shape) + " disagrees with config.json, which implies " + fmt(expected));
   }
   if (!(loc->conv1d && matrix) && row_count == out_dim) {  // stored as served: no second copy
     h.data = std::move(all);

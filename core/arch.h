@@ -14,23 +14,51 @@ namespace gqa {
 enum class Stack { Decoder, Encoder };
 
 enum class Role {
-  TokenEmbedding, PositionEmbedding, LmHead, FinalNorm, FinalNormBias,
-  AttnNorm, AttnNormBias, AttnQ, AttnK, AttnV, AttnO, AttnQBias, AttnKBias, AttnVBias, AttnOBias,
+  TokenEmbedding,
+  PositionEmbedding,
+  LmHead,
+  FinalNorm,
+  FinalNormBias,
+  AttnNorm,
+  AttnNormBias,
+  AttnQ,
+  AttnK,
+  AttnV,
+  AttnO,
+  AttnQBias,
+  AttnKBias,
+  AttnVBias,
+  AttnOBias,
   AttnRelativeBias,  // T5: [buckets, heads] in the first block of each stack
-  CrossNorm, CrossQ, CrossK, CrossV, CrossO,
+  CrossNorm,
+  CrossQ,
+  CrossK,
+  CrossV,
+  CrossO,
   // WGQA: one learnable scalar per stored K (V) head, [n_q]; only in weighted folders (gqa_weighted).
-  AttnKScale, AttnVScale, CrossKScale, CrossVScale,
-  FfnNorm, FfnNormBias, FfnUp, FfnUpBias, FfnGate, FfnDown, FfnDownBias, FfnGateBias,
+  AttnKScale,
+  AttnVScale,
+  CrossKScale,
+  CrossVScale,
+  FfnNorm,
+  FfnNormBias,
+  FfnUp,
+  FfnUpBias,
+  FfnGate,
+  FfnDown,
+  FfnDownBias,
+  FfnGateBias,
   // OPT with word_embed_proj_dim != hidden_size: embeddings -> model width, and back before lm_head.
-  EmbedProjIn, EmbedProjOut,
+  EmbedProjIn,
+  EmbedProjOut,
 };
 const char* role_name(Role r);
 
 // Where a role lives in a checkpoint.
 struct TensorLocation {
-  std::string name;        // HF tensor name with the layer filled in
-  bool conv1d = false;     // stored transposed ([in, out]) as GPT-2's Conv1D
-  int fused_part = -1;     // q/k/v slot (0, 1, 2) inside a fused qkv tensor, -1 when not fused
+  std::string name;             // HF tensor name with the layer filled in
+  bool conv1d = false;          // stored transposed ([in, out]) as GPT-2's Conv1D
+  int fused_part = -1;          // q/k/v slot (0, 1, 2) inside a fused qkv tensor, -1 when not fused
   bool fused_per_head = false;  // the fused tensor interleaves q/k/v per head (GPT-NeoX)
 };
 
@@ -61,8 +89,7 @@ class Checkpoint;
 
 // Reads a role as float32 in Linear layout, cutting fused q/k/v by the block's layout (so grouped
 // GPT-2 checkpoints with fewer KV columns load too) and checking the shape against `expected`.
-HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
-                     const std::vector<int64_t>& expected);
+HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, const std::vector<int64_t>& expected);
 bool has_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer);
 // The name a role has in this checkpoint (base-model saves drop "transformer."/"model."), or
 // nullopt when absent.

@@ -63,7 +63,8 @@ std::string make_scratch_folder(const std::string& out_in, const std::string& ta
   while (!out.empty() && out.back() == '/') out.pop_back();
   remove_stale_temp_folders(parent_or_dot(out), temp_prefix(base_name(out)));
   const std::string dir = files::make_unique_directory(temp_prefix(out) + std::to_string(::getpid()) + "-" + tag + "-");
-  if (dir.empty()) throw InputError(out + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
+  if (dir.empty())
+    throw InputError(out + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
   return dir;
 }
 
@@ -75,9 +76,9 @@ void remove_folder_atomically(const std::string& dir) {
 }
 
 const std::vector<std::string>& passthrough_files() {
-  static const std::vector<std::string> files = {
-      "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-      "vocab.json", "merges.txt", "tokenizer.model", "spiece.model", "added_tokens.json"};
+  static const std::vector<std::string> files = {"generation_config.json",  "tokenizer.json", "tokenizer_config.json",
+                                                 "special_tokens_map.json", "vocab.json",     "merges.txt",
+                                                 "tokenizer.model",         "spiece.model",   "added_tokens.json"};
   return files;
 }
 
@@ -125,7 +126,8 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
                      "\"import sys,transformers as t; m=t.AutoModel.from_pretrained(sys.argv[1]); "
                      "m.save_pretrained(sys.argv[1])\" DIR  (writes model.safetensors)");
   } else {
-    throw InputError(dir, "model.safetensors", "no weights found (expected model.safetensors or model.safetensors.index.json)");
+    throw InputError(dir, "model.safetensors",
+                     "no weights found (expected model.safetensors or model.safetensors.index.json)");
   }
 }
 
@@ -158,7 +160,10 @@ DType Checkpoint::weight_dtype() const {
   DType best = DType::F32;
   int64_t most = -1;
   for (const auto& [d, n] : count)
-    if (n > most) { best = d; most = n; }
+    if (n > most) {
+      best = d;
+      most = n;
+    }
   return best;
 }
 
@@ -173,7 +178,8 @@ CheckpointWriter::CheckpointWriter(std::string out_dir, bool overwrite, uint64_t
   remove_stale_temp_folders(parent_or_dot(out_), temp_prefix(base_name(out_)));
   // OUT.tmp-<pid>-XXXXXX: the pid lets a later writer tell a killed run's leftovers from a live one.
   tmp_ = files::make_unique_directory(temp_prefix(out_) + std::to_string(::getpid()) + "-");
-  if (tmp_.empty()) throw InputError(out_ + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
+  if (tmp_.empty())
+    throw InputError(out_ + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
 }
 
 CheckpointWriter::~CheckpointWriter() {
@@ -186,7 +192,8 @@ void CheckpointWriter::copy_from(const std::string& src_dir, const std::string& 
 
 bool CheckpointWriter::commit() {
   // Shard in name order, closing a shard when the next tensor would pass the limit.
-  std::sort(tensors_.begin(), tensors_.end(), [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
+  std::sort(tensors_.begin(), tensors_.end(),
+            [](const TensorToWrite& a, const TensorToWrite& b) { return a.name < b.name; });
   std::vector<std::vector<TensorToWrite>> shards(1);
   uint64_t in_shard = 0, total = 0;
   for (auto& t : tensors_) {
@@ -231,7 +238,9 @@ bool CheckpointWriter::commit() {
     bool existed = false;
     const std::string why = files::rename_no_replace(tmp_, out_, &existed);
     if (existed)
-      throw InputError(out_, "", "appeared while this run was writing it (another writer?); it was left as it is (use --force to replace it)");
+      throw InputError(
+          out_, "",
+          "appeared while this run was writing it (another writer?); it was left as it is (use --force to replace it)");
     if (!why.empty()) throw InputError(out_, "", "cannot move finished folder into place: " + why);
     committed_ = true;
     sync_path(parent_or_dot(out_));

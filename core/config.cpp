@@ -1,10 +1,10 @@
 #include "core/config.h"
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/family.h"
@@ -67,11 +67,11 @@ std::string AttentionLayout::describe() const {
   return s.str();
 }
 
-void validate_group_map(const std::vector<int>& group_of, int n_q, const std::string& file,
-                        const std::string& field) {
+void validate_group_map(const std::vector<int>& group_of, int n_q, const std::string& file, const std::string& field) {
   if (int(group_of.size()) != n_q)
-    throw InputError(file, field, "has " + std::to_string(group_of.size()) + " entries, expected one per query head (" +
-                                      std::to_string(n_q) + ")");
+    throw InputError(file, field,
+                     "has " + std::to_string(group_of.size()) + " entries, expected one per query head (" +
+                         std::to_string(n_q) + ")");
   int n_kv = 0;
   for (int g : group_of) n_kv = std::max(n_kv, g + 1);
   std::vector<int> count(size_t(n_kv), 0);
@@ -81,7 +81,9 @@ void validate_group_map(const std::vector<int>& group_of, int n_q, const std::st
   }
   for (int g = 0; g < n_kv; ++g)
     if (count[size_t(g)] == 0)
-      throw InputError(file, field, "KV head " + std::to_string(g) + " has no query heads (groups must be numbered 0..n_kv-1 without gaps)");
+      throw InputError(
+          file, field,
+          "KV head " + std::to_string(g) + " has no query heads (groups must be numbered 0..n_kv-1 without gaps)");
 }
 
 const AttentionLayout& ModelConfig::layout(AttentionModule m, int64_t layer) const {
@@ -111,7 +113,8 @@ int64_t ModelConfig::kv_bytes_per_token(int64_t dtype_bytes) const {
   // The decoder's self-attention cache grows with every generated token; T5's cross-attention
   // cache is per source token and reported separately by inspect.
   int64_t total = 0;
-  for (const auto& l : layouts.at(AttentionModule::DecoderSelf)) total += int64_t(l.n_kv) * (l.head_dim_qk + l.head_dim_v);
+  for (const auto& l : layouts.at(AttentionModule::DecoderSelf))
+    total += int64_t(l.n_kv) * (l.head_dim_qk + l.head_dim_v);
   return total * dtype_bytes;
 }
 
@@ -124,16 +127,18 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   const std::string model_type = f.string_or("model_type", "");
   const FamilySpec* spec = find_family(model_type);
   if (!spec)
-    throw InputError(path, "model_type", (model_type.empty() ? std::string("missing") : "unsupported '" + model_type + "'") +
-                                             " (expected " + family_names() + ")");
+    throw InputError(path, "model_type",
+                     (model_type.empty() ? std::string("missing") : "unsupported '" + model_type + "'") +
+                         " (expected " + family_names() + ")");
   c.family = spec->family;
   spec->parse(f, c);
   int64_t head_dim = c.head_dim;
   const char* heads_key = spec->heads_field;
   if (head_dim == 0) {
     if (c.d_model % c.n_heads != 0)
-      throw InputError(path, heads_key, "hidden size " + std::to_string(c.d_model) + " is not divisible by " +
-                                              std::to_string(c.n_heads) + " heads");
+      throw InputError(
+          path, heads_key,
+          "hidden size " + std::to_string(c.d_model) + " is not divisible by " + std::to_string(c.n_heads) + " heads");
     head_dim = c.d_model / c.n_heads;
   }
   c.head_dim = head_dim;
@@ -155,20 +160,23 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   const int n_q = int(c.n_heads);
   const int64_t n_kv64 = f.integer_or("num_key_value_heads", n_q);
   if (n_kv64 <= 0 || n_kv64 > n_q)
-    throw InputError(path, "num_key_value_heads", std::to_string(n_kv64) + " must be between 1 and num_attention_heads (" +
-                                                      std::to_string(n_q) + ")");
+    throw InputError(
+        path, "num_key_value_heads",
+        std::to_string(n_kv64) + " must be between 1 and num_attention_heads (" + std::to_string(n_q) + ")");
   const int n_kv = int(n_kv64);
   if (n_q % n_kv != 0 && !f.has("gqa_group_map"))
-    throw InputError(path, "num_key_value_heads", std::to_string(n_kv) + " must divide num_attention_heads (" +
-                                                      std::to_string(n_q) + ") unless gqa_group_map is given");
+    throw InputError(path, "num_key_value_heads",
+                     std::to_string(n_kv) + " must divide num_attention_heads (" + std::to_string(n_q) +
+                         ") unless gqa_group_map is given");
   AttentionLayout grouped = AttentionLayout::even(n_q, n_q % n_kv == 0 ? n_kv : n_q, int(head_dim), int(head_dim));
   if (f.has("gqa_group_map")) {
     grouped.group_of = f.int_list(f.at("gqa_group_map"), "gqa_group_map");
     validate_group_map(grouped.group_of, n_q, path, "gqa_group_map");
     grouped.n_kv = *std::max_element(grouped.group_of.begin(), grouped.group_of.end()) + 1;
     if (f.has("num_key_value_heads") && grouped.n_kv != n_kv)
-      throw InputError(path, "gqa_group_map", "uses " + std::to_string(grouped.n_kv) +
-                                                  " KV heads but num_key_value_heads is " + std::to_string(n_kv));
+      throw InputError(
+          path, "gqa_group_map",
+          "uses " + std::to_string(grouped.n_kv) + " KV heads but num_key_value_heads is " + std::to_string(n_kv));
   }
   grouped.head_dim_qk = int(f.has("gqa_qk_head_dim") ? f.positive("gqa_qk_head_dim") : head_dim);
   grouped.head_dim_v = int(f.has("gqa_v_head_dim") ? f.positive("gqa_v_head_dim") : head_dim);
@@ -180,8 +188,12 @@ ModelConfig parse_config(const json& j, const std::string& path) {
         throw InputError(path, "gqa_rope_pairs", "expected ascending pair indices below " + std::to_string(pairs));
   }
   if (c.rope.type != RopeType::None && grouped.head_dim_qk % 2 != 0)
-    throw InputError(path, f.has("gqa_qk_head_dim") ? "gqa_qk_head_dim" : f.has("head_dim") ? "head_dim" : heads_key,
-                     "the query/key head size " + std::to_string(grouped.head_dim_qk) + " must be even for rotary embeddings");
+    throw InputError(
+        path,
+        f.has("gqa_qk_head_dim") ? "gqa_qk_head_dim"
+        : f.has("head_dim")      ? "head_dim"
+                                 : heads_key,
+        "the query/key head size " + std::to_string(grouped.head_dim_qk) + " must be even for rotary embeddings");
 
   const AttentionLayout mha = AttentionLayout::even(n_q, n_q, int(head_dim), int(head_dim));
   std::set<AttentionModule> converted;
@@ -190,8 +202,12 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     for (const auto& m : f.at("gqa_modules")) {
       bool found = false;
       for (AttentionModule am : c.modules())
-        if (m.is_string() && m.get<std::string>() == module_name(am)) { converted.insert(am); found = true; }
-      if (!found) throw InputError(path, "gqa_modules", "unknown module (expected encoder_self, decoder_self, decoder_cross)");
+        if (m.is_string() && m.get<std::string>() == module_name(am)) {
+          converted.insert(am);
+          found = true;
+        }
+      if (!found)
+        throw InputError(path, "gqa_modules", "unknown module (expected encoder_self, decoder_self, decoder_cross)");
     }
   } else if (c.is_encoder_decoder()) {
     converted = {AttentionModule::DecoderSelf, AttentionModule::DecoderCross};
@@ -211,7 +227,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
       std::optional<AttentionModule> mod;
       for (AttentionModule am : c.modules())
         if (mit.key() == module_name(am)) mod = am;
-      if (!mod || !mit->is_object()) throw InputError(path, "gqa_layers." + mit.key(), "unknown module or not an object");
+      if (!mod || !mit->is_object())
+        throw InputError(path, "gqa_layers." + mit.key(), "unknown module or not an object");
       for (auto lit = mit->begin(); lit != mit->end(); ++lit) {
         std::string field = "gqa_layers." + mit.key() + "." + lit.key();
         const std::string& key = lit.key();
@@ -219,7 +236,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
           throw InputError(path, field, "layer index is not a number");
         const size_t layer = std::stoul(key);
         auto& layers = c.layouts[*mod];
-        if (layer >= layers.size() || !lit->is_object()) throw InputError(path, field, "layer out of range or not an object");
+        if (layer >= layers.size() || !lit->is_object())
+          throw InputError(path, field, "layer out of range or not an object");
         ConfigFields lf(*lit, path, field + ".");
         AttentionLayout& l = layers[layer];
         if (lf.has("group_map")) {
@@ -239,15 +257,16 @@ ModelConfig parse_config(const json& j, const std::string& path) {
 
 json with_layout_fields(const ModelConfig& cfg) {
   json j = cfg.raw;
-  for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers", "gqa_weighted",
-                        "gqa_rope_pairs", "num_key_value_heads"})
+  for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers",
+                        "gqa_weighted", "gqa_rope_pairs", "num_key_value_heads"})
     j.erase(k);
   auto same = [](const AttentionLayout& a, const AttentionLayout& b) {
     return a.group_of == b.group_of && a.head_dim_qk == b.head_dim_qk && a.head_dim_v == b.head_dim_v;
   };
   // Modules with any non-MHA block carry the fields; the first such block is the base layout.
   std::vector<AttentionModule> grouped;
-  const AttentionLayout mha = AttentionLayout::even(int(cfg.n_heads), int(cfg.n_heads), int(cfg.head_dim), int(cfg.head_dim));
+  const AttentionLayout mha =
+      AttentionLayout::even(int(cfg.n_heads), int(cfg.n_heads), int(cfg.head_dim), int(cfg.head_dim));
   for (AttentionModule m : cfg.modules())
     for (const auto& l : cfg.layouts.at(m))
       if (!same(l, mha)) {
@@ -279,7 +298,8 @@ json with_layout_fields(const ModelConfig& cfg) {
   for (AttentionModule m : cfg.modules())
     for (size_t l = 0; l < cfg.layouts.at(m).size(); ++l)
       if (!same(back.layouts.at(m)[l], cfg.layouts.at(m)[l]))
-        throw std::logic_error("config fields do not reproduce the layout of " + std::string(module_name(m)) + " " + std::to_string(l));
+        throw std::logic_error("config fields do not reproduce the layout of " + std::string(module_name(m)) + " " +
+                               std::to_string(l));
   if (back.weighted != cfg.weighted)
     throw std::logic_error("gqa_weighted applies to the grouped modules; these weighted modules are not them");
   return j;

@@ -24,53 +24,52 @@ enum class AttentionModule { DecoderSelf, DecoderCross, EncoderSelf };
 const char* module_name(AttentionModule m);  // "decoder_self", "decoder_cross", "encoder_self"
 
 struct AttentionLayout {
-  int n_q = 0;                 // query heads
-  int n_kv = 0;                // key/value heads
-  std::vector<int> group_of;   // query head h reads KV head group_of[h]; size n_q
-  int head_dim_qk = 0;         // query/key vector size per head
-  int head_dim_v = 0;          // value vector size per head
+  int n_q = 0;                // query heads
+  int n_kv = 0;               // key/value heads
+  std::vector<int> group_of;  // query head h reads KV head group_of[h]; size n_q
+  int head_dim_qk = 0;        // query/key vector size per head
+  int head_dim_v = 0;         // value vector size per head
 
   static AttentionLayout even(int n_q, int n_kv, int head_dim_qk, int head_dim_v);
-  bool is_mha() const;                 // one KV head per query head, identity map
-  bool is_contiguous_even() const;     // groups of equal size in head order (SDPA enable_gqa)
+  bool is_mha() const;              // one KV head per query head, identity map
+  bool is_contiguous_even() const;  // groups of equal size in head order (SDPA enable_gqa)
   std::vector<int> group_sizes() const;
-  std::string describe() const;        // "8q/2kv [4,4] qk64 v64"
+  std::string describe() const;  // "8q/2kv [4,4] qk64 v64"
 };
 
 // Checks a group map against n_q (size) and itself (every KV head used); throws InputError.
-void validate_group_map(const std::vector<int>& group_of, int n_q, const std::string& file,
-                        const std::string& field);
+void validate_group_map(const std::vector<int>& group_of, int n_q, const std::string& file, const std::string& field);
 
 enum class RopeType { None, Default, Linear, Llama3 };
 
 struct RopeConfig {
   RopeType type = RopeType::None;
   double theta = 10000.0;
-  double factor = 1.0;                  // linear, llama3
-  double low_freq_factor = 1.0;         // llama3
-  double high_freq_factor = 4.0;        // llama3
+  double factor = 1.0;                    // linear, llama3
+  double low_freq_factor = 1.0;           // llama3
+  double high_freq_factor = 4.0;          // llama3
   int64_t original_max_positions = 8192;  // llama3
 };
 
 struct ModelConfig {
   Family family = Family::Llama;
-  std::string path;  // the config.json it came from (for error messages)
+  std::string path;    // the config.json it came from (for error messages)
   nlohmann::json raw;  // the whole file, so writers keep fields we do not interpret
 
   int64_t vocab_size = 0;
   int64_t d_model = 0;
-  int64_t n_layers = 0;           // decoder layers (T5: decoder stack)
-  int64_t n_encoder_layers = 0;   // T5 only
+  int64_t n_layers = 0;          // decoder layers (T5: decoder stack)
+  int64_t n_encoder_layers = 0;  // T5 only
   int64_t n_heads = 0;
-  int64_t head_dim = 0;           // the original per-head size (sets the softmax scale and RoPE)
+  int64_t head_dim = 0;  // the original per-head size (sets the softmax scale and RoPE)
   int64_t ffn_dim = 0;
-  int64_t max_positions = 0;      // learned/rotary position limit; 0 = unbounded (T5)
+  int64_t max_positions = 0;  // learned/rotary position limit; 0 = unbounded (T5)
   double norm_eps = 1e-5;
-  std::string activation;         // "gelu_new", "silu", "relu", "gelu", ...
-  bool gated_ffn = false;         // SwiGLU (Llama), gated-gelu (T5 v1.1)
+  std::string activation;  // "gelu_new", "silu", "relu", "gelu", ...
+  bool gated_ffn = false;  // SwiGLU (Llama), gated-gelu (T5 v1.1)
   bool tie_word_embeddings = true;
-  bool attention_bias = false;    // the family's attention biases exist (GPT-2, OPT; Llama's attention_bias)
-  bool mlp_bias = false;          // the feed-forward's biases exist
+  bool attention_bias = false;  // the family's attention biases exist (GPT-2, OPT; Llama's attention_bias)
+  bool mlp_bias = false;        // the feed-forward's biases exist
   RopeConfig rope;
   // Rotary dims of the original head (GPT-NeoX's partial rotary: the first rotary_dim dims of each
   // q/k head turn, the rest pass through); 0 = all of head_dim.
@@ -81,9 +80,9 @@ struct ModelConfig {
   bool parallel_residual = false;
   bool norm_before = true;
   bool final_norm = true;
-  int64_t position_offset = 0;    // learned positions read row position + offset (OPT: 2)
-  int64_t embed_dim = 0;          // token embedding width when it differs from d_model (OPT's
-                                  // word_embed_proj_dim, with project_in/out); 0 = d_model
+  int64_t position_offset = 0;  // learned positions read row position + offset (OPT: 2)
+  int64_t embed_dim = 0;        // token embedding width when it differs from d_model (OPT's
+                                // word_embed_proj_dim, with project_in/out); 0 = d_model
   // Rotary frequency pairs a q/k-reduced model keeps (gqa_rope_pairs), indices into the original
   // head_dim/2 pairs, ascending; empty = all of them.
   std::vector<int> rope_pairs;

@@ -27,7 +27,8 @@ class ConfigFields {
   int64_t integer_or(const char* key, int64_t dflt) const { return has(key) ? integer(key) : dflt; }
   int64_t positive(const char* key) const {
     int64_t v = integer(key);
-    if (v <= 0 || v >= (int64_t(1) << 31)) throw InputError(path_, prefix_ + key, "expected a positive integer, got " + std::to_string(v));
+    if (v <= 0 || v >= (int64_t(1) << 31))
+      throw InputError(path_, prefix_ + key, "expected a positive integer, got " + std::to_string(v));
     return v;
   }
   // Layer and head counts: each sizes per-layer tables here, so a lying config.json could ask for
@@ -35,7 +36,9 @@ class ConfigFields {
   int64_t count(const char* key) const {
     int64_t v = integer(key);
     if (v <= 0 || v > kMaxConfigCount)
-      throw InputError(path_, prefix_ + key, "expected a positive integer up to " + std::to_string(kMaxConfigCount) + ", got " + std::to_string(v));
+      throw InputError(
+          path_, prefix_ + key,
+          "expected a positive integer up to " + std::to_string(kMaxConfigCount) + ", got " + std::to_string(v));
     return v;
   }
   double number_or(const char* key, double dflt) const {

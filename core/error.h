@@ -14,8 +14,7 @@ class InputError : public std::runtime_error {
   const std::string& field() const { return field_; }
 
  private:
-  static std::string format(const std::string& file, const std::string& field,
-                            const std::string& problem) {
+  static std::string format(const std::string& file, const std::string& field, const std::string& problem) {
     std::string s = file;
     if (!field.empty()) s += (s.empty() ? "" : ": ") + field;
     return s + (s.empty() ? "" : ": ") + problem;

@@ -24,8 +24,8 @@ enum class Positions { Learned, Rotary, Relative };
 
 // What a block of the runtime model is, beyond its weights.
 struct BlockPlan {
-  double scale = 1.0;   // softmax scale
-  int64_t window = 0;   // > 0: sliding-window attention over the last `window` slots
+  double scale = 1.0;  // softmax scale
+  int64_t window = 0;  // > 0: sliding-window attention over the last `window` slots
 };
 
 // The sizes a fresh model's config.json states, resolved from a ModelShape's defaults.

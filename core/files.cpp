@@ -1,7 +1,6 @@
 #include "core/files.h"
 
 #include <dirent.h>
-#include <zlib.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -9,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -205,8 +205,10 @@ std::string write_file_atomically(const std::string& path, const std::string& te
   bool ok = true;
   for (size_t written = 0; ok && written < text.size();) {
     const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n > 0) written += size_t(n);
-    else if (errno != EINTR) ok = false;
+    if (n > 0)
+      written += size_t(n);
+    else if (errno != EINTR)
+      ok = false;
   }
   ok = ok && ::fsync(fd) == 0;  // the rename must publish complete data
   const std::string reason = ok ? "" : std::string("cannot write: ") + std::strerror(errno);

@@ -26,7 +26,7 @@ std::string rename_no_replace(const std::string& from, const std::string& to, bo
 // Whether a process with this id exists (kill(pid, 0)); stale temp folders are those of dead ones.
 bool process_alive(long pid);
 std::string copy_file(const std::string& from, const std::string& to);
-std::string remove_all(const std::string& path);  // a missing path is not an error
+std::string remove_all(const std::string& path);                   // a missing path is not an error
 std::vector<std::string> list_directory(const std::string& path);  // names, without . and ..
 // Up to max_bytes of a text file, plain or gzip-compressed (.gz read transparently); false when
 // it cannot be opened or read.

@@ -20,9 +20,10 @@ using json = nlohmann::json;
 // ---------------------------------------------------------------------------------------------
 // The shape JSON
 
-const char* const kShapeKeys[] = {"family", "layers", "encoder_layers", "d_model", "heads", "head_dim", "kv_heads",
-                                  "group_map", "qk_head_dim", "v_head_dim", "ffn_dim", "vocab_size", "max_positions",
-                                  "activation", "window_size", "bos_token_id", "eos_token_id", "pad_token_id"};
+const char* const kShapeKeys[] = {"family",       "layers",       "encoder_layers", "d_model",     "heads",
+                                  "head_dim",     "kv_heads",     "group_map",      "qk_head_dim", "v_head_dim",
+                                  "ffn_dim",      "vocab_size",   "max_positions",  "activation",  "window_size",
+                                  "bos_token_id", "eos_token_id", "pad_token_id"};
 
 // Activations the runtime implements (core/model/layers.cpp); T5 may prefix "gated-".
 const char* const kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "relu", "silu", "swish"};
@@ -80,7 +81,8 @@ class ShapeReader {
   }
   std::vector<int> int_list(const char* key) const {
     const json& v = j_[key];
-    if (!v.is_array() || v.empty()) throw InputError(file_, key, "expected a list of KV head indices, one per query head");
+    if (!v.is_array() || v.empty())
+      throw InputError(file_, key, "expected a list of KV head indices, one per query head");
     std::vector<int> out;
     for (const auto& e : v) {
       if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > kMaxSize)
@@ -188,7 +190,8 @@ std::vector<RoleTensor> initial_roles(const ModelConfig& c) {
   for (const StackPlan& p : stacks) {
     if (c.final_norm) norm(p.stack, Role::FinalNorm, Role::FinalNormBias, 0);
     // T5: the relative position bias lives in the first block's self-attention of each stack.
-    if (spec.positions == Positions::Relative) weight(p.stack, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads});
+    if (spec.positions == Positions::Relative)
+      weight(p.stack, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads});
     for (int64_t layer = 0; layer < p.layers; ++layer) {
       norm(p.stack, Role::AttnNorm, Role::AttnNormBias, layer);
       attention(p.self, layer);
@@ -228,7 +231,9 @@ std::vector<StoredTensor> stored_tensors(const ModelConfig& c) {
   std::map<std::string, size_t> index;
   for (const RoleTensor& t : initial_roles(c)) {
     const auto loc = locate(c, t.stack, t.role, t.layer);
-    if (!loc) throw std::logic_error(std::string("no tensor name for role ") + role_name(t.role) + " in " + family_name(c.family));
+    if (!loc)
+      throw std::logic_error(std::string("no tensor name for role ") + role_name(t.role) + " in " +
+                             family_name(c.family));
     std::vector<int64_t> shape = t.shape;
     if (loc->conv1d && shape.size() == 2) std::swap(shape[0], shape[1]);
     auto [it, fresh] = index.emplace(loc->name, out.size());
@@ -329,7 +334,8 @@ ModelConfig config_of(const ModelShape& shape) { return parse_config(make_config
 void validate_model_shape(const ModelShape& s, const std::string& source) {
   auto positive = [&](const char* key, int64_t v, int64_t max = kMaxSize) {
     if (v <= 0 || v > max)
-      throw InputError(source, key, "expected a positive integer up to " + std::to_string(max) + ", got " + std::to_string(v));
+      throw InputError(source, key,
+                       "expected a positive integer up to " + std::to_string(max) + ", got " + std::to_string(v));
   };
   auto zero_or_positive = [&](const char* key, int64_t v, int64_t max = kMaxSize) {
     if (v != 0) positive(key, v, max);
@@ -344,32 +350,44 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
   positive("heads", s.n_heads, kMaxCount);
   zero_or_positive("head_dim", s.head_dim);
   if (s.head_dim == 0 && s.d_model % s.n_heads != 0)
-    throw InputError(source, "heads", "d_model " + std::to_string(s.d_model) + " is not divisible by " + std::to_string(s.n_heads) +
-                                          " heads" + (spec.free_head_dim ? " (or give head_dim)" : ""));
+    throw InputError(source, "heads",
+                     "d_model " + std::to_string(s.d_model) + " is not divisible by " + std::to_string(s.n_heads) +
+                         " heads" + (spec.free_head_dim ? " (or give head_dim)" : ""));
   if (s.head_dim != 0 && !spec.free_head_dim && s.head_dim * s.n_heads != s.d_model)
-    throw InputError(source, "head_dim", std::string(family) + " heads are d_model / heads wide; " + std::to_string(s.head_dim) +
-                                             " x " + std::to_string(s.n_heads) + " heads != d_model " + std::to_string(s.d_model));
+    throw InputError(source, "head_dim",
+                     std::string(family) + " heads are d_model / heads wide; " + std::to_string(s.head_dim) + " x " +
+                         std::to_string(s.n_heads) + " heads != d_model " + std::to_string(s.d_model));
   const int64_t hd = head_dim_of(s);
   if (s.kv_heads) {
     if (*s.kv_heads <= 0 || *s.kv_heads > s.n_heads)
-      throw InputError(source, "kv_heads", "expected 1 to heads (" + std::to_string(s.n_heads) + "), got " + std::to_string(*s.kv_heads));
+      throw InputError(source, "kv_heads",
+                       "expected 1 to heads (" + std::to_string(s.n_heads) + "), got " + std::to_string(*s.kv_heads));
     if (!s.group_map && s.n_heads % *s.kv_heads != 0)
-      throw InputError(source, "kv_heads", std::to_string(*s.kv_heads) + " does not divide heads (" + std::to_string(s.n_heads) +
-                                               "); give group_map for uneven groups");
+      throw InputError(source, "kv_heads",
+                       std::to_string(*s.kv_heads) + " does not divide heads (" + std::to_string(s.n_heads) +
+                           "); give group_map for uneven groups");
   }
   if (s.group_map) {
     validate_group_map(*s.group_map, int(s.n_heads), source, "group_map");
     if (s.kv_heads && kv_heads_of(s) != *s.kv_heads)
-      throw InputError(source, "group_map", "uses " + std::to_string(kv_heads_of(s)) + " KV heads but kv_heads is " + std::to_string(*s.kv_heads));
+      throw InputError(
+          source, "group_map",
+          "uses " + std::to_string(kv_heads_of(s)) + " KV heads but kv_heads is " + std::to_string(*s.kv_heads));
   }
-  for (const auto& [key, dim] : {std::pair<const char*, std::optional<int>>{"qk_head_dim", s.qk_head_dim}, {"v_head_dim", s.v_head_dim}})
+  for (const auto& [key, dim] :
+       {std::pair<const char*, std::optional<int>>{"qk_head_dim", s.qk_head_dim}, {"v_head_dim", s.v_head_dim}})
     if (dim && (*dim <= 0 || *dim > hd))
-      throw InputError(source, key, "expected 1 to the head size (" + std::to_string(hd) + "), got " + std::to_string(*dim));
+      throw InputError(source, key,
+                       "expected 1 to the head size (" + std::to_string(hd) + "), got " + std::to_string(*dim));
   // Found by tests/fuzz/fuzz_config: an odd head size from d_model / heads passed here and made a
   // config.json that load_config refuses.
   if (const int64_t qk = s.qk_head_dim.value_or(int(hd)); spec.positions == Positions::Rotary && qk % 2 != 0)
-    throw InputError(source, s.qk_head_dim ? "qk_head_dim" : s.head_dim ? "head_dim" : "heads",
-                     "the query/key head size " + std::to_string(qk) + " must be even: rotary embeddings turn pairs of dimensions");
+    throw InputError(
+        source,
+        s.qk_head_dim ? "qk_head_dim"
+        : s.head_dim  ? "head_dim"
+                      : "heads",
+        "the query/key head size " + std::to_string(qk) + " must be even: rotary embeddings turn pairs of dimensions");
   zero_or_positive("ffn_dim", s.ffn_dim);
   if (s.vocab_size == 0) throw InputError(source, "vocab_size", "missing (the tokenizer's vocabulary size)");
   positive("vocab_size", s.vocab_size);
@@ -380,25 +398,32 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
     if (std::find(std::begin(kActivations), std::end(kActivations), base) == std::end(kActivations)) {
       std::string names;
       for (const char* a : kActivations) names += std::string(names.empty() ? "" : ", ") + a;
-      throw InputError(source, "activation", "unsupported '" + s.activation + "' (expected one of " + names +
-                                                 (spec.encoder_decoder ? "; t5 also gated-<one of them>)" : ")"));
+      throw InputError(source, "activation",
+                       "unsupported '" + s.activation + "' (expected one of " + names +
+                           (spec.encoder_decoder ? "; t5 also gated-<one of them>)" : ")"));
     }
   }
   if (s.window_size) {
     if (s.family != Family::GPTNeo)  // the one family whose fresh config alternates local layers
-      throw InputError(source, "window_size", std::string("only gpt_neo has local attention (family is ") + family + ")");
+      throw InputError(source, "window_size",
+                       std::string("only gpt_neo has local attention (family is ") + family + ")");
     positive("window_size", *s.window_size);
   }
   for (const auto& [key, id] : {std::pair<const char*, std::optional<int64_t>>{"bos_token_id", s.bos_token_id},
-                                {"eos_token_id", s.eos_token_id}, {"pad_token_id", s.pad_token_id}})
+                                {"eos_token_id", s.eos_token_id},
+                                {"pad_token_id", s.pad_token_id}})
     if (id && (*id < 0 || *id >= s.vocab_size))
-      throw InputError(source, key, "expected a token id below vocab_size (" + std::to_string(s.vocab_size) + "), got " + std::to_string(*id));
+      throw InputError(
+          source, key,
+          "expected a token id below vocab_size (" + std::to_string(s.vocab_size) + "), got " + std::to_string(*id));
 }
 
 ModelShape parse_model_shape(const json& j, const std::string& file) {
-  if (!j.is_object()) throw InputError(file, "", "expected a JSON object such as {\"family\": \"llama\", \"vocab_size\": 32000, ...}");
+  if (!j.is_object())
+    throw InputError(file, "", "expected a JSON object such as {\"family\": \"llama\", \"vocab_size\": 32000, ...}");
   for (auto it = j.begin(); it != j.end(); ++it)
-    if (std::find_if(std::begin(kShapeKeys), std::end(kShapeKeys), [&](const char* k) { return it.key() == k; }) == std::end(kShapeKeys)) {
+    if (std::find_if(std::begin(kShapeKeys), std::end(kShapeKeys), [&](const char* k) { return it.key() == k; }) ==
+        std::end(kShapeKeys)) {
       std::string names;
       for (const char* k : kShapeKeys) names += std::string(names.empty() ? "" : ", ") + k;
       throw InputError(file, it.key(), "unknown key (expected one of: " + names + ")");
@@ -478,8 +503,9 @@ json make_config(const ModelShape& s) {
     if (m != AttentionModule::EncoderSelf) fresh.layouts[m].assign(fresh.layouts[m].size(), want);
   // Partial rotary (GPT-NeoX): smaller q/k heads keep every rotary dim and drop pass-through ones.
   if (fresh.rotary_dim > 0 && want.head_dim_qk < fresh.rotary_dim)
-    throw InputError("<model shape>", "qk_head_dim", std::to_string(want.head_dim_qk) + " is below the " +
-                                                         std::to_string(fresh.rotary_dim) + " rotary dims of each head");
+    throw InputError("<model shape>", "qk_head_dim",
+                     std::to_string(want.head_dim_qk) + " is below the " + std::to_string(fresh.rotary_dim) +
+                         " rotary dims of each head");
   if (spec.positions == Positions::Rotary && fresh.rotary_dim == 0 && want.head_dim_qk != hd) {
     // Fewer rotary pairs than the head size has: evenly spaced ones, which for a stride of
     // (hd / qk) are exactly the frequencies RoPE would give a head of qk dims.

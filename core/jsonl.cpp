@@ -28,8 +28,7 @@ std::optional<json> parse_jsonl_line(const std::string& line, const std::string&
 const std::string& jsonl_string_field(const json& record, const std::string& field, const std::string& where) {
   const auto it = record.find(field);
   if (it == record.end()) throw InputError(where, field, "missing field");
-  if (!it->is_string())
-    throw InputError(where, field, std::string("expected a string, found ") + it->type_name());
+  if (!it->is_string()) throw InputError(where, field, std::string("expected a string, found ") + it->type_name());
   return it->get_ref<const std::string&>();
 }
 

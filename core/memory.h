@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <string>
 
-
 namespace gqa {
 
 struct HostMemory {
-  int64_t available = 0;  // bytes: the smallest of the limits below
+  int64_t available = 0;   // bytes: the smallest of the limits below
   std::string limited_by;  // "MemAvailable", "cgroup memory.max", "ulimit -d"
 };
 

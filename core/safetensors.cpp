@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/json_depth.h"
 #include "core/files.h"
+#include "core/json_depth.h"
 
 namespace gqa {
 namespace {
@@ -27,10 +27,9 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2}, {DType::I8, "I8", 1}, {DType::U8, "U8", 1},
-    {DType::BOOL, "BOOL", 1},
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
+    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
 };
 
 float half_to_float(uint16_t h) {
@@ -40,7 +39,10 @@ float half_to_float(uint16_t h) {
       bits = sign;
     } else {  // subnormal: renormalise
       exp = 127 - 15 + 1;
-      while ((mant & 0x400) == 0) { mant <<= 1; --exp; }
+      while ((mant & 0x400) == 0) {
+        mant <<= 1;
+        --exp;
+      }
       bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
     }
   } else if (exp == 31) {
@@ -138,8 +140,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   size_ = size_t(st.st_size);
   if (size_ < 8) {
     ::close(fd);
-    throw InputError(path, "header", "file is " + std::to_string(size_) +
-                                         " bytes, shorter than the 8-byte header length");
+    throw InputError(path, "header",
+                     "file is " + std::to_string(size_) + " bytes, shorter than the 8-byte header length");
   }
   void* m = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);
@@ -152,14 +154,16 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (header_len > kMaxHeaderBytes)
       throw InputError(path, "header length", std::to_string(header_len) + " bytes exceeds the 100 MiB limit");
     if (header_len > size_ - 8)
-      throw InputError(path, "header length", std::to_string(header_len) + " bytes is larger than the file (" +
-                                                  std::to_string(size_) + " bytes)");
+      throw InputError(
+          path, "header length",
+          std::to_string(header_len) + " bytes is larger than the file (" + std::to_string(size_) + " bytes)");
     const char* hbegin = reinterpret_cast<const char*>(map_ + 8);
     // nlohmann::json stops at a NUL byte and would ignore whatever follows; the spec allows only
     // JSON padded with spaces.
     if (const void* nul = std::memchr(hbegin, 0, header_len))
-      throw InputError(path, "header", "invalid JSON (NUL byte at header offset " +
-                                           std::to_string(static_cast<const char*>(nul) - hbegin) + ")");
+      throw InputError(
+          path, "header",
+          "invalid JSON (NUL byte at header offset " + std::to_string(static_cast<const char*>(nul) - hbegin) + ")");
     check_json_depth(std::string_view(hbegin, header_len), path, "header");
     nlohmann::json header;
     try {
@@ -189,8 +193,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (!e.contains("dtype") || !e["dtype"].is_string())
         throw InputError(path, name + ".dtype", "missing or not a string");
       if (!parse_dtype(e["dtype"].get<std::string>(), &t.dtype))
-        throw InputError(path, name + ".dtype", "unknown dtype '" + e["dtype"].get<std::string>() +
-                                                    "' (expected F64, F32, F16, BF16, I64, I32, I16, I8, U8 or BOOL)");
+        throw InputError(path, name + ".dtype",
+                         "unknown dtype '" + e["dtype"].get<std::string>() +
+                             "' (expected F64, F32, F16, BF16, I64, I32, I16, I8, U8 or BOOL)");
       if (!e.contains("shape") || !e["shape"].is_array())
         throw InputError(path, name + ".shape", "missing or not an array");
       uint64_t numel = 1;
@@ -210,8 +215,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (begin > end) throw InputError(path, name + ".data_offsets", "begin is after end");
       if (end > buffer_size)
         throw InputError(path, name + ".data_offsets",
-                         "end " + std::to_string(end) + " is beyond the data buffer (" +
-                             std::to_string(buffer_size) + " bytes; file truncated?)");
+                         "end " + std::to_string(end) + " is beyond the data buffer (" + std::to_string(buffer_size) +
+                             " bytes; file truncated?)");
       if (end - begin != numel * dtype_size(t.dtype))
         throw InputError(path, name + ".data_offsets",
                          "spans " + std::to_string(end - begin) + " bytes but shape and dtype need " +
@@ -231,13 +236,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (spans[i].first < expected)
         throw InputError(path, tensors_[i].name + ".data_offsets", "overlaps another tensor");
       if (spans[i].first > expected)
-        throw InputError(path, tensors_[i].name + ".data_offsets",
-                         "leaves a gap at byte " + std::to_string(expected));
+        throw InputError(path, tensors_[i].name + ".data_offsets", "leaves a gap at byte " + std::to_string(expected));
       expected = spans[i].second;
     }
     if (expected != buffer_size)
-      throw InputError(path, "data_offsets", "tensors cover " + std::to_string(expected) + " of " +
-                                                 std::to_string(buffer_size) + " data bytes");
+      throw InputError(
+          path, "data_offsets",
+          "tensors cover " + std::to_string(expected) + " of " + std::to_string(buffer_size) + " data bytes");
   } catch (...) {
     ::munmap(const_cast<uint8_t*>(map_), size_);
     map_ = nullptr;
@@ -284,9 +289,11 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
     if (t.name == "__metadata__" || header.contains(t.name) ||
         std::any_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d < 0; }) ||
         t.nbytes != numel * dtype_size(t.dtype))
-      throw InputError(path, t.name, "duplicate or reserved name, or " + std::to_string(t.nbytes) +
-                                         " bytes that do not match its shape and dtype");
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+      throw InputError(path, t.name,
+                       "duplicate or reserved name, or " + std::to_string(t.nbytes) +
+                           " bytes that do not match its shape and dtype");
+    header[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }
   std::string h = header.dump();
@@ -310,15 +317,51 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
 void to_float32(DType src, const uint8_t* data, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     switch (src) {
-      case DType::F32: { float v; std::memcpy(&v, data + 4 * i, 4); out[i] = v; break; }
-      case DType::F64: { double v; std::memcpy(&v, data + 8 * i, 8); out[i] = float(v); break; }
-      case DType::F16: { uint16_t v; std::memcpy(&v, data + 2 * i, 2); out[i] = half_to_float(v); break; }
-      case DType::BF16: { uint16_t v; std::memcpy(&v, data + 2 * i, 2); out[i] = bf16_to_float(v); break; }
-      case DType::I64: { int64_t v; std::memcpy(&v, data + 8 * i, 8); out[i] = float(v); break; }
-      case DType::I32: { int32_t v; std::memcpy(&v, data + 4 * i, 4); out[i] = float(v); break; }
-      case DType::I16: { int16_t v; std::memcpy(&v, data + 2 * i, 2); out[i] = float(v); break; }
+      case DType::F32: {
+        float v;
+        std::memcpy(&v, data + 4 * i, 4);
+        out[i] = v;
+        break;
+      }
+      case DType::F64: {
+        double v;
+        std::memcpy(&v, data + 8 * i, 8);
+        out[i] = float(v);
+        break;
+      }
+      case DType::F16: {
+        uint16_t v;
+        std::memcpy(&v, data + 2 * i, 2);
+        out[i] = half_to_float(v);
+        break;
+      }
+      case DType::BF16: {
+        uint16_t v;
+        std::memcpy(&v, data + 2 * i, 2);
+        out[i] = bf16_to_float(v);
+        break;
+      }
+      case DType::I64: {
+        int64_t v;
+        std::memcpy(&v, data + 8 * i, 8);
+        out[i] = float(v);
+        break;
+      }
+      case DType::I32: {
+        int32_t v;
+        std::memcpy(&v, data + 4 * i, 4);
+        out[i] = float(v);
+        break;
+      }
+      case DType::I16: {
+        int16_t v;
+        std::memcpy(&v, data + 2 * i, 2);
+        out[i] = float(v);
+        break;
+      }
       case DType::I8: out[i] = float(int8_t(data[i])); break;
-      case DType::U8: case DType::BOOL: out[i] = float(data[i]); break;
+      case DType::U8:
+      case DType::BOOL: out[i] = float(data[i]); break;
     }
   }
 }
@@ -327,9 +370,21 @@ void from_float32(DType dst, const float* in, int64_t n, uint8_t* out) {
   for (int64_t i = 0; i < n; ++i) {
     switch (dst) {
       case DType::F32: std::memcpy(out + 4 * i, &in[i], 4); break;
-      case DType::F64: { double v = in[i]; std::memcpy(out + 8 * i, &v, 8); break; }
-      case DType::F16: { uint16_t v = float_to_half(in[i]); std::memcpy(out + 2 * i, &v, 2); break; }
-      case DType::BF16: { uint16_t v = float_to_bf16(in[i]); std::memcpy(out + 2 * i, &v, 2); break; }
+      case DType::F64: {
+        double v = in[i];
+        std::memcpy(out + 8 * i, &v, 8);
+        break;
+      }
+      case DType::F16: {
+        uint16_t v = float_to_half(in[i]);
+        std::memcpy(out + 2 * i, &v, 2);
+        break;
+      }
+      case DType::BF16: {
+        uint16_t v = float_to_bf16(in[i]);
+        std::memcpy(out + 2 * i, &v, 2);
+        break;
+      }
       default: throw InputError("", dtype_name(dst), "cannot store float weights in an integer dtype");
     }
   }

@@ -14,7 +14,7 @@ namespace gqa {
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
 
 size_t dtype_size(DType t);
-const char* dtype_name(DType t);               // "F32", "BF16", ... as safetensors spells them
+const char* dtype_name(DType t);  // "F32", "BF16", ... as safetensors spells them
 bool parse_dtype(const std::string& s, DType* out);
 
 // A tensor inside a mapped file; valid while its SafetensorsFile lives.

@@ -45,7 +45,8 @@ std::set<int64_t> parse_layers(const std::string& text, int64_t n_layers, const 
       if (a < 0 || b < a || b >= n_layers) throw std::out_of_range("range");
       for (int64_t l = a; l <= b; ++l) out.insert(l);
     } catch (const std::exception&) {
-      throw InputError(what, "", "'" + item + "' is not a layer or range below " + std::to_string(n_layers) + " (e.g. 0-3,6)");
+      throw InputError(what, "",
+                       "'" + item + "' is not a layer or range below " + std::to_string(n_layers) + " (e.g. 0-3,6)");
     }
   }
   if (out.empty()) throw InputError(what, "", "selects no layer");
@@ -57,10 +58,15 @@ std::set<AttentionModule> parse_modules(const std::string& text) {
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    if (item == "decoder-self" || item == "decoder_self") out.insert(AttentionModule::DecoderSelf);
-    else if (item == "decoder-cross" || item == "decoder_cross") out.insert(AttentionModule::DecoderCross);
-    else if (item == "encoder-self" || item == "encoder_self") out.insert(AttentionModule::EncoderSelf);
-    else throw InputError("--modules", "", "unknown module '" + item + "' (expected decoder-self, decoder-cross, encoder-self)");
+    if (item == "decoder-self" || item == "decoder_self")
+      out.insert(AttentionModule::DecoderSelf);
+    else if (item == "decoder-cross" || item == "decoder_cross")
+      out.insert(AttentionModule::DecoderCross);
+    else if (item == "encoder-self" || item == "encoder_self")
+      out.insert(AttentionModule::EncoderSelf);
+    else
+      throw InputError("--modules", "",
+                       "unknown module '" + item + "' (expected decoder-self, decoder-cross, encoder-self)");
   }
   return out;
 }

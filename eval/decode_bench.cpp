@@ -1,8 +1,8 @@
 #include "eval/decode_bench.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/DeviceAccelerator.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/core/CachingDeviceAllocator.h>
 
 #include <algorithm>
@@ -41,8 +41,10 @@ int64_t peak_rss_bytes() {
 c10::DeviceIndex index_of(const at::Device& d) { return d.has_index() ? d.index() : at::accelerator::getDeviceIndex(); }
 
 void reset_peak_memory(const at::Device& d) {
-  if (d.is_cuda()) c10::getDeviceAllocator(d.type())->resetPeakStats(index_of(d));
-  else reset_peak_rss();
+  if (d.is_cuda())
+    c10::getDeviceAllocator(d.type())->resetPeakStats(index_of(d));
+  else
+    reset_peak_rss();
 }
 
 int64_t peak_memory_bytes(const at::Device& d) {

@@ -49,7 +49,7 @@ std::vector<double> sentence_log_probs(const Model& model, const Tokenizer& toke
   at::NoGradGuard no_grad;
   const ModelConfig& c = model.config();
   const auto device = model.placement().device;
-  const int64_t context = tokenizer.bos_id() ? *tokenizer.bos_id()
+  const int64_t context = tokenizer.bos_id()   ? *tokenizer.bos_id()
                           : tokenizer.eos_id() ? *tokenizer.eos_id()
                                                : c.bos_token_id.value_or(c.eos_token_id.value_or(0));
   std::vector<double> out;
@@ -83,7 +83,11 @@ std::vector<double> sentence_log_probs(const Model& model, const Tokenizer& toke
     at::Tensor logits;
     if (model.is_encoder_decoder()) {
       const std::vector<int64_t> empty = tokenizer.encode_with_special("");
-      at::Tensor src = at::tensor(empty.empty() ? std::vector<int64_t>{0} : empty, at::kLong).unsqueeze(0).expand({B, -1}).contiguous().to(device);
+      at::Tensor src = at::tensor(empty.empty() ? std::vector<int64_t>{0} : empty, at::kLong)
+                           .unsqueeze(0)
+                           .expand({B, -1})
+                           .contiguous()
+                           .to(device);
       const Memory memory = model.encode(src, at::ones_like(src));
       logits = model.forward(input, at::ones_like(input), nullptr, &memory);
     } else {
@@ -98,8 +102,8 @@ std::vector<double> sentence_log_probs(const Model& model, const Tokenizer& toke
   return out;
 }
 
-MinimalPairResult minimal_pair_accuracy(const Model& model, const Tokenizer& tokenizer, const std::vector<MinimalPair>& pairs,
-                                        int64_t batch) {
+MinimalPairResult minimal_pair_accuracy(const Model& model, const Tokenizer& tokenizer,
+                                        const std::vector<MinimalPair>& pairs, int64_t batch) {
   std::vector<std::string> sentences;
   for (const auto& p : pairs) {
     sentences.push_back(p.good);

@@ -16,16 +16,20 @@ namespace {
 // Rows of logits computed at once when turning hidden states into log-probabilities: 2^24 floats
 // (64 MiB) per chunk instead of batch x context x vocabulary (8 x 512 x 50,257 floats = 0.8 GiB;
 // Qwen's 152k vocabulary triples that).
-int64_t loss_chunk_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, vocab)); }
+int64_t loss_chunk_rows(int64_t vocab) {
+  return std::max<int64_t>(1, (int64_t(1) << 24) / std::max<int64_t>(1, vocab));
+}
 
 }  // namespace
 
 PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids, int64_t text_bytes, int64_t context,
                             int64_t stride, int64_t batch, const PerplexityProgress& progress, int64_t chunk_rows) {
   if (model.is_encoder_decoder())
-    throw InputError(model.config().path, "model_type", "perplexity needs a decoder-only model (T5 is scored by ROUGE)");
+    throw InputError(model.config().path, "model_type",
+                     "perplexity needs a decoder-only model (T5 is scored by ROUGE)");
   if (ids.size() < 2) throw InputError("eval text", "", "needs at least two tokens");
-  if (context < 2 || stride < 1 || stride > context) throw InputError("perplexity", "context/stride", "need 1 <= stride <= context, context >= 2");
+  if (context < 2 || stride < 1 || stride > context)
+    throw InputError("perplexity", "context/stride", "need 1 <= stride <= context, context >= 2");
   const int64_t n = int64_t(ids.size());
   // Windows [begin, begin + context); window w scores targets from max(begin + 1, end of w-1): a
   // window's first token has no history inside it (with stride == context it goes unscored).

@@ -14,9 +14,9 @@
 namespace gqa {
 
 struct PerplexityResult {
-  double nll_sum = 0;   // natural-log loss summed over scored tokens
-  int64_t tokens = 0;   // tokens scored (every token with history inside its window)
-  int64_t bytes = 0;    // UTF-8 bytes of the text the tokens came from
+  double nll_sum = 0;  // natural-log loss summed over scored tokens
+  int64_t tokens = 0;  // tokens scored (every token with history inside its window)
+  int64_t bytes = 0;   // UTF-8 bytes of the text the tokens came from
   double perplexity() const;
   double bits_per_byte() const;
 };

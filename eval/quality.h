@@ -26,7 +26,7 @@ struct QualityOptions {
   SummaryOptions summary;         // 200 records, greedy, summaries of up to 48 tokens
 
   int64_t context_for(const ModelConfig& config) const;  // the window length for this model
-  int64_t stride_for(int64_t context) const;              // the window step for that length
+  int64_t stride_for(int64_t context) const;             // the window step for that length
 };
 
 struct TextQuality {

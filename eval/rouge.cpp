@@ -144,13 +144,27 @@ std::string step2(const std::string& word) {
   if (ends_with(word, "alli") && measure(std::string_view(word).substr(0, word.size() - 4)) > 0)
     return step2(replace_suffix(word, 4, "al"));
   static const Rule rules[] = {
-      {"ational", "ate", measure_above_0}, {"tional", "tion", measure_above_0}, {"enci", "ence", measure_above_0},
-      {"anci", "ance", measure_above_0},   {"izer", "ize", measure_above_0},    {"bli", "ble", measure_above_0},
-      {"alli", "al", measure_above_0},     {"entli", "ent", measure_above_0},   {"eli", "e", measure_above_0},
-      {"ousli", "ous", measure_above_0},   {"ization", "ize", measure_above_0}, {"ation", "ate", measure_above_0},
-      {"ator", "ate", measure_above_0},    {"alism", "al", measure_above_0},    {"iveness", "ive", measure_above_0},
-      {"fulness", "ful", measure_above_0}, {"ousness", "ous", measure_above_0}, {"aliti", "al", measure_above_0},
-      {"iviti", "ive", measure_above_0},   {"biliti", "ble", measure_above_0},  {"fulli", "ful", measure_above_0},
+      {"ational", "ate", measure_above_0},
+      {"tional", "tion", measure_above_0},
+      {"enci", "ence", measure_above_0},
+      {"anci", "ance", measure_above_0},
+      {"izer", "ize", measure_above_0},
+      {"bli", "ble", measure_above_0},
+      {"alli", "al", measure_above_0},
+      {"entli", "ent", measure_above_0},
+      {"eli", "e", measure_above_0},
+      {"ousli", "ous", measure_above_0},
+      {"ization", "ize", measure_above_0},
+      {"ation", "ate", measure_above_0},
+      {"ator", "ate", measure_above_0},
+      {"alism", "al", measure_above_0},
+      {"iveness", "ive", measure_above_0},
+      {"fulness", "ful", measure_above_0},
+      {"ousness", "ous", measure_above_0},
+      {"aliti", "al", measure_above_0},
+      {"iviti", "ive", measure_above_0},
+      {"biliti", "ble", measure_above_0},
+      {"fulli", "ful", measure_above_0},
       // The l of -logi stays with the stem, so short stems (geo-, theo-) qualify.
       {"logi", "log", [](std::string_view, std::string_view w) { return measure(w.substr(0, w.size() - 3)) > 0; }},
   };
@@ -159,7 +173,7 @@ std::string step2(const std::string& word) {
 
 std::string step3(const std::string& word) {
   static const Rule rules[] = {
-      {"icate", "ic", measure_above_0}, {"ative", "", measure_above_0}, {"alize", "al", measure_above_0},
+      {"icate", "ic", measure_above_0}, {"ative", "", measure_above_0},  {"alize", "al", measure_above_0},
       {"iciti", "ic", measure_above_0}, {"ical", "ic", measure_above_0}, {"ful", "", measure_above_0},
       {"ness", "", measure_above_0},
   };
@@ -168,15 +182,27 @@ std::string step3(const std::string& word) {
 
 std::string step4(const std::string& word) {
   static const Rule rules[] = {
-      {"al", "", measure_above_1},   {"ance", "", measure_above_1}, {"ence", "", measure_above_1},
-      {"er", "", measure_above_1},   {"ic", "", measure_above_1},   {"able", "", measure_above_1},
-      {"ible", "", measure_above_1}, {"ant", "", measure_above_1},  {"ement", "", measure_above_1},
-      {"ment", "", measure_above_1}, {"ent", "", measure_above_1},
-      {"ion", "", [](std::string_view stem, std::string_view) {
+      {"al", "", measure_above_1},
+      {"ance", "", measure_above_1},
+      {"ence", "", measure_above_1},
+      {"er", "", measure_above_1},
+      {"ic", "", measure_above_1},
+      {"able", "", measure_above_1},
+      {"ible", "", measure_above_1},
+      {"ant", "", measure_above_1},
+      {"ement", "", measure_above_1},
+      {"ment", "", measure_above_1},
+      {"ent", "", measure_above_1},
+      {"ion", "",
+       [](std::string_view stem, std::string_view) {
          return measure(stem) > 1 && (stem.back() == 's' || stem.back() == 't');
        }},
-      {"ou", "", measure_above_1},   {"ism", "", measure_above_1},  {"ate", "", measure_above_1},
-      {"iti", "", measure_above_1},  {"ous", "", measure_above_1},  {"ive", "", measure_above_1},
+      {"ou", "", measure_above_1},
+      {"ism", "", measure_above_1},
+      {"ate", "", measure_above_1},
+      {"iti", "", measure_above_1},
+      {"ous", "", measure_above_1},
+      {"ive", "", measure_above_1},
       {"ize", "", measure_above_1},
   };
   return apply_first_rule(word, rules);
@@ -199,10 +225,10 @@ std::string step5b(const std::string& word) {
 // NLTK_EXTENSIONS' table of irregular forms, returned without stemming.
 const std::unordered_map<std::string_view, std::string_view>& irregular_forms() {
   static const std::unordered_map<std::string_view, std::string_view> forms = {
-      {"sky", "sky"},         {"skies", "sky"},       {"dying", "die"},     {"lying", "lie"},
-      {"tying", "tie"},       {"news", "news"},       {"innings", "inning"}, {"inning", "inning"},
-      {"outings", "outing"},  {"outing", "outing"},   {"cannings", "canning"}, {"canning", "canning"},
-      {"howe", "howe"},       {"proceed", "proceed"}, {"exceed", "exceed"}, {"succeed", "succeed"},
+      {"sky", "sky"},        {"skies", "sky"},       {"dying", "die"},        {"lying", "lie"},
+      {"tying", "tie"},      {"news", "news"},       {"innings", "inning"},   {"inning", "inning"},
+      {"outings", "outing"}, {"outing", "outing"},   {"cannings", "canning"}, {"canning", "canning"},
+      {"howe", "howe"},      {"proceed", "proceed"}, {"exceed", "exceed"},    {"succeed", "succeed"},
   };
   return forms;
 }

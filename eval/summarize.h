@@ -17,19 +17,19 @@ namespace gqa {
 
 struct SummaryOptions {
   std::string source_field = "document", target_field = "summary";
-  int64_t max_examples = 200;    // the first N records
+  int64_t max_examples = 200;  // the first N records
   int64_t max_source_tokens = 384;
   int64_t max_new_tokens = 48;
   int64_t batch = 8;
-  int64_t beams = 1;              // > 1: beam search
+  int64_t beams = 1;  // > 1: beam search
   double length_penalty = 1.0;
   std::string prompt_suffix = "\nSummary:";  // decoder-only prompt after the source
 };
 
 struct SummaryResult {
-  RougeScores mean;                       // F-measures averaged over examples (P/R too)
+  RougeScores mean;  // F-measures averaged over examples (P/R too)
   int64_t examples = 0;
-  std::vector<std::string> predictions;   // in file order
+  std::vector<std::string> predictions;  // in file order
 };
 
 SummaryResult summarize_rouge(const Model& model, const Tokenizer& tokenizer, const std::string& jsonl_path,

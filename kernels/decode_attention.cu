@@ -21,10 +21,20 @@ constexpr int kDimsPerThread = kMaxHeadDim / kThreads;
 __device__ inline float to_f(float x) { return x; }
 __device__ inline float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ inline float to_f(__half x) { return __half2float(x); }
-template <typename T> __device__ inline T from_f(float x);
-template <> __device__ inline float from_f<float>(float x) { return x; }
-template <> __device__ inline __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
-template <> __device__ inline __half from_f<__half>(float x) { return __float2half(x); }
+template <typename T>
+__device__ inline T from_f(float x);
+template <>
+__device__ inline float from_f<float>(float x) {
+  return x;
+}
+template <>
+__device__ inline __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+  return __float2bfloat16(x);
+}
+template <>
+__device__ inline __half from_f<__half>(float x) {
+  return __float2half(x);
+}
 
 template <typename T>
 __global__ void decode_attention_kernel(DecodeShape s, const T* __restrict__ q, const T* __restrict__ k,
@@ -70,8 +80,7 @@ __global__ void decode_attention_kernel(DecodeShape s, const T* __restrict__ q, 
       running_max[tid] = m;
     }
     __syncthreads();
-    for (int i = 0; i < group; ++i)
-      ps[i][tid] = ps[i][tid] == -FLT_MAX ? 0.f : __expf(ps[i][tid] - running_max[i]);
+    for (int i = 0; i < group; ++i) ps[i][tid] = ps[i][tid] == -FLT_MAX ? 0.f : __expf(ps[i][tid] - running_max[i]);
     __syncthreads();
     if (tid < group) {
       float sum = 0.f;
@@ -105,8 +114,8 @@ int launch(const DecodeShape& s, const void* q, const void* k, const void* v, co
            const int* group_heads, const int* group_offsets, void* out, cudaStream_t stream) {
   dim3 grid(s.n_kv, s.batch);
   decode_attention_kernel<T><<<grid, kThreads, 0, stream>>>(s, static_cast<const T*>(q), static_cast<const T*>(k),
-                                                            static_cast<const T*>(v), valid, group_heads,
-                                                            group_offsets, static_cast<T*>(out));
+                                                            static_cast<const T*>(v), valid, group_heads, group_offsets,
+                                                            static_cast<T*>(out));
   return int(cudaGetLastError());
 }
 

@@ -30,7 +30,7 @@ void decode_attention_reference(const DecodeShape& s, const float* q, const floa
                                 const uint8_t* valid, const int* group_heads, const int* group_offsets, float* out);
 
 enum class Precision { F32, BF16, F16 };
-constexpr int kMaxGroupSize = 16;   // query heads per KV head handled by one CUDA block
+constexpr int kMaxGroupSize = 16;  // query heads per KV head handled by one CUDA block
 constexpr int kMaxHeadDim = 256;
 
 #ifdef GQA_HAVE_CUDA

@@ -40,8 +40,7 @@ constexpr int64_t kMaxId = std::numeric_limits<int32_t>::max();
 std::string reason() { return std::strerror(errno); }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string base_name(const std::string& path) {
@@ -65,8 +64,8 @@ uint32_t load_le(const unsigned char* p, int bytes) {
 }
 
 void append_le32(std::string* out, uint32_t v) {
-  const char bytes[4] = {static_cast<char>(v), static_cast<char>(v >> 8),
-                         static_cast<char>(v >> 16), static_cast<char>(v >> 24)};
+  const char bytes[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+                         static_cast<char>(v >> 24)};
   out->append(bytes, 4);
 }
 
@@ -115,8 +114,7 @@ Format detect_format(const std::string& path, const std::string& requested) {
   if (requested == "hdf5") return Format::kHdf5;
   if (requested == "bin") return Format::kBin;
   if (requested != "auto") {
-    throw InputError("", "format",
-                     "\"" + requested + "\" is not one of auto, text, jsonl, hdf5, bin");
+    throw InputError("", "format", "\"" + requested + "\" is not one of auto, text, jsonl, hdf5, bin");
   }
   std::string name = base_name(path);
   if (ends_with(name, ".gz")) name.resize(name.size() - 3);
@@ -145,9 +143,7 @@ std::vector<Source> list_sources(const DataOptions& opts) {
     } else if (files::is_regular_file(path)) {
       sources.push_back({path, detect_format(path, opts.format)});
     } else {
-      throw InputError(
-          path, "",
-          files::exists(path) ? "not a regular file or folder" : "no such file or folder");
+      throw InputError(path, "", files::exists(path) ? "not a regular file or folder" : "no such file or folder");
     }
   }
   return sources;
@@ -224,8 +220,7 @@ std::string cache_root(const DataOptions& opts) {
   if (!opts.cache_dir.empty()) return opts.cache_dir;
   if (const char* dir = std::getenv("GQA_CACHE_DIR"); dir && *dir) return dir;
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return join(xdg, "gqa");
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return join(join(home, ".cache"), "gqa");
+  if (const char* home = std::getenv("HOME"); home && *home) return join(join(home, ".cache"), "gqa");
   throw InputError("", "cache_dir", "no token cache folder: set GQA_CACHE_DIR or HOME");
 }
 
@@ -296,8 +291,7 @@ class CacheWriter {
 // A usable cache entry: a non-empty whole number of uint32s (a crashed writer leaves only temps).
 bool cache_hit(const std::string& path) {
   struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-         st.st_size % 4 == 0;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size % 4 == 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,8 +343,7 @@ class LineReader {
     if (n < 0) {
       int code = 0;
       const char* message = gzerror(file_, &code);
-      throw InputError(path_, "",
-                       std::string("cannot read: ") + (code == Z_ERRNO ? reason() : message));
+      throw InputError(path_, "", std::string("cannot read: ") + (code == Z_ERRNO ? reason() : message));
     }
     chunk_.resize(static_cast<size_t>(n));
     pos_ = 0;
@@ -370,8 +363,7 @@ std::string strip_newlines(const std::string& s) {
 }
 
 // Calls `document` with each document of a text file (see data.h), one at a time.
-void for_each_text_document(const std::string& path,
-                            const std::function<void(const std::string&)>& document) {
+void for_each_text_document(const std::string& path, const std::function<void(const std::string&)>& document) {
   LineReader reader(path);
   std::string line, text;
   bool had_newline = false;
@@ -416,8 +408,8 @@ std::vector<uint32_t> to_uint32(const std::vector<int64_t>& ids, const std::stri
 }
 
 // Encodes every document of a text or JSONL file, each followed by eos, into the cache file.
-void tokenize_into(const Source& source, const DataOptions& opts, const Tokenizer& tokenizer,
-                   int64_t eos, CacheWriter* out) {
+void tokenize_into(const Source& source, const DataOptions& opts, const Tokenizer& tokenizer, int64_t eos,
+                   CacheWriter* out) {
   auto encode_document = [&](const std::string& text, const std::string& where) {
     if (text.empty()) return;
     std::vector<uint32_t> ids = to_uint32(tokenizer.encode(text), where);
@@ -425,8 +417,7 @@ void tokenize_into(const Source& source, const DataOptions& opts, const Tokenize
     out->append(ids);
   };
   if (source.format == Format::kText) {
-    for_each_text_document(source.path,
-                           [&](const std::string& doc) { encode_document(doc, source.path); });
+    for_each_text_document(source.path, [&](const std::string& doc) { encode_document(doc, source.path); });
   } else {
     for_each_jsonl_record(source.path, [&](const json& record, const std::string& where) {
       encode_document(jsonl_string_field(record, opts.text_field, where), where);
@@ -479,11 +470,9 @@ void convert_hdf5_into(const std::string& path, const std::string& dataset, Cach
   Handle data(H5Dopen2(file.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
   if (!data.ok()) throw InputError(path, dataset, "not a dataset");
   Handle type(H5Dget_type(data.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_INTEGER)
-    throw InputError(path, dataset, "expected integer token ids");
+  if (H5Tget_class(type.get()) != H5T_INTEGER) throw InputError(path, dataset, "expected integer token ids");
   Handle space(H5Dget_space(data.get()), H5Sclose);
-  if (H5Sget_simple_extent_ndims(space.get()) != 1)
-    throw InputError(path, dataset, "expected a 1-D dataset");
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) throw InputError(path, dataset, "expected a 1-D dataset");
   hsize_t total = 0;
   H5Sget_simple_extent_dims(space.get(), &total, nullptr);
 
@@ -496,8 +485,7 @@ void convert_hdf5_into(const std::string& path, const std::string& dataset, Cach
     Handle memory(H5Screate_simple(1, &count, nullptr), H5Sclose);
     // Values beyond int64 saturate in HDF5's conversion and are then caught by the range check.
     if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr) < 0 ||
-        H5Dread(data.get(), H5T_NATIVE_INT64, memory.get(), space.get(), H5P_DEFAULT,
-                values.data()) < 0) {
+        H5Dread(data.get(), H5T_NATIVE_INT64, memory.get(), space.get(), H5P_DEFAULT, values.data()) < 0) {
       throw InputError(path, dataset, "cannot read the dataset");
     }
     ids.resize(count);
@@ -532,12 +520,10 @@ struct TokenStream::Impl {
 
   const Segment& segment_of(int64_t i) const {
     if (i < 0 || i >= size) {
-      throw std::out_of_range("token " + std::to_string(i) + " of a stream of " +
-                              std::to_string(size));
+      throw std::out_of_range("token " + std::to_string(i) + " of a stream of " + std::to_string(size));
     }
-    const auto after =
-        std::upper_bound(segments.begin(), segments.end(), i,
-                         [](int64_t pos, const Segment& s) { return pos < s.begin; });
+    const auto after = std::upper_bound(segments.begin(), segments.end(), i,
+                                        [](int64_t pos, const Segment& s) { return pos < s.begin; });
     return *(after - 1);
   }
 };
@@ -578,19 +564,18 @@ void check_ids(const Segment& segment, const std::string& path, int64_t vocab_si
   for (int64_t i = 0; i < segment.size; ++i) {
     const uint32_t id = segment.at(i);
     if (id >= limit) {
-      throw InputError(
-          path, "token " + std::to_string(i),
-          "id " + std::to_string(id) +
-              (vocab_size > 0 ? " is not below the vocabulary size " + std::to_string(vocab_size)
-                              : " does not fit an int32"));
+      throw InputError(path, "token " + std::to_string(i),
+                       "id " + std::to_string(id) +
+                           (vocab_size > 0 ? " is not below the vocabulary size " + std::to_string(vocab_size)
+                                           : " does not fit an int32"));
     }
   }
 }
 
 // Maps one source, tokenizing or converting it into the cache first when needed. `status` says
 // which of "cached", "tokenized", "converted", "mapped" happened.
-Segment load_source(const Source& source, const DataOptions& opts, const Tokenizer* tokenizer,
-                    int64_t eos, const std::string& fingerprint, std::string* status) {
+Segment load_source(const Source& source, const DataOptions& opts, const Tokenizer* tokenizer, int64_t eos,
+                    const std::string& fingerprint, std::string* status) {
   Segment segment;
   if (source.format == Format::kBin) {
     if (opts.bin_dtype != "uint16" && opts.bin_dtype != "uint32") {
@@ -600,9 +585,8 @@ Segment load_source(const Source& source, const DataOptions& opts, const Tokeniz
     segment.file = std::make_shared<const MappedFile>(source.path);
     if (segment.file->size() % segment.bytes != 0) {
       throw InputError(source.path, "",
-                       "size " + std::to_string(segment.file->size()) +
-                           " bytes is not a multiple of " + std::to_string(segment.bytes) + " (" +
-                           opts.bin_dtype + ")");
+                       "size " + std::to_string(segment.file->size()) + " bytes is not a multiple of " +
+                           std::to_string(segment.bytes) + " (" + opts.bin_dtype + ")");
     }
     *status = "mapped";
   } else {
@@ -652,14 +636,12 @@ bool data_is_all_jsonl(const DataOptions& opts) {
 }
 
 TokenStream load_token_stream(const DataOptions& opts, const Tokenizer* tokenizer, int64_t eos) {
-  if (eos > kMaxId)
-    throw InputError("", "eos", "id " + std::to_string(eos) + " does not fit an int32");
+  if (eos > kMaxId) throw InputError("", "eos", "id " + std::to_string(eos) + " does not fit an int32");
   const std::vector<Source> sources = list_sources(opts);
   const bool needs_tokenizer = std::any_of(sources.begin(), sources.end(), [](const Source& s) {
     return s.format == Format::kText || s.format == Format::kJsonl;
   });
-  const std::string fingerprint =
-      needs_tokenizer && tokenizer ? tokenizer_fingerprint(*tokenizer) : "";
+  const std::string fingerprint = needs_tokenizer && tokenizer ? tokenizer_fingerprint(*tokenizer) : "";
 
   auto impl = std::make_shared<TokenStream::Impl>();
   std::vector<std::string> statuses;
@@ -673,16 +655,16 @@ TokenStream load_token_stream(const DataOptions& opts, const Tokenizer* tokenize
   }
 
   if (sources.size() == 1) {
-    impl->description = base_name(sources[0].path) + ": " + std::to_string(impl->size) +
-                        " tokens (" + statuses[0] + ")";
+    impl->description =
+        base_name(sources[0].path) + ": " + std::to_string(impl->size) + " tokens (" + statuses[0] + ")";
   } else {
     std::string counts;
     for (const char* word : {"tokenized", "cached", "converted", "mapped"}) {
       const auto n = std::count(statuses.begin(), statuses.end(), word);
       if (n > 0) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + word;
     }
-    impl->description = std::to_string(sources.size()) + " files, " + std::to_string(impl->size) +
-                        " tokens (" + counts + ")";
+    impl->description =
+        std::to_string(sources.size()) + " files, " + std::to_string(impl->size) + " tokens (" + counts + ")";
   }
   TokenStream stream;
   stream.impl = std::move(impl);
@@ -692,20 +674,15 @@ TokenStream load_token_stream(const DataOptions& opts, const Tokenizer* tokenize
 // ---------------------------------------------------------------------------------------------
 // PackedSequences
 
-PackedSequences::PackedSequences(TokenStream stream, int64_t seq_len)
-    : stream_(std::move(stream)), seq_len_(seq_len) {
-  if (seq_len_ < 1)
-    throw InputError("", "seq_len", "must be at least 1, got " + std::to_string(seq_len_));
+PackedSequences::PackedSequences(TokenStream stream, int64_t seq_len) : stream_(std::move(stream)), seq_len_(seq_len) {
+  if (seq_len_ < 1) throw InputError("", "seq_len", "must be at least 1, got " + std::to_string(seq_len_));
   if (count() == 0) {
-    throw InputError(
-        stream_.description(), "",
-        "shorter than one training window of " + std::to_string(seq_len_ + 1) + " tokens");
+    throw InputError(stream_.description(), "",
+                     "shorter than one training window of " + std::to_string(seq_len_ + 1) + " tokens");
   }
 }
 
-int64_t PackedSequences::count() const {
-  return stream_.size() > 0 ? (stream_.size() - 1) / seq_len_ : 0;
-}
+int64_t PackedSequences::count() const { return stream_.size() > 0 ? (stream_.size() - 1) / seq_len_ : 0; }
 
 void PackedSequences::sequence(int64_t i, int32_t* out) const {
   if (i < 0 || i >= count()) {
@@ -741,8 +718,7 @@ std::vector<EncodedPair> read_pair_cache(const std::string& path) {
     return true;
   };
   for (int64_t k = 0; k < n; ++k) {
-    if (!take(word(1 + 2 * k), &pairs[k].source) || !take(word(2 + 2 * k), &pairs[k].target))
-      return {};
+    if (!take(word(1 + 2 * k), &pairs[k].source) || !take(word(2 + 2 * k), &pairs[k].target)) return {};
   }
   if (pos != words) return {};  // inconsistent: tokenize again
   return pairs;
@@ -764,10 +740,8 @@ void write_pair_cache(const std::string& path, const std::vector<EncodedPair>& p
 }
 
 // prefix + text ids + suffix, the text cut so that the whole fits max_length (HF truncation).
-std::vector<int32_t> with_special(const std::vector<uint32_t>& text, const Tokenizer& tokenizer,
-                                  int64_t max_length) {
-  const int64_t specials =
-      static_cast<int64_t>(tokenizer.prefix_ids.size() + tokenizer.suffix_ids.size());
+std::vector<int32_t> with_special(const std::vector<uint32_t>& text, const Tokenizer& tokenizer, int64_t max_length) {
+  const int64_t specials = static_cast<int64_t>(tokenizer.prefix_ids.size() + tokenizer.suffix_ids.size());
   int64_t keep = static_cast<int64_t>(text.size());
   if (max_length > 0) keep = std::clamp<int64_t>(max_length - specials, 0, keep);
   std::vector<int32_t> out;
@@ -780,16 +754,16 @@ std::vector<int32_t> with_special(const std::vector<uint32_t>& text, const Token
 
 }  // namespace
 
-std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenizer& tokenizer,
-                                         int64_t max_source, int64_t max_target) {
+std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenizer& tokenizer, int64_t max_source,
+                                         int64_t max_target) {
   const std::vector<Source> sources = list_sources(opts);
   const std::string fingerprint = tokenizer_fingerprint(tokenizer);
   std::vector<Seq2SeqExample> examples;
   for (const Source& source : sources) {
     if (source.format != Format::kJsonl) {
       throw InputError(source.path, "",
-                       "seq2seq data must be JSONL (one {\"" + opts.source_field + "\": ..., \"" +
-                           opts.target_field + "\": ...} object per line)");
+                       "seq2seq data must be JSONL (one {\"" + opts.source_field + "\": ..., \"" + opts.target_field +
+                           "\": ...} object per line)");
     }
     KeyHash key;
     key.add(kCacheVersion);
@@ -800,9 +774,8 @@ std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenize
     std::vector<EncodedPair> pairs = read_pair_cache(cached);
     if (pairs.empty()) {
       for_each_jsonl_record(source.path, [&](const json& record, const std::string& where) {
-        pairs.push_back(
-            {to_uint32(tokenizer.encode(jsonl_string_field(record, opts.source_field, where)), where),
-             to_uint32(tokenizer.encode(jsonl_string_field(record, opts.target_field, where)), where)});
+        pairs.push_back({to_uint32(tokenizer.encode(jsonl_string_field(record, opts.source_field, where)), where),
+                         to_uint32(tokenizer.encode(jsonl_string_field(record, opts.target_field, where)), where)});
       });
       if (pairs.empty()) throw InputError(source.path, "", "no records");
       write_pair_cache(cached, pairs);
@@ -814,9 +787,9 @@ std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenize
       auto check = [&](const std::vector<int32_t>& ids, const std::string& field) {
         for (int32_t id : ids) {
           if (opts.vocab_size > 0 && id >= opts.vocab_size) {
-            throw InputError(source.path, "record " + std::to_string(k + 1) + " " + field,
-                             "id " + std::to_string(id) + " is not below the vocabulary size " +
-                                 std::to_string(opts.vocab_size));
+            throw InputError(
+                source.path, "record " + std::to_string(k + 1) + " " + field,
+                "id " + std::to_string(id) + " is not below the vocabulary size " + std::to_string(opts.vocab_size));
           }
         }
       };
@@ -834,8 +807,7 @@ std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenize
 BatchOrder::BatchOrder(int64_t n_examples, int64_t batch_size, uint64_t seed, bool shuffle)
     : n_(n_examples), batch_(batch_size), seed_(seed), shuffle_(shuffle) {
   if (n_ < 1) throw InputError("", "n_examples", "no training examples");
-  if (batch_ < 1)
-    throw InputError("", "batch_size", "must be at least 1, got " + std::to_string(batch_));
+  if (batch_ < 1) throw InputError("", "batch_size", "must be at least 1, got " + std::to_string(batch_));
   reshuffle();
 }
 
@@ -897,8 +869,7 @@ void BatchOrder::restore(const json& s) {
   expect_same("shuffle", shuffle_);
   if (epoch < 0 || position < 0 || position >= n_) {
     throw InputError("batch_order", "position",
-                     "epoch " + std::to_string(epoch) + ", position " + std::to_string(position) +
-                         " out of range");
+                     "epoch " + std::to_string(epoch) + ", position " + std::to_string(position) + " out of range");
   }
   epoch_ = epoch;
   position_ = position;

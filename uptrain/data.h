@@ -30,8 +30,8 @@ struct DataOptions {
   std::string format = "auto";
   std::string text_field = "text";                                  // JSONL field for LM data
   std::string source_field = "document", target_field = "summary";  // JSONL seq2seq pairs
-  std::string hdf5_dataset = "tokens";  // 1-D integer dataset in .h5 files
-  std::string bin_dtype = "uint16";     // "uint16" | "uint32" for .bin files
+  std::string hdf5_dataset = "tokens";                              // 1-D integer dataset in .h5 files
+  std::string bin_dtype = "uint16";                                 // "uint16" | "uint32" for .bin files
   // Token cache; empty = $GQA_CACHE_DIR, else $XDG_CACHE_HOME/gqa, else ~/.cache/gqa. Entries
   // (raw little-endian uint32 ids under <cache>/tokens/) are keyed by the source's absolute
   // path, size and mtime, the tokenizer (vocab size, special ids, a probe encoding and a sample
@@ -96,8 +96,8 @@ class PackedSequences {
 struct Seq2SeqExample {
   std::vector<int32_t> source, target;
 };
-std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenizer& tokenizer,
-                                         int64_t max_source, int64_t max_target);
+std::vector<Seq2SeqExample> load_seq2seq(const DataOptions& opts, const Tokenizer& tokenizer, int64_t max_source,
+                                         int64_t max_target);
 
 // Order of examples: a seeded permutation per epoch (epoch e shuffles with std::mt19937_64 seeded
 // with seed + e, by a Fisher-Yates of our own over the engine's raw output, so the order is the

@@ -43,8 +43,7 @@ namespace {
 // ---- environment ----------------------------------------------------------------------------
 
 // An integer variable in [min_value, max_value]; `fallback` when unset.
-int integer_variable(const char* name, int fallback, int min_value, int max_value,
-                     const std::string& range_text) {
+int integer_variable(const char* name, int fallback, int min_value, int max_value, const std::string& range_text) {
   const char* raw = std::getenv(name);
   if (raw == nullptr) return fallback;
   const std::string text = raw;
@@ -98,9 +97,10 @@ class ProcessGroupCommunicator final : public Communicator {
     for (const auto& tensor : tensors)
       if (!tensor.defined() || !tensor.is_floating_point())
         throw std::invalid_argument("all_reduce_mean: every tensor must be a defined floating-point tensor");
-    run_bucketed("all_reduce", tensors, [this](std::vector<at::Tensor>& flat) {
-      return backend_->allreduce(flat, c10d::AllreduceOptions{});
-    }, /*divide_by=*/world_size(), /*write_back=*/true);
+    run_bucketed(
+        "all_reduce", tensors,
+        [this](std::vector<at::Tensor>& flat) { return backend_->allreduce(flat, c10d::AllreduceOptions{}); },
+        /*divide_by=*/world_size(), /*write_back=*/true);
   }
 
   std::vector<double> all_reduce_sum(const std::vector<double>& values) override {
@@ -114,11 +114,14 @@ class ProcessGroupCommunicator final : public Communicator {
   void broadcast(const std::vector<at::Tensor>& tensors) override {
     for (const auto& tensor : tensors)
       if (!tensor.defined()) throw std::invalid_argument("broadcast: undefined tensor");
-    run_bucketed("broadcast", tensors, [this](std::vector<at::Tensor>& flat) {
-      c10d::BroadcastOptions options;
-      options.rootRank = 0;
-      return backend_->broadcast(flat, options);
-    }, /*divide_by=*/1, /*write_back=*/rank() != 0);
+    run_bucketed(
+        "broadcast", tensors,
+        [this](std::vector<at::Tensor>& flat) {
+          c10d::BroadcastOptions options;
+          options.rootRank = 0;
+          return backend_->broadcast(flat, options);
+        },
+        /*divide_by=*/1, /*write_back=*/rank() != 0);
   }
 
   void reduce_scatter_sum(const at::Tensor& input, const at::Tensor& slice) override {
@@ -174,7 +177,8 @@ class ProcessGroupCommunicator final : public Communicator {
     };
     std::vector<InFlight> in_flight;
     for (auto& bucket : plan_buckets(tensors, bucket_bytes_)) {
-      const bool empty = std::all_of(bucket.begin(), bucket.end(), [&](std::size_t i) { return tensors[i].numel() == 0; });
+      const bool empty =
+          std::all_of(bucket.begin(), bucket.end(), [&](std::size_t i) { return tensors[i].numel() == 0; });
       if (empty) continue;  // nothing to send; every rank skips it alike
       InFlight item{std::move(bucket), {}, {}};
       item.flat.push_back(flatten(tensors, item.members));
@@ -217,7 +221,9 @@ class SingleProcessCommunicator final : public Communicator {
   void all_reduce_mean(const std::vector<at::Tensor>&) override {}
   std::vector<double> all_reduce_sum(const std::vector<double>& values) override { return values; }
   void broadcast(const std::vector<at::Tensor>&) override {}
-  void reduce_scatter_sum(const at::Tensor& input, const at::Tensor& slice) override { slice.copy_(input.view_as(slice)); }
+  void reduce_scatter_sum(const at::Tensor& input, const at::Tensor& slice) override {
+    slice.copy_(input.view_as(slice));
+  }
   void all_gather(const at::Tensor& slice, const at::Tensor& output) override { output.copy_(slice.view_as(output)); }
   void barrier() override {}
 };
@@ -388,10 +394,9 @@ DistributedEnv DistributedEnv::from_environment() {
   constexpr int kMax = 1 << 30;
   env.world_size = integer_variable("WORLD_SIZE", env.world_size, 1, kMax, "of at least 1");
   const std::string last_rank = std::to_string(env.world_size - 1);
-  env.rank = integer_variable("RANK", env.rank, 0, env.world_size - 1,
-                              "from 0 to WORLD_SIZE-1 = " + last_rank);
-  env.local_rank = integer_variable("LOCAL_RANK", env.local_rank, 0, env.world_size - 1,
-                                    "from 0 to WORLD_SIZE-1 = " + last_rank);
+  env.rank = integer_variable("RANK", env.rank, 0, env.world_size - 1, "from 0 to WORLD_SIZE-1 = " + last_rank);
+  env.local_rank =
+      integer_variable("LOCAL_RANK", env.local_rank, 0, env.world_size - 1, "from 0 to WORLD_SIZE-1 = " + last_rank);
   env.master_port = integer_variable("MASTER_PORT", env.master_port, 1, 65535, "from 1 to 65535");
   if (const char* address = std::getenv("MASTER_ADDR")) {
     if (*address == '\0') throw InputError("environment", "MASTER_ADDR", "is empty; expected a host name or address");
@@ -402,13 +407,13 @@ DistributedEnv DistributedEnv::from_environment() {
 
 std::unique_ptr<Communicator> single_process() { return std::make_unique<SingleProcessCommunicator>(); }
 
-std::unique_ptr<Communicator> join_process_group(const DistributedEnv& env, const at::Device& device,
-                                                 int timeout_s, std::size_t bucket_bytes) {
+std::unique_ptr<Communicator> join_process_group(const DistributedEnv& env, const at::Device& device, int timeout_s,
+                                                 std::size_t bucket_bytes) {
   if (env.world_size == 1) return single_process();
   if (timeout_s < 1) throw std::invalid_argument("join_process_group: timeout_s must be at least 1");
   const std::chrono::milliseconds rendezvous_timeout = std::chrono::seconds(timeout_s);
-  const std::chrono::milliseconds collective_timeout = std::max<std::chrono::milliseconds>(
-      rendezvous_timeout, std::chrono::minutes(30));
+  const std::chrono::milliseconds collective_timeout =
+      std::max<std::chrono::milliseconds>(rendezvous_timeout, std::chrono::minutes(30));
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   const std::string who = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
   try {
@@ -437,13 +442,12 @@ std::unique_ptr<Communicator> join_process_group(const DistributedEnv& env, cons
     throw;
   } catch (const std::exception& error) {
     throw InputError("environment", "MASTER_ADDR:MASTER_PORT",
-                     who + " could not join the process group at " + where + " within " +
-                         std::to_string(timeout_s) + " s: " + first_line(error));
+                     who + " could not join the process group at " + where + " within " + std::to_string(timeout_s) +
+                         " s: " + first_line(error));
   }
 }
 
-std::vector<std::vector<std::size_t>> plan_buckets(const std::vector<at::Tensor>& tensors,
-                                                   std::size_t bucket_bytes) {
+std::vector<std::vector<std::size_t>> plan_buckets(const std::vector<at::Tensor>& tensors, std::size_t bucket_bytes) {
   using Key = std::tuple<int, int, int>;  // dtype, device type, device index
   std::vector<std::vector<std::size_t>> buckets;
   std::map<Key, std::pair<std::size_t, std::size_t>> open;  // key -> (bucket index, bytes in it)
@@ -464,7 +468,8 @@ std::vector<std::vector<std::size_t>> plan_buckets(const std::vector<at::Tensor>
 }
 
 int launch_local_processes(int nproc, const std::vector<std::string>& argv, int grace_s) {
-  if (nproc < 1) throw InputError("command line", "--nproc", "expected at least 1 process, got " + std::to_string(nproc));
+  if (nproc < 1)
+    throw InputError("command line", "--nproc", "expected at least 1 process, got " + std::to_string(nproc));
   if (argv.empty() || argv[0].empty()) throw InputError("command line", "", "no program to launch");
   const int port = pick_free_port();
   std::map<std::string, std::string> shared{{"WORLD_SIZE", std::to_string(nproc)},

@@ -64,14 +64,12 @@ std::unique_ptr<Communicator> single_process();
 // Collectives themselves time out after max(timeout_s, 30 min), since a peer may be busy
 // (evaluating, saving) for long stretches.
 std::unique_ptr<Communicator> join_process_group(const DistributedEnv& env, const at::Device& device,
-                                                 int timeout_s = 120,
-                                                 std::size_t bucket_bytes = kDefaultBucketBytes);
+                                                 int timeout_s = 120, std::size_t bucket_bytes = kDefaultBucketBytes);
 
 // How all_reduce_mean / broadcast group `tensors`: each bucket lists tensor indices of one dtype
 // and device, in order, adding tensors while the bucket stays within bucket_bytes (a larger
 // tensor gets a bucket of its own). Exposed for tests.
-std::vector<std::vector<std::size_t>> plan_buckets(const std::vector<at::Tensor>& tensors,
-                                                   std::size_t bucket_bytes);
+std::vector<std::vector<std::size_t>> plan_buckets(const std::vector<at::Tensor>& tensors, std::size_t bucket_bytes);
 
 // Runs `argv` (argv[0]: path of the executable, not searched in PATH; e.g. current_executable()
 // followed by this program's arguments minus --nproc) as `nproc` local processes with

@@ -24,7 +24,8 @@ void save_model(const Model& model, const Checkpoint& source, const nlohmann::js
   for (const ModelParameter& p : model.parameters()) {
     auto name = role_tensor_name(source, p.stack, p.role, p.layer);
     auto loc = locate(source.config(), p.stack, p.role, p.layer);
-    if (!name || !loc) throw InputError(source.dir(), role_name(p.role), "parameter has no tensor in the source checkpoint");
+    if (!name || !loc)
+      throw InputError(source.dir(), role_name(p.role), "parameter has no tensor in the source checkpoint");
     Parts& parts = stored[*name];
     const size_t slot = loc->fused_part < 0 ? 0 : size_t(loc->fused_part);
     if (parts.by_slot.size() <= slot) parts.by_slot.resize(slot + 1, nullptr);
@@ -76,8 +77,9 @@ void save_model(const Model& model, const Checkpoint& source, const nlohmann::js
       if (parts.conv1d && full.dim() == 2) full = full.t();
       full = full.contiguous();
       if (full.numel() != src.numel())
-        throw InputError(name, "shape", "runtime tensor has " + std::to_string(full.numel()) + " values, the checkpoint " +
-                                            std::to_string(src.numel()));
+        throw InputError(name, "shape",
+                         "runtime tensor has " + std::to_string(full.numel()) + " values, the checkpoint " +
+                             std::to_string(src.numel()));
       from_float32(dtype, full.data_ptr<float>(), full.numel(), dst);
     };
     w.add(std::move(t));

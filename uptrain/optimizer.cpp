@@ -14,8 +14,8 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions opts) : groups_(std::m
                            at::zeros_like(g.params[i], at::MemoryFormat::Contiguous)};
 }
 
-void adamw_update(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
-                  const AdamWOptions& opts, double lr, bool decay, int64_t step) {
+void adamw_update(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
+                  const at::Tensor& exp_avg_sq, const AdamWOptions& opts, double lr, bool decay, int64_t step) {
   const double bias1 = 1.0 - std::pow(opts.beta1, double(step));
   const double bias2_sqrt = std::sqrt(1.0 - std::pow(opts.beta2, double(step)));
   at::Tensor p = param, m = exp_avg, v = exp_avg_sq;
@@ -58,7 +58,8 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& tensors, int64_t
   for (auto& [key, s] : state_) {
     for (auto [suffix, dst] : {std::pair<const char*, at::Tensor*>{".exp_avg", &s.first}, {".exp_avg_sq", &s.second}}) {
       auto it = tensors.find(key + suffix);
-      if (it == tensors.end()) throw InputError("optimizer.safetensors", key + suffix, "missing from the saved optimizer state");
+      if (it == tensors.end())
+        throw InputError("optimizer.safetensors", key + suffix, "missing from the saved optimizer state");
       if (!it->second.sizes().equals(dst->sizes()))
         throw InputError("optimizer.safetensors", key + suffix, "shape differs from the model's parameter");
       dst->copy_(it->second);

@@ -19,8 +19,8 @@ struct AdamWOptions {
 };
 
 struct ParamGroup {
-  std::string name;          // "weights", "no_decay", "wgqa_scalars"
-  double lr_scale = 1.0;     // this group's lr = schedule lr * lr_scale
+  std::string name;       // "weights", "no_decay", "wgqa_scalars"
+  double lr_scale = 1.0;  // this group's lr = schedule lr * lr_scale
   bool decay = true;
   std::vector<std::string> keys;  // ModelParameter::key() of each tensor, for the saved state
   std::vector<at::Tensor> params;
@@ -50,8 +50,8 @@ class AdamW {
 
 // One AdamW update of `param` in place (torch.optim.AdamW's single-tensor path, operation for
 // operation), at step `step` (1-based, for the bias corrections) and this group's lr.
-void adamw_update(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq,
-                  const AdamWOptions& opts, double lr, bool decay, int64_t step);
+void adamw_update(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& exp_avg,
+                  const at::Tensor& exp_avg_sq, const AdamWOptions& opts, double lr, bool decay, int64_t step);
 
 // torch.nn.utils.clip_grad_norm_'s factor for gradients of global norm `total`: max_norm /
 // (total + 1e-6) when that is below 1, else 1 (also for max_norm <= 0 and a non-finite total).

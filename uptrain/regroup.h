@@ -14,8 +14,8 @@
 namespace gqa {
 
 struct RegroupReport {
-  int64_t blocks = 0;         // weighted blocks regrouped
-  int64_t changed = 0;        // blocks whose partition changed
+  int64_t blocks = 0;                                  // weighted blocks regrouped
+  int64_t changed = 0;                                 // blocks whose partition changed
   double similarity_before = 0, similarity_after = 0;  // mean within-group cosine, over blocks
 };
 

@@ -50,7 +50,10 @@ bool parse_piece_name(const std::string& name, std::string& key, std::string& ki
 
 ShardedAdamW::ShardedAdamW(std::vector<ParamGroup> groups, AdamWOptions opts, Communicator& comm, bool shard,
                            std::size_t bucket_bytes)
-    : groups_(std::move(groups)), opts_(opts), comm_(comm), shards_(shard ? comm.world_size() : 1),
+    : groups_(std::move(groups)),
+      opts_(opts),
+      comm_(comm),
+      shards_(shard ? comm.world_size() : 1),
       shard_index_(shard ? comm.rank() : 0) {
   at::NoGradGuard no_grad;
   for (std::size_t g = 0; g < groups_.size(); ++g)
@@ -79,7 +82,8 @@ ShardedAdamW::ShardedAdamW(std::vector<ParamGroup> groups, AdamWOptions opts, Co
     bucket_pieces_.push_back({first_piece, pieces_.size()});
     buckets_.push_back(std::move(b));
   }
-  const at::TensorOptions f32 = params_.empty() ? at::TensorOptions(at::kFloat) : params_[0].options().dtype(at::kFloat);
+  const at::TensorOptions f32 =
+      params_.empty() ? at::TensorOptions(at::kFloat) : params_[0].options().dtype(at::kFloat);
   exp_avg_ = at::zeros({shard_elements}, f32);
   exp_avg_sq_ = at::zeros({shard_elements}, f32);
   grad_sum_ = at::zeros({shard_elements}, f32);
@@ -254,18 +258,21 @@ void ShardedAdamW::load(const std::vector<std::string>& paths, int64_t step) {
       int64_t covered = 0;
       for (const SavedPiece& s : found->second) {
         if (s.offset + s.length > numel)
-          throw InputError(*s.file, key + "." + kind, "reaches element " + std::to_string(s.offset + s.length) +
-                                                          " of a parameter of " + std::to_string(numel) + " (another model?)");
+          throw InputError(*s.file, key + "." + kind,
+                           "reaches element " + std::to_string(s.offset + s.length) + " of a parameter of " +
+                               std::to_string(numel) + " (another model?)");
         const int64_t from = std::max(piece.param_offset, s.offset);
         const int64_t to = std::min(piece.param_offset + piece.length, s.offset + s.length);
         if (from >= to) continue;
         const at::Tensor src = at::from_blob(const_cast<uint8_t*>(s.view->data), {s.length}, at::kFloat);
-        target.narrow(0, from - piece.param_offset, to - from).copy_(src.narrow(0, from - s.offset, to - from).to(device));
+        target.narrow(0, from - piece.param_offset, to - from)
+            .copy_(src.narrow(0, from - s.offset, to - from).to(device));
         covered += to - from;
       }
       if (covered != piece.length)
-        throw InputError(where, key + "." + kind, "the saved pieces cover " + std::to_string(covered) + " of the " +
-                                                      std::to_string(piece.length) + " elements this process needs");
+        throw InputError(where, key + "." + kind,
+                         "the saved pieces cover " + std::to_string(covered) + " of the " +
+                             std::to_string(piece.length) + " elements this process needs");
     }
   }
   step_ = step;

@@ -87,7 +87,7 @@ class ShardedAdamW {
   std::vector<Bucket> buckets_;
   std::vector<Piece> pieces_;
   std::vector<std::pair<std::size_t, std::size_t>> bucket_pieces_;  // [first, end) of pieces_ per bucket
-  at::Tensor master_;  // [shard elements], float32; undefined when the weights are float32
+  at::Tensor master_;                           // [shard elements], float32; undefined when the weights are float32
   at::Tensor exp_avg_, exp_avg_sq_, grad_sum_;  // [shard elements], float32
   int64_t step_ = 0;
 };

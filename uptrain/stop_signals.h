@@ -18,7 +18,8 @@ class HandleStopSignals {
   HandleStopSignals& operator=(const HandleStopSignals&) = delete;
 
  private:
-  struct sigaction previous_term_ {}, previous_int_ {};
+  struct sigaction previous_term_ {
+  }, previous_int_{};
 };
 
 class StopSignals {

@@ -41,8 +41,9 @@ std::string system_reason() { return std::strerror(errno); }
 
 void make_directories(const std::string& dir) {
   if (!files::make_directories(dir))
-    throw InputError(dir, "", files::exists(dir) ? "cannot create the folder: a file is in the way"
-                                                  : "cannot create the folder: " + system_reason());
+    throw InputError(dir, "",
+                     files::exists(dir) ? "cannot create the folder: a file is in the way"
+                                        : "cannot create the folder: " + system_reason());
 }
 
 bool write_all(int fd, const std::string& data) {
@@ -85,8 +86,7 @@ std::optional<Record> parse_record(const std::string& line) {
   if (!json.is_object()) return std::nullopt;
   const auto kind = json.find("kind");
   const auto step = json.find("step");
-  if (kind == json.end() || !kind->is_string() || step == json.end() || !step->is_number_integer())
-    return std::nullopt;
+  if (kind == json.end() || !kind->is_string() || step == json.end() || !step->is_number_integer()) return std::nullopt;
   Record record;
   record.kind = kind->get<std::string>();
   record.step = step->get<int64_t>();
@@ -150,8 +150,7 @@ struct KindColumns {
 
   void append(int64_t step, const std::map<std::string, double>& scalars) {
     for (const auto& scalar : scalars)
-      if (!values.count(scalar.first))
-        values.emplace(scalar.first, std::vector<double>(steps.size(), kNaN));
+      if (!values.count(scalar.first)) values.emplace(scalar.first, std::vector<double>(steps.size(), kNaN));
     for (auto& [name, column] : values) {
       const auto found = scalars.find(name);
       column.push_back(found == scalars.end() ? kNaN : found->second);
@@ -174,8 +173,7 @@ bool same_values(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 void check_name(const std::string& name, const char* what) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == kStepName ||
-      name == "kind")
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == kStepName || name == "kind")
     throw std::invalid_argument(std::string("TrainLog: bad ") + what + " name \"" + name +
                                 "\" (empty, contains '/', or reserved)");
 }
@@ -260,34 +258,29 @@ Hid create_column(hid_t group, const std::string& name, const std::vector<double
   Hid properties = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "create dataset properties");
   checked(H5Pset_chunk(properties.get(), 1, &kChunkRows), "set the chunk size");
   checked(H5Pset_fill_value(properties.get(), H5T_NATIVE_DOUBLE, &kNaN), "set the fill value");
-  Hid dataset = checked(H5Dcreate2(group, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT,
-                                   properties.get(), H5P_DEFAULT),
-                        H5Dclose, "create dataset " + name);
+  Hid dataset =
+      checked(H5Dcreate2(group, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, properties.get(), H5P_DEFAULT),
+              H5Dclose, "create dataset " + name);
   if (!rows.empty())
     checked(H5Dwrite(dataset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()),
             "write dataset " + name);
   return dataset;
 }
 
-void set_rows(hid_t dataset, hsize_t rows) {
-  checked(H5Dset_extent(dataset, &rows), "resize a dataset");
-}
+void set_rows(hid_t dataset, hsize_t rows) { checked(H5Dset_extent(dataset, &rows), "resize a dataset"); }
 
 void write_row(hid_t dataset, hsize_t row, double value) {
   const hsize_t one = 1;
   Hid file_space = checked(H5Dget_space(dataset), H5Sclose, "get a dataspace");
-  checked(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &row, nullptr, &one, nullptr),
-          "select a row");
+  checked(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &row, nullptr, &one, nullptr), "select a row");
   Hid memory_space = checked(H5Screate_simple(1, &one, nullptr), H5Sclose, "create a dataspace");
-  checked(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, memory_space.get(), file_space.get(), H5P_DEFAULT,
-                   &value),
+  checked(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, memory_space.get(), file_space.get(), H5P_DEFAULT, &value),
           "write a row");
 }
 
 // The first `rows` values of a 1-D float dataset; nullopt when it is missing, of another shape or
 // type, or shorter.
-std::optional<std::vector<double>> read_column_prefix(hid_t group, const std::string& name,
-                                                      hsize_t rows) {
+std::optional<std::vector<double>> read_column_prefix(hid_t group, const std::string& name, hsize_t rows) {
   if (H5Lexists(group, name.c_str(), H5P_DEFAULT) <= 0) return std::nullopt;
   Hid dataset = checked(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose, "open " + name);
   Hid type = checked(H5Dget_type(dataset.get()), H5Tclose, "get a type");
@@ -299,11 +292,9 @@ std::optional<std::vector<double>> read_column_prefix(hid_t group, const std::st
   std::vector<double> values(rows);
   if (rows == 0) return values;
   const hsize_t start = 0;
-  checked(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &rows, nullptr),
-          "select rows");
+  checked(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &rows, nullptr), "select rows");
   Hid memory_space = checked(H5Screate_simple(1, &rows, nullptr), H5Sclose, "create a dataspace");
-  checked(H5Dread(dataset.get(), H5T_NATIVE_DOUBLE, memory_space.get(), space.get(), H5P_DEFAULT,
-                  values.data()),
+  checked(H5Dread(dataset.get(), H5T_NATIVE_DOUBLE, memory_space.get(), space.get(), H5P_DEFAULT, values.data()),
           "read " + name);
   return values;
 }
@@ -325,15 +316,13 @@ bool truncate_to(const std::string& path, const std::map<std::string, KindColumn
     std::vector<hsize_t> kept_rows;
     for (const auto& [kind, columns] : expected) {
       if (H5Lexists(file.get(), kind.c_str(), H5P_DEFAULT) <= 0) return false;
-      Hid group =
-          checked(H5Gopen2(file.get(), kind.c_str(), H5P_DEFAULT), H5Gclose, "open " + kind);
+      Hid group = checked(H5Gopen2(file.get(), kind.c_str(), H5P_DEFAULT), H5Gclose, "open " + kind);
       if (link_count(group.get()) != columns.values.size() + 1) return false;
       const hsize_t rows = columns.steps.size();
       auto check = [&](const std::string& name, const std::vector<double>& want) {
         const auto have = read_column_prefix(group.get(), name, rows);
         if (!have || !same_values(*have, want)) return false;
-        datasets.push_back(
-            checked(H5Dopen2(group.get(), name.c_str(), H5P_DEFAULT), H5Dclose, "open " + name));
+        datasets.push_back(checked(H5Dopen2(group.get(), name.c_str(), H5P_DEFAULT), H5Dclose, "open " + name));
         kept_rows.push_back(rows);
         return true;
       };
@@ -350,17 +339,14 @@ bool truncate_to(const std::string& path, const std::map<std::string, KindColumn
 }
 
 // Writes `kinds` to a fresh file at `path` (through a temp file).
-void rebuild(const std::string& path, const std::string& dir,
-             const std::map<std::string, KindColumns>& kinds) {
+void rebuild(const std::string& path, const std::string& dir, const std::map<std::string, KindColumns>& kinds) {
   const std::string temp = path + ".tmp";
   try {
     Hid fapl = file_access_properties();
-    Hid file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose,
-                       "create the file");
+    Hid file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "create the file");
     for (const auto& [kind, columns] : kinds) {
-      Hid group =
-          checked(H5Gcreate2(file.get(), kind.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                  H5Gclose, "create group " + kind);
+      Hid group = checked(H5Gcreate2(file.get(), kind.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                          "create group " + kind);
       create_column(group.get(), kStepName, columns.steps);
       for (const auto& [name, column] : columns.values) create_column(group.get(), name, column);
     }
@@ -376,12 +362,10 @@ herr_t collect_attribute_name(hid_t, const char* name, const H5A_info_t*, void* 
   return 0;
 }
 
-void write_attribute(hid_t object, const std::string& name, hid_t file_type, hid_t memory_type,
-                     const void* value) {
+void write_attribute(hid_t object, const std::string& name, hid_t file_type, hid_t memory_type, const void* value) {
   Hid space = checked(H5Screate(H5S_SCALAR), H5Sclose, "create a dataspace");
-  Hid attribute =
-      checked(H5Acreate2(object, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose, "create attribute " + name);
+  Hid attribute = checked(H5Acreate2(object, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                          "create attribute " + name);
   checked(H5Awrite(attribute.get(), memory_type, value), "write attribute " + name);
 }
 
@@ -396,11 +380,9 @@ void write_string_attribute(hid_t object, const std::string& name, const std::st
 // Replaces the root attributes with the run config: its JSON text, and each top-level scalar.
 void write_run_config(hid_t file, const nlohmann::json& run_config) {
   std::vector<std::string> old_names;
-  checked(
-      H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, collect_attribute_name, &old_names),
-      "list attributes");
-  for (const std::string& name : old_names)
-    checked(H5Adelete(file, name.c_str()), "delete " + name);
+  checked(H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, collect_attribute_name, &old_names),
+          "list attributes");
+  for (const std::string& name : old_names) checked(H5Adelete(file, name.c_str()), "delete " + name);
 
   write_string_attribute(file, kRunConfigAttribute, run_config.dump());
   if (!run_config.is_object()) return;
@@ -412,8 +394,7 @@ void write_run_config(hid_t file, const nlohmann::json& run_config) {
       const int64_t flag = value.get<bool>() ? 1 : 0;
       write_attribute(file, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &flag);
     } else if (value.is_number_integer() &&
-               !(value.is_number_unsigned() &&
-                 value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+               !(value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
       const int64_t number = value.get<int64_t>();
       write_attribute(file, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &number);
     } else if (value.is_number()) {
@@ -458,9 +439,8 @@ struct TrainLog::Impl {
     auto found = kinds.find(kind);
     if (found != kinds.end()) return found->second;
     OpenKind opened;
-    opened.group =
-        checked(H5Gcreate2(file.get(), kind.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                H5Gclose, "create group " + kind);
+    opened.group = checked(H5Gcreate2(file.get(), kind.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                           "create group " + kind);
     opened.columns.emplace(kStepName, create_column(opened.group.get(), kStepName, {}));
     return kinds.emplace(kind, std::move(opened)).first->second;
   }
@@ -469,12 +449,10 @@ struct TrainLog::Impl {
   void open_existing(const std::map<std::string, KindColumns>& expected) {
     for (const auto& [kind, columns] : expected) {
       OpenKind opened;
-      opened.group =
-          checked(H5Gopen2(file.get(), kind.c_str(), H5P_DEFAULT), H5Gclose, "open " + kind);
+      opened.group = checked(H5Gopen2(file.get(), kind.c_str(), H5P_DEFAULT), H5Gclose, "open " + kind);
       auto open_column = [&](const std::string& name) {
-        opened.columns.emplace(
-            name, checked(H5Dopen2(opened.group.get(), name.c_str(), H5P_DEFAULT), H5Dclose,
-                          "open " + kind + "/" + name));
+        opened.columns.emplace(name, checked(H5Dopen2(opened.group.get(), name.c_str(), H5P_DEFAULT), H5Dclose,
+                                             "open " + kind + "/" + name));
       };
       open_column(kStepName);
       for (const auto& column : columns.values) open_column(column.first);
@@ -508,10 +486,8 @@ TrainLog::TrainLog(const std::string& dir, const nlohmann::json& run_config, int
     if (changed) write_file_atomically(log.jsonl_path, text);
   }
   const int truncate = resume_step < 0 ? O_TRUNC : 0;
-  log.jsonl_fd =
-      ::open(log.jsonl_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | truncate, 0644);
-  if (log.jsonl_fd < 0)
-    throw InputError(log.jsonl_path, "", "cannot open for writing: " + system_reason());
+  log.jsonl_fd = ::open(log.jsonl_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | truncate, 0644);
+  if (log.jsonl_fd < 0) throw InputError(log.jsonl_path, "", "cannot open for writing: " + system_reason());
 
   const std::map<std::string, KindColumns> expected = columns_of(kept);
   if (resume_step < 0 || !truncate_to(log.h5_path, expected)) rebuild(log.h5_path, dir, expected);
@@ -535,8 +511,7 @@ TrainLog::~TrainLog() {
   impl_.reset();
 }
 
-void TrainLog::record(const std::string& kind, int64_t step,
-                      const std::map<std::string, double>& scalars) {
+void TrainLog::record(const std::string& kind, int64_t step, const std::map<std::string, double>& scalars) {
   check_name(kind, "kind");
   for (const auto& scalar : scalars) check_name(scalar.first, "scalar");
   Impl& log = *impl_;
@@ -554,8 +529,8 @@ void TrainLog::record(const std::string& kind, int64_t step,
     const hsize_t row = open.rows;
     for (const auto& scalar : scalars)
       if (!open.columns.count(scalar.first))
-        open.columns.emplace(scalar.first, create_column(open.group.get(), scalar.first,
-                                                         std::vector<double>(row, kNaN)));
+        open.columns.emplace(scalar.first,
+                             create_column(open.group.get(), scalar.first, std::vector<double>(row, kNaN)));
     for (const auto& column : open.columns) set_rows(column.second.get(), row + 1);
     write_row(open.columns.at(kStepName).get(), row, static_cast<double>(step));
     for (const auto& [name, value] : scalars) write_row(open.columns.at(name).get(), row, value);
@@ -567,11 +542,9 @@ void TrainLog::record(const std::string& kind, int64_t step,
 
 void TrainLog::flush() {
   Impl& log = *impl_;
-  if (::fsync(log.jsonl_fd) != 0)
-    throw InputError(log.jsonl_path, "", "cannot sync to disk: " + system_reason());
+  if (::fsync(log.jsonl_fd) != 0) throw InputError(log.jsonl_path, "", "cannot sync to disk: " + system_reason());
   QuietHdf5Errors quiet;
-  if (H5Fflush(log.file.get(), H5F_SCOPE_GLOBAL) < 0)
-    throw InputError(log.h5_path, "", "cannot flush");
+  if (H5Fflush(log.file.get(), H5F_SCOPE_GLOBAL) < 0) throw InputError(log.h5_path, "", "cannot flush");
   sync_path(log.h5_path);  // H5Fflush only hands the data to the OS
 }
 
@@ -599,20 +572,19 @@ ProgressBar::ProgressBar(int64_t total_steps, std::ostream& out, bool tty)
 
 bool ProgressBar::stderr_is_tty() { return files::stderr_is_terminal(); }
 
-std::string ProgressBar::format_line(int64_t step, int64_t total, double tokens_per_second,
-                                     double loss, double lr, double eta_seconds) {
+std::string ProgressBar::format_line(int64_t step, int64_t total, double tokens_per_second, double loss, double lr,
+                                     double eta_seconds) {
   total = std::max<int64_t>(total, 1);
-  const double fraction =
-      std::clamp(static_cast<double>(step) / static_cast<double>(total), 0.0, 1.0);
+  const double fraction = std::clamp(static_cast<double>(step) / static_cast<double>(total), 0.0, 1.0);
   const std::string percent = string_printf("%4d%%", static_cast<int>(fraction * 100));
   // Fields have fixed widths (wider only for unusual values), so the bar keeps its length and
   // the numbers do not jump around between redraws.
   const int total_digits = static_cast<int>(std::to_string(total).size());
-  const std::string counts = string_printf("%*lld/%lld", total_digits, static_cast<long long>(step),
-                                           static_cast<long long>(total));
-  const std::string figures = string_printf(
-      "  %5s tok/s  loss %5s  lr %.1e  ETA %-8s", format_rate(tokens_per_second).c_str(),
-      string_printf("%.4g", loss).c_str(), lr, format_clock(eta_seconds).c_str());
+  const std::string counts =
+      string_printf("%*lld/%lld", total_digits, static_cast<long long>(step), static_cast<long long>(total));
+  const std::string figures =
+      string_printf("  %5s tok/s  loss %5s  lr %.1e  ETA %-8s", format_rate(tokens_per_second).c_str(),
+                    string_printf("%.4g", loss).c_str(), lr, format_clock(eta_seconds).c_str());
   // The bar takes what the figures leave, up to 30 columns; it goes when fewer than 5 are left.
   const size_t fixed = percent.size() + 4 + counts.size() + figures.size();  // " |" and "| "
   const size_t width = fixed + 5 <= kMaxColumns ? std::min<size_t>(kMaxColumns - fixed, 30) : 0;

@@ -77,8 +77,8 @@ class ProgressBar {
   void finish();                          // draws the latest state and ends the bar's line
 
   // The bar's text, at most 79 columns; eta_seconds < 0 shows "ETA --:--". Public for tests.
-  static std::string format_line(int64_t step, int64_t total, double tokens_per_second, double loss,
-                                 double lr, double eta_seconds);
+  static std::string format_line(int64_t step, int64_t total, double tokens_per_second, double loss, double lr,
+                                 double eta_seconds);
 
  private:
   void draw(const std::string& line);

@@ -6,9 +6,9 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "core/init_model.h"
 #include "core/family.h"
 #include "core/format.h"
+#include "core/init_model.h"
 #include "core/model/layers.h"
 
 namespace gqa {
@@ -32,9 +32,7 @@ int64_t block_elements(const ModelConfig& c, AttentionModule m, int64_t layer) {
 // Bytes of the loss over [tokens, vocab] logits at its peak: the logits, their float32 copy
 // (when computed in 16 bits) and log-softmax kept for backward, and the two float32 gradients
 // backward makes of them.
-int64_t loss_bytes(int64_t tokens, int64_t vocab, int e) {
-  return tokens * vocab * (e + (e < 4 ? 4 : 0) + 4 + 8);
-}
+int64_t loss_bytes(int64_t tokens, int64_t vocab, int e) { return tokens * vocab * (e + (e < 4 ? 4 : 0) + 4 + 8); }
 
 constexpr int64_t kMiB = int64_t(1) << 20;
 
@@ -46,7 +44,8 @@ TrainingDtypes training_dtypes(const std::string& option, at::ScalarType checkpo
   d.compute = automatic ? checkpoint : parse_runtime_dtype(option);
   // float32 matmuls on a GPU cost several times bf16's time for nothing training needs.
   if (automatic && cuda && d.compute == at::kFloat) d.compute = at::kBFloat16;
-  const bool bf16_weights = d.compute == at::kBFloat16 && (option == "bf16" || (automatic && cuda && checkpoint == at::kBFloat16));
+  const bool bf16_weights =
+      d.compute == at::kBFloat16 && (option == "bf16" || (automatic && cuda && checkpoint == at::kBFloat16));
   d.weights = bf16_weights ? at::kBFloat16 : at::kFloat;
   return d;
 }
@@ -78,10 +77,13 @@ TrainPlan plan_training(const ModelConfig& c, const ModelConfig* teacher, const 
   std::vector<std::pair<int64_t, int64_t>> blocks;  // (tokens, elements per token) of each block
   for (int64_t l = 0; l < c.n_layers; ++l) {
     int64_t per_token = block_elements(c, AttentionModule::DecoderSelf, l);
-    if (t5) per_token += block_elements(c, AttentionModule::DecoderCross, l) - 2 * c.ffn_dim;  // cross-attention, no second FFN
+    if (t5)
+      per_token +=
+          block_elements(c, AttentionModule::DecoderCross, l) - 2 * c.ffn_dim;  // cross-attention, no second FFN
     blocks.push_back({target, per_token});
   }
-  for (int64_t l = 0; t5 && l < c.n_encoder_layers; ++l) blocks.push_back({source, block_elements(c, AttentionModule::EncoderSelf, l)});
+  for (int64_t l = 0; t5 && l < c.n_encoder_layers; ++l)
+    blocks.push_back({source, block_elements(c, AttentionModule::EncoderSelf, l)});
   int64_t kept = 0, largest = 0;
   for (const auto& [n, per_token] : blocks) {
     kept += n * per_token * e;
@@ -114,12 +116,16 @@ TrainPlan plan_training(const ModelConfig& c, const ModelConfig* teacher, const 
   return p;
 }
 
-std::string describe_plan(const TrainPlan& p, const TrainPlanOptions& o, int64_t device_memory, const std::string& memory_source) {
+std::string describe_plan(const TrainPlan& p, const TrainPlanOptions& o, int64_t device_memory,
+                          const std::string& memory_source) {
   char head[512];
-  std::snprintf(head, sizeof head, "plan per process: %.2f B parameters (%s parameters), %d process%s, micro-batch %lld x %lld, %s%s%s\n",
-                double(p.parameters) / 1e9, format_with_commas(p.parameters).c_str(), o.nproc, o.nproc > 1 ? "es" : "", static_cast<long long>(o.batch_size),
-                static_cast<long long>(o.seq_len),
-                o.weight_bytes == 2 ? "bf16 weights + f32 masters" : o.compute_bytes == 2 ? "f32 weights, 16-bit autocast" : "f32",
+  std::snprintf(head, sizeof head,
+                "plan per process: %.2f B parameters (%s parameters), %d process%s, micro-batch %lld x %lld, %s%s%s\n",
+                double(p.parameters) / 1e9, format_with_commas(p.parameters).c_str(), o.nproc, o.nproc > 1 ? "es" : "",
+                static_cast<long long>(o.batch_size), static_cast<long long>(o.seq_len),
+                o.weight_bytes == 2    ? "bf16 weights + f32 masters"
+                : o.compute_bytes == 2 ? "f32 weights, 16-bit autocast"
+                                       : "f32",
                 o.shard_optimizer ? (", ZeRO-2 over " + std::to_string(o.nproc)).c_str() : "",
                 o.checkpoint_activations ? ", activation checkpointing" : "");
   std::string out = head;
@@ -130,8 +136,10 @@ std::string describe_plan(const TrainPlan& p, const TrainPlanOptions& o, int64_t
   };
   row("weights", p.weights, o.weight_bytes == 2 ? "bf16" : "f32");
   row("gradients", p.gradients, o.shard_optimizer ? "full during backward, freed after each reduce-scatter" : "");
-  row("optimizer", p.optimizer, o.shard_optimizer || o.weight_bytes != 4 ? "f32 masters, moments, gradient sum of this slice" : "AdamW moments");
-  row("activations", p.activations, o.checkpoint_activations ? "block inputs, one block recomputed" : "one micro-batch");
+  row("optimizer", p.optimizer,
+      o.shard_optimizer || o.weight_bytes != 4 ? "f32 masters, moments, gradient sum of this slice" : "AdamW moments");
+  row("activations", p.activations,
+      o.checkpoint_activations ? "block inputs, one block recomputed" : "one micro-batch");
   row("loss", p.loss, "logits, log-softmax and their gradients");
   if (p.teacher) row("teacher", p.teacher, "weights and distillation logits");
   row("buffers", p.buffers, "buckets, optimizer temporaries");
@@ -163,9 +171,9 @@ int64_t parse_byte_size(const std::string& text, const std::string& what) {
   std::string unit = text.substr(used);
   unit.erase(std::remove_if(unit.begin(), unit.end(), [](unsigned char ch) { return std::isspace(ch); }), unit.end());
   for (char& ch : unit) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  const std::pair<const char*, double> units[] = {{"", 1},       {"b", 1},        {"kb", 1e3},          {"mb", 1e6},
-                                                  {"gb", 1e9},   {"tb", 1e12},    {"kib", 1024.0},      {"mib", 1048576.0},
-                                                  {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+  const std::pair<const char*, double> units[] = {
+      {"", 1},      {"b", 1},        {"kb", 1e3},        {"mb", 1e6},           {"gb", 1e9},
+      {"tb", 1e12}, {"kib", 1024.0}, {"mib", 1048576.0}, {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
   for (const auto& [name, scale] : units)
     if (used > 0 && unit == name && value > 0 && std::isfinite(value * scale) && value * scale < 9e18)
       return int64_t(value * scale);

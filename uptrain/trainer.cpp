@@ -22,8 +22,8 @@
 #include "uptrain/regroup.h"
 #include "uptrain/sharded_adamw.h"
 #include "uptrain/stop_signals.h"
-#include "uptrain/train_plan.h"
 #include "uptrain/train_log.h"
+#include "uptrain/train_plan.h"
 
 namespace gqa {
 namespace {
@@ -51,7 +51,9 @@ class BatchSource {
 class PackedSource : public BatchSource {
  public:
   PackedSource(PackedSequences seqs, const ModelConfig& c, at::Device device)
-      : seqs_(std::move(seqs)), t5_(c.is_encoder_decoder()), device_(device),
+      : seqs_(std::move(seqs)),
+        t5_(c.is_encoder_decoder()),
+        device_(device),
         decoder_start_(c.decoder_start_token_id.value_or(c.pad_token_id.value_or(0))) {}
   int64_t count() const override { return seqs_.count(); }
   int64_t tokens_per_example() const override { return seqs_.seq_len(); }
@@ -87,12 +89,16 @@ class PackedSource : public BatchSource {
 class Seq2SeqSource : public BatchSource {
  public:
   Seq2SeqSource(std::vector<Seq2SeqExample> ex, const ModelConfig& c, at::Device device)
-      : ex_(std::move(ex)), device_(device), pad_(c.pad_token_id.value_or(0)),
+      : ex_(std::move(ex)),
+        device_(device),
+        pad_(c.pad_token_id.value_or(0)),
         decoder_start_(c.decoder_start_token_id.value_or(pad_)) {
     for (const auto& e : ex_) total_tokens_ += int64_t(e.source.size() + e.target.size());
   }
   int64_t count() const override { return int64_t(ex_.size()); }
-  int64_t tokens_per_example() const override { return std::max<int64_t>(1, total_tokens_ / std::max<int64_t>(1, count())); }
+  int64_t tokens_per_example() const override {
+    return std::max<int64_t>(1, total_tokens_ / std::max<int64_t>(1, count()));
+  }
   Batch make(const int64_t* indices, int64_t n) const override {
     int64_t S = 1, T = 1;
     for (int64_t i = 0; i < n; ++i) {
@@ -225,7 +231,8 @@ std::map<std::string, double> scalar_stats(const std::vector<ModelParameter>& pa
     for (const ModelParameter& p : params) {
       const bool is_k = p.role == Role::AttnKScale || p.role == Role::CrossKScale;
       const bool is_v = p.role == Role::AttnVScale || p.role == Role::CrossVScale;
-      if ((which[0] == 'k' && is_k) || (which[0] == 'v' && is_v)) all.push_back(p.tensor.detach().to(at::kCPU, at::kFloat));
+      if ((which[0] == 'k' && is_k) || (which[0] == 'v' && is_v))
+        all.push_back(p.tensor.detach().to(at::kCPU, at::kFloat));
     }
     if (all.empty()) continue;
     at::Tensor t = at::cat(all);
@@ -250,15 +257,31 @@ bool decays(const ModelParameter& p) { return p.tensor.dim() >= 2; }
 json trajectory_config(const TrainOptions& o, int world_size, int64_t total_steps, const std::string& task) {
   json data = json::array();
   for (const auto& p : o.data.paths) data.push_back(files::absolute(p));
-  return {{"model", files::absolute(o.model_dir)}, {"data", data}, {"task", task}, {"seq_len", o.seq_len},
-          {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"world_size", world_size},
+  return {{"model", files::absolute(o.model_dir)},
+          {"data", data},
+          {"task", task},
+          {"seq_len", o.seq_len},
+          {"batch_size", o.batch_size},
+          {"grad_accum", o.grad_accum},
+          {"world_size", world_size},
           {"global_batch", o.batch_size * o.grad_accum * world_size},
-          {"total_steps", total_steps}, {"lr", o.adam.lr}, {"beta1", o.adam.beta1}, {"beta2", o.adam.beta2},
-          {"eps", o.adam.eps}, {"weight_decay", o.adam.weight_decay}, {"warmup_steps", o.warmup_steps},
-          {"decay", o.decay}, {"min_lr_ratio", o.min_lr_ratio}, {"clip", o.clip}, {"scalar_lr", o.scalar_lr},
+          {"total_steps", total_steps},
+          {"lr", o.adam.lr},
+          {"beta1", o.adam.beta1},
+          {"beta2", o.adam.beta2},
+          {"eps", o.adam.eps},
+          {"weight_decay", o.adam.weight_decay},
+          {"warmup_steps", o.warmup_steps},
+          {"decay", o.decay},
+          {"min_lr_ratio", o.min_lr_ratio},
+          {"clip", o.clip},
+          {"scalar_lr", o.scalar_lr},
           {"teacher", o.teacher_dir.empty() ? "" : files::absolute(o.teacher_dir)},
-          {"distill_weight", o.distill_weight}, {"temperature", o.temperature}, {"seed", o.seed},
-          {"regroup_every", o.regroup_every}, {"dtype", o.dtype}};
+          {"distill_weight", o.distill_weight},
+          {"temperature", o.temperature},
+          {"seed", o.seed},
+          {"regroup_every", o.regroup_every},
+          {"dtype", o.dtype}};
 }
 
 // Keys of the trajectory a resumed run may change: the processes and their accumulation, as long
@@ -277,8 +300,9 @@ std::vector<std::string> shard_files(const std::string& dir) {
   if (!names.empty()) {
     const int world = std::atoi(names.front().substr(names.front().find("-of-") + 4).c_str());
     if (int(names.size()) != world || names.back() != ShardedAdamW::file_name(world - 1, world))
-      throw InputError(dir, "optimizer-rank-*", "holds " + std::to_string(names.size()) + " of the " + std::to_string(world) +
-                                                    " optimizer shard files its run wrote");
+      throw InputError(dir, "optimizer-rank-*",
+                       "holds " + std::to_string(names.size()) + " of the " + std::to_string(world) +
+                           " optimizer shard files its run wrote");
   }
   return paths;
 }
@@ -290,7 +314,8 @@ void require_training_memory(const TrainOptions& o, const ModelConfig& cfg, int 
   std::optional<ModelConfig> teacher;
   if (!o.teacher_dir.empty()) teacher = load_config(o.teacher_dir + "/config.json");
   auto need_of = [&](const TrainOptions& variant) {
-    const TrainPlan plan = plan_training(cfg, teacher ? &*teacher : nullptr, plan_options(variant, nproc, checkpoint_dtype));
+    const TrainPlan plan =
+        plan_training(cfg, teacher ? &*teacher : nullptr, plan_options(variant, nproc, checkpoint_dtype));
     return plan.peak() - plan.runtime;  // the process is running already: its baseline is in use
   };
   int local = 1;  // processes on this host (set by --nproc and torchrun)
@@ -310,7 +335,8 @@ void require_training_memory(const TrainOptions& o, const ModelConfig& cfg, int 
   }
   for (int64_t b = v.batch_size / 2; b >= 1; b /= 2) {
     v.batch_size = b;
-    alternatives.push_back({"those and --batch-size " + std::to_string(b) + " (with --grad-accum for the same batch)", v});
+    alternatives.push_back(
+        {"those and --batch-size " + std::to_string(b) + " (with --grad-accum for the same batch)", v});
   }
   std::string advice = "; nothing smaller was found to suggest";
   for (const auto& [option, alt] : alternatives)
@@ -318,8 +344,10 @@ void require_training_memory(const TrainOptions& o, const ModelConfig& cfg, int 
       advice = "; " + option + " would need about " + format_bytes(double(alt_need));
       break;
     }
-  throw InputError(o.model_dir, "", "training needs about " + format_bytes(double(need)) + " per process (gqa uptrain --plan has the parts), only " +
-                                        format_bytes(double(have.bytes)) + " available (" + have.source + ")" + advice);
+  throw InputError(o.model_dir, "",
+                   "training needs about " + format_bytes(double(need)) +
+                       " per process (gqa uptrain --plan has the parts), only " + format_bytes(double(have.bytes)) +
+                       " available (" + have.source + ")" + advice);
 }
 
 class Trainer {
@@ -350,8 +378,8 @@ class Trainer {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<BatchSource> train_, valid_;
   std::unique_ptr<BatchOrder> order_;
-  std::unique_ptr<AdamW> opt_;            // float32 weights, not sharded: the reference optimizer
-  std::unique_ptr<ShardedAdamW> zero_;    // master weights (bf16 weights) or --shard-optimizer
+  std::unique_ptr<AdamW> opt_;          // float32 weights, not sharded: the reference optimizer
+  std::unique_ptr<ShardedAdamW> zero_;  // master weights (bf16 weights) or --shard-optimizer
   at::ScalarType weights_dtype_ = at::kFloat;
   std::unique_ptr<TrainLog> log_;
   std::unique_ptr<ProgressBar> bar_;
@@ -380,13 +408,17 @@ void Trainer::log_optimizer_memory() {
   for (int r = 0; r < world; ++r) record["optimizer_bytes_rank_" + std::to_string(r)] = held[size_t(r)];
   log_->record("memory", step_, record);
   say("optimizer state: " + format_bytes(held[0]) + " per process" +
-      (zero_ && zero_->sharded() ? " (ZeRO-2 over " + std::to_string(world) + ")" : zero_ ? " (with float32 master weights)" : ""));
+      (zero_ && zero_->sharded() ? " (ZeRO-2 over " + std::to_string(world) + ")"
+       : zero_                   ? " (with float32 master weights)"
+                                 : ""));
 }
 
 void Trainer::say(const std::string& line) {
   if (comm_.rank() != 0) return;
-  if (bar_) bar_->message(line);
-  else out_ << line << "\n";
+  if (bar_)
+    bar_->message(line);
+  else
+    out_ << line << "\n";
 }
 
 void Trainer::prepare_output() {
@@ -394,7 +426,8 @@ void Trainer::prepare_output() {
   const bool has_checkpoints = !list_checkpoints(ckpts).empty();
   if (comm_.rank() == 0) {
     if (has_checkpoints && !o_.resume && !o_.force)
-      throw InputError(o_.out_dir, "checkpoints", "holds a run already: pass --resume to continue it or --force to start over");
+      throw InputError(o_.out_dir, "checkpoints",
+                       "holds a run already: pass --resume to continue it or --force to start over");
     if (o_.force && !o_.resume)
       for (const char* f : {"checkpoints", "model", "model-weighted", "train_log.jsonl", "train_log.h5"})
         files::remove_all(o_.out_dir + "/" + f);
@@ -413,7 +446,8 @@ void Trainer::prepare_output() {
 void Trainer::load_data(const ModelConfig& cfg) {
   DataOptions data = o_.data;
   data.vocab_size = cfg.vocab_size;
-  const bool jsonl_pairs = o_.task == "seq2seq" || (o_.task == "auto" && cfg.is_encoder_decoder() && data_is_all_jsonl(data));
+  const bool jsonl_pairs =
+      o_.task == "seq2seq" || (o_.task == "auto" && cfg.is_encoder_decoder() && data_is_all_jsonl(data));
   task_ = jsonl_pairs ? "seq2seq" : "lm";
   if (task_ == "seq2seq" && !cfg.is_encoder_decoder())
     throw InputError(cfg.path, "model_type", "seq2seq data needs an encoder-decoder model (t5)");
@@ -423,11 +457,14 @@ void Trainer::load_data(const ModelConfig& cfg) {
   // Rank 0 fills the token cache first; the others then read it.
   auto make = [&](const DataOptions& d) -> std::unique_ptr<BatchSource> {
     if (task_ == "seq2seq")
-      return std::make_unique<Seq2SeqSource>(load_seq2seq(d, *tokenizer_, o_.max_source_len, o_.max_target_len), cfg, device_);
+      return std::make_unique<Seq2SeqSource>(load_seq2seq(d, *tokenizer_, o_.max_source_len, o_.max_target_len), cfg,
+                                             device_);
     if (cfg.max_positions > 0 && o_.seq_len > cfg.max_positions)
-      throw InputError(cfg.path, "max_position_embeddings", "--seq-len " + std::to_string(o_.seq_len) + " is beyond the model's " +
-                                                                 std::to_string(cfg.max_positions) + " positions");
-    return std::make_unique<PackedSource>(PackedSequences(load_token_stream(d, tokenizer_.get(), eos), o_.seq_len), cfg, device_);
+      throw InputError(cfg.path, "max_position_embeddings",
+                       "--seq-len " + std::to_string(o_.seq_len) + " is beyond the model's " +
+                           std::to_string(cfg.max_positions) + " positions");
+    return std::make_unique<PackedSource>(PackedSequences(load_token_stream(d, tokenizer_.get(), eos), o_.seq_len), cfg,
+                                          device_);
   };
   for (int pass = 0; pass < 2; ++pass) {
     if ((pass == 0) == (comm_.rank() == 0)) {
@@ -455,7 +492,8 @@ int64_t Trainer::plan_steps(const ModelConfig& cfg) const {
     int64_t pretrain = o_.pretrain_tokens;
     if (pretrain <= 0) {
       if (!cfg.pretraining_tokens)
-        throw InputError(cfg.path, "gqa_training.tokens", "absent (the model was not trained by gqa train): give --pretrain-tokens");
+        throw InputError(cfg.path, "gqa_training.tokens",
+                         "absent (the model was not trained by gqa train): give --pretrain-tokens");
       pretrain = *cfg.pretraining_tokens;
     }
     return std::max<int64_t>(1, ceil_div(int64_t(std::llround(o_.fraction * double(pretrain))), tokens_per_step));
@@ -506,15 +544,18 @@ double Trainer::train_step(const std::vector<int64_t>& order) {
           at::NoGradGuard no_grad;
           teacher_logits = logits_of(*teacher_, b);
         }
-        loss = (1 - o_.distill_weight) * loss + o_.distill_weight * distill_loss(logits, teacher_logits, b.labels, o_.temperature);
+        loss = (1 - o_.distill_weight) * loss +
+               o_.distill_weight * distill_loss(logits, teacher_logits, b.labels, o_.temperature);
       }
     }
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       const auto ck = list_checkpoints(o_.out_dir + "/checkpoints");
-      throw InputError(o_.out_dir, "loss", "is " + std::to_string(value) + " at step " + std::to_string(step_ + 1) +
-                                               "; stopped; the last good checkpoint is " +
-                                               (ck.empty() ? std::string("none (lower --lr?)") : ck.back().second + " (lower --lr and --resume)"));
+      throw InputError(
+          o_.out_dir, "loss",
+          "is " + std::to_string(value) + " at step " + std::to_string(step_ + 1) +
+              "; stopped; the last good checkpoint is " +
+              (ck.empty() ? std::string("none (lower --lr?)") : ck.back().second + " (lower --lr and --resume)"));
     }
     loss_sum += value;
     (loss / double(o_.grad_accum)).backward();
@@ -550,8 +591,12 @@ double Trainer::train_step(const std::vector<int64_t>& order) {
   last_loss_ = loss_sum / double(o_.grad_accum);
   if (rank == 0 && (o_.log_every <= 1 || step_ % o_.log_every == 0 || step_ == total_steps_)) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    log_->record("train", step_, {{"loss", last_loss_}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", double(tokens_)},
-                                  {"elapsed_s", elapsed}});
+    log_->record("train", step_,
+                 {{"loss", last_loss_},
+                  {"lr", lr},
+                  {"grad_norm", grad_norm},
+                  {"tokens", double(tokens_)},
+                  {"elapsed_s", elapsed}});
     auto stats = scalar_stats(model_->parameters());
     if (!stats.empty()) log_->record("wgqa", step_, stats);
   }
@@ -571,7 +616,8 @@ std::optional<double> Trainer::evaluate() {
     for (int64_t i = start; i < std::min(n, start + o_.batch_size); ++i) idx.push_back(i);
     Batch b = valid_->make(idx.data(), int64_t(idx.size()));
     at::Tensor logits = logits_of(*model_, b).to(at::kFloat);
-    nll += at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), b.labels.reshape({-1}), {}, at::Reduction::Sum, kIgnore)
+    nll += at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), b.labels.reshape({-1}), {}, at::Reduction::Sum,
+                                  kIgnore)
                .item<double>();
     counted += (b.labels != kIgnore).sum().item<int64_t>();
   }
@@ -595,8 +641,12 @@ void Trainer::save_checkpoint(int64_t step) {
   }
   if (comm_.rank() == 0) {
     const std::string dir = o_.out_dir + "/checkpoints/" + checkpoint_name(step);
-    json state = {{"step", step}, {"tokens", tokens_}, {"batch_order", order_->state()}, {"run", run_config_},
-                  {"optimizer_steps", zero_ ? zero_->steps() : opt_->steps()}, {"last_loss", last_loss_}};
+    json state = {{"step", step},
+                  {"tokens", tokens_},
+                  {"batch_order", order_->state()},
+                  {"run", run_config_},
+                  {"optimizer_steps", zero_ ? zero_->steps() : opt_->steps()},
+                  {"last_loss", last_loss_}};
     SaveOptions so;
     so.passthrough_from = o_.model_dir;
     // Exact float32 weights, so a resumed run continues bit for bit; with master weights the
@@ -606,7 +656,8 @@ void Trainer::save_checkpoint(int64_t step) {
       for (int r = 0; r < writers; ++r) {
         const std::string name = ShardedAdamW::file_name(r, writers);
         so.extra_files[name] = [from = staging + "/" + name](const std::string& path) {
-          if (std::rename(from.c_str(), path.c_str()) != 0) throw InputError(from, "", "cannot move into the checkpoint: " + files::write_failure());
+          if (std::rename(from.c_str(), path.c_str()) != 0)
+            throw InputError(from, "", "cannot move into the checkpoint: " + files::write_failure());
         };
       }
     } else {
@@ -636,7 +687,8 @@ void Trainer::resume_from(const std::string& dir) {
   for (auto it = run_config_.begin(); it != run_config_.end(); ++it)
     if (!may_change_on_resume(it.key()) && (!saved.contains(it.key()) || saved[it.key()] != it.value()))
       throw InputError(dir + "/trainer_state.json", "run." + it.key(),
-                       "the checkpoint was made with " + (saved.contains(it.key()) ? saved[it.key()].dump() : std::string("nothing")) +
+                       "the checkpoint was made with " +
+                           (saved.contains(it.key()) ? saved[it.key()].dump() : std::string("nothing")) +
                            ", this run has " + it.value().dump() + " (a different model or config cannot resume it)");
   source_ = std::make_unique<Checkpoint>(dir);
   model_ = load_model(*source_, Placement{device_, weights_dtype_});
@@ -647,7 +699,9 @@ void Trainer::resume_from(const std::string& dir) {
     zero_->load(shards.empty() ? std::vector<std::string>{dir + "/optimizer.safetensors"} : shards, optimizer_steps);
   } else {
     if (!shards.empty())
-      throw InputError(dir, "optimizer-rank-*", "holds master weights (written with --shard-optimizer or --dtype bf16); resume with the same options");
+      throw InputError(
+          dir, "optimizer-rank-*",
+          "holds master weights (written with --shard-optimizer or --dtype bf16); resume with the same options");
     opt_->load_state(read_optimizer_state(dir + "/optimizer.safetensors", device_), optimizer_steps);
   }
   order_->restore(state.at("batch_order"));
@@ -661,8 +715,11 @@ void Trainer::regroup() {
   const RegroupReport r = regroup_weighted_blocks(*model_, o_.seed + uint64_t(step_));
   model_config_ = with_layout_fields(model_->config());
   if (comm_.rank() == 0) {
-    log_->record("regroup", step_, {{"blocks", double(r.blocks)}, {"changed", double(r.changed)},
-                                    {"similarity_before", r.similarity_before}, {"similarity_after", r.similarity_after}});
+    log_->record("regroup", step_,
+                 {{"blocks", double(r.blocks)},
+                  {"changed", double(r.changed)},
+                  {"similarity_before", r.similarity_before},
+                  {"similarity_after", r.similarity_after}});
     char buf[160];
     std::snprintf(buf, sizeof buf, "step %lld: regrouped %lld of %lld blocks, within-group similarity %.4f -> %.4f",
                   static_cast<long long>(step_), static_cast<long long>(r.changed), static_cast<long long>(r.blocks),
@@ -698,8 +755,10 @@ TrainSummary Trainer::run() {
   if (o_.threads > 0) at::set_num_threads(o_.threads);
   device_ = at::Device(o_.device);
   if (device_.is_cuda() && !at::hasCUDA()) throw InputError("--device", o_.device, "no CUDA device is available");
-  if (o_.batch_size < 1 || o_.grad_accum < 1 || o_.seq_len < 2) throw InputError("options", "batch", "--batch-size, --grad-accum must be >= 1 and --seq-len >= 2");
-  if (o_.fraction != 0 && !(o_.fraction > 0 && o_.fraction <= 1)) throw InputError("--fraction", "", "must be in (0, 1], got " + std::to_string(o_.fraction));
+  if (o_.batch_size < 1 || o_.grad_accum < 1 || o_.seq_len < 2)
+    throw InputError("options", "batch", "--batch-size, --grad-accum must be >= 1 and --seq-len >= 2");
+  if (o_.fraction != 0 && !(o_.fraction > 0 && o_.fraction <= 1))
+    throw InputError("--fraction", "", "must be in (0, 1], got " + std::to_string(o_.fraction));
   at::manual_seed(o_.seed);
   // Everything that can be wrong with the input is found before OUT_DIR is touched.
   source_ = std::make_unique<Checkpoint>(o_.model_dir);
@@ -713,11 +772,13 @@ TrainSummary Trainer::run() {
   load_data(cfg);
   total_steps_ = plan_steps(cfg);
   run_config_ = trajectory_config(o_, comm_.world_size(), total_steps_, task_);
-  schedule_ = Schedule{o_.adam.lr, o_.warmup_steps >= 0 ? o_.warmup_steps : total_steps_ / 20, total_steps_, o_.decay, o_.min_lr_ratio};
+  schedule_ = Schedule{o_.adam.lr, o_.warmup_steps >= 0 ? o_.warmup_steps : total_steps_ / 20, total_steps_, o_.decay,
+                       o_.min_lr_ratio};
   const int64_t global_batch = o_.batch_size * o_.grad_accum * comm_.world_size();
   if (train_->count() < global_batch)
-    throw InputError(o_.data.paths.empty() ? "data" : o_.data.paths[0], "", "has " + std::to_string(train_->count()) +
-                                                                                " sequences, fewer than one step's batch of " + std::to_string(global_batch));
+    throw InputError(o_.data.paths.empty() ? "data" : o_.data.paths[0], "",
+                     "has " + std::to_string(train_->count()) + " sequences, fewer than one step's batch of " +
+                         std::to_string(global_batch));
   order_ = std::make_unique<BatchOrder>(train_->count(), global_batch, o_.seed);
   prepare_output();
 
@@ -734,7 +795,8 @@ TrainSummary Trainer::run() {
   }
   model_config_ = source_->config().raw;
   if (o_.regroup_every > 0 && model_->config().weighted.empty())
-    throw InputError(o_.model_dir, "gqa_weighted", "--regroup-every needs a weighted folder (gqa convert --strategy weighted)");
+    throw InputError(o_.model_dir, "gqa_weighted",
+                     "--regroup-every needs a weighted folder (gqa convert --strategy weighted)");
   if (!o_.teacher_dir.empty()) {
     teacher_ = load_model(o_.teacher_dir, Placement{device_, weights_dtype_});
     if (teacher_->config().vocab_size != cfg.vocab_size)
@@ -747,8 +809,8 @@ TrainSummary Trainer::run() {
   }
   log_optimizer_memory();
   say("training " + std::to_string(total_steps_) + " steps of " + std::to_string(global_batch) + " x " +
-      std::to_string(train_->tokens_per_example()) + " tokens (" + task_ + ", " + std::to_string(comm_.world_size()) + " process" +
-      (comm_.world_size() > 1 ? "es" : "") + ", " + o_.device + ")");
+      std::to_string(train_->tokens_per_example()) + " tokens (" + task_ + ", " + std::to_string(comm_.world_size()) +
+      " process" + (comm_.world_size() > 1 ? "es" : "") + ", " + o_.device + ")");
 
   StopSignals stop_signals;
   TrainSummary s;
@@ -772,8 +834,8 @@ TrainSummary Trainer::run() {
       if (valid_loss_ && comm_.rank() == 0) {
         log_->record("valid", step_, {{"loss", *valid_loss_}, {"perplexity", std::exp(*valid_loss_)}});
         char buf[128];
-        std::snprintf(buf, sizeof buf, "step %lld: valid loss %.4f, perplexity %.3f", static_cast<long long>(step_), *valid_loss_,
-                      std::exp(*valid_loss_));
+        std::snprintf(buf, sizeof buf, "step %lld: valid loss %.4f, perplexity %.3f", static_cast<long long>(step_),
+                      *valid_loss_, std::exp(*valid_loss_));
         say(buf);
       }
     }

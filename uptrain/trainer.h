@@ -39,8 +39,8 @@ struct TrainOptions {
   std::string decay = "linear";  // linear, cosine, constant
   double min_lr_ratio = 0.0;
   double clip = 1.0;
-  double scalar_lr = 0;  // WGQA scalars; 0: the same as adam.lr
-  bool fold = true;      // fold WGQA scalars into plain GQA weights at the end
+  double scalar_lr = 0;       // WGQA scalars; 0: the same as adam.lr
+  bool fold = true;           // fold WGQA scalars into plain GQA weights at the end
   int64_t regroup_every = 0;  // SimGQA: regroup weighted blocks by head similarity every N steps
 
   // Distillation from an MHA teacher: loss = (1 - w) * LM + w * T^2 * KL(teacher || student).

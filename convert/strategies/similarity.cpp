@@ -56,11 +56,13 @@ StrategyOutput strategy_similarity(const StrategyInput& in) {
   std::vector<int> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   if (!in.fixed_head_order)
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return grouping[size_t(a)] < grouping[size_t(b)]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return grouping[size_t(a)] < grouping[size_t(b)]; });
   std::vector<int> contiguous(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) contiguous[size_t(i)] = grouping[size_t(order[size_t(i)])];
   const AttentionWeights permuted = permute_heads(in.mha, order);
-  StrategyOutput out = strategy_mean(StrategyInput{permuted, contiguous, in.seed, in.rope, in.calib, in.fixed_head_order, in.rotary_dims});
+  StrategyOutput out = strategy_mean(
+      StrategyInput{permuted, contiguous, in.seed, in.rope, in.calib, in.fixed_head_order, in.rotary_dims});
 
   char line[160];
   std::snprintf(line, sizeof line, "within-group similarity %.4f (random grouping %.4f, %s)",

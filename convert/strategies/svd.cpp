@@ -124,7 +124,8 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
   if (l.n_kv != l.n_q) throw std::logic_error("svd: expects the MHA form of a block");
   // Rotary dims fold pair by pair (complex), the dims past them (partial rotary) as values do.
   const int64_t turned = in.rope ? (in.rotary_dims > 0 ? in.rotary_dims : dqk) : 0, passed = dqk - turned;
-  if (turned % 2 || turned > dqk) throw std::logic_error("svd: rotary embeddings need an even number of dims within the head");
+  if (turned % 2 || turned > dqk)
+    throw std::logic_error("svd: rotary embeddings need an even number of dims within the head");
   const auto members = group_members(in.group_of);
   const MatD gram = augmented_gram(in.calib, d);
 
@@ -144,7 +145,8 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
     // Values (never rotated): real fit, fold into the output projection's columns.
     {
       MatD stacked(m * dv, d + 1);
-      for (int64_t i = 0; i < m; ++i) stacked.middleRows(i * dv, dv) = augmented_rows(mha.v, mha.v_bias, heads[size_t(i)] * dv, dv);
+      for (int64_t i = 0; i < m; ++i)
+        stacked.middleRows(i * dv, dv) = augmented_rows(mha.v, mha.v_bias, heads[size_t(i)] * dv, dv);
       Energy e;
       const RealFit fit = fit_real(stacked, in.calib ? multiply(stacked, gram) : stacked, dv, canonical_basis, &e);
       store(fit.shared, out.v, out.v_bias, int64_t(g) * dv);
@@ -157,7 +159,8 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
 
     // Keys.
     MatD stacked(m * dqk, d + 1);
-    for (int64_t i = 0; i < m; ++i) stacked.middleRows(i * dqk, dqk) = augmented_rows(mha.k, mha.k_bias, heads[size_t(i)] * dqk, dqk);
+    for (int64_t i = 0; i < m; ++i)
+      stacked.middleRows(i * dqk, dqk) = augmented_rows(mha.k, mha.k_bias, heads[size_t(i)] * dqk, dqk);
     const MatD stacked_gram = in.calib ? multiply(stacked, gram) : stacked;
     Energy e;
     MatD shared(dqk, d + 1);

@@ -27,9 +27,15 @@ void parse(const ConfigFields& f, ModelConfig& c) {
 
 nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
   return {{"vocab_size", s.vocab_size},
-          {"n_embd", s.d_model}, {"n_layer", s.n_layers}, {"n_head", s.n_heads}, {"n_positions", s.max_positions},
-          {"n_inner", z.ffn_dim}, {"activation_function", z.activation}, {"layer_norm_epsilon", 1e-5},
-          {"initializer_range", kInitializerRange}, {"tie_word_embeddings", true}};
+          {"n_embd", s.d_model},
+          {"n_layer", s.n_layers},
+          {"n_head", s.n_heads},
+          {"n_positions", s.max_positions},
+          {"n_inner", z.ffn_dim},
+          {"activation_function", z.activation},
+          {"layer_norm_epsilon", 1e-5},
+          {"initializer_range", kInitializerRange},
+          {"tie_word_embeddings", true}};
 }
 
 double init_std(const ModelConfig& c, Role r, const AttentionLayout*) {
@@ -46,9 +52,21 @@ BlockPlan block(const ModelConfig& c, int64_t layer) {
 
 }  // namespace
 
-extern const FamilySpec kGpt2Family = {
-    Family::GPT2, "gpt2", "GPT2LMHeadModel", "n_head", "n_inner", NormKind::LayerNorm, Positions::Learned,
-    /*encoder_decoder=*/false, /*kv_heads_field=*/false, /*free_head_dim=*/false, /*zero_padding_row=*/false,
-    "gelu_new", parse, fresh_config, init_std, block};
+extern const FamilySpec kGpt2Family = {Family::GPT2,
+                                       "gpt2",
+                                       "GPT2LMHeadModel",
+                                       "n_head",
+                                       "n_inner",
+                                       NormKind::LayerNorm,
+                                       Positions::Learned,
+                                       /*encoder_decoder=*/false,
+                                       /*kv_heads_field=*/false,
+                                       /*free_head_dim=*/false,
+                                       /*zero_padding_row=*/false,
+                                       "gelu_new",
+                                       parse,
+                                       fresh_config,
+                                       init_std,
+                                       block};
 
 }  // namespace gqa

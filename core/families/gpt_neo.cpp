@@ -21,12 +21,14 @@ std::vector<std::string> expand_attention_types(const ConfigFields& f, int64_t n
           throw InputError(path, "attention_types", "entries must be \"global\" or \"local\"");
         types.push_back(t.get<std::string>());
         if (int64_t(types.size()) > n_layers)  // before a huge repeat allocates
-          throw InputError(path, "attention_types", "expands to more than num_layers (" + std::to_string(n_layers) + ") layers");
+          throw InputError(path, "attention_types",
+                           "expands to more than num_layers (" + std::to_string(n_layers) + ") layers");
       }
   }
   if (int64_t(types.size()) != n_layers)
-    throw InputError(path, "attention_types", "expands to " + std::to_string(types.size()) + " layers, num_layers is " +
-                                                  std::to_string(n_layers));
+    throw InputError(
+        path, "attention_types",
+        "expands to " + std::to_string(types.size()) + " layers, num_layers is " + std::to_string(n_layers));
   return types;
 }
 
@@ -55,19 +57,38 @@ nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
     types.push_back({{"global"}, s.n_layers});
   }
   return {{"vocab_size", s.vocab_size},
-          {"hidden_size", s.d_model}, {"num_layers", s.n_layers}, {"num_heads", s.n_heads},
-          {"max_position_embeddings", s.max_positions}, {"intermediate_size", z.ffn_dim},
-          {"activation_function", z.activation}, {"attention_types", types}, {"window_size", s.window_size.value_or(256)},
-          {"layer_norm_epsilon", 1e-5}, {"initializer_range", kInitializerRange}, {"tie_word_embeddings", true}};
+          {"hidden_size", s.d_model},
+          {"num_layers", s.n_layers},
+          {"num_heads", s.n_heads},
+          {"max_position_embeddings", s.max_positions},
+          {"intermediate_size", z.ffn_dim},
+          {"activation_function", z.activation},
+          {"attention_types", types},
+          {"window_size", s.window_size.value_or(256)},
+          {"layer_norm_epsilon", 1e-5},
+          {"initializer_range", kInitializerRange},
+          {"tie_word_embeddings", true}};
 }
 
 BlockPlan block(const ModelConfig& c, int64_t layer) { return {1.0, local_window(c, layer)}; }
 
 }  // namespace
 
-extern const FamilySpec kGptNeoFamily = {
-    Family::GPTNeo, "gpt_neo", "GPTNeoForCausalLM", "num_heads", "intermediate_size", NormKind::LayerNorm,
-    Positions::Learned, /*encoder_decoder=*/false, /*kv_heads_field=*/false, /*free_head_dim=*/false,
-    /*zero_padding_row=*/false, "gelu_new", parse, fresh_config, initializer_range_std, block};
+extern const FamilySpec kGptNeoFamily = {Family::GPTNeo,
+                                         "gpt_neo",
+                                         "GPTNeoForCausalLM",
+                                         "num_heads",
+                                         "intermediate_size",
+                                         NormKind::LayerNorm,
+                                         Positions::Learned,
+                                         /*encoder_decoder=*/false,
+                                         /*kv_heads_field=*/false,
+                                         /*free_head_dim=*/false,
+                                         /*zero_padding_row=*/false,
+                                         "gelu_new",
+                                         parse,
+                                         fresh_config,
+                                         initializer_range_std,
+                                         block};
 
 }  // namespace gqa

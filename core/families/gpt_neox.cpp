@@ -32,33 +32,54 @@ void parse(const ConfigFields& f, ModelConfig& c) {
   if (!f.has("rope_parameters") && !f.has("rope_scaling")) c.rope.theta = f.number_or("rotary_emb_base", c.rope.theta);
   double fraction = f.number_or("rotary_pct", kPythiaRotaryFraction);
   if (f.has("rope_parameters") && f.at("rope_parameters").is_object())
-    fraction = ConfigFields(f.at("rope_parameters"), f.path(), "rope_parameters.").number_or("partial_rotary_factor", fraction);
+    fraction = ConfigFields(f.at("rope_parameters"), f.path(), "rope_parameters.")
+                   .number_or("partial_rotary_factor", fraction);
   if (!(fraction > 0 && fraction <= 1))
-    throw InputError(f.path(), "rotary_pct", "expected a fraction of the head in (0, 1], got " + std::to_string(fraction));
+    throw InputError(f.path(), "rotary_pct",
+                     "expected a fraction of the head in (0, 1], got " + std::to_string(fraction));
   if (c.d_model % c.n_heads == 0) {
     c.head_dim = c.d_model / c.n_heads;
     c.rotary_dim = int64_t(double(c.head_dim) * fraction);  // int(), as transformers truncates
     if (c.rotary_dim == 0)
-      throw InputError(f.path(), "rotary_pct", "leaves no rotary dims of a " + std::to_string(c.head_dim) + "-dim head");
+      throw InputError(f.path(), "rotary_pct",
+                       "leaves no rotary dims of a " + std::to_string(c.head_dim) + "-dim head");
   }
 }
 
 nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
   return {{"vocab_size", s.vocab_size},
-          {"hidden_size", s.d_model}, {"num_hidden_layers", s.n_layers}, {"num_attention_heads", s.n_heads},
-          {"intermediate_size", z.ffn_dim}, {"hidden_act", z.activation}, {"max_position_embeddings", s.max_positions},
-          {"layer_norm_eps", 1e-5}, {"use_parallel_residual", true}, {"attention_bias", true},
+          {"hidden_size", s.d_model},
+          {"num_hidden_layers", s.n_layers},
+          {"num_attention_heads", s.n_heads},
+          {"intermediate_size", z.ffn_dim},
+          {"hidden_act", z.activation},
+          {"max_position_embeddings", s.max_positions},
+          {"layer_norm_eps", 1e-5},
+          {"use_parallel_residual", true},
+          {"attention_bias", true},
           {"rope_parameters",
            {{"rope_type", "default"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", kPythiaRotaryFraction}}},
-          {"initializer_range", kInitializerRange}, {"tie_word_embeddings", true}};  // as the other fresh configs
+          {"initializer_range", kInitializerRange},
+          {"tie_word_embeddings", true}};  // as the other fresh configs
 }
 
 }  // namespace
 
-extern const FamilySpec kGptNeoXFamily = {
-    Family::GPTNeoX, "gpt_neox", "GPTNeoXForCausalLM", "num_attention_heads", "intermediate_size",
-    NormKind::LayerNorm, Positions::Rotary, /*encoder_decoder=*/false, /*kv_heads_field=*/false,
-    /*free_head_dim=*/false, /*zero_padding_row=*/false, "gelu", parse, fresh_config, initializer_range_std,
-    scaled_by_head_dim};
+extern const FamilySpec kGptNeoXFamily = {Family::GPTNeoX,
+                                          "gpt_neox",
+                                          "GPTNeoXForCausalLM",
+                                          "num_attention_heads",
+                                          "intermediate_size",
+                                          NormKind::LayerNorm,
+                                          Positions::Rotary,
+                                          /*encoder_decoder=*/false,
+                                          /*kv_heads_field=*/false,
+                                          /*free_head_dim=*/false,
+                                          /*zero_padding_row=*/false,
+                                          "gelu",
+                                          parse,
+                                          fresh_config,
+                                          initializer_range_std,
+                                          scaled_by_head_dim};
 
 }  // namespace gqa

@@ -26,18 +26,38 @@ void parse(const ConfigFields& f, ModelConfig& c) {
 nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
   // Tied embeddings: small models spend most of their parameters there.
   return {{"vocab_size", s.vocab_size},
-          {"hidden_size", s.d_model}, {"intermediate_size", z.ffn_dim}, {"num_hidden_layers", s.n_layers},
-          {"num_attention_heads", s.n_heads}, {"head_dim", z.head_dim}, {"hidden_act", z.activation},
-          {"max_position_embeddings", s.max_positions}, {"rms_norm_eps", 1e-6},
-          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}, {"attention_bias", false},
-          {"mlp_bias", false}, {"initializer_range", kInitializerRange}, {"tie_word_embeddings", true}};
+          {"hidden_size", s.d_model},
+          {"intermediate_size", z.ffn_dim},
+          {"num_hidden_layers", s.n_layers},
+          {"num_attention_heads", s.n_heads},
+          {"head_dim", z.head_dim},
+          {"hidden_act", z.activation},
+          {"max_position_embeddings", s.max_positions},
+          {"rms_norm_eps", 1e-6},
+          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}},
+          {"attention_bias", false},
+          {"mlp_bias", false},
+          {"initializer_range", kInitializerRange},
+          {"tie_word_embeddings", true}};
 }
 
 }  // namespace
 
-extern const FamilySpec kLlamaFamily = {
-    Family::Llama, "llama", "LlamaForCausalLM", "num_attention_heads", "intermediate_size", NormKind::RMSNorm,
-    Positions::Rotary, /*encoder_decoder=*/false, /*kv_heads_field=*/true, /*free_head_dim=*/true,
-    /*zero_padding_row=*/true, "silu", parse, fresh_config, initializer_range_std, scaled_by_head_dim};
+extern const FamilySpec kLlamaFamily = {Family::Llama,
+                                        "llama",
+                                        "LlamaForCausalLM",
+                                        "num_attention_heads",
+                                        "intermediate_size",
+                                        NormKind::RMSNorm,
+                                        Positions::Rotary,
+                                        /*encoder_decoder=*/false,
+                                        /*kv_heads_field=*/true,
+                                        /*free_head_dim=*/true,
+                                        /*zero_padding_row=*/true,
+                                        "silu",
+                                        parse,
+                                        fresh_config,
+                                        initializer_range_std,
+                                        scaled_by_head_dim};
 
 }  // namespace gqa

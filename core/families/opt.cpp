@@ -35,17 +35,37 @@ void parse(const ConfigFields& f, ModelConfig& c) {
 
 nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
   return {{"vocab_size", s.vocab_size},
-          {"hidden_size", s.d_model}, {"num_hidden_layers", s.n_layers}, {"num_attention_heads", s.n_heads},
-          {"ffn_dim", z.ffn_dim}, {"activation_function", z.activation}, {"max_position_embeddings", s.max_positions},
-          {"word_embed_proj_dim", s.d_model}, {"do_layer_norm_before", true}, {"enable_bias", true},
-          {"layer_norm_elementwise_affine", true}, {"init_std", kInitializerRange}, {"tie_word_embeddings", true}};
+          {"hidden_size", s.d_model},
+          {"num_hidden_layers", s.n_layers},
+          {"num_attention_heads", s.n_heads},
+          {"ffn_dim", z.ffn_dim},
+          {"activation_function", z.activation},
+          {"max_position_embeddings", s.max_positions},
+          {"word_embed_proj_dim", s.d_model},
+          {"do_layer_norm_before", true},
+          {"enable_bias", true},
+          {"layer_norm_elementwise_affine", true},
+          {"init_std", kInitializerRange},
+          {"tie_word_embeddings", true}};
 }
 
 }  // namespace
 
-extern const FamilySpec kOptFamily = {
-    Family::OPT, "opt", "OPTForCausalLM", "num_attention_heads", "ffn_dim", NormKind::LayerNorm, Positions::Learned,
-    /*encoder_decoder=*/false, /*kv_heads_field=*/false, /*free_head_dim=*/false, /*zero_padding_row=*/true, "relu",
-    parse, fresh_config, initializer_range_std, scaled_by_head_dim};
+extern const FamilySpec kOptFamily = {Family::OPT,
+                                      "opt",
+                                      "OPTForCausalLM",
+                                      "num_attention_heads",
+                                      "ffn_dim",
+                                      NormKind::LayerNorm,
+                                      Positions::Learned,
+                                      /*encoder_decoder=*/false,
+                                      /*kv_heads_field=*/false,
+                                      /*free_head_dim=*/false,
+                                      /*zero_padding_row=*/true,
+                                      "relu",
+                                      parse,
+                                      fresh_config,
+                                      initializer_range_std,
+                                      scaled_by_head_dim};
 
 }  // namespace gqa

@@ -46,11 +46,18 @@ void parse(const ConfigFields& f, ModelConfig& c) {
 
 nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
   return {{"vocab_size", s.vocab_size},
-          {"hidden_size", s.d_model}, {"intermediate_size", z.ffn_dim}, {"num_hidden_layers", s.n_layers},
-          {"num_attention_heads", s.n_heads}, {"head_dim", z.head_dim}, {"hidden_act", z.activation},
-          {"max_position_embeddings", s.max_positions}, {"rms_norm_eps", 1e-6},
-          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}, {"use_sliding_window", false},
-          {"initializer_range", kInitializerRange}, {"tie_word_embeddings", true}};
+          {"hidden_size", s.d_model},
+          {"intermediate_size", z.ffn_dim},
+          {"num_hidden_layers", s.n_layers},
+          {"num_attention_heads", s.n_heads},
+          {"head_dim", z.head_dim},
+          {"hidden_act", z.activation},
+          {"max_position_embeddings", s.max_positions},
+          {"rms_norm_eps", 1e-6},
+          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}},
+          {"use_sliding_window", false},
+          {"initializer_range", kInitializerRange},
+          {"tie_word_embeddings", true}};
 }
 
 BlockPlan block(const ModelConfig& c, int64_t layer) {
@@ -59,9 +66,21 @@ BlockPlan block(const ModelConfig& c, int64_t layer) {
 
 }  // namespace
 
-extern const FamilySpec kQwen2Family = {
-    Family::Qwen2, "qwen2", "Qwen2ForCausalLM", "num_attention_heads", "intermediate_size", NormKind::RMSNorm,
-    Positions::Rotary, /*encoder_decoder=*/false, /*kv_heads_field=*/true, /*free_head_dim=*/true,
-    /*zero_padding_row=*/true, "silu", parse, fresh_config, initializer_range_std, block};
+extern const FamilySpec kQwen2Family = {Family::Qwen2,
+                                        "qwen2",
+                                        "Qwen2ForCausalLM",
+                                        "num_attention_heads",
+                                        "intermediate_size",
+                                        NormKind::RMSNorm,
+                                        Positions::Rotary,
+                                        /*encoder_decoder=*/false,
+                                        /*kv_heads_field=*/true,
+                                        /*free_head_dim=*/true,
+                                        /*zero_padding_row=*/true,
+                                        "silu",
+                                        parse,
+                                        fresh_config,
+                                        initializer_range_std,
+                                        block};
 
 }  // namespace gqa

@@ -7,8 +7,7 @@
 
 namespace gqa {
 
-extern const FamilySpec kGpt2Family, kGptNeoFamily, kLlamaFamily, kT5Family, kGptNeoXFamily, kOptFamily,
-    kQwen2Family;
+extern const FamilySpec kGpt2Family, kGptNeoFamily, kLlamaFamily, kT5Family, kGptNeoXFamily, kOptFamily, kQwen2Family;
 
 namespace {
 

@@ -32,13 +32,22 @@ void parse(const ConfigFields& f, ModelConfig& c) {
 
 nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
   const int64_t pad = s.pad_token_id.value_or(0);  // T5's convention; also the decoder's start token
-  nlohmann::json j = {{"is_encoder_decoder", true}, {"vocab_size", s.vocab_size}, {"d_model", s.d_model},
-                      {"d_kv", z.head_dim}, {"d_ff", z.ffn_dim}, {"num_heads", s.n_heads},
+  nlohmann::json j = {{"is_encoder_decoder", true},
+                      {"vocab_size", s.vocab_size},
+                      {"d_model", s.d_model},
+                      {"d_kv", z.head_dim},
+                      {"d_ff", z.ffn_dim},
+                      {"num_heads", s.n_heads},
                       {"num_layers", s.n_encoder_layers > 0 ? s.n_encoder_layers : s.n_layers},
-                      {"num_decoder_layers", s.n_layers}, {"feed_forward_proj", z.activation},
-                      {"relative_attention_num_buckets", 32}, {"relative_attention_max_distance", 128},
-                      {"layer_norm_epsilon", 1e-6}, {"initializer_factor", 1.0}, {"tie_word_embeddings", true},
-                      {"scale_decoder_outputs", true}, {"decoder_start_token_id", pad}};
+                      {"num_decoder_layers", s.n_layers},
+                      {"feed_forward_proj", z.activation},
+                      {"relative_attention_num_buckets", 32},
+                      {"relative_attention_max_distance", 128},
+                      {"layer_norm_epsilon", 1e-6},
+                      {"initializer_factor", 1.0},
+                      {"tie_word_embeddings", true},
+                      {"scale_decoder_outputs", true},
+                      {"decoder_start_token_id", pad}};
   j["pad_token_id"] = pad;
   return j;
 }
@@ -64,9 +73,21 @@ BlockPlan block(const ModelConfig&, int64_t) { return {1.0, 0}; }  // T5 folds t
 
 }  // namespace
 
-extern const FamilySpec kT5Family = {
-    Family::T5, "t5", "T5ForConditionalGeneration", "num_heads", "d_ff", NormKind::RMSNorm, Positions::Relative,
-    /*encoder_decoder=*/true, /*kv_heads_field=*/false, /*free_head_dim=*/true, /*zero_padding_row=*/false, "relu",
-    parse, fresh_config, init_std, block};
+extern const FamilySpec kT5Family = {Family::T5,
+                                     "t5",
+                                     "T5ForConditionalGeneration",
+                                     "num_heads",
+                                     "d_ff",
+                                     NormKind::RMSNorm,
+                                     Positions::Relative,
+                                     /*encoder_decoder=*/true,
+                                     /*kv_heads_field=*/false,
+                                     /*free_head_dim=*/true,
+                                     /*zero_padding_row=*/false,
+                                     "relu",
+                                     parse,
+                                     fresh_config,
+                                     init_std,
+                                     block};
 
 }  // namespace gqa

@@ -24,7 +24,7 @@ Rope::Rope(const RopeConfig& cfg, int64_t head_dim, const Placement& p) {
 
 std::pair<at::Tensor, at::Tensor> Rope::cos_sin(const at::Tensor& positions, at::ScalarType dtype) const {
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, d/2]
-  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);              // [B, 1, T, d]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);             // [B, 1, T, d]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
@@ -56,7 +56,9 @@ Linear pool(const Linear& stored, const at::Tensor& scale, const at::Tensor& gro
 }  // namespace
 
 Linear Attention::key_projection() const { return k_scale.defined() ? pool(k, k_scale, group_index, layout.n_kv) : k; }
-Linear Attention::value_projection() const { return v_scale.defined() ? pool(v, v_scale, group_index, layout.n_kv) : v; }
+Linear Attention::value_projection() const {
+  return v_scale.defined() ? pool(v, v_scale, group_index, layout.n_kv) : v;
+}
 
 at::Tensor Attention::split_heads(const at::Tensor& y, int64_t n, int64_t d) {
   return y.view({y.size(0), y.size(1), n, d}).transpose(1, 2);
@@ -80,8 +82,10 @@ std::vector<EvenRun> even_runs(const AttentionLayout& l) {
   std::vector<EvenRun> runs;
   int q = 0;
   for (int j = 0; j < l.n_kv; q += sizes[j], ++j) {
-    if (!runs.empty() && runs.back().group == sizes[j]) ++runs.back().kv_end;
-    else runs.push_back({j, j + 1, q, sizes[j]});
+    if (!runs.empty() && runs.back().group == sizes[j])
+      ++runs.back().kv_end;
+    else
+      runs.push_back({j, j + 1, q, sizes[j]});
   }
   return runs;
 }
@@ -131,11 +135,12 @@ at::Tensor Attention::attend_heads(const at::Tensor& q, const at::Tensor& k, con
                                           mask_or_none, 0.0, causal, scale);
 }
 
-at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const at::Tensor& mask, bool causal) const {
+at::Tensor Attention::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                             bool causal) const {
   // [B, n_q, T, d_v] -> [B, T, n_q * d_v]
-  at::Tensor out = attend_heads(q, k, v, mask, causal).transpose(1, 2).reshape(
-      {q.size(0), q.size(2), int64_t(layout.n_q) * layout.head_dim_v});
+  at::Tensor out = attend_heads(q, k, v, mask, causal)
+                       .transpose(1, 2)
+                       .reshape({q.size(0), q.size(2), int64_t(layout.n_q) * layout.head_dim_v});
   return o(out);
 }
 

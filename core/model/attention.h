@@ -41,8 +41,7 @@ struct Attention {
   // Self-attention over x, continuing `cache` (slot `layer`) when given. `mask` is a bool
   // [B, 1, T, S] (true = attend) or an additive float [B|1, n_q, T, S]; undefined = causal over x.
   at::Tensor self_attention(const at::Tensor& x, const at::Tensor& mask, const Rope* rope,
-                            const std::pair<at::Tensor, at::Tensor>& cos_sin, KVCache* cache,
-                            size_t layer) const;
+                            const std::pair<at::Tensor, at::Tensor>& cos_sin, KVCache* cache, size_t layer) const;
   // Cross-attention over precomputed memory K/V (see project_memory).
   at::Tensor cross_attention(const at::Tensor& x, const at::Tensor& mem_k, const at::Tensor& mem_v,
                              const at::Tensor& mask) const;
@@ -65,7 +64,6 @@ Attention load_attention(const Checkpoint& ckpt, AttentionModule module, int64_t
 // Which key slots each query may see: [B, 1, T, S] bool. Queries sit at slots start..start+T-1,
 // keys at 0..S-1; `window` > 0 limits a causal mask to the last `window` slots (GPT-Neo local).
 // Every query also sees its own slot so padded rows never become empty (no NaN).
-at::Tensor attention_mask(const at::Tensor& key_valid, int64_t start, int64_t T, bool causal,
-                          int64_t window = 0);
+at::Tensor attention_mask(const at::Tensor& key_valid, int64_t start, int64_t T, bool causal, int64_t window = 0);
 
 }  // namespace gqa

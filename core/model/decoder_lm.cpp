@@ -64,8 +64,9 @@ Rope make_rope(const ModelConfig& c, const Placement& p) {
   const int64_t turned = c.rotary_dims();
   for (const auto& l : c.layouts.at(AttentionModule::DecoderSelf))
     if (c.rotary_dim == 0 ? l.head_dim_qk != turned : l.head_dim_qk < turned)
-      throw InputError(c.path, "gqa_qk_head_dim", "q/k head size " + std::to_string(l.head_dim_qk) + " does not match the " +
-                                                      std::to_string(turned / 2) + " rotary pairs (gqa_rope_pairs)");
+      throw InputError(c.path, "gqa_qk_head_dim",
+                       "q/k head size " + std::to_string(l.head_dim_qk) + " does not match the " +
+                           std::to_string(turned / 2) + " rotary pairs (gqa_rope_pairs)");
   Rope rope(c.rope, c.rotary_dim > 0 ? c.rotary_dim : c.head_dim, p);
   if (!c.rope_pairs.empty())
     rope.inv_freq = rope.inv_freq.index_select(
@@ -88,7 +89,8 @@ std::unique_ptr<Model> build_decoder_lm(const Checkpoint& ckpt, const Placement&
     m->project_out = load(ckpt, s, Role::EmbedProjOut, 0, {e, c.d_model}, p);
   }
   if (spec.positions == Positions::Learned)
-    m->position_embedding = load(ckpt, s, Role::PositionEmbedding, 0, {c.max_positions + c.position_offset, c.d_model}, p);
+    m->position_embedding =
+        load(ckpt, s, Role::PositionEmbedding, 0, {c.max_positions + c.position_offset, c.d_model}, p);
   if (spec.positions == Positions::Rotary) m->rope.emplace(make_rope(c, p));
   if (c.final_norm) m->final_norm = load_norm(ckpt, s, Role::FinalNorm, Role::FinalNormBias, 0, rms, c.norm_eps, p);
   m->lm_head = load_lm_head(ckpt, m->token_embedding, p);
@@ -123,8 +125,9 @@ DecoderLM::Pass DecoderLM::begin(const at::Tensor& ids, const at::Tensor& mask_i
   }
   if (positions_in.defined()) positions = positions_in;
   if (config_.max_positions > 0 && positions.numel() > 0 && positions.max().item<int64_t>() >= config_.max_positions)
-    throw InputError("input", "positions", "position " + std::to_string(positions.max().item<int64_t>()) +
-                                               " is beyond the model's " + std::to_string(config_.max_positions));
+    throw InputError("input", "positions",
+                     "position " + std::to_string(positions.max().item<int64_t>()) + " is beyond the model's " +
+                         std::to_string(config_.max_positions));
   p.key_valid = cache ? cache->valid_keys(p.T) : p.mask;
   // A packed batch (no padding, no cache) takes SDPA's causal path instead of a mask tensor.
   const bool packed = !mask_in.defined() && !cache;
@@ -132,7 +135,8 @@ DecoderLM::Pass DecoderLM::begin(const at::Tensor& ids, const at::Tensor& mask_i
   p.x = at::embedding(token_embedding, ids);
   if (project_in.defined()) p.x = at::linear(p.x, project_in);
   if (position_embedding.defined())
-    p.x = p.x + at::embedding(position_embedding, config_.position_offset ? positions + config_.position_offset : positions);
+    p.x = p.x +
+          at::embedding(position_embedding, config_.position_offset ? positions + config_.position_offset : positions);
   if (rope) p.cos_sin = rope->cos_sin(positions, p.x.scalar_type());
   return p;
 }

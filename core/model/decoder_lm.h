@@ -38,9 +38,9 @@ class DecoderLM : public Model {
   at::Tensor position_embedding;  // [max_positions + offset, d] or undefined (rotary)
   std::optional<Rope> rope;
   std::vector<DecoderLayer> layers;
-  Norm final_norm;                // no weight: the family has no final norm (OPT-350m)
-  at::Tensor project_out;         // [e, d] or undefined
-  at::Tensor lm_head;             // [vocab, e]; the embedding when tied
+  Norm final_norm;         // no weight: the family has no final norm (OPT-350m)
+  at::Tensor project_out;  // [e, d] or undefined
+  at::Tensor lm_head;      // [vocab, e]; the embedding when tied
 
  private:
   struct Pass;  // one batch on its way through the blocks

@@ -47,7 +47,8 @@ Started start(const Model& model, const std::vector<std::vector<int64_t>>& promp
   at::Tensor ids = at::zeros({B, int64_t(longest)}, at::kLong), mask = at::zeros({B, int64_t(longest)}, at::kLong);
   for (int64_t b = 0; b < B; ++b) {
     const auto& p = prompts[size_t(b)];
-    if (p.empty() && !seq2seq) throw InputError("prompt", std::to_string(b), "is empty: a decoder-only model needs at least one token");
+    if (p.empty() && !seq2seq)
+      throw InputError("prompt", std::to_string(b), "is empty: a decoder-only model needs at least one token");
     const int64_t off = seq2seq ? 0 : int64_t(longest - p.size());
     for (size_t i = 0; i < p.size(); ++i) {
       ids[b][off + int64_t(i)] = p[i];
@@ -62,7 +63,8 @@ Started start(const Model& model, const std::vector<std::vector<int64_t>>& promp
     return {std::nullopt, std::move(cache), logits};
   }
   Memory memory = model.encode(ids, mask);
-  const at::Tensor first = at::full({B, 1}, model.config().decoder_start_token_id.value_or(0), at::TensorOptions().dtype(at::kLong).device(dev));
+  const at::Tensor first = at::full({B, 1}, model.config().decoder_start_token_id.value_or(0),
+                                    at::TensorOptions().dtype(at::kLong).device(dev));
   KVCache cache = model.new_cache(B, max_new_tokens + 1);
   at::Tensor logits = model.forward(first, at::ones_like(first), &cache, &memory);
   return {std::move(memory), std::move(cache), logits};
@@ -81,7 +83,8 @@ std::vector<std::vector<int64_t>> beam_search(const Model& model, const std::vec
   const auto dev = model.placement().device;
   const at::Tensor expand = at::arange(B, at::kLong).repeat_interleave(K);
   s.cache.select_rows(expand);
-  if (s.memory) s.memory = Memory{s.memory->hidden.index_select(0, expand.to(dev)), s.memory->mask.index_select(0, expand.to(dev))};
+  if (s.memory)
+    s.memory = Memory{s.memory->hidden.index_select(0, expand.to(dev)), s.memory->mask.index_select(0, expand.to(dev))};
   at::Tensor logits = last_position(s.logits).index_select(0, expand.to(dev));  // [B*K, V]
 
   struct Hypothesis {
@@ -124,7 +127,8 @@ std::vector<std::vector<int64_t>> beam_search(const Model& model, const std::vec
           if (j < K && can_improve[size_t(b)] && !(opts.early_stopping && full)) {
             const double normalized = score / std::pow(double(generated + 1), opts.length_penalty);
             auto& fin = finished[size_t(b)];
-            auto worst = std::min_element(fin.begin(), fin.end(), [](const Hypothesis& x, const Hypothesis& y) { return x.score < y.score; });
+            auto worst = std::min_element(fin.begin(), fin.end(),
+                                          [](const Hypothesis& x, const Hypothesis& y) { return x.score < y.score; });
             if (normalized > worst->score) *worst = {std::move(tokens), normalized};
           }
         } else if (int64_t(next_running.size()) < K) {
@@ -141,7 +145,8 @@ std::vector<std::vector<int64_t>> beam_search(const Model& model, const std::vec
         source_rows.push_back(b * K);
         next_tokens.push_back(0);
       }
-      std::sort(finished[size_t(b)].begin(), finished[size_t(b)].end(), [](const Hypothesis& x, const Hypothesis& y) { return x.score > y.score; });
+      std::sort(finished[size_t(b)].begin(), finished[size_t(b)].end(),
+                [](const Hypothesis& x, const Hypothesis& y) { return x.score > y.score; });
       running[size_t(b)] = std::move(next_running);
       running_score[size_t(b)] = std::move(next_score);
       // Could the best running beam, ended now at this length, beat the worst finished one?

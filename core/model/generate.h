@@ -14,8 +14,8 @@ struct GenerateOptions {
   int64_t max_new_tokens = 32;
   bool sample = false;  // false: greedy
   double temperature = 1.0;
-  int64_t top_k = 0;    // 0: no limit
-  double top_p = 1.0;   // 1: no nucleus cut
+  int64_t top_k = 0;   // 0: no limit
+  double top_p = 1.0;  // 1: no nucleus cut
   uint64_t seed = 0;
   std::optional<int64_t> eos_id;  // stop a sequence when it emits this id
   // Beam search when > 1 (and not sampling), with transformers' semantics: a hypothesis scores its

@@ -4,8 +4,7 @@
 
 namespace gqa {
 
-KVCache::KVCache(const std::vector<AttentionLayout>& layouts, int64_t batch, int64_t capacity,
-                 const Placement& p)
+KVCache::KVCache(const std::vector<AttentionLayout>& layouts, int64_t batch, int64_t capacity, const Placement& p)
     : batch_(batch), capacity_(capacity) {
   auto opts = at::TensorOptions().device(p.device).dtype(p.dtype);
   for (const auto& l : layouts) {
@@ -25,8 +24,9 @@ int64_t KVCache::bytes() const {
 at::Tensor KVCache::begin_step(const at::Tensor& mask) {
   const int64_t T = mask.size(1);
   if (length_ + T > capacity_)
-    throw InputError("kv-cache", "capacity", "step of " + std::to_string(T) + " tokens after " + std::to_string(length_) +
-                                                 " overflows the cache of " + std::to_string(capacity_) + " slots");
+    throw InputError("kv-cache", "capacity",
+                     "step of " + std::to_string(T) + " tokens after " + std::to_string(length_) +
+                         " overflows the cache of " + std::to_string(capacity_) + " slots");
   at::Tensor m = mask.to(valid_.device()).to(at::kBool);
   valid_.narrow(1, length_, T).copy_(m);
   at::Tensor ml = m.to(at::kLong);

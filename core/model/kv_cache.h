@@ -18,8 +18,8 @@ class KVCache {
 
   int64_t batch() const { return batch_; }
   int64_t capacity() const { return capacity_; }
-  int64_t length() const { return length_; }   // slots filled so far
-  int64_t bytes() const;                        // K + V storage of all layers
+  int64_t length() const { return length_; }  // slots filled so far
+  int64_t bytes() const;                      // K + V storage of all layers
 
   // Starts a step of T tokens: marks their slots valid per `mask` [B, T] and returns the position
   // id of each token (real tokens count on from the previous ones; pads get 0). Throws when the

@@ -8,7 +8,8 @@ at::Tensor to_device(HostTensor&& h, const Placement& p) {
   // The tensor takes over the host vector (no copy); .to() copies only when device or dtype differ,
   // so a bf16 runtime holds the bf16 weights alone.
   auto* owned = new std::vector<float>(std::move(h.data));
-  at::Tensor t = at::from_blob(owned->data(), h.shape, [owned](void*) { delete owned; }, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor t = at::from_blob(
+      owned->data(), h.shape, [owned](void*) { delete owned; }, at::TensorOptions().dtype(at::kFloat));
   return t.to(p.device, p.dtype);
 }
 
@@ -75,8 +76,8 @@ at::Tensor load(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, std::vec
   return t;
 }
 
-at::Tensor load_optional(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
-                         std::vector<int64_t> shape, const Placement& p) {
+at::Tensor load_optional(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, std::vector<int64_t> shape,
+                         const Placement& p) {
   if (!has_role(ckpt, s, r, layer)) return at::Tensor();
   return load(ckpt, s, r, layer, std::move(shape), p);
 }

@@ -56,10 +56,9 @@ class ParameterRecorder {
 at::Tensor to_device(HostTensor&& h, const Placement& p);
 
 // Loads a role; an optional role that the checkpoint lacks gives an undefined tensor.
-at::Tensor load(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, std::vector<int64_t> shape,
-                const Placement& p);
-at::Tensor load_optional(const Checkpoint& ckpt, Stack s, Role r, int64_t layer,
-                         std::vector<int64_t> shape, const Placement& p);
+at::Tensor load(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, std::vector<int64_t> shape, const Placement& p);
+at::Tensor load_optional(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, std::vector<int64_t> shape,
+                         const Placement& p);
 
 struct Linear {
   at::Tensor weight;  // [out, in]

@@ -64,8 +64,9 @@ constexpr int64_t kLogitsChunkBytes = (int64_t(1) << 24) * 4 * 2;
 }  // namespace
 
 std::string MemoryNeed::describe() const {
-  return format_bytes(double(total())) + " (weights " + format_bytes(double(weights)) + " in " + runtime_dtype_name(dtype) +
-         ", loading " + format_bytes(double(loading)) + ", working " + format_bytes(double(working)) + ")";
+  return format_bytes(double(total())) + " (weights " + format_bytes(double(weights)) + " in " +
+         runtime_dtype_name(dtype) + ", loading " + format_bytes(double(loading)) + ", working " +
+         format_bytes(double(working)) + ")";
 }
 
 MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t sequences, int64_t tokens,
@@ -75,8 +76,9 @@ MemoryNeed whole_model_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_
   const int64_t elem = int64_t(at::elementSize(dtype));
   MemoryNeed n = need_of(s, dtype, s.params);
   // Forward of the batch, the KV cache it fills and the logits of a loss chunk.
-  n.working = activation_bytes(c, sequences, tokens, elem) + (kv_cache ? c.kv_bytes_per_token(elem) * sequences * tokens : 0) +
-              sequences * c.vocab_size * 4 + kLogitsChunkBytes;
+  n.working = activation_bytes(c, sequences, tokens, elem) +
+              (kv_cache ? c.kv_bytes_per_token(elem) * sequences * tokens : 0) + sequences * c.vocab_size * 4 +
+              kLogitsChunkBytes;
   return n;
 }
 
@@ -96,7 +98,8 @@ MemoryNeed one_block_need(const Checkpoint& ckpt, at::ScalarType dtype, int64_t 
 
 MemoryAvailable memory_available(const at::Device& device) {
   if (device.is_cuda()) {
-    const auto [free, total] = c10::getDeviceAllocator(device.type())->getMemoryInfo(device.has_index() ? device.index() : 0);
+    const auto [free, total] =
+        c10::getDeviceAllocator(device.type())->getMemoryInfo(device.has_index() ? device.index() : 0);
     (void)total;
     return {int64_t(free), "free memory of " + device.str()};
   }
@@ -114,8 +117,9 @@ void require_memory(const std::string& where, const MemoryNeed& need, const at::
       advice = "; " + option + " would need about " + format_bytes(double(alt.total()));
       break;
     }
-  throw InputError(where, "", "needs about " + need.describe() + ", only " + format_bytes(double(have.bytes)) +
-                                  " available (" + have.source + ")" + advice);
+  throw InputError(where, "",
+                   "needs about " + need.describe() + ", only " + format_bytes(double(have.bytes)) + " available (" +
+                       have.source + ")" + advice);
 }
 
 }  // namespace gqa

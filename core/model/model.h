@@ -89,7 +89,9 @@ class Model {
   // Every attention block (encoder self, decoder self, decoder cross as the family has them).
   virtual std::vector<AttentionBlock> attention_blocks() = 0;
   // Records a block's new layout (after its Attention changed) so config() stays the truth.
-  void set_layout(AttentionModule m, int64_t layer, const AttentionLayout& l) { config_.layouts.at(m).at(size_t(layer)) = l; }
+  void set_layout(AttentionModule m, int64_t layer, const AttentionLayout& l) {
+    config_.layouts.at(m).at(size_t(layer)) = l;
+  }
   // Every weight with the role it was loaded from (tied weights once), in load order.
   const std::vector<ModelParameter>& parameters() const { return parameters_; }
   void set_parameters(std::vector<ModelParameter> p) { parameters_ = std::move(p); }

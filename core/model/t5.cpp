@@ -85,7 +85,8 @@ class T5Model : public Model {
       return {encoder_.final_norm(p.x), mask};
     }
     std::vector<EncoderPass> passes;
-    for (const auto& [first, n] : stream_slices(ids.size(0))) passes.push_back(begin_encoder(ids.narrow(0, first, n), mask.narrow(0, first, n)));
+    for (const auto& [first, n] : stream_slices(ids.size(0)))
+      passes.push_back(begin_encoder(ids.narrow(0, first, n), mask.narrow(0, first, n)));
     for (int64_t l = 0; l < config_.n_encoder_layers; ++l) {
       const T5Layer layer = load_layer(*stream_source_, Stack::Encoder, l);
       for (EncoderPass& p : passes) run_encoder_layer(p, layer, size_t(l));
@@ -117,11 +118,12 @@ class T5Model : public Model {
     // Each pass points at its slice of the memory: the slices are all made before any pass.
     const auto slices = stream_slices(ids.size(0));
     std::vector<Memory> memories;
-    for (const auto& [first, n] : slices) memories.push_back({memory->hidden.narrow(0, first, n), memory->mask.narrow(0, first, n)});
+    for (const auto& [first, n] : slices)
+      memories.push_back({memory->hidden.narrow(0, first, n), memory->mask.narrow(0, first, n)});
     std::vector<DecoderPass> passes;
     for (size_t b = 0; b < slices.size(); ++b)
-      passes.push_back(begin_decoder(ids.narrow(0, slices[b].first, slices[b].second), mask.narrow(0, slices[b].first, slices[b].second),
-                                     nullptr, memories[b]));
+      passes.push_back(begin_decoder(ids.narrow(0, slices[b].first, slices[b].second),
+                                     mask.narrow(0, slices[b].first, slices[b].second), nullptr, memories[b]));
     for (int64_t l = 0; l < config_.n_layers; ++l) {
       const T5Layer layer = load_layer(*stream_source_, Stack::Decoder, l);
       for (DecoderPass& p : passes) run_decoder_layer(p, layer, size_t(l));
@@ -146,7 +148,8 @@ class T5Model : public Model {
 
   EncoderPass begin_encoder(const at::Tensor& ids, const at::Tensor& mask) const {
     const int64_t T = ids.size(1);
-    return {at::embedding(shared_, ids), mask, position_bias(encoder_, config_, true, 0, T, attention_mask(mask, 0, T, /*causal=*/false))};
+    return {at::embedding(shared_, ids), mask,
+            position_bias(encoder_, config_, true, 0, T, attention_mask(mask, 0, T, /*causal=*/false))};
   }
 
   void run_encoder_layer(EncoderPass& p, const T5Layer& layer, size_t l) const {
@@ -221,7 +224,8 @@ class T5Model : public Model {
 
   std::vector<AttentionBlock> attention_blocks() override {
     std::vector<AttentionBlock> out;
-    for (size_t l = 0; l < encoder_.layers.size(); ++l) out.push_back({AttentionModule::EncoderSelf, int64_t(l), &encoder_.layers[l].self});
+    for (size_t l = 0; l < encoder_.layers.size(); ++l)
+      out.push_back({AttentionModule::EncoderSelf, int64_t(l), &encoder_.layers[l].self});
     for (size_t l = 0; l < decoder_.layers.size(); ++l) {
       out.push_back({AttentionModule::DecoderSelf, int64_t(l), &decoder_.layers[l].self});
       out.push_back({AttentionModule::DecoderCross, int64_t(l), &decoder_.layers[l].cross});
@@ -251,7 +255,8 @@ class T5Model : public Model {
     T5Stack st;
     st.relative_bias = load(ckpt, s, Role::AttnRelativeBias, 0, {c.relative_buckets, c.n_heads}, placement_);
     if (blocks)
-      for (int64_t l = 0; l < (s == Stack::Encoder ? c.n_encoder_layers : c.n_layers); ++l) st.layers.push_back(load_layer(ckpt, s, l));
+      for (int64_t l = 0; l < (s == Stack::Encoder ? c.n_encoder_layers : c.n_layers); ++l)
+        st.layers.push_back(load_layer(ckpt, s, l));
     st.final_norm = load_norm(ckpt, s, Role::FinalNorm, Role::FinalNormBias, 0, true, c.norm_eps, placement_);
     return st;
   }

@@ -34,9 +34,8 @@ void AddedVocab::build() {
   }
   for (auto& pass : first_byte_) {
     for (auto& bucket : pass) {
-      std::stable_sort(bucket.begin(), bucket.end(), [&](size_t a, size_t b) {
-        return tokens_[a].content.size() > tokens_[b].content.size();
-      });
+      std::stable_sort(bucket.begin(), bucket.end(),
+                       [&](size_t a, size_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
     }
   }
 }
@@ -78,8 +77,7 @@ uint32_t first_char(std::string_view s, size_t begin) {
 }
 }  // namespace
 
-void AddedVocab::split_pass(std::string_view text, size_t base, bool normalized,
-                            std::vector<Piece>* out) const {
+void AddedVocab::split_pass(std::string_view text, size_t base, bool normalized, std::vector<Piece>* out) const {
   const auto& buckets = first_byte_[normalized ? 1 : 0];
   size_t start_offset = 0;  // end of the previous split
   size_t pos = 0;

@@ -51,8 +51,7 @@ class AddedVocab {
   std::vector<Piece> split(std::string_view text) const;
 
  private:
-  void split_pass(std::string_view text, size_t base, bool normalized,
-                  std::vector<Piece>* out) const;
+  void split_pass(std::string_view text, size_t base, bool normalized, std::vector<Piece>* out) const;
   std::vector<AddedToken> tokens_;
   std::unordered_map<int64_t, size_t> by_id_;
   std::unordered_map<std::string, size_t> by_content_;

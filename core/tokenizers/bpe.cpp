@@ -73,17 +73,15 @@ class BpeModel {
 
   // merges[rank] = (a, b); as HF: both parts and their concatenation must be in the vocabulary,
   // and a repeated pair keeps its last rank.
-  void set_merges(const std::vector<std::pair<std::string, std::string>>& list,
-                  const std::string& file, const std::string& field) {
+  void set_merges(const std::vector<std::pair<std::string, std::string>>& list, const std::string& file,
+                  const std::string& field) {
     merges.reserve(list.size());
     for (size_t rank = 0; rank < list.size(); ++rank) {
       const auto& [a, b] = list[rank];
       const auto ia = vocab.find(a), ib = vocab.find(b);
       const std::string where = field + "[" + std::to_string(rank) + "]";
-      if (ia == vocab.end())
-        throw InputError(file, where, "token " + in_quotes(a) + " not in vocab");
-      if (ib == vocab.end())
-        throw InputError(file, where, "token " + in_quotes(b) + " not in vocab");
+      if (ia == vocab.end()) throw InputError(file, where, "token " + in_quotes(a) + " not in vocab");
+      if (ib == vocab.end()) throw InputError(file, where, "token " + in_quotes(b) + " not in vocab");
       std::string merged = a;
       if (!continuing_subword_prefix.empty() &&
           b.compare(0, continuing_subword_prefix.size(), continuing_subword_prefix) == 0) {
@@ -372,7 +370,6 @@ class BpeTokenizer final : public Tokenizer {
     return utf8_lossy(bytes);
   }
 
-
   bool byte_level() const {
     return std::any_of(steps.begin(), steps.end(),
                        [](const PreTokStep& s) { return s.kind == PreTokStep::Kind::kByteLevel; });
@@ -416,8 +413,7 @@ class BpeTokenizer final : public Tokenizer {
     }
   }
 
-  void pre_tokenize(std::string_view text, std::vector<std::string_view>* words,
-                    std::deque<std::string>* store) const {
+  void pre_tokenize(std::string_view text, std::vector<std::string_view>* words, std::deque<std::string>* store) const {
     std::vector<std::string_view> cur{text}, next;
     for (const auto& step : steps) {
       next.clear();
@@ -451,7 +447,6 @@ class BpeTokenizer final : public Tokenizer {
 // ---------------------------------------------------------------------------------------------
 // Loading.
 
-
 std::string get_type(const json& j) {
   const auto it = j.find("type");
   return j.is_object() && it != j.end() && it->is_string() ? it->get<std::string>() : "";
@@ -467,8 +462,7 @@ void parse_pre_tokenizer(const json& j, const std::string& path, const std::stri
       throw InputError(path, field + ".pretokenizers", "expected an array");
     }
     for (size_t i = 0; i < it->size(); ++i) {
-      parse_pre_tokenizer((*it)[i], path, field + ".pretokenizers[" + std::to_string(i) + "]",
-                          steps);
+      parse_pre_tokenizer((*it)[i], path, field + ".pretokenizers[" + std::to_string(i) + "]", steps);
     }
     return;
   }
@@ -497,12 +491,11 @@ void parse_pre_tokenizer(const json& j, const std::string& path, const std::stri
       throw InputError(path, field + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
     }
     const std::string behavior = j.value("behavior", std::string("Isolated"));
-    static const std::pair<const char*, Behavior> kBehaviors[] = {
-        {"Removed", Behavior::kRemoved},
-        {"Isolated", Behavior::kIsolated},
-        {"MergedWithPrevious", Behavior::kMergedWithPrevious},
-        {"MergedWithNext", Behavior::kMergedWithNext},
-        {"Contiguous", Behavior::kContiguous}};
+    static const std::pair<const char*, Behavior> kBehaviors[] = {{"Removed", Behavior::kRemoved},
+                                                                  {"Isolated", Behavior::kIsolated},
+                                                                  {"MergedWithPrevious", Behavior::kMergedWithPrevious},
+                                                                  {"MergedWithNext", Behavior::kMergedWithNext},
+                                                                  {"Contiguous", Behavior::kContiguous}};
     bool known = false;
     for (const auto& [name, b] : kBehaviors) {
       if (behavior == name) {
@@ -510,8 +503,7 @@ void parse_pre_tokenizer(const json& j, const std::string& path, const std::stri
         known = true;
       }
     }
-    if (!known)
-      throw InputError(path, field + ".behavior", "unknown behavior " + in_quotes(behavior));
+    if (!known) throw InputError(path, field + ".behavior", "unknown behavior " + in_quotes(behavior));
     step.invert = json_bool(j, "invert", false);
   } else {
     throw InputError(path, field,
@@ -533,17 +525,16 @@ std::optional<int64_t> token_id(const BpeTokenizer& t, const std::string& conten
 // the model's embedding table.
 int64_t special_id(int64_t id, const BpeTokenizer& t, const std::string& path, const std::string& field) {
   if (id < 0 || id >= t.size) {
-    throw InputError(path, field, "id " + std::to_string(id) + " is outside the vocabulary (" +
-                                      std::to_string(t.size) + " ids)");
+    throw InputError(path, field,
+                     "id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(t.size) + " ids)");
   }
   return id;
 }
 
 // The special ids around $A in a post_processor (TemplateProcessing, Roberta/BertProcessing,
 // ByteLevel, Sequence of those).
-void parse_post_processor(const json& j, const std::string& path, const std::string& field,
-                          const BpeTokenizer& t, std::vector<int64_t>* prefix,
-                          std::vector<int64_t>* suffix) {
+void parse_post_processor(const json& j, const std::string& path, const std::string& field, const BpeTokenizer& t,
+                          std::vector<int64_t>* prefix, std::vector<int64_t>* suffix) {
   if (j.is_null()) return;
   const std::string type = get_type(j);
   if (type == "ByteLevel") return;  // only offsets
@@ -553,8 +544,7 @@ void parse_post_processor(const json& j, const std::string& path, const std::str
       throw InputError(path, field + ".processors", "expected an array");
     }
     for (size_t i = 0; i < it->size(); ++i) {
-      parse_post_processor((*it)[i], path, field + ".processors[" + std::to_string(i) + "]", t,
-                           prefix, suffix);
+      parse_post_processor((*it)[i], path, field + ".processors[" + std::to_string(i) + "]", t, prefix, suffix);
     }
     return;
   }
@@ -614,8 +604,8 @@ void parse_post_processor(const json& j, const std::string& path, const std::str
 // BOS/EOS/PAD and what encode_with_special adds, following transformers 5: the tokenizer.json
 // post-processor unless tokenizer_config.json sets add_bos_token/add_eos_token (or there is no
 // post-processor), in which case those flags decide.
-void resolve_specials(BpeTokenizer* t, const FolderConfig& fc, const json* post_processor,
-                      const std::string& path, const std::string& class_default) {
+void resolve_specials(BpeTokenizer* t, const FolderConfig& fc, const json* post_processor, const std::string& path,
+                      const std::string& class_default) {
   const auto resolve = [&](const std::string& key) -> std::optional<int64_t> {
     if (const auto tok = fc.token(key)) {
       return *tok ? token_id(*t, **tok) : std::nullopt;  // explicitly null: none
@@ -638,8 +628,7 @@ void resolve_specials(BpeTokenizer* t, const FolderConfig& fc, const json* post_
     if (add_bos.value_or(false) && t->bos) t->prefix_ids.push_back(*t->bos);
     if (add_eos.value_or(false) && t->eos) t->suffix_ids.push_back(*t->eos);
   } else {
-    parse_post_processor(*post_processor, path, "post_processor", *t, &t->prefix_ids,
-                         &t->suffix_ids);
+    parse_post_processor(*post_processor, path, "post_processor", *t, &t->prefix_ids, &t->suffix_ids);
   }
   // Without tokenizer_config.json the template is the best witness of BOS/EOS.
   if (!t->bos && !fc.token("bos_token") && !t->prefix_ids.empty()) t->bos = t->prefix_ids.front();
@@ -648,8 +637,7 @@ void resolve_specials(BpeTokenizer* t, const FolderConfig& fc, const json* post_
 
 void finish(BpeTokenizer* t) {
   t->added.build();
-  t->size =
-      std::max<int64_t>(static_cast<int64_t>(t->model.id_to_token.size()), t->added.max_id() + 1);
+  t->size = std::max<int64_t>(static_cast<int64_t>(t->model.id_to_token.size()), t->added.max_id() + 1);
 }
 
 int32_t vocab_id(const json& v, const std::string& path, const std::string& field) {
@@ -659,8 +647,7 @@ int32_t vocab_id(const json& v, const std::string& path, const std::string& fiel
   return static_cast<int32_t>(v.get<int64_t>());
 }
 
-void read_vocab_object(const json& j, const std::string& path, const std::string& field,
-                       BpeModel* model) {
+void read_vocab_object(const json& j, const std::string& path, const std::string& field, BpeModel* model) {
   if (!j.is_object()) {
     throw InputError(path, field, "expected a JSON object mapping token to id");
   }
@@ -671,8 +658,7 @@ void read_vocab_object(const json& j, const std::string& path, const std::string
   model->index_vocab(path, field);
 }
 
-std::unique_ptr<Tokenizer> load_vocab_merges_impl(const std::string& vocab_path,
-                                                  const std::string& merges_path,
+std::unique_ptr<Tokenizer> load_vocab_merges_impl(const std::string& vocab_path, const std::string& merges_path,
                                                   const FolderConfig& fc);
 
 }  // namespace
@@ -751,9 +737,9 @@ std::unique_ptr<Tokenizer> load_bpe_from_tokenizer_json(const std::string& path,
       const bool empty_seq = get_type(*norm) == "Sequence" && norm->contains("normalizers") &&
                              (*norm)["normalizers"].is_array() && (*norm)["normalizers"].empty();
       if (!empty_seq) {
-        throw InputError(path, "normalizer",
-                         "normalizer " + in_quotes(get_type(*norm)) +
-                             " is not supported for byte-level BPE (only null)");
+        throw InputError(
+            path, "normalizer",
+            "normalizer " + in_quotes(get_type(*norm)) + " is not supported for byte-level BPE (only null)");
       }
     }
     parse_pre_tokenizer(j.value("pre_tokenizer", json()), path, "pre_tokenizer", &t->steps);
@@ -767,8 +753,7 @@ std::unique_ptr<Tokenizer> load_bpe_from_tokenizer_json(const std::string& path,
       for (size_t i = 0; i < at.size(); ++i) {
         const std::string where = "added_tokens[" + std::to_string(i) + "]";
         const json& a = at[i];
-        if (!a.is_object() || !a.contains("content") || !a["content"].is_string() ||
-            !a.contains("id")) {
+        if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id")) {
           throw InputError(path, where, "expected {\"id\": int, \"content\": string, ...}");
         }
         t->added.add(added_token(a, a["content"].get<std::string>(), vocab_id(a["id"], path, where + ".id")));
@@ -783,8 +768,7 @@ std::unique_ptr<Tokenizer> load_bpe_from_tokenizer_json(const std::string& path,
   return t;
 }
 
-std::unique_ptr<Tokenizer> load_bpe_from_vocab_merges(const std::string& vocab_path,
-                                                      const std::string& merges_path,
+std::unique_ptr<Tokenizer> load_bpe_from_vocab_merges(const std::string& vocab_path, const std::string& merges_path,
                                                       const FolderConfig& fc) {
   try {
     return load_vocab_merges_impl(vocab_path, merges_path, fc);
@@ -794,8 +778,7 @@ std::unique_ptr<Tokenizer> load_bpe_from_vocab_merges(const std::string& vocab_p
 }
 
 namespace {
-std::unique_ptr<Tokenizer> load_vocab_merges_impl(const std::string& vocab_path,
-                                                  const std::string& merges_path,
+std::unique_ptr<Tokenizer> load_vocab_merges_impl(const std::string& vocab_path, const std::string& merges_path,
                                                   const FolderConfig& fc) {
   auto t = std::make_unique<BpeTokenizer>();
   const json vocab = read_json(vocab_path);
@@ -864,8 +847,7 @@ std::unique_ptr<Tokenizer> load_vocab_merges_impl(const std::string& vocab_path,
     }
   }
   finish(t.get());
-  resolve_specials(t.get(), fc, nullptr, vocab_path,
-                   t->model.vocab.count(endoftext) ? endoftext : std::string());
+  resolve_specials(t.get(), fc, nullptr, vocab_path, t->model.vocab.count(endoftext) ? endoftext : std::string());
   return t;
 }
 }  // namespace

@@ -68,8 +68,7 @@ std::optional<int64_t> FolderConfig::config_id(const std::string& key) const {
   if (it == config.end()) return std::nullopt;
   if (it->is_number_integer()) return it->get<int64_t>();
   // Some models list several (Llama-3.1's eos_token_id); the first is the main one.
-  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer())
-    return (*it)[0].get<int64_t>();
+  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) return (*it)[0].get<int64_t>();
   return std::nullopt;
 }
 

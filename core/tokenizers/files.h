@@ -28,10 +28,10 @@ struct FolderConfig {
   // "bos_token" etc.: tokenizer_config.json, then special_tokens_map.json. The outer optional is
   // empty when neither file has the key; the inner one is empty when it is set to null.
   std::optional<std::optional<std::string>> token(const std::string& key) const;
-  std::optional<bool> flag(const std::string& key) const;  // a boolean in tokenizer_config.json
+  std::optional<bool> flag(const std::string& key) const;          // a boolean in tokenizer_config.json
   std::optional<int64_t> config_id(const std::string& key) const;  // "bos_token_id" in config.json
-  std::string model_type() const;       // config.json "model_type", or ""
-  std::string tokenizer_class() const;  // tokenizer_config.json "tokenizer_class", or ""
+  std::string model_type() const;                                  // config.json "model_type", or ""
+  std::string tokenizer_class() const;                             // tokenizer_config.json "tokenizer_class", or ""
 };
 FolderConfig read_folder_config(const std::string& dir);
 

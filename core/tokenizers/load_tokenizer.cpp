@@ -58,9 +58,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   const std::string merges = join_path(model_dir, "merges.txt");
   if (is_file(vocab) && is_file(merges)) return tok::load_bpe_from_vocab_merges(vocab, merges, fc);
   if (!spm.empty()) return tok::load_sentencepiece(spm, fc, nullptr);
-  throw InputError(
-      model_dir, "tokenizer",
-      "no tokenizer.json, vocab.json+merges.txt or tokenizer.model/spiece.model found");
+  throw InputError(model_dir, "tokenizer",
+                   "no tokenizer.json, vocab.json+merges.txt or tokenizer.model/spiece.model found");
 }
 
 }  // namespace gqa

@@ -26,13 +26,13 @@ Regex::Regex(const std::string& pattern) : pattern_(pattern) {
   }
   int err = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   options, &err, &offset, nullptr);
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &err, &offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof(msg));
-    throw std::invalid_argument("regex does not compile at offset " + std::to_string(offset) +
-                                ": " + reinterpret_cast<const char*>(msg));
+    throw std::invalid_argument("regex does not compile at offset " + std::to_string(offset) + ": " +
+                                reinterpret_cast<const char*>(msg));
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // best effort: the interpreter works too
   code_ = code;
@@ -57,8 +57,7 @@ void Regex::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>*
       pcre2_match_data_free(md);
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof(msg));
-      throw std::runtime_error(std::string("regex match failed: ") +
-                               reinterpret_cast<const char*>(msg));
+      throw std::runtime_error(std::string("regex match failed: ") + reinterpret_cast<const char*>(msg));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     if (ov[1] > ov[0]) {

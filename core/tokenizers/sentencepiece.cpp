@@ -69,19 +69,14 @@ std::optional<std::vector<Field>> parse_fields(std::string_view s) {
       case 0:
         if (!read_varint(s, &pos, &v)) return std::nullopt;
         break;
-      case 1:
-        pos += 8;
-        break;
+      case 1: pos += 8; break;
       case 2:
         if (!read_varint(s, &pos, &v) || v > s.size() - pos) return std::nullopt;
         f.payload = s.substr(pos, v);
         pos += v;
         break;
-      case 5:
-        pos += 4;
-        break;
-      default:
-        return std::nullopt;  // groups are not used by sentencepiece
+      case 5: pos += 4; break;
+      default: return std::nullopt;  // groups are not used by sentencepiece
     }
     if (pos > s.size()) return std::nullopt;
     f.raw = s.substr(start, pos - start);
@@ -147,8 +142,7 @@ class Unigram {
         if (next < 0) {
           next = static_cast<int32_t>(trie_.size());
           trie_[static_cast<size_t>(node)].next.emplace_back(b, next);
-          std::sort(trie_[static_cast<size_t>(node)].next.begin(),
-                    trie_[static_cast<size_t>(node)].next.end());
+          std::sort(trie_[static_cast<size_t>(node)].next.begin(), trie_[static_cast<size_t>(node)].next.end());
           trie_.emplace_back();
         }
         node = next;
@@ -289,7 +283,6 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
 
-
  private:
   void encode_into(const std::string& text, std::vector<int64_t>* out) const override {
     std::vector<int> ids;
@@ -304,21 +297,13 @@ class SentencePieceTokenizer final : public Tokenizer {
         encode_t5(whitespace_to_space(piece.text, &buf), &ids);
       } else {
         // Metaspace checks after turning spaces into "▁", so a literal "▁" counts as well.
-        const bool starts_with_space =
-            piece.text[0] == ' ' || piece.text.compare(0, 3, "\xE2\x96\x81") == 0;
+        const bool starts_with_space = piece.text[0] == ' ' || piece.text.compare(0, 3, "\xE2\x96\x81") == 0;
         bool add = false;
         switch (prefix) {
-          case Prefix::kNever:
-            break;
-          case Prefix::kFirst:
-            add = piece.offset == 0 && !starts_with_space;
-            break;
-          case Prefix::kAlways:
-            add = !starts_with_space;
-            break;
-          case Prefix::kAlwaysEvenAfterSpace:
-            add = true;
-            break;
+          case Prefix::kNever: break;
+          case Prefix::kFirst: add = piece.offset == 0 && !starts_with_space; break;
+          case Prefix::kAlways: add = !starts_with_space; break;
+          case Prefix::kAlwaysEvenAfterSpace: add = true; break;
         }
         if (add) {
           buf.assign(" ");
@@ -350,8 +335,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     }
   }
 
-  static void run(const sentencepiece::SentencePieceProcessor& p, std::string_view s,
-                  std::vector<int>* ids) {
+  static void run(const sentencepiece::SentencePieceProcessor& p, std::string_view s, std::vector<int>* ids) {
     const auto status = p.Encode(absl::string_view(s.data(), s.size()), ids);
     if (!status.ok()) throw std::runtime_error("sentencepiece: " + status.ToString());
   }
@@ -389,7 +373,6 @@ int byte_token(const std::string& t) {
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
-
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
 // T5 or Llama conventions: the model family in config.json, else the tokenizer class, else the
@@ -406,8 +389,7 @@ Style pick_style(const std::string& model_path, const FolderConfig& fc,
     return Style::kT5;
   }
   if (!cls.empty()) return Style::kLlama;
-  const bool spiece = model_path.size() >= 12 &&
-                      model_path.compare(model_path.size() - 12, 12, "spiece.model") == 0;
+  const bool spiece = model_path.size() >= 12 && model_path.compare(model_path.size() - 12, 12, "spiece.model") == 0;
   return spiece || sp.bos_id() < 0 ? Style::kT5 : Style::kLlama;
 }
 
@@ -416,8 +398,8 @@ void add_added_tokens_from_json(const json& list, const std::string& path, Added
   for (size_t i = 0; i < list.size(); ++i) {
     const json& a = list[i];
     const std::string where = "added_tokens[" + std::to_string(i) + "]";
-    if (!a.is_object() || !a.contains("content") || !a["content"].is_string() ||
-        !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0) {
+    if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id") ||
+        !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0) {
       throw InputError(path, where, "expected {\"id\": int, \"content\": string, ...}");
     }
     AddedToken t = added_token(a, a["content"].get<std::string>(), a["id"].get<int64_t>());
@@ -427,13 +409,12 @@ void add_added_tokens_from_json(const json& list, const std::string& path, Added
   }
 }
 
-std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path,
-                                                   const FolderConfig& fc, const json* tj);
+std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path, const FolderConfig& fc,
+                                                   const json* tj);
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, const FolderConfig& fc,
-                                              const json* tj) {
+std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, const FolderConfig& fc, const json* tj) {
   try {
     return load_sentencepiece_impl(model_path, fc, tj);
   } catch (const nlohmann::json::exception& e) {
@@ -444,8 +425,8 @@ std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, con
 }
 
 namespace {
-std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path,
-                                                   const FolderConfig& fc, const json* tj) {
+std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path, const FolderConfig& fc,
+                                                   const json* tj) {
   auto t = std::make_unique<SentencePieceTokenizer>();
   const std::string bytes = read_file(model_path);  // InputError when missing
   const auto st = t->sp.LoadFromSerializedProto(absl::string_view(bytes.data(), bytes.size()));
@@ -547,9 +528,7 @@ std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path
       };
       if (pre.is_object() && pre.value("type", "") == "Metaspace") {
         const std::string scheme = pre.value("prepend_scheme", std::string("always"));
-        t->prefix = scheme == "first"   ? Prefix::kFirst
-                    : scheme == "never" ? Prefix::kNever
-                                        : Prefix::kAlways;
+        t->prefix = scheme == "first" ? Prefix::kFirst : scheme == "never" ? Prefix::kNever : Prefix::kAlways;
         t->strip_decoded_space = t->prefix != Prefix::kNever;
       } else if (has_prepend(norm)) {
         t->prefix = Prefix::kAlwaysEvenAfterSpace;

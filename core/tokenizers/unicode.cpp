@@ -75,14 +75,12 @@ void utf8_append(std::string& out, uint32_t cp) {
 
 bool is_unicode_whitespace(uint32_t cp) {
   return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-         cp == 0x205F || cp == 0x3000;
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 bool is_word_char(uint32_t cp) {
   if (cp < 0x80) {
-    return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
-           cp == '_';
+    return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == '_';
   }
   if (cp > 0x10FFFF) return false;
   // Non-ASCII is rare on this path (only around single_word added tokens): a tiny PCRE2 class.
@@ -91,15 +89,14 @@ bool is_word_char(uint32_t cp) {
     PCRE2_SIZE off = 0;
     // regex_syntax::is_word_character (Unicode \w of UTS#18), which HF uses for single_word.
     const char* pat = "^[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]";
-    return pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED,
-                         PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+    return pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off,
+                         nullptr);
   }();
   if (re == nullptr) return false;
   std::string s;
   utf8_append(s, cp);
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(re, nullptr);
-  const int rc =
-      pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, 0, md, nullptr);
+  const int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, 0, md, nullptr);
   pcre2_match_data_free(md);
   return rc > 0;
 }

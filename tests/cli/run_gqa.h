@@ -114,7 +114,8 @@ inline Result run_gqa(std::vector<std::string> args, const RunOptions& opt = {})
 
 // A user error: exit code exactly 2, one line on stderr containing every one of `words`.
 inline ::testing::AssertionResult UserError(const Result& r, const std::vector<std::string>& words) {
-  if (r.timed_out || r.signal || r.exit_code != 2) return ::testing::AssertionFailure() << "expected exit 2: " << r.describe();
+  if (r.timed_out || r.signal || r.exit_code != 2)
+    return ::testing::AssertionFailure() << "expected exit 2: " << r.describe();
   if (r.err.empty() || r.err.back() != '\n' || r.err.find('\n') != r.err.size() - 1)
     return ::testing::AssertionFailure() << "expected exactly one line on stderr: " << r.describe();
   for (const auto& w : words)
@@ -124,7 +125,8 @@ inline ::testing::AssertionResult UserError(const Result& r, const std::vector<s
 }
 
 inline ::testing::AssertionResult Succeeded(const Result& r) {
-  if (r.timed_out || r.signal || r.exit_code != 0) return ::testing::AssertionFailure() << "expected exit 0: " << r.describe();
+  if (r.timed_out || r.signal || r.exit_code != 0)
+    return ::testing::AssertionFailure() << "expected exit 0: " << r.describe();
   return ::testing::AssertionSuccess();
 }
 

@@ -39,16 +39,17 @@ int64_t kv_elements_per_token(const std::string& dir) {
   const int64_t heads = c.at("num_attention_heads"), layers = c.at("num_hidden_layers");
   const int64_t kv = c.value("num_key_value_heads", heads);
   const int64_t hd = c.contains("head_dim") && !c["head_dim"].is_null() ? c["head_dim"].get<int64_t>()
-                                                                       : c.at("hidden_size").get<int64_t>() / heads;
+                                                                        : c.at("hidden_size").get<int64_t>() / heads;
   return layers * 2 * kv * hd;
 }
 
 // A quick run: two tiny batches, 12 slots of context, one repeat, a 4 MiB copy. `extra` options
 // replace these defaults when they name the same option, and are appended otherwise.
-std::vector<std::string> quick(const std::string& model, const std::string& base, const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> a = {"bench",     "decode", model,       "--baseline", base,        "--batch",
-                                "1,3",       "--context", "12",     "--new-tokens", "4",       "--repeats",
-                                "1",         "--threads", "1",      "--copy-mib",   "4"};
+std::vector<std::string> quick(const std::string& model, const std::string& base,
+                               const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> a = {"bench", "decode",    model, "--baseline",   base, "--batch",
+                                "1,3",   "--context", "12",  "--new-tokens", "4",  "--repeats",
+                                "1",     "--threads", "1",   "--copy-mib",   "4"};
   for (size_t i = 0; i < extra.size(); ++i) {
     const bool has_value = i + 1 < extra.size() && extra[i + 1].rfind("--", 0) != 0;
     auto at = std::find(a.begin() + 3, a.end(), extra[i]);
@@ -83,14 +84,38 @@ std::vector<json> json_rows(const Result& r) {
   return rows;
 }
 
-const char* kNumberFields[] = {
-    "threads", "batch", "context", "prompt_len", "new_tokens", "repeats", "ms_per_step", "ms_per_step_min",
-    "baseline_ms_per_step", "baseline_ms_per_step_min", "speedup", "tokens_per_s", "kv_cache_bytes",
-    "baseline_kv_cache_bytes", "kv_bytes_per_token", "baseline_kv_bytes_per_token", "kv_bytes_read_per_step",
-    "baseline_kv_bytes_read_per_step", "ideal_attention_speedup", "attention_ms", "attention_ms_min",
-    "baseline_attention_ms", "baseline_attention_ms_min", "attention_speedup", "attention_bytes_read",
-    "baseline_attention_bytes_read", "attention_gb_per_s", "baseline_attention_gb_per_s", "copy_bytes",
-    "copy_gb_per_s", "attention_bw_fraction", "baseline_attention_bw_fraction"};
+const char* kNumberFields[] = {"threads",
+                               "batch",
+                               "context",
+                               "prompt_len",
+                               "new_tokens",
+                               "repeats",
+                               "ms_per_step",
+                               "ms_per_step_min",
+                               "baseline_ms_per_step",
+                               "baseline_ms_per_step_min",
+                               "speedup",
+                               "tokens_per_s",
+                               "kv_cache_bytes",
+                               "baseline_kv_cache_bytes",
+                               "kv_bytes_per_token",
+                               "baseline_kv_bytes_per_token",
+                               "kv_bytes_read_per_step",
+                               "baseline_kv_bytes_read_per_step",
+                               "ideal_attention_speedup",
+                               "attention_ms",
+                               "attention_ms_min",
+                               "baseline_attention_ms",
+                               "baseline_attention_ms_min",
+                               "attention_speedup",
+                               "attention_bytes_read",
+                               "baseline_attention_bytes_read",
+                               "attention_gb_per_s",
+                               "baseline_attention_gb_per_s",
+                               "copy_bytes",
+                               "copy_gb_per_s",
+                               "attention_bw_fraction",
+                               "baseline_attention_bw_fraction"};
 
 void check_rows(const std::vector<json>& rows, const std::string& model, const std::string& base, int64_t elem,
                 const std::string& dtype) {
@@ -161,14 +186,16 @@ TEST(BenchDecode, TableStatesTheDefinition) {
   const Result r = run_gqa(quick(gqa_dir, mha_dir), slow());
   ASSERT_TRUE(Succeeded(r)) << r.describe();
   EXPECT_NE(r.out.find("ideal attention speedup = baseline KV bytes read per decode step / model KV bytes read"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("copy bandwidth:"), std::string::npos) << r.out;
   // Baseline 2 x 2 x 4 x 16 = 256 elements per token, model 3 x 2 x 2 x 12 = 144: 1.78x.
   EXPECT_NE(r.out.find(": 1.78x"), std::string::npos) << r.out;
   const Result h = run_gqa({"bench", "decode", "--help"});
   ASSERT_TRUE(Succeeded(h));
   EXPECT_NE(h.out.find("ideal attention speedup = baseline KV bytes read per decode step / model KV bytes read"),
-            std::string::npos) << h.out;
+            std::string::npos)
+      << h.out;
   EXPECT_NE(h.out.find("--max-cache-gib"), std::string::npos) << h.out;
   EXPECT_TRUE(Succeeded(run_gqa({"bench", "--help"})));
 }
@@ -194,8 +221,9 @@ TEST(BenchDecode, BadNumbersExitTwoWithOneLine) {
   bad({"--batch", "0"}, {"--batch"});
   bad({"--batch", "1,x"}, {"--batch"});
   bad({"--repeats", "0"}, {"--repeats"});
-  expect_user_error({"bench", "decode", gqa_dir, "--baseline", mha_dir, "--context", "12", "--new-tokens", "4", "--threads=-1"},
-                    {"--threads"});
+  expect_user_error(
+      {"bench", "decode", gqa_dir, "--baseline", mha_dir, "--context", "12", "--new-tokens", "4", "--threads=-1"},
+      {"--threads"});
 }
 
 TEST(BenchDecode, BadDeviceDtypeAndCacheLimitExitTwoWithOneLine) {
@@ -235,8 +263,8 @@ namespace {
 TEST(EvalSpeed, JsonRowsCarryTheBaselineKvRatioPeakAndThreads) {
   ORACLE_OR_SKIP(gqa_dir, "llama_gqa_h6kv2");
   ORACLE_OR_SKIP(mha_dir, "llama_mha");
-  const Result r = run_gqa({"eval", gqa_dir, "--speed", "--baseline", mha_dir, "--batch-sizes", "1,3", "--prompt-len", "8",
-                            "--new-tokens", "3", "--repeats", "1", "--threads", "1", "--json"},
+  const Result r = run_gqa({"eval", gqa_dir, "--speed", "--baseline", mha_dir, "--batch-sizes", "1,3", "--prompt-len",
+                            "8", "--new-tokens", "3", "--repeats", "1", "--threads", "1", "--json"},
                            slow());
   ASSERT_TRUE(Succeeded(r)) << r.describe();
   const std::vector<json> rows = json_rows(r);
@@ -251,8 +279,9 @@ TEST(EvalSpeed, JsonRowsCarryTheBaselineKvRatioPeakAndThreads) {
     EXPECT_DOUBLE_EQ(j.at("speedup").get<double>(),
                      j.at("baseline_ms_per_step").get<double>() / j.at("ms_per_step").get<double>());
     // The cache holds prompt + new tokens per sequence, so the byte ratio is the per-token one.
-    EXPECT_DOUBLE_EQ(double(j.at("kv_cache_bytes").get<int64_t>()) / double(j.at("baseline_kv_cache_bytes").get<int64_t>()),
-                     double(kv_elements_per_token(gqa_dir)) / double(kv_elements_per_token(mha_dir)));
+    EXPECT_DOUBLE_EQ(
+        double(j.at("kv_cache_bytes").get<int64_t>()) / double(j.at("baseline_kv_cache_bytes").get<int64_t>()),
+        double(kv_elements_per_token(gqa_dir)) / double(kv_elements_per_token(mha_dir)));
   }
   expect_user_error({"eval", gqa_dir, "--speed", "--threads", "-2"}, {"--threads"});
 }
@@ -277,8 +306,9 @@ namespace {
 TEST(EvalSpeed, CsvHasTheJsonRecordsAsRows) {
   ORACLE_OR_SKIP(gqa_dir, "llama_gqa_h6kv2");
   ORACLE_OR_SKIP(mha_dir, "llama_mha");
-  const std::vector<std::string> args = {"eval", gqa_dir, "--speed", "--baseline", mha_dir, "--batch-sizes", "1,2",
-                                         "--prompt-len", "4", "--new-tokens", "2", "--repeats", "1", "--threads", "1"};
+  const std::vector<std::string> args = {"eval", gqa_dir,        "--speed", "--baseline",   mha_dir, "--batch-sizes",
+                                         "1,2",  "--prompt-len", "4",       "--new-tokens", "2",     "--repeats",
+                                         "1",    "--threads",    "1"};
   std::vector<std::string> csv_args = args, json_args = args;
   csv_args.push_back("--csv");
   json_args.push_back("--json");
@@ -296,7 +326,8 @@ TEST(EvalSpeed, CsvHasTheJsonRecordsAsRows) {
   for (auto it = rows[0].begin(); it != rows[0].end(); ++it) header += (header.empty() ? "" : ",") + it.key();
   EXPECT_EQ(lines[0], header);
   for (size_t i = 1; i < lines.size(); ++i) {
-    EXPECT_EQ(std::count(lines[i].begin(), lines[i].end(), ','), std::count(header.begin(), header.end(), ',')) << lines[i];
+    EXPECT_EQ(std::count(lines[i].begin(), lines[i].end(), ','), std::count(header.begin(), header.end(), ','))
+        << lines[i];
     EXPECT_NE(lines[i].find(",decode,"), std::string::npos) << lines[i];
   }
   expect_user_error({"eval", gqa_dir, "--speed", "--json", "--csv"}, {"--json/--csv"});

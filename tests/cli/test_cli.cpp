@@ -28,16 +28,15 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using gqa::test::read_text;
-using gqa::test::write_text;
 using gqa::test::Result;
 using gqa::test::run_gqa;
 using gqa::test::Succeeded;
 using gqa::test::UserError;
+using gqa::test::write_text;
 
 struct TempDir : gqa::test::TempDirWithPath<fs::path> {
   TempDir() : TempDirWithPath("gqa-cli") {}
 };
-
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
@@ -51,8 +50,8 @@ std::string oracle_case(const std::string& name) {
   if (!dir || !fs::is_directory(std::string(dir) + "/" + name)) return "";
   return std::string(dir) + "/" + name;
 }
-#define ORACLE_OR_SKIP(var, name)                                                      \
-  const std::string var = oracle_case(name);                                           \
+#define ORACLE_OR_SKIP(var, name)            \
+  const std::string var = oracle_case(name); \
   if (var.empty()) GTEST_SKIP() << "GQA_ORACLE_DIR/" name " missing (fixture parity_oracle)"
 
 // Copies an oracle folder (model + config only) to `dst`.
@@ -98,8 +97,9 @@ void write_byte_tokenizer(const std::string& dir, int vocab_size = 384) {
 std::string crafted_folder(const TempDir& d, const std::string& name, const std::string& st_bytes) {
   const std::string dir = d.file(name);
   fs::create_directories(dir);
-  json cfg = {{"model_type", "llama"}, {"vocab_size", 16}, {"hidden_size", 8}, {"num_hidden_layers", 1},
-              {"num_attention_heads", 2}, {"intermediate_size", 16}, {"max_position_embeddings", 32}};
+  json cfg = {{"model_type", "llama"},        {"vocab_size", 16},         {"hidden_size", 8},
+              {"num_hidden_layers", 1},       {"num_attention_heads", 2}, {"intermediate_size", 16},
+              {"max_position_embeddings", 32}};
   write_text(dir + "/config.json", cfg.dump());
   write_text(dir + "/model.safetensors", st_bytes);
   return dir;
@@ -125,7 +125,8 @@ int64_t expected_kv_bytes(const json& cfg, int64_t elem) {
   const int64_t hidden = cfg.value("hidden_size", cfg.value("n_embd", 0));
   const int64_t layers = cfg.value("num_hidden_layers", cfg.value("n_layer", 0));
   const int64_t n_kv = cfg.value("num_key_value_heads", heads);
-  const int64_t hd = cfg.contains("head_dim") && !cfg["head_dim"].is_null() ? cfg["head_dim"].get<int64_t>() : hidden / heads;
+  const int64_t hd =
+      cfg.contains("head_dim") && !cfg["head_dim"].is_null() ? cfg["head_dim"].get<int64_t>() : hidden / heads;
   const int64_t dqk = cfg.value("gqa_qk_head_dim", hd), dv = cfg.value("gqa_v_head_dim", hd);
   return layers * n_kv * (dqk + dv) * elem;
 }
@@ -336,17 +337,31 @@ TEST(BadInput, CraftedHeaders) {
     std::vector<std::string> words;
   };
   const Case cases[] = {
-      {"overlap", "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[4,12]}})",
-       std::string(12, '\0'), {"b.data_offsets", "overlaps"}},
-      {"out_of_range", "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,800]}})", std::string(8, '\0'), {"a.data_offsets", "beyond"}},
-      {"huge_offset", "{\"a\":{" + f32x2 + R"(,"data_offsets":[18446744073709551607,18446744073709551615]}})",
-       std::string(8, '\0'), {"a.data_offsets"}},
-      {"unknown_dtype", R"({"a":{"dtype":"F8_X","shape":[2],"data_offsets":[0,2]}})", std::string(2, '\0'), {"a.dtype", "F8_X"}},
+      {"overlap",
+       "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[4,12]}})",
+       std::string(12, '\0'),
+       {"b.data_offsets", "overlaps"}},
+      {"out_of_range",
+       "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,800]}})",
+       std::string(8, '\0'),
+       {"a.data_offsets", "beyond"}},
+      {"huge_offset",
+       "{\"a\":{" + f32x2 + R"(,"data_offsets":[18446744073709551607,18446744073709551615]}})",
+       std::string(8, '\0'),
+       {"a.data_offsets"}},
+      {"unknown_dtype",
+       R"({"a":{"dtype":"F8_X","shape":[2],"data_offsets":[0,2]}})",
+       std::string(2, '\0'),
+       {"a.dtype", "F8_X"}},
       {"bad_shape", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, '\0'), {"a.shape"}},
-      {"shape_overflow", R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}})",
-       std::string(8, '\0'), {"a.shape"}},
-      {"gap", "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[12,20]}})",
-       std::string(20, '\0'), {"b.data_offsets", "gap"}},
+      {"shape_overflow",
+       R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}})",
+       std::string(8, '\0'),
+       {"a.shape"}},
+      {"gap",
+       "{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[12,20]}})",
+       std::string(20, '\0'),
+       {"b.data_offsets", "gap"}},
       {"not_json", "{\"a\":", "", {"header", "invalid JSON"}},
       {"metadata", R"({"__metadata__":{"format":1}})", "", {"__metadata__.format"}},
   };
@@ -405,7 +420,8 @@ TEST(BadInput, ShardedIndexAndPickle) {
   json bad = index;
   bad["weight_map"]["model.norm.weight"] = "../" + shard;
   write_text(dir + "/model.safetensors.index.json", bad.dump());
-  EXPECT_TRUE(UserError(run_gqa({"inspect", dir}), {dir + "/model.safetensors.index.json", "weight_map.model.norm.weight"}));
+  EXPECT_TRUE(
+      UserError(run_gqa({"inspect", dir}), {dir + "/model.safetensors.index.json", "weight_map.model.norm.weight"}));
 
   const std::string pk = d.file("pickle");
   fs::create_directory(pk);
@@ -440,9 +456,9 @@ TEST(BadInput, TensorShapeDisagreesWithConfig) {
   write_byte_tokenizer(dir);
   edit_config(dir, [](json& c) { c["num_key_value_heads"] = 3; });
   EXPECT_TRUE(Succeeded(run_gqa({"inspect", dir})));  // headers alone are consistent
-  EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "ab", "-n", "2"}),
-                        {dir + "/model.safetensors", "self_attn.k_proj.weight", "[24, 96]", "[36, 96]",
-                         "disagrees with config.json"}));
+  EXPECT_TRUE(UserError(
+      run_gqa({"generate", dir, "--prompt", "ab", "-n", "2"}),
+      {dir + "/model.safetensors", "self_attn.k_proj.weight", "[24, 96]", "[36, 96]", "disagrees with config.json"}));
   // Hidden size edited: the embedding (the first thing loaded) disagrees.
   ORACLE_OR_SKIP(mha, "llama_mha");
   const std::string dir2 = d.file("hidden");
@@ -484,10 +500,17 @@ TEST(BadInput, BadOptions) {
 TEST(BadInput, CompareWithTwoUptrainingBudgets) {
   ORACLE_OR_SKIP(dir, "llama_mha");
   TempDir d;
-  const std::vector<std::string> base = {"compare", dir, d.file("out"), "--data", d.file("train.bin"), "--eval-data",
-                                         d.file("test.txt"), "--uptrain-fraction", "0.05"};
-  for (const std::vector<std::string>& other :
-       std::vector<std::vector<std::string>>{{"--fraction", "0.1"}, {"--fraction", "0"}, {"--steps", "5"}, {"--epochs", "0"}}) {
+  const std::vector<std::string> base = {"compare",
+                                         dir,
+                                         d.file("out"),
+                                         "--data",
+                                         d.file("train.bin"),
+                                         "--eval-data",
+                                         d.file("test.txt"),
+                                         "--uptrain-fraction",
+                                         "0.05"};
+  for (const std::vector<std::string>& other : std::vector<std::vector<std::string>>{
+           {"--fraction", "0.1"}, {"--fraction", "0"}, {"--steps", "5"}, {"--epochs", "0"}}) {
     std::vector<std::string> args = base;
     args.insert(args.end(), other.begin(), other.end());
     EXPECT_TRUE(UserError(run_gqa(args), {"--uptrain-fraction", other[0], "give one"})) << other[0] << " " << other[1];
@@ -543,7 +566,6 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
   EXPECT_FALSE(fs::exists(out + "/keep.txt"));
 }
 
-
 // Found with tests/fuzz/fuzz_cli_values (docs/robustness.md, "Fuzzing"): a list value beyond the
 // item type wrapped ("--kv-heads 4294967298" was 2 KV heads, "41444444444444" a negative count).
 TEST(CliValues, FuzzListValueBeyondItsType) {
@@ -552,7 +574,8 @@ TEST(CliValues, FuzzListValueBeyondItsType) {
     gqa::cli::split_list<int>("8,4294967298", "--kv-heads");
     ADD_FAILURE() << "accepted";
   } catch (const gqa::InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("--kv-heads: '4294967298' is too large (at most 2147483647)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("--kv-heads: '4294967298' is too large (at most 2147483647)"),
+              std::string::npos)
         << e.what();
   }
   EXPECT_EQ(gqa::cli::split_list<int>("2147483647,1", "--kv-heads"), (std::vector<int>{2147483647, 1}));

@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstring>
-#include <iostream>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -44,10 +44,18 @@ using gqa::test::write_text;
 void write_llama(const std::string& dir) {
   const int64_t d = 384, ffn = 1024, vocab = 4096, layers = 6;
   CheckpointWriter w(dir, false);
-  w.set_config({{"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}, {"vocab_size", vocab},
-                {"hidden_size", d}, {"num_hidden_layers", layers}, {"num_attention_heads", 8},
-                {"num_key_value_heads", 8}, {"intermediate_size", ffn}, {"max_position_embeddings", 256},
-                {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}, {"dtype", "float32"}});
+  w.set_config({{"model_type", "llama"},
+                {"architectures", {"LlamaForCausalLM"}},
+                {"vocab_size", vocab},
+                {"hidden_size", d},
+                {"num_hidden_layers", layers},
+                {"num_attention_heads", 8},
+                {"num_key_value_heads", 8},
+                {"intermediate_size", ffn},
+                {"max_position_embeddings", 256},
+                {"rms_norm_eps", 1e-6},
+                {"tie_word_embeddings", false},
+                {"dtype", "float32"}});
   std::map<std::string, std::vector<int64_t>> shapes = {
       {"model.embed_tokens.weight", {vocab, d}}, {"model.norm.weight", {d}}, {"lm_head.weight", {vocab, d}}};
   for (int64_t l = 0; l < layers; ++l) {
@@ -119,7 +127,8 @@ TEST(CrashSafety, ConvertKilledAtRandomPointsLeavesNothingOrAWholeFolder) {
   };
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(Succeeded(run_gqa(args_for(d.file("ref-mean"), "mean", false))));
-  const long full_ms = long(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+  const long full_ms =
+      long(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
   ASSERT_TRUE(Succeeded(run_gqa(args_for(d.file("ref-first"), "first", false))));
 
   int killed_while_writing = 0, killed = 0;
@@ -158,13 +167,15 @@ TEST(CrashSafety, ConvertKilledAtRandomPointsLeavesNothingOrAWholeFolder) {
     } else {
       ++killed;
       if (!entries_starting(d.path, "out.tmp-").empty()) ++killed_while_writing;
-      std::cout << "seed " << seed << ": killed " << kill_ms << " ms " << (seed <= 4 ? "after start" : "after the temp folder appeared")
+      std::cout << "seed " << seed << ": killed " << kill_ms << " ms "
+                << (seed <= 4 ? "after start" : "after the temp folder appeared")
                 << (fs::exists(out) ? "; output present" : "; no output") << "\n";
     }
     if (fs::exists(out)) {
       const bool is_new = SameModelFolder(out, d.file("ref-mean"));
       EXPECT_TRUE(is_new || (replacing && SameModelFolder(out, d.file("ref-first"))))
-          << "seed " << seed << " killed after " << kill_ms << " ms: " << SameModelFolder(out, d.file("ref-mean")).message();
+          << "seed " << seed << " killed after " << kill_ms
+          << " ms: " << SameModelFolder(out, d.file("ref-mean")).message();
     } else {
       EXPECT_FALSE(replacing) << "seed " << seed << ": the old output vanished";
     }
@@ -183,10 +194,11 @@ TEST(CrashSafety, ConvertKilledAtRandomPointsLeavesNothingOrAWholeFolder) {
 // (`unshare -rm`), or directly as root. Returns the argv prefix that runs `sh -c SCRIPT` where the
 // script may mount, or an empty vector and why not.
 std::vector<std::string> tmpfs_shell(std::string* why) {
-  for (const std::vector<std::string>& prefix :
-       {std::vector<std::string>{"/usr/bin/unshare", "-rm", "/bin/sh", "-c"}, std::vector<std::string>{"/bin/sh", "-c"}}) {
+  for (const std::vector<std::string>& prefix : {std::vector<std::string>{"/usr/bin/unshare", "-rm", "/bin/sh", "-c"},
+                                                 std::vector<std::string>{"/bin/sh", "-c"}}) {
     std::vector<std::string> probe = prefix;
-    probe.push_back("d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\" && umount \"$d\"; r=$?; rmdir \"$d\"; exit $r");
+    probe.push_back(
+        "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\" && umount \"$d\"; r=$?; rmdir \"$d\"; exit $r");
     const Result r = run_program(probe);
     if (r.exit_code == 0) return prefix;
     *why += r.err;
@@ -198,8 +210,8 @@ std::vector<std::string> tmpfs_shell(std::string* why) {
 Result with_small_tmpfs(const std::vector<std::string>& shell, const std::string& mount_point, uint64_t bytes,
                         const std::string& body) {
   std::vector<std::string> argv = shell;
-  argv.push_back("M='" + mount_point + "'; mount -t tmpfs -o size=" + std::to_string(bytes) + " tmpfs \"$M\" || exit 99\n" +
-                 body + "\nr=$?; umount \"$M\"; exit $r");
+  argv.push_back("M='" + mount_point + "'; mount -t tmpfs -o size=" + std::to_string(bytes) +
+                 " tmpfs \"$M\" || exit 99\n" + body + "\nr=$?; umount \"$M\"; exit $r");
   return run_program(argv, {120, -1});
 }
 
@@ -286,12 +298,13 @@ TEST(DiskFull, UptrainKeepsTheLastGoodCheckpointAndResumes) {
   Result straight = run_program({"/bin/sh", "-c", uptrain + "'" + d.file("straight") + "'" + common});
   ASSERT_TRUE(Succeeded(straight));
   const uint64_t checkpoint = folder_bytes(d.file("straight/checkpoints/step-00000008"));
-  const uint64_t logs = fs::file_size(d.file("straight/train_log.jsonl")) + fs::file_size(d.file("straight/train_log.h5"));
+  const uint64_t logs =
+      fs::file_size(d.file("straight/train_log.jsonl")) + fs::file_size(d.file("straight/train_log.h5"));
   // Room for one checkpoint and a half (and the logs): the second checkpoint cannot be written.
   fs::create_directory(d.file("mnt"));
   const Result r = with_small_tmpfs(shell, d.file("mnt"), checkpoint * 3 / 2 + logs * 4 + (64u << 10),
-                                    uptrain + "\"$M/run\"" + common + " 2>'" + d.file("err.txt") + "'; echo rc=$?; cp -a \"$M/run\" '" +
-                                        d.file("copy") + "'");
+                                    uptrain + "\"$M/run\"" + common + " 2>'" + d.file("err.txt") +
+                                        "'; echo rc=$?; cp -a \"$M/run\" '" + d.file("copy") + "'");
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   Result as_cli;
   as_cli.exit_code = script_rc(r);

@@ -38,7 +38,8 @@ std::string write_llama(const std::string& dir, int64_t d, int64_t layers, int64
       {"model.embed_tokens.weight", {vocab, d}}, {"lm_head.weight", {vocab, d}}, {"model.norm.weight", {d}}};
   for (int64_t l = 0; l < layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
-    for (const char* n : {"q_proj", "k_proj", "v_proj", "o_proj"}) tensors.push_back({p + "self_attn." + n + ".weight", {d, d}});
+    for (const char* n : {"q_proj", "k_proj", "v_proj", "o_proj"})
+      tensors.push_back({p + "self_attn." + n + ".weight", {d, d}});
     tensors.push_back({p + "mlp.gate_proj.weight", {ffn, d}});
     tensors.push_back({p + "mlp.up_proj.weight", {ffn, d}});
     tensors.push_back({p + "mlp.down_proj.weight", {d, ffn}});
@@ -72,12 +73,22 @@ std::string write_llama(const std::string& dir, int64_t d, int64_t layers, int64
       out.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
     }
   }
-  if (sparse && ::truncate((dir + "/model.safetensors").c_str(), off_t(8 + h.size() + offset)) != 0) throw std::runtime_error("truncate failed");
-  json cfg = {{"model_type", "llama"},          {"architectures", {"LlamaForCausalLM"}}, {"vocab_size", vocab},
-              {"hidden_size", d},               {"num_attention_heads", heads},          {"num_key_value_heads", heads},
-              {"intermediate_size", ffn},       {"num_hidden_layers", layers},           {"max_position_embeddings", 512},
-              {"rms_norm_eps", 1e-5},           {"tie_word_embeddings", false},          {"torch_dtype", "float32"},
-              {"bos_token_id", 0},              {"eos_token_id", 0}};
+  if (sparse && ::truncate((dir + "/model.safetensors").c_str(), off_t(8 + h.size() + offset)) != 0)
+    throw std::runtime_error("truncate failed");
+  json cfg = {{"model_type", "llama"},
+              {"architectures", {"LlamaForCausalLM"}},
+              {"vocab_size", vocab},
+              {"hidden_size", d},
+              {"num_attention_heads", heads},
+              {"num_key_value_heads", heads},
+              {"intermediate_size", ffn},
+              {"num_hidden_layers", layers},
+              {"max_position_embeddings", 512},
+              {"rms_norm_eps", 1e-5},
+              {"tie_word_embeddings", false},
+              {"torch_dtype", "float32"},
+              {"bos_token_id", 0},
+              {"eos_token_id", 0}};
   std::ofstream(dir + "/config.json") << cfg.dump(2);
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
     gqa::files::copy_file(std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096/" + f, dir + "/" + f);
@@ -86,7 +97,9 @@ std::string write_llama(const std::string& dir, int64_t d, int64_t layers, int64
 
 std::string some_text() {
   std::string t;
-  for (int i = 0; i < 200; ++i) t += "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. ";
+  for (int i = 0; i < 200; ++i)
+    t += "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want "
+         "of a wife. ";
   return t;
 }
 
@@ -114,8 +127,8 @@ TEST(MemoryRefusal, EvalGenerateAndCalibrationStopBeforeLoading) {
 
   // Calibration runs one block at a time: what does not fit is the hidden states of two million
   // calibration tokens (2e6 x 2048 floats), and fewer tokens would.
-  r = run_limited({"convert", big, tmp.file("out"), "--strategy", "svd", "--kv-heads", "4", "--calib", tmp.file("text.txt"),
-                   "--calib-tokens", "2000000"});
+  r = run_limited({"convert", big, tmp.file("out"), "--strategy", "svd", "--kv-heads", "4", "--calib",
+                   tmp.file("text.txt"), "--calib-tokens", "2000000"});
   EXPECT_TRUE(UserError(r, {big, "needs about", "available (ulimit -d)", "--calib-tokens "}));
   EXPECT_FALSE(gqa::files::exists(tmp.file("out")));
   for (const auto& name : gqa::files::list_directory(tmp.path)) EXPECT_EQ(name.find("out."), std::string::npos) << name;
@@ -125,16 +138,18 @@ TEST(MemoryRefusal, EvalGenerateAndCalibrationStopBeforeLoading) {
   r = run_limited({"eval", small, "--text", tmp.file("text.txt"), "--max-tokens", "256"});
   EXPECT_TRUE(Succeeded(r)) << r.describe();
   // --one-block scores the same text the same way, a block at a time.
-  const Result streamed = run_limited({"eval", small, "--text", tmp.file("text.txt"), "--max-tokens", "256", "--one-block"});
+  const Result streamed =
+      run_limited({"eval", small, "--text", tmp.file("text.txt"), "--max-tokens", "256", "--one-block"});
   EXPECT_TRUE(Succeeded(streamed)) << streamed.describe();
   EXPECT_EQ(streamed.out, r.out);
   EXPECT_TRUE(UserError(run_gqa({"eval", small, "--speed", "--one-block"}), {"--one-block", "--text only"}));
   // Training checks its plan (uptrain/train_plan.h) the same way, before loading or creating OUT_DIR.
-  r = run_limited({"uptrain", big, tmp.file("trained"), "--data", tmp.file("text.txt"), "--steps", "1", "--seq-len", "64"});
+  r = run_limited(
+      {"uptrain", big, tmp.file("trained"), "--data", tmp.file("text.txt"), "--steps", "1", "--seq-len", "64"});
   EXPECT_TRUE(UserError(r, {big, "training needs about", "per process", "available (ulimit -d)"}));
   EXPECT_FALSE(gqa::files::exists(tmp.file("trained")));
-  r = run_limited({"uptrain", small, tmp.file("trained-small"), "--data", tmp.file("text.txt"), "--steps", "1", "--seq-len", "32",
-                   "--batch-size", "2", "--quiet"});
+  r = run_limited({"uptrain", small, tmp.file("trained-small"), "--data", tmp.file("text.txt"), "--steps", "1",
+                   "--seq-len", "32", "--batch-size", "2", "--quiet"});
   EXPECT_TRUE(Succeeded(r)) << r.describe();
   r = run_limited({"convert", small, tmp.file("small-svd"), "--strategy", "svd", "--kv-heads", "2", "--calib",
                    tmp.file("text.txt"), "--calib-tokens", "512", "--calib-seq-len", "64"});
@@ -163,17 +178,20 @@ TEST(TwoWriters, OneOutputNeverSilentlyReplaced) {
       const Result& lost = a.exit_code == 0 ? b : a;
       const Result& won = a.exit_code == 0 ? a : b;
       EXPECT_TRUE(UserError(lost, {out})) << lost.describe();
-      EXPECT_TRUE(lost.err.find("appeared while") != std::string::npos || lost.err.find("exists") != std::string::npos) << lost.err;
+      EXPECT_TRUE(lost.err.find("appeared while") != std::string::npos || lost.err.find("exists") != std::string::npos)
+          << lost.err;
       EXPECT_NE(won.out.find("wrote " + out), std::string::npos) << won.out;
     } else {
       EXPECT_TRUE(Succeeded(a)) << a.describe();
       EXPECT_TRUE(Succeeded(b)) << b.describe();
       EXPECT_TRUE(a.out.find("replaced the existing " + out) != std::string::npos ||
                   b.out.find("replaced the existing " + out) != std::string::npos)
-          << a.out << "\n" << b.out;
+          << a.out << "\n"
+          << b.out;
     }
     EXPECT_TRUE(Succeeded(run_gqa({"inspect", out})));
-    for (const auto& name : gqa::files::list_directory(tmp.path)) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+    for (const auto& name : gqa::files::list_directory(tmp.path))
+      EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
   }
 }
 

@@ -9,11 +9,11 @@
 #include <set>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/files.h"
 #include "compare/csv.h"
 #include "compare/report.h"
 #include "compare/ticks.h"
+#include "core/error.h"
+#include "core/files.h"
 
 namespace gqa::report {
 namespace {
@@ -49,9 +49,8 @@ CellResult make_baseline() {
 
 // Baseline + mean/first at 4 and 2 KV heads.
 std::vector<CellResult> sample_cells() {
-  return {make_baseline(), make_cell("mean", 4, 60, 22.5, 1.9, 0.5),
-          make_cell("mean", 2, 150, 24.0, 1.8, 0.4), make_cell("first", 4, 90, 23.0, 1.9, 0.5),
-          make_cell("first", 2, 300, 25.0, 1.8, 0.4)};
+  return {make_baseline(), make_cell("mean", 4, 60, 22.5, 1.9, 0.5), make_cell("mean", 2, 150, 24.0, 1.8, 0.4),
+          make_cell("first", 4, 90, 23.0, 1.9, 0.5), make_cell("first", 2, 300, 25.0, 1.8, 0.4)};
 }
 
 // A CellResult with every field set, non-finite values included.
@@ -71,8 +70,7 @@ CellResult full_cell() {
 
 size_t count_occurrences(const std::string& text, const std::string& needle) {
   size_t count = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size()))
-    ++count;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++count;
   return count;
 }
 
@@ -108,8 +106,7 @@ std::string xml_problem(const std::string& xml) {
   while (pos < xml.size()) {
     const size_t lt = xml.find('<', pos);
     const std::string text = xml.substr(pos, lt == std::string::npos ? std::string::npos : lt - pos);
-    if (open.empty() && text.find_first_not_of(" \t\r\n") != std::string::npos)
-      return "text outside the root element";
+    if (open.empty() && text.find_first_not_of(" \t\r\n") != std::string::npos) return "text outside the root element";
     if (std::string problem = check_entities(text); !problem.empty()) return problem;
     if (lt == std::string::npos) break;
     pos = lt;
@@ -150,11 +147,9 @@ std::string xml_problem(const std::string& xml) {
       const size_t attribute_start = i;
       while (i < xml.size() && is_name_char(xml[i])) ++i;
       const std::string attribute = xml.substr(attribute_start, i - attribute_start);
-      if (attribute.empty() || i + 1 >= xml.size() || xml[i] != '=' ||
-          (xml[i + 1] != '"' && xml[i + 1] != '\''))
+      if (attribute.empty() || i + 1 >= xml.size() || xml[i] != '=' || (xml[i + 1] != '"' && xml[i + 1] != '\''))
         return "malformed attribute in <" + name + "> at byte " + std::to_string(i);
-      if (!attributes.insert(attribute).second)
-        return "duplicate attribute " + attribute + " in <" + name + ">";
+      if (!attributes.insert(attribute).second) return "duplicate attribute " + attribute + " in <" + name + ">";
       const char quote = xml[i + 1];
       const size_t end = xml.find(quote, i + 2);
       if (end == std::string::npos) return "unterminated attribute value";
@@ -338,8 +333,8 @@ TEST(NiceTicks, KnownCases) {
 }
 
 TEST(NiceTicks, PropertiesOverManyRanges) {
-  const std::vector<std::pair<double, double>> ranges = {
-      {0, 1}, {1, 4.87}, {3.14, 3.75}, {-50, 50}, {0.001, 0.0013}, {1e6, 3.7e6}, {24.1, 24.6}, {7, 1}};
+  const std::vector<std::pair<double, double>> ranges = {{0, 1},          {1, 4.87},    {3.14, 3.75}, {-50, 50},
+                                                         {0.001, 0.0013}, {1e6, 3.7e6}, {24.1, 24.6}, {7, 1}};
   for (const auto& [lo, hi] : ranges) {
     const Ticks t = nice_ticks(lo, hi, 6);
     SCOPED_TRACE(std::to_string(lo) + ".." + std::to_string(hi));
@@ -348,11 +343,10 @@ TEST(NiceTicks, PropertiesOverManyRanges) {
     EXPECT_GE(t.values.size(), 4u);
     EXPECT_LE(t.values.size(), 9u);
     const double mantissa = t.step / std::pow(10.0, std::floor(std::log10(t.step)));
-    EXPECT_TRUE(std::fabs(mantissa - 1) < 1e-9 || std::fabs(mantissa - 2) < 1e-9 ||
-                std::fabs(mantissa - 2.5) < 1e-9 || std::fabs(mantissa - 5) < 1e-9)
+    EXPECT_TRUE(std::fabs(mantissa - 1) < 1e-9 || std::fabs(mantissa - 2) < 1e-9 || std::fabs(mantissa - 2.5) < 1e-9 ||
+                std::fabs(mantissa - 5) < 1e-9)
         << mantissa;
-    for (size_t i = 1; i < t.values.size(); ++i)
-      EXPECT_NEAR(t.values[i] - t.values[i - 1], t.step, t.step * 1e-9);
+    for (size_t i = 1; i < t.values.size(); ++i) EXPECT_NEAR(t.values[i] - t.values[i - 1], t.step, t.step * 1e-9);
   }
 }
 
@@ -414,8 +408,7 @@ TEST(ResultsJson, CellsReadBackAndCarrySpeedups) {
   const json results = results_json(cells);
   ASSERT_EQ(results["cells"].size(), cells.size());
   EXPECT_EQ(results["speed_batch"], 16);  // the baseline's largest batch
-  for (size_t i = 0; i < cells.size(); ++i)
-    EXPECT_EQ(cell_from_json(results["cells"][i], "results.json"), cells[i]);
+  for (size_t i = 0; i < cells.size(); ++i) EXPECT_EQ(cell_from_json(results["cells"][i], "results.json"), cells[i]);
   EXPECT_DOUBLE_EQ(results["cells"][1]["speedup_vs_mha"]["16"].get<double>(), 0.8 / 0.5);
   EXPECT_DOUBLE_EQ(results["cells"][0]["speedup_vs_mha"]["1"].get<double>(), 1.0);
 }
@@ -428,9 +421,8 @@ TEST(ReportMarkdown, TablesHoldEveryCellAndDashesForMissingValues) {
   options.model_name = "tiny-llama";
   const std::string md = report_markdown(cells, options);
   EXPECT_NE(md.find("Model: `tiny-llama`"), std::string::npos);
-  EXPECT_NE(
-      md.find("| Strategy | KV heads | Perplexity, step 0 | Perplexity, uptrained | Bits/byte, uptrained |"),
-      std::string::npos);
+  EXPECT_NE(md.find("| Strategy | KV heads | Perplexity, step 0 | Perplexity, uptrained | Bits/byte, uptrained |"),
+            std::string::npos);
   EXPECT_EQ(md.find("ROUGE"), std::string::npos);  // columns no cell measured are left out
   EXPECT_NE(md.find("| MHA (baseline) | 8 | 20.00 | \u2014 | \u2014 |"), std::string::npos);
   EXPECT_NE(md.find("| mean | 4 | 60.00 | 22.50 | \u2014 |"), std::string::npos);
@@ -439,16 +431,13 @@ TEST(ReportMarkdown, TablesHoldEveryCellAndDashesForMissingValues) {
   // Speed table: ms/token at both batches, speedups, KV bytes (8 heads: 2*4*8*64*2 = 8 KiB).
   EXPECT_NE(md.find("| MHA (baseline) | 8 | 2.00 | 0.800 | 1.00\u00d7 | 1.00\u00d7 | 8.0 KiB | 100.0% |"),
             std::string::npos);
-  EXPECT_NE(md.find("| first | 2 | 1.80 | 0.400 | 1.11\u00d7 | 2.00\u00d7 | 2.0 KiB | 25.0% |"),
-            std::string::npos);
-  EXPECT_NE(md.find("![Perplexity after uptraining vs decode speed](quality_vs_speed.svg)"),
-            std::string::npos);
+  EXPECT_NE(md.find("| first | 2 | 1.80 | 0.400 | 1.11\u00d7 | 2.00\u00d7 | 2.0 KiB | 25.0% |"), std::string::npos);
+  EXPECT_NE(md.find("![Perplexity after uptraining vs decode speed](quality_vs_speed.svg)"), std::string::npos);
   EXPECT_NE(md.find("![Uptraining loss curves](loss_curves.svg)"), std::string::npos);
   // The NaN is called out under Notes.
   const size_t notes = md.find("## Notes");
   ASSERT_NE(notes, std::string::npos);
-  EXPECT_NE(md.find("first, 4 KV heads: non-finite values (Perplexity (uptrained) NaN)", notes),
-            std::string::npos);
+  EXPECT_NE(md.find("first, 4 KV heads: non-finite values (Perplexity (uptrained) NaN)", notes), std::string::npos);
 }
 
 // How the speed table prints byte sizes, parameter counts and wall times.
@@ -504,8 +493,7 @@ TEST(QualityVsSpeedSvg, SkipsNonFiniteAndMissingValuesAndSaysWhy) {
     return text;
   }();
   EXPECT_NE(all.find("mean, 4 KV heads: non-finite values (Perplexity (uptrained) NaN)"), std::string::npos);
-  EXPECT_NE(all.find("first, 4 KV heads: non-finite values (decode time at batch 16 inf)"),
-            std::string::npos);
+  EXPECT_NE(all.find("first, 4 KV heads: non-finite values (decode time at batch 16 inf)"), std::string::npos);
   EXPECT_NE(all.find("(no perplexity after uptraining): mean, 2 KV heads"), std::string::npos);
   EXPECT_NE(all.find("(no decode time at batch 16): first, 2 KV heads"), std::string::npos);
 }
@@ -568,8 +556,7 @@ TEST(LossCurvesSvg, CutsTheAxisAboveAFarOffStart) {
   CellResult cell = make_cell("random-weighted", 2, 20, 20, 1, 1);
   cell.valid_loss.clear();
   cell.train_loss.clear();
-  for (int step = 0; step <= 100; ++step)
-    cell.train_loss.push_back({step, 3.0 + 7.0 * std::exp(-step / 3.0)});
+  for (int step = 0; step <= 100; ++step) cell.train_loss.push_back({step, 3.0 + 7.0 * std::exp(-step / 3.0)});
   const std::string svg = loss_curves_svg({cell});
   EXPECT_EQ(xml_problem(svg), "");
   EXPECT_NE(svg.find("y axis cut at"), std::string::npos);
@@ -583,8 +570,8 @@ TEST(WriteReport, WritesAllFilesAtomicallyAndLeavesNoTemporaries) {
   EXPECT_TRUE(write_report(cells, out).empty());
   std::vector<std::string> names = files::list_directory(out);
   std::sort(names.begin(), names.end());
-  const std::vector<std::string> expected = {"loss_curves.svg", "quality_vs_speed.svg", "report.md",
-                                             "results.csv", "results.json"};
+  const std::vector<std::string> expected = {"loss_curves.svg", "quality_vs_speed.svg", "report.md", "results.csv",
+                                             "results.json"};
   EXPECT_EQ(names, expected);
   EXPECT_EQ(read_text(out + "/results.csv"), results_csv(cells));
   EXPECT_EQ(read_text(out + "/report.md"), report_markdown(cells));

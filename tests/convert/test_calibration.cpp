@@ -33,7 +33,8 @@ TEST(Calibration, GramIsXTransposeXOfTheFirstBlockInput) {
   at::Tensor ids = at::empty({5, 12}, at::kLong);
   for (int b = 0; b < 5; ++b)
     for (int t = 0; t < 12; ++t) ids[b][t] = seqs[size_t(b)][size_t(t)];
-  at::Tensor x = lm.layers[0].attn_norm(at::embedding(lm.token_embedding, ids) + lm.position_embedding.narrow(0, 0, 12));
+  at::Tensor x =
+      lm.layers[0].attn_norm(at::embedding(lm.token_embedding, ids) + lm.position_embedding.narrow(0, 0, 12));
   at::Tensor X = x.reshape({-1, x.size(-1)}).to(at::kDouble);
   at::Tensor want = X.t().matmul(X).to(at::kFloat).contiguous();
   const BlockCalibration& c = cal.at({AttentionModule::DecoderSelf, 0});
@@ -67,7 +68,8 @@ TEST(Calibration, ActivationSimilarityFindsTiedHeadsExactly) {
   SafetensorsFile ref(oracle("llama_tied_interleaved") + "/reference.safetensors");
   at::Tensor ids = test::reference(ref, "input_ids"), mask = test::reference(ref, "attention_mask");
   auto converted = load_model(tmp.file("out"));
-  const double d = (converted->forward(ids, mask) - model->forward(ids, mask)).mul(mask.unsqueeze(-1)).abs().max().item<double>();
+  const double d =
+      (converted->forward(ids, mask) - model->forward(ids, mask)).mul(mask.unsqueeze(-1)).abs().max().item<double>();
   EXPECT_LE(d, 1e-5);
 }
 
@@ -115,7 +117,8 @@ TEST(CalibrationStore, SpilledRoundTripAndSameConversion) {
   ::mkdir(tmp.file("spill").c_str(), 0755);
   CalibrationStore spilled(tmp.file("spill"));
   const auto& c = model->config();
-  for (int64_t l = 0; l < c.n_layers; ++l) spilled.put({AttentionModule::DecoderSelf, l}, memory.at({AttentionModule::DecoderSelf, l}));
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    spilled.put({AttentionModule::DecoderSelf, l}, memory.at({AttentionModule::DecoderSelf, l}));
   for (int64_t l = c.n_layers - 1; l >= 0; --l) {
     const BlockCalibration& a = memory.at({AttentionModule::DecoderSelf, l});
     const BlockCalibration& b = spilled.at({AttentionModule::DecoderSelf, l});

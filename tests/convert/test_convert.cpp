@@ -6,8 +6,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <sys/stat.h>
+#include <cstdlib>
 
 #include <random>
 
@@ -24,9 +24,9 @@
 namespace gqa {
 namespace {
 
+using test::logits_for;
 using test::max_abs_diff;
 using test::reference;
-using test::logits_for;
 
 std::string oracle(const std::string& name) { return test::oracle_case(name); }
 
@@ -39,8 +39,8 @@ at::Tensor masked(const at::Tensor& logits, const std::string& case_name) {
 // transformers' logits for a folder (through tests/oracle/hf_logits.py).
 at::Tensor transformers_logits(const std::string& model_dir, const std::string& case_name, const test::TempDir& tmp) {
   const std::string out = tmp.file("hf_logits.safetensors");
-  const std::string cmd = std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/hf_logits.py " + model_dir + " " +
-                          oracle(case_name) + "/reference.safetensors " + out;
+  const std::string cmd = std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/hf_logits.py " + model_dir +
+                          " " + oracle(case_name) + "/reference.safetensors " + out;
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   SafetensorsFile f(out);
   return masked(reference(f, "logits"), case_name);
@@ -66,27 +66,46 @@ TEST_P(Exactness, ConvertedLogitsEqualTheSource) {
   convert_checkpoint(oracle(c.case_name), out, o);
   EXPECT_EQ(load_config(out).layout(AttentionModule::DecoderSelf, 0).n_kv, c.kv_heads);
   const double d = max_abs_diff(logits_for(out, c.case_name), logits_for(oracle(c.case_name), c.case_name));
-  std::cout << "[convert] " << c.case_name << " " << c.strategy << " kv=" << c.kv_heads << " max_abs_diff=" << d << "\n";
-  if (c.tolerance == 0) EXPECT_EQ(d, 0.0);
-  else EXPECT_LE(d, c.tolerance);
+  std::cout << "[convert] " << c.case_name << " " << c.strategy << " kv=" << c.kv_heads << " max_abs_diff=" << d
+            << "\n";
+  if (c.tolerance == 0)
+    EXPECT_EQ(d, 0.0);
+  else
+    EXPECT_LE(d, c.tolerance);
 }
 
 const Conversion kExact[] = {
     // Identity: one head per group keeps every weight, so logits are bit for bit the same.
-    {"gpt2_h4", "mean", 4, 0}, {"gpt2_h6", "first", 6, 0}, {"gpt_neo_h4", "mean", 4, 0}, {"llama_mha", "mean", 4, 0},
-    {"t5_v10", "mean", 4, 0}, {"t5_v11", "random", 6, 0}, {"llama_bf16", "mean", 4, 0},
+    {"gpt2_h4", "mean", 4, 0},
+    {"gpt2_h6", "first", 6, 0},
+    {"gpt_neo_h4", "mean", 4, 0},
+    {"llama_mha", "mean", 4, 0},
+    {"t5_v10", "mean", 4, 0},
+    {"t5_v11", "random", 6, 0},
+    {"llama_bf16", "mean", 4, 0},
     // K/V heads equal within contiguous pairs: pooling them is exact.
-    {"gpt2_tied_pairs", "mean", 2, 1e-5}, {"gpt2_tied_pairs", "first", 2, 1e-5}, {"gpt2_tied_pairs", "random", 2, 1e-5},
-    {"gpt_neo_tied_pairs", "mean", 2, 1e-5}, {"llama_tied_pairs", "mean", 2, 1e-5}, {"t5_tied_pairs", "mean", 2, 1e-5},
+    {"gpt2_tied_pairs", "mean", 2, 1e-5},
+    {"gpt2_tied_pairs", "first", 2, 1e-5},
+    {"gpt2_tied_pairs", "random", 2, 1e-5},
+    {"gpt_neo_tied_pairs", "mean", 2, 1e-5},
+    {"llama_tied_pairs", "mean", 2, 1e-5},
+    {"t5_tied_pairs", "mean", 2, 1e-5},
     {"t5_tied_pairs", "similarity", 2, 1e-5},
     // GPT-NeoX (per-head fused q/k/v, partial rotary), OPT and Qwen2 (q/k/v biases).
-    {"gpt_neox_parallel", "mean", 4, 0}, {"opt_post_norm", "first", 6, 0}, {"qwen2_mha", "mean", 4, 0},
-    {"gpt_neox_tied_pairs", "mean", 2, 1e-5}, {"gpt_neox_tied_pairs", "first", 2, 1e-5},
-    {"gpt_neox_tied_pairs", "random", 2, 1e-5}, {"gpt_neox_tied_pairs", "similarity", 2, 1e-5},
-    {"opt_tied_pairs", "mean", 2, 1e-5}, {"opt_tied_pairs", "similarity", 2, 1e-5},
-    {"qwen2_tied_pairs", "mean", 2, 1e-5}, {"qwen2_tied_pairs", "similarity", 2, 1e-5},
+    {"gpt_neox_parallel", "mean", 4, 0},
+    {"opt_post_norm", "first", 6, 0},
+    {"qwen2_mha", "mean", 4, 0},
+    {"gpt_neox_tied_pairs", "mean", 2, 1e-5},
+    {"gpt_neox_tied_pairs", "first", 2, 1e-5},
+    {"gpt_neox_tied_pairs", "random", 2, 1e-5},
+    {"gpt_neox_tied_pairs", "similarity", 2, 1e-5},
+    {"opt_tied_pairs", "mean", 2, 1e-5},
+    {"opt_tied_pairs", "similarity", 2, 1e-5},
+    {"qwen2_tied_pairs", "mean", 2, 1e-5},
+    {"qwen2_tied_pairs", "similarity", 2, 1e-5},
     // Pairs 0&2 and 1&3: only a regrouping that finds them (and permutes the heads) is exact.
-    {"gpt2_tied_interleaved", "similarity", 2, 1e-5}, {"llama_tied_interleaved", "similarity", 2, 1e-5},
+    {"gpt2_tied_interleaved", "similarity", 2, 1e-5},
+    {"llama_tied_interleaved", "similarity", 2, 1e-5},
 };
 
 INSTANTIATE_TEST_SUITE_P(Cases, Exactness, testing::ValuesIn(kExact), [](const testing::TestParamInfo<Conversion>& i) {
@@ -114,12 +133,15 @@ TEST(Convert, InterleavedPairsWithoutRegroupingAreNotExact) {
   o.kv_heads = 2;
   convert_checkpoint(oracle("llama_tied_interleaved"), tmp.file("out"), o);
   EXPECT_GT(max_abs_diff(logits_for(tmp.file("out"), "llama_tied_interleaved"),
-                         logits_for(oracle("llama_tied_interleaved"), "llama_tied_interleaved")), 1e-2);
+                         logits_for(oracle("llama_tied_interleaved"), "llama_tied_interleaved")),
+            1e-2);
 }
 
 // Attention of an AttentionWeights block on random input, through the runtime's attention.
 at::Tensor run_block(const AttentionWeights& w, const at::Tensor& x) {
-  auto t = [](const Matrix& m) { return at::from_blob(const_cast<float*>(m.data()), {m.rows(), m.cols()}, at::kFloat).clone(); };
+  auto t = [](const Matrix& m) {
+    return at::from_blob(const_cast<float*>(m.data()), {m.rows(), m.cols()}, at::kFloat).clone();
+  };
   auto tv = [](const Vector& v) {
     return v.size() ? at::from_blob(const_cast<float*>(v.data()), {v.size()}, at::kFloat).clone() : at::Tensor();
   };
@@ -156,10 +178,12 @@ TEST(Convert, BalancedGroupsFindPlantedGroups) {
   Matrix sim(12, 12);
   std::uniform_real_distribution<float> noise(-0.2f, 0.2f);
   for (int a = 0; a < 12; ++a)
-    for (int b = 0; b <= a; ++b) sim(a, b) = sim(b, a) = a == b ? 1.0f : planted[size_t(a)] == planted[size_t(b)] ? 0.9f : noise(rng);
+    for (int b = 0; b <= a; ++b)
+      sim(a, b) = sim(b, a) = a == b ? 1.0f : planted[size_t(a)] == planted[size_t(b)] ? 0.9f : noise(rng);
   const auto found = balanced_groups(sim, {4, 4, 4}, 1);
   for (int a = 0; a < 12; ++a)
-    for (int b = 0; b < 12; ++b) EXPECT_EQ(found[size_t(a)] == found[size_t(b)], planted[size_t(a)] == planted[size_t(b)]);
+    for (int b = 0; b < 12; ++b)
+      EXPECT_EQ(found[size_t(a)] == found[size_t(b)], planted[size_t(a)] == planted[size_t(b)]);
 }
 
 TEST(Convert, HungarianIsOptimalOnASmallCase) {
@@ -192,7 +216,8 @@ TEST(Convert, ExpandedExportLoadsInVanillaTransformers) {
   for (const char* c : {"gpt2_h4", "gpt_neo_h4", "t5_v11", "gpt_neox_parallel", "opt_pre_norm_proj"}) {
     ConvertOptions o;
     o.kv_heads = 2;
-    const std::string grouped = tmp.file(std::string(c) + "_grouped"), expanded = tmp.file(std::string(c) + "_expanded");
+    const std::string grouped = tmp.file(std::string(c) + "_grouped"),
+                      expanded = tmp.file(std::string(c) + "_expanded");
     convert_checkpoint(oracle(c), grouped, o);
     o.export_expanded = true;
     convert_checkpoint(oracle(c), expanded, o);
@@ -211,7 +236,8 @@ TEST(Convert, AlreadyGroupedInputGroupsFurther) {
   EXPECT_EQ(s.kv_bytes_per_token_after * 2, s.kv_bytes_per_token_before);
   // MQA from 2 KV heads of 3 query heads each = the mean of the two KV heads.
   Checkpoint src(oracle("llama_gqa_h6kv2")), dst(tmp.file("mqa"));
-  const AttentionWeights a = read_attention(src, AttentionModule::DecoderSelf, 0), b = read_attention(dst, AttentionModule::DecoderSelf, 0);
+  const AttentionWeights a = read_attention(src, AttentionModule::DecoderSelf, 0),
+                         b = read_attention(dst, AttentionModule::DecoderSelf, 0);
   EXPECT_LE((b.k - (a.k_head(0) + a.k_head(1)) / 2).cwiseAbs().maxCoeff(), 1e-6);
   EXPECT_TRUE(at::isfinite(logits_for(tmp.file("mqa"), "llama_gqa_h6kv2")).all().item<bool>());
 }
@@ -305,7 +331,6 @@ TEST(ConvertBadInput, EachFailsCleanlyAndLeavesNoFolder) {
   EXPECT_EQ(files::list_directory(tmp.path).size(), 1u);
 }
 
-
 // WGQA: the weighted folder starts as mean pooling, its scalars are stored for uptraining, and
 // gqa fold bakes any scalars into plain GQA weights computing the same function.
 TEST(Weighted, StartsAsMeanPoolingWithScalarsOneOverG) {
@@ -334,7 +359,8 @@ TEST(Weighted, StartsAsMeanPoolingWithScalarsOneOverG) {
 
 TEST(Weighted, FoldIsExactForAnyScalars) {
   test::TempDir tmp("gqa-convert");
-  for (const char* c : {"gpt2_h4", "gpt_neo_h4", "llama_mha", "t5_v11", "gpt_neox_sequential", "opt_post_norm", "qwen2_mha"}) {
+  for (const char* c :
+       {"gpt2_h4", "gpt_neo_h4", "llama_mha", "t5_v11", "gpt_neox_sequential", "opt_post_norm", "qwen2_mha"}) {
     ConvertOptions o;
     o.strategy = "random-weighted";  // N(0,1) scalars: far from mean pooling
     o.seed = 11;
@@ -357,7 +383,8 @@ TEST(Weighted, FoldIsExactForAnyScalars) {
     EXPECT_GT(max_abs_diff(lw, logits_for(mean, c)), 1e-3) << "random scalars should differ from mean pooling";
   }
   // A folded Llama is an ordinary GQA Llama for transformers.
-  const double hf = max_abs_diff(transformers_logits(tmp.file("llama_mha_f"), "llama_mha", tmp), logits_for(tmp.file("llama_mha_f"), "llama_mha"));
+  const double hf = max_abs_diff(transformers_logits(tmp.file("llama_mha_f"), "llama_mha", tmp),
+                                 logits_for(tmp.file("llama_mha_f"), "llama_mha"));
   EXPECT_LE(hf, 1e-4);
 }
 
@@ -372,10 +399,9 @@ TEST(Weighted, FoldRefusesAPlainFolderAndExpandedExportRefusesWeighted) {
   EXPECT_TRUE(files::list_directory(tmp.path).empty());
 }
 
-
 // "KQV": smaller q/k and v heads by projection.
-std::string reduce(const std::string& src, const test::TempDir& tmp, const std::string& name, std::optional<int> kv_heads,
-                   std::optional<int> qk, std::optional<int> v) {
+std::string reduce(const std::string& src, const test::TempDir& tmp, const std::string& name,
+                   std::optional<int> kv_heads, std::optional<int> qk, std::optional<int> v) {
   ConvertOptions o;
   o.kv_heads = kv_heads;
   o.qk_head_dim = qk;
@@ -412,14 +438,15 @@ TEST(HeadDims, ReducingAReducedModelAgainIsExact) {
 TEST(HeadDims, CombinesWithGroupingAndValueHeadsWorkWithRope) {
   test::TempDir tmp("gqa-kqv");
   const std::string grouped = reduce(oracle("gpt2_tied_pairs"), tmp, "g", 2, 16, 16);
-  EXPECT_LE(max_abs_diff(logits_for(grouped, "gpt2_tied_pairs"), logits_for(oracle("gpt2_tied_pairs"), "gpt2_tied_pairs")), 1e-4);
+  EXPECT_LE(
+      max_abs_diff(logits_for(grouped, "gpt2_tied_pairs"), logits_for(oracle("gpt2_tied_pairs"), "gpt2_tied_pairs")),
+      1e-4);
   const std::string v_only = reduce(oracle("llama_mha"), tmp, "v", 2, std::nullopt, 8);
   EXPECT_EQ(load_config(v_only).layout(AttentionModule::DecoderSelf, 0).head_dim_v, 8);
   EXPECT_TRUE(at::isfinite(logits_for(v_only, "llama_mha")).all().item<bool>());
   EXPECT_THROW(reduce(oracle("gpt2_h4"), tmp, "big", std::nullopt, 32, std::nullopt), InputError);
   EXPECT_FALSE(files::exists(tmp.file("big")));
 }
-
 
 TEST(MatchParams, WiderFfnKeepsTheFunctionAndTheParameterCount) {
   test::TempDir tmp("gqa-match");
@@ -442,7 +469,6 @@ TEST(MatchParams, WiderFfnKeepsTheFunctionAndTheParameterCount) {
   }
 }
 
-
 // Rotary models: q/k shrink by whole frequency pairs that keep their own frequencies.
 TEST(HeadDims, RopePairsThatCarryNothingAreDroppedExactly) {
   test::TempDir tmp("gqa-kqv");
@@ -453,7 +479,8 @@ TEST(HeadDims, RopePairsThatCarryNothingAreDroppedExactly) {
   const ModelConfig c = load_config(tmp.file("out"));
   EXPECT_EQ(c.rope_pairs, (std::vector<int>{2, 3, 6, 7}));
   EXPECT_EQ(c.layout(AttentionModule::DecoderSelf, 0).head_dim_qk, 8);
-  const double d = max_abs_diff(logits_for(tmp.file("out"), "llama_dead_pairs"), logits_for(oracle("llama_dead_pairs"), "llama_dead_pairs"));
+  const double d = max_abs_diff(logits_for(tmp.file("out"), "llama_dead_pairs"),
+                                logits_for(oracle("llama_dead_pairs"), "llama_dead_pairs"));
   std::cout << "[convert] llama_dead_pairs rope pairs kept 4/8 max_abs_diff=" << d << "\n";
   EXPECT_LE(d, 1e-5);
 }

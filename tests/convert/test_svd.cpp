@@ -33,9 +33,9 @@ using test::random_sequences;
 
 using MatD = Eigen::MatrixXd;
 using MatC = Eigen::MatrixXcd;
+using test::logits_for;
 using test::max_abs_diff;
 using test::reference;
-using test::logits_for;
 
 std::string oracle(const std::string& name) { return test::oracle_case(name); }
 
@@ -61,18 +61,21 @@ TEST_P(SvdExact, ConvertedLogitsEqualTheSource) {
   EXPECT_EQ(load_config(out).layout(AttentionModule::DecoderSelf, 0).n_kv, c.kv_heads);
   const double d = max_abs_diff(logits_for(out, c.name), logits_for(oracle(c.name), c.name));
   ASSERT_FALSE(s.block_reports.empty());
-  std::cout << "[svd] " << c.name << " kv=" << c.kv_heads << " max_abs_diff=" << d << "; " << s.block_reports[0] << "\n";
+  std::cout << "[svd] " << c.name << " kv=" << c.kv_heads << " max_abs_diff=" << d << "; " << s.block_reports[0]
+            << "\n";
   EXPECT_LE(d, 1e-5);
-  for (const auto& r : s.block_reports) EXPECT_NE(r.find("kept energy K 100.0% V 100.0% (weights"), std::string::npos) << r;
+  for (const auto& r : s.block_reports)
+    EXPECT_NE(r.find("kept energy K 100.0% V 100.0% (weights"), std::string::npos) << r;
 }
 
-const Case kExact[] = {{"llama_mha", 4},        {"gpt2_h4", 4},           {"llama_tied_pairs", 2},
-                       {"gpt2_tied_pairs", 2},  {"gpt_neo_tied_pairs", 2}, {"t5_tied_pairs", 2},
-                       {"gpt_neox_tied_pairs", 2}, {"opt_tied_pairs", 2},   {"qwen2_tied_pairs", 2},
-                       {"gpt_neox_parallel", 4}};
+const Case kExact[] = {
+    {"llama_mha", 4},          {"gpt2_h4", 4},          {"llama_tied_pairs", 2},    {"gpt2_tied_pairs", 2},
+    {"gpt_neo_tied_pairs", 2}, {"t5_tied_pairs", 2},    {"gpt_neox_tied_pairs", 2}, {"opt_tied_pairs", 2},
+    {"qwen2_tied_pairs", 2},   {"gpt_neox_parallel", 4}};
 
-INSTANTIATE_TEST_SUITE_P(Cases, SvdExact, testing::ValuesIn(kExact),
-                         [](const testing::TestParamInfo<Case>& i) { return i.param.name + "_kv" + std::to_string(i.param.kv_heads); });
+INSTANTIATE_TEST_SUITE_P(Cases, SvdExact, testing::ValuesIn(kExact), [](const testing::TestParamInfo<Case>& i) {
+  return i.param.name + "_kv" + std::to_string(i.param.kv_heads);
+});
 
 // With calibration statistics (augmented Gram: biases take part), tied heads stay exact.
 TEST(Svd, TiedPairsWithCalibrationAreExact) {
@@ -106,11 +109,13 @@ void write_identity_svd(const std::string& src, const std::string& dst, bool rop
   for (int64_t l = 0; l < n_layers; ++l) {
     const AttentionWeights mha = expand_to_mha(read_attention(in, AttentionModule::DecoderSelf, l));
     blocks[size_t(l)] =
-        svd_fold(StrategyInput{mha, even_group_map(mha.layout.n_q, mha.layout.n_q), 0, rope, nullptr}, canonical_basis).weights;
+        svd_fold(StrategyInput{mha, even_group_map(mha.layout.n_q, mha.layout.n_q), 0, rope, nullptr}, canonical_basis)
+            .weights;
     const auto names = attention_tensor_names(in, AttentionModule::DecoderSelf, l);
     const AttentionWeights* block = &blocks[size_t(l)];
-    for (auto& t : attention_tensors(in, cfg, AttentionModule::DecoderSelf, l, block->layout, in.tensor(names.front()).dtype,
-                                     [block]() -> const AttentionWeights& { return *block; }))
+    for (auto& t :
+         attention_tensors(in, cfg, AttentionModule::DecoderSelf, l, block->layout, in.tensor(names.front()).dtype,
+                           [block]() -> const AttentionWeights& { return *block; }))
       writer.add(std::move(t));
     replaced.insert(names.begin(), names.end());
   }
@@ -141,7 +146,8 @@ TEST(Svd, DenseFoldIsWrongUnderRopeThePairFoldIsExact) {
   EXPECT_LE(pairs, 1e-5);
   // Control: without RoPE the same dense fold (q rows and o columns rotated) is exact.
   write_identity_svd(oracle("gpt2_h4"), tmp.file("gpt2_dense"), false, false);
-  const double control = max_abs_diff(logits_for(tmp.file("gpt2_dense"), "gpt2_h4"), logits_for(oracle("gpt2_h4"), "gpt2_h4"));
+  const double control =
+      max_abs_diff(logits_for(tmp.file("gpt2_dense"), "gpt2_h4"), logits_for(oracle("gpt2_h4"), "gpt2_h4"));
   std::cout << "[svd] gpt2_h4 identity: dense fold max_abs_diff=" << control << "\n";
   EXPECT_LE(control, 1e-5);
 }
@@ -179,7 +185,8 @@ TEST(Svd, CanonicalBasisKeepsIdentityAndTiedWeights) {
     auto close = [&](const auto& a, const auto& b, const char* what) {
       ASSERT_EQ(a.size(), b.size()) << name << " " << what;
       if (a.size()) {
-        EXPECT_LE((a - b).cwiseAbs().maxCoeff(), 1e-6f * std::max(1.0f, b.cwiseAbs().maxCoeff())) << name << " " << what;
+        EXPECT_LE((a - b).cwiseAbs().maxCoeff(), 1e-6f * std::max(1.0f, b.cwiseAbs().maxCoeff()))
+            << name << " " << what;
       }
     };
     close(got.q, want.q, "q");
@@ -255,7 +262,7 @@ Errors output_errors(const AttentionWeights& mha, const AttentionWeights& out, c
     const MatD mean = xa * mean_w.transpose();
     for (int64_t i = 0; i < m; ++i) {
       const int h = heads[size_t(i)];
-      MatD bh;  // head h's key ~ B_h k_s
+      MatD bh;     // head h's key ~ B_h k_s
       if (keys) {  // q'_h = B_h^T q_h
         const MatD q0 = aug(mha.q, mha.q_bias, h * dh, dh), q1 = aug(out.q, out.q_bias, h * dh, dh);
         const MatD bt = q1 * q0.transpose() * (q0 * q0.transpose()).inverse();
@@ -290,7 +297,8 @@ void check(const Errors& e, const std::string& what) {
 // than mean pooling and the first head (even and uneven groups; GPT-2 has q/k/v biases).
 TEST(Svd, CalibratedFitIsTheBestReconstructionOfKVOutputs) {
   Checkpoint ckpt(oracle("gpt2_h6"));
-  const AttentionWeights mha = with_random_biases(expand_to_mha(read_attention(ckpt, AttentionModule::DecoderSelf, 0)), 5);
+  const AttentionWeights mha =
+      with_random_biases(expand_to_mha(read_attention(ckpt, AttentionModule::DecoderSelf, 0)), 5);
   const MatD xa = random_inputs(300, mha.d_model(), 7);
   const BlockCalibration calib = calibration_of(xa);
   for (const auto& groups : {std::vector<int>{0, 0, 1, 1, 2, 2}, std::vector<int>{0, 0, 0, 1, 1, 2}}) {
@@ -301,7 +309,8 @@ TEST(Svd, CalibratedFitIsTheBestReconstructionOfKVOutputs) {
     check(output_errors(mha, out.weights, groups, xa, false), "V calibrated");
     // The weight-space fit is worse on these tokens than the calibrated one.
     const StrategyOutput plain = strategy_svd(StrategyInput{mha, groups, 0, false, nullptr});
-    EXPECT_GT(output_errors(mha, plain.weights, groups, xa, true).svd, output_errors(mha, out.weights, groups, xa, true).svd);
+    EXPECT_GT(output_errors(mha, plain.weights, groups, xa, true).svd,
+              output_errors(mha, out.weights, groups, xa, true).svd);
   }
 }
 
@@ -309,14 +318,16 @@ TEST(Svd, CalibratedFitIsTheBestReconstructionOfKVOutputs) {
 TEST(Svd, WeightSpaceFitBeatsMeanPooling) {
   for (const char* name : {"gpt2_h6", "gpt_neo_h6"}) {
     Checkpoint ckpt(oracle(name));
-    const AttentionWeights mha = with_random_biases(expand_to_mha(read_attention(ckpt, AttentionModule::DecoderSelf, 1)), 6);
+    const AttentionWeights mha =
+        with_random_biases(expand_to_mha(read_attention(ckpt, AttentionModule::DecoderSelf, 1)), 6);
     const MatD identity = MatD::Identity(mha.d_model() + 1, mha.d_model() + 1);
     for (int kv : {3, 2, 1}) {
       const auto groups = even_group_map(mha.layout.n_q, kv);
       const StrategyOutput out = strategy_svd(StrategyInput{mha, groups, 0, false, nullptr});
       std::cout << "[svd] " << name << " layer 1 kv=" << kv << ": " << out.report << "\n";
       check(output_errors(mha, out.weights, groups, identity, true), std::string(name) + " K kv=" + std::to_string(kv));
-      check(output_errors(mha, out.weights, groups, identity, false), std::string(name) + " V kv=" + std::to_string(kv));
+      check(output_errors(mha, out.weights, groups, identity, false),
+            std::string(name) + " V kv=" + std::to_string(kv));
     }
   }
 }
@@ -327,7 +338,8 @@ TEST(Svd, WeightSpaceFitBeatsMeanPooling) {
 // which fails if u or its conjugate is taken from the wrong side.
 TEST(Svd, RopeFitIsTheBestRankOnePerPair) {
   Checkpoint ckpt(oracle("llama_mha"));
-  const AttentionWeights mha = with_random_biases(expand_to_mha(read_attention(ckpt, AttentionModule::DecoderSelf, 0)), 8);
+  const AttentionWeights mha =
+      with_random_biases(expand_to_mha(read_attention(ckpt, AttentionModule::DecoderSelf, 0)), 8);
   const int64_t dh = mha.layout.head_dim_qk, half = dh / 2, d = mha.d_model();
   const MatD xa = random_inputs(200, d, 11);
   const BlockCalibration calib = calibration_of(xa);
@@ -372,8 +384,8 @@ TEST(Svd, RopeFitIsTheBestRankOnePerPair) {
         total += z.squaredNorm();
       }
     }
-    std::cout << "[svd] llama_mha rope K kv=" << kv << ": squared error svd " << svd << " (optimum " << optimal << ", kept "
-              << 100 * (1 - svd / total) << "%) mean " << mean << "\n";
+    std::cout << "[svd] llama_mha rope K kv=" << kv << ": squared error svd " << svd << " (optimum " << optimal
+              << ", kept " << 100 * (1 - svd / total) << "%) mean " << mean << "\n";
     EXPECT_LE(svd, optimal * (1 + 1e-4) + 1e-9 * total);
     EXPECT_LT(svd, 0.9 * mean);
     check(output_errors(mha, out.weights, groups, xa, false), "llama_mha V kv=" + std::to_string(kv));

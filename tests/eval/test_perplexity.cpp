@@ -20,7 +20,8 @@ std::vector<int64_t> random_ids(int n, int64_t vocab) {
 }
 
 double direct_nll(const Model& m, const std::vector<int64_t>& ids, size_t begin, size_t end) {
-  at::Tensor t = at::tensor(std::vector<int64_t>(ids.begin() + int64_t(begin), ids.begin() + int64_t(end))).unsqueeze(0);
+  at::Tensor t =
+      at::tensor(std::vector<int64_t>(ids.begin() + int64_t(begin), ids.begin() + int64_t(end))).unsqueeze(0);
   at::Tensor logp = m.forward(t, at::ones_like(t)).log_softmax(-1);
   double nll = 0;
   for (size_t i = begin + 1; i < end; ++i) nll -= logp[0][int64_t(i - begin - 1)][ids[i]].item<double>();
@@ -75,7 +76,8 @@ TEST(Perplexity, OneBlockModelEqualsWholeModel) {
   auto streamed = load_model(dir, Placement{}, Residency::OneBlock);
   const auto ids = random_ids(70, whole->config().vocab_size);
   std::vector<std::pair<int64_t, int64_t>> seen;
-  const PerplexityResult a = perplexity(*whole, ids, 1, 16, 8, 2, [&](int64_t s, int64_t t) { seen.emplace_back(s, t); });
+  const PerplexityResult a =
+      perplexity(*whole, ids, 1, 16, 8, 2, [&](int64_t s, int64_t t) { seen.emplace_back(s, t); });
   const PerplexityResult b = perplexity(*streamed, ids, 1, 16, 8, 2);
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_NEAR(a.nll_sum, b.nll_sum, 1e-6 * std::abs(a.nll_sum));

@@ -6,13 +6,13 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/files.h"
+#include "core/init_model.h"
 #include "core/tokenizers/tokenizer.h"
 #include "eval/decode_bench.h"
 #include "eval/minimal_pairs.h"
 #include "eval/quality.h"
 #include "eval/summarize.h"
-#include "core/files.h"
-#include "core/init_model.h"
 #include "tests/model/oracle.h"
 #include "tests/test_util.h"
 
@@ -34,13 +34,14 @@ class SentenceLogProb : public ::testing::TestWithParam<std::string> {};
 TEST_P(SentenceLogProb, EqualsTransformers) {
   test::TempDir tmp("gqa-pairs");
   const std::vector<std::string> sentences{"The man walks to the door.", "The man walk to the door.",
-                                           "There were three sisters in the family.", "Ah!", "He had known her for years."};
+                                           "There were three sisters in the family.", "Ah!",
+                                           "He had known her for years."};
   test::write_text(tmp.file("s.json"), nlohmann::json(sentences).dump());
   int code = 0;
-  const std::string out = run_capture(std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/sentence_logprob.py " +
-                                          GetParam() + " " + GQA_SOURCE_DIR + "/examples/assets/bpe4096 " + tmp.file("m") + " " +
-                                          tmp.file("s.json") + " 2>/dev/null",
-                                      &code);
+  const std::string out = run_capture(
+      std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/sentence_logprob.py " + GetParam() + " " +
+          GQA_SOURCE_DIR + "/examples/assets/bpe4096 " + tmp.file("m") + " " + tmp.file("s.json") + " 2>/dev/null",
+      &code);
   ASSERT_EQ(code, 0) << out;
   const auto expected = nlohmann::json::parse(out).get<std::vector<double>>();
   auto model = load_model(tmp.file("m"));
@@ -60,7 +61,8 @@ INSTANTIATE_TEST_SUITE_P(Families, SentenceLogProb, ::testing::Values("gpt2", "l
 
 TEST(MinimalPairs, RecordWithoutAFieldNamesFileAndLine) {
   test::TempDir tmp("gqa-pairs");
-  test::write_text(tmp.file("p.jsonl"), "{\"sentence_good\": \"a\", \"sentence_bad\": \"b\"}\n{\"sentence_good\": \"a\"}\n");
+  test::write_text(tmp.file("p.jsonl"),
+                   "{\"sentence_good\": \"a\", \"sentence_bad\": \"b\"}\n{\"sentence_good\": \"a\"}\n");
   try {
     read_minimal_pairs({tmp.file("p.jsonl")});
     FAIL() << "no error";
@@ -77,7 +79,7 @@ TEST(DecodeBench, MeasuresEveryBatchAndKvBytesFollowTheHeads) {
   o.prompt_len = 5;
   o.new_tokens = 4;
   o.repeats = 2;
-  auto mha = load_model(test::oracle_case("llama_mha"));           // 4 KV heads
+  auto mha = load_model(test::oracle_case("llama_mha"));          // 4 KV heads
   auto gqa = load_model(test::oracle_case("llama_mqa_sharded"));  // 1 KV head of 8 dims
   const auto a = decode_bench(*mha, o), b = decode_bench(*gqa, o);
   ASSERT_EQ(a.size(), 2u);
@@ -101,9 +103,8 @@ TEST(Summaries, RougeOfGreedySummariesIsTheMeanOverRecords) {
   test::TempDir tmp("gqa-summ");
   const std::string tok = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
   for (const char* family : {"gpt2", "t5"}) {
-    ModelShape shape = parse_model_shape(nlohmann::json{{"family", family}, {"layers", 1}, {"d_model", 32}, {"heads", 2},
-                                                        {"vocab_size", 4096}},
-                                         "test");
+    ModelShape shape = parse_model_shape(
+        nlohmann::json{{"family", family}, {"layers", 1}, {"d_model", 32}, {"heads", 2}, {"vocab_size", 4096}}, "test");
     const std::string dir = tmp.file(family);
     write_initial_checkpoint(shape, dir, 1, false);
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) files::copy_file(tok + "/" + f, dir + "/" + f);
@@ -155,8 +156,12 @@ TEST(Quality, DefaultsAndResultsOfTheSharedModule) {
 
   test::TempDir tmp("gqa-quality");
   const std::string tok = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
-  ModelShape shape = parse_model_shape(nlohmann::json{{"family", "gpt2"}, {"layers", 1}, {"d_model", 32}, {"heads", 2},
-                                                      {"vocab_size", 4096}, {"max_positions", 64}},
+  ModelShape shape = parse_model_shape(nlohmann::json{{"family", "gpt2"},
+                                                      {"layers", 1},
+                                                      {"d_model", 32},
+                                                      {"heads", 2},
+                                                      {"vocab_size", 4096},
+                                                      {"max_positions", 64}},
                                        "test");
   const std::string dir = tmp.file("m");
   write_initial_checkpoint(shape, dir, 1, false);
@@ -165,7 +170,8 @@ TEST(Quality, DefaultsAndResultsOfTheSharedModule) {
   for (int i = 0; i < 40; ++i) text += "The man walks to the door and the dog waits in the garden. ";
   test::write_text(tmp.file("a.txt"), text);
   test::write_text(tmp.file("b.txt"), text.substr(0, 400));
-  test::write_text(tmp.file("s.jsonl"), "{\"document\": \"Library for reading ZIP files.\", \"summary\": \"ZIP library\"}\n");
+  test::write_text(tmp.file("s.jsonl"),
+                   "{\"document\": \"Library for reading ZIP files.\", \"summary\": \"ZIP library\"}\n");
   const auto pairs = read_minimal_pairs({std::string(GQA_SOURCE_DIR) + "/examples/assets/minimal_pairs/english.jsonl"});
   auto model = load_model(dir);
   auto tokenizer = load_tokenizer(dir);

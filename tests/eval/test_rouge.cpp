@@ -27,8 +27,8 @@ nlohmann::json run_oracle(const std::string& part) {
   test::TempDir dir("gqa-rouge");
   const std::string out = dir.file(part + ".json");
   const std::string command = std::string("'") + GQA_PYTHON + "' '" + GQA_SOURCE_DIR +
-                              "/tests/oracle/rouge_oracle.py' '" + out + "' --shared '" + GQA_SHARED_DIR +
-                              "' --part " + part;
+                              "/tests/oracle/rouge_oracle.py' '" + out + "' --shared '" + GQA_SHARED_DIR + "' --part " +
+                              part;
   const int status = std::system(command.c_str());
   if (status != 0) throw std::runtime_error("oracle failed (status " + std::to_string(status) + "): " + command);
   return nlohmann::json::parse(test::read_text(out));
@@ -91,9 +91,9 @@ TEST(RougeOracle, EveryPairOfTheSummarizationTestSetMatchesRougeScore) {
           max_diff = std::isnan(diff) ? diff : std::max(max_diff, diff);  // a NaN must not hide
           ++values;
           if (!(diff <= 1e-6) && ++failures <= 10)
-            ADD_FAILURE() << "pair " << i << " " << key << " " << name << " [" << "PRF"[k] << "]: got " << got_values[k]
-                          << ", rouge-score " << expected[k] << "\n  target: " << pair.at("target")
-                          << "\n  prediction: " << pair.at("prediction");
+            ADD_FAILURE() << "pair " << i << " " << key << " " << name << " ["
+                          << "PRF"[k] << "]: got " << got_values[k] << ", rouge-score " << expected[k]
+                          << "\n  target: " << pair.at("target") << "\n  prediction: " << pair.at("prediction");
         }
       }
     }
@@ -177,8 +177,8 @@ TEST(Rouge, StemmingMakesInflectionsMatch) {
   // running -> run, dogs -> dog, runs -> run; "the" and "dog" are too short to stem.
   const RougeScores stemmed = RougeScorer(true).score("Running dogs", "the dog runs");
   expect_score(stemmed.rouge1, 2.0 / 3, 1.0, 0.8, "rouge1");
-  expect_score(stemmed.rouge2, 0.0, 0.0, 0.0, "rouge2");           // run-dog vs the-dog, dog-run
-  expect_score(stemmed.rougeL, 1.0 / 3, 0.5, 0.4, "rougeL");       // one of run/dog in order
+  expect_score(stemmed.rouge2, 0.0, 0.0, 0.0, "rouge2");      // run-dog vs the-dog, dog-run
+  expect_score(stemmed.rougeL, 1.0 / 3, 0.5, 0.4, "rougeL");  // one of run/dog in order
   expect_zero(RougeScorer(false).score("Running dogs", "the dog runs"));
 }
 
@@ -209,9 +209,13 @@ TEST(Rouge, UnicodeIsSeparatorExceptTwoLettersThatLowercaseToAscii) {
   EXPECT_EQ(plain.tokenize("naïve café 東京 🤖ok"), (Tokens{"na", "ve", "caf", "ok"}));
   // U+0130 lowercases to "i" + U+0307 (the dot separates); U+212A (Kelvin sign) to "k".
   EXPECT_EQ(plain.tokenize("\xC4\xB0stanbul"), (Tokens{"i", "stanbul"}));
-  EXPECT_EQ(plain.tokenize("5\xE2\x84\xAA \xE2\x84\xAA" "elvin"), (Tokens{"5k", "kelvin"}));
+  EXPECT_EQ(plain.tokenize("5\xE2\x84\xAA \xE2\x84\xAA"
+                           "elvin"),
+            (Tokens{"5k", "kelvin"}));
   // Bytes that are not UTF-8 separate, truncated sequences included.
-  EXPECT_EQ(plain.tokenize("ab\xFF" "cd\xC4"), (Tokens{"ab", "cd"}));
+  EXPECT_EQ(plain.tokenize("ab\xFF"
+                           "cd\xC4"),
+            (Tokens{"ab", "cd"}));
   EXPECT_EQ(plain.tokenize("x\xE2\x84y"), (Tokens{"x", "y"}));
   // The same word with and without an accent does not match.
   const RougeScores s = RougeScorer().score("résumé", "resume");
@@ -220,13 +224,32 @@ TEST(Rouge, UnicodeIsSeparatorExceptTwoLettersThatLowercaseToAscii) {
 
 TEST(Rouge, PorterStemmerNltkExtensions) {
   const std::pair<const char*, const char*> cases[] = {
-      {"caresses", "caress"}, {"ponies", "poni"},   {"ties", "tie"},        {"cats", "cat"},
-      {"agreed", "agre"},     {"feed", "feed"},     {"plastered", "plaster"}, {"motoring", "motor"},
-      {"hopping", "hop"},     {"falling", "fall"},  {"filing", "file"},     {"happy", "happi"},
-      {"enjoy", "enjoy"},     {"skies", "sky"},     {"dying", "die"},       {"died", "die"},
-      {"spied", "spi"},       {"relational", "relat"}, {"conditional", "condit"}, {"rational", "ration"},
-      {"geology", "geolog"},  {"controlling", "control"}, {"a", "a"},      {"is", "is"},
-      {"", ""},               {"Running", "run"},
+      {"caresses", "caress"},
+      {"ponies", "poni"},
+      {"ties", "tie"},
+      {"cats", "cat"},
+      {"agreed", "agre"},
+      {"feed", "feed"},
+      {"plastered", "plaster"},
+      {"motoring", "motor"},
+      {"hopping", "hop"},
+      {"falling", "fall"},
+      {"filing", "file"},
+      {"happy", "happi"},
+      {"enjoy", "enjoy"},
+      {"skies", "sky"},
+      {"dying", "die"},
+      {"died", "die"},
+      {"spied", "spi"},
+      {"relational", "relat"},
+      {"conditional", "condit"},
+      {"rational", "ration"},
+      {"geology", "geolog"},
+      {"controlling", "control"},
+      {"a", "a"},
+      {"is", "is"},
+      {"", ""},
+      {"Running", "run"},
   };
   for (const auto& [word, stem] : cases) EXPECT_EQ(porter_stem(word), stem) << word;
 }

@@ -18,8 +18,8 @@ namespace gqa::fuzz {
 inline void check_ids(const Tokenizer& t, const std::vector<int64_t>& ids, const char* what) {
   for (int64_t id : ids) {
     if (id < 0 || id >= t.vocab_size()) {
-      std::fprintf(stderr, "fuzz: %s gave id %lld outside the vocabulary [0, %lld)\n", what,
-                   static_cast<long long>(id), static_cast<long long>(t.vocab_size()));
+      std::fprintf(stderr, "fuzz: %s gave id %lld outside the vocabulary [0, %lld)\n", what, static_cast<long long>(id),
+                   static_cast<long long>(t.vocab_size()));
       std::abort();
     }
   }
@@ -27,12 +27,14 @@ inline void check_ids(const Tokenizer& t, const std::vector<int64_t>& ids, const
 
 // `text` empty: a few fixed strings (words, digits, spaces, non-ASCII, an added token).
 inline void exercise_tokenizer(const Tokenizer& t, std::string_view text, bool text_given) {
-  static const char* const kTexts[] = {
-      "Hello world, it's 2024!  \n\tdon't", " caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\xa4\x96",
-      "<|endoftext|>a<s></s>", "\xff\xfe invalid \xc3", ""};
+  static const char* const kTexts[] = {"Hello world, it's 2024!  \n\tdon't",
+                                       " caf\xc3\xa9 \xe4\xb8\xad\xe6\x96\x87 \xf0\x9f\xa4\x96",
+                                       "<|endoftext|>a<s></s>", "\xff\xfe invalid \xc3", ""};
   std::vector<std::string> texts;
-  if (text_given) texts.emplace_back(text);
-  else texts.assign(std::begin(kTexts), std::end(kTexts));
+  if (text_given)
+    texts.emplace_back(text);
+  else
+    texts.assign(std::begin(kTexts), std::end(kTexts));
   for (const std::string& s : texts) {
     const std::vector<int64_t> ids = t.encode(s);
     check_ids(t, ids, "encode");
@@ -55,8 +57,10 @@ inline void exercise_tokenizer(const Tokenizer& t, std::string_view text, bool t
 // tokenizer_config.json from `config` (absent when empty), loads the folder as the CLI does and,
 // when that succeeds, exercises the tokenizer on `text` (or the fixed strings when not given).
 inline void load_and_exercise(const std::string& dir, std::string_view config, std::string_view text, bool text_given) {
-  if (!config.empty()) write_file(dir + "/tokenizer_config.json", config);
-  else remove_file(dir + "/tokenizer_config.json");
+  if (!config.empty())
+    write_file(dir + "/tokenizer_config.json", config);
+  else
+    remove_file(dir + "/tokenizer_config.json");
   std::unique_ptr<Tokenizer> t;
   try {
     t = load_tokenizer(dir);

@@ -27,31 +27,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   try {
     for (int v : cli::split_list<int>(text, "--kv-heads")) fuzz::check(v >= 1, "split_list<int>: positive");
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   try {
-    for (int64_t v : cli::split_list<int64_t>(text, "--batch-sizes")) fuzz::check(v >= 1, "split_list<int64_t>: positive");
-  } catch (const InputError&) {
-  }
+    for (int64_t v : cli::split_list<int64_t>(text, "--batch-sizes"))
+      fuzz::check(v >= 1, "split_list<int64_t>: positive");
+  } catch (const InputError&) {}
   try {
     for (const std::string& v : cli::split_list<std::string>(text, "--strategies"))
       fuzz::check(!v.empty() && v.find(',') == std::string::npos, "split_list<string>: items");
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   try {
     const std::vector<int> map = parse_group_map(text, n, "--group-map");
     fuzz::check(int(map.size()) == n, "group map: one entry per head");
     for (int g : map) fuzz::check(g >= 0 && g < n, "group map: KV head index");
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   try {
     const std::set<int64_t> layers = parse_layers(text, n, "--layers");
     fuzz::check(!layers.empty() && *layers.begin() >= 0 && *layers.rbegin() < n, "layers: in range");
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   try {
     (void)parse_modules(text);
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   return 0;
 }

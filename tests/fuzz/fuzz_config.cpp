@@ -50,8 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   try {
     use_config(load_config(path));
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
 
   ModelShape shape;
   try {

@@ -42,15 +42,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     stream.read(0, stream.size(), ids.data());
     for (int32_t id : ids) fuzz::check(id >= 0 && id < opts.vocab_size, "id inside the vocabulary");
     fuzz::check(ids.back() == eos, "the stream ends with EOS");
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   try {
     const std::vector<Seq2SeqExample> pairs = load_seq2seq(opts, *tokenizer, 16, 8);
     for (const auto& p : pairs) {
       fuzz::check(p.source.size() <= 16 && p.target.size() <= 8, "truncation");
     }
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   files::remove_all(opts.cache_dir);
   return 0;
 }

@@ -13,11 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/jsonl.h"
 #include "core/tokenizers/tokenizer.h"
 #include "tests/fuzz/exercise_tokenizer.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/small_bpe.h"
-#include "core/jsonl.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gqa;
@@ -41,8 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const std::string& text = jsonl_string_field(*record, field, where);
         fuzz::check_ids(*tokenizer, tokenizer->encode(text), "encode");
         fuzz::check_ids(*tokenizer, tokenizer->encode_with_special(text), "encode_with_special");
-      } catch (const InputError&) {
-      }
+      } catch (const InputError&) {}
     }
   }
   return 0;

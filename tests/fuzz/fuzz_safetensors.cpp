@@ -30,14 +30,18 @@ constexpr const char* kConfig =
 
 const std::map<Role, std::vector<int64_t>>& expected_shapes() {
   static const std::map<Role, std::vector<int64_t>> shapes = {
-      {Role::TokenEmbedding, {16, 8}}, {Role::PositionEmbedding, {8, 8}}, {Role::LmHead, {16, 8}},
-      {Role::FinalNorm, {8}},          {Role::FinalNormBias, {8}},        {Role::AttnNorm, {8}},
-      {Role::AttnNormBias, {8}},       {Role::AttnQ, {8, 8}},             {Role::AttnK, {8, 8}},
-      {Role::AttnV, {8, 8}},           {Role::AttnO, {8, 8}},             {Role::AttnQBias, {8}},
-      {Role::AttnKBias, {8}},          {Role::AttnVBias, {8}},            {Role::AttnOBias, {8}},
-      {Role::AttnKScale, {2}},         {Role::AttnVScale, {2}},           {Role::FfnNorm, {8}},
-      {Role::FfnNormBias, {8}},        {Role::FfnUp, {16, 8}},            {Role::FfnUpBias, {16}},
-      {Role::FfnDown, {8, 16}},        {Role::FfnDownBias, {8}}};
+      {Role::TokenEmbedding, {16, 8}}, {Role::PositionEmbedding, {8, 8}},
+      {Role::LmHead, {16, 8}},         {Role::FinalNorm, {8}},
+      {Role::FinalNormBias, {8}},      {Role::AttnNorm, {8}},
+      {Role::AttnNormBias, {8}},       {Role::AttnQ, {8, 8}},
+      {Role::AttnK, {8, 8}},           {Role::AttnV, {8, 8}},
+      {Role::AttnO, {8, 8}},           {Role::AttnQBias, {8}},
+      {Role::AttnKBias, {8}},          {Role::AttnVBias, {8}},
+      {Role::AttnOBias, {8}},          {Role::AttnKScale, {2}},
+      {Role::AttnVScale, {2}},         {Role::FfnNorm, {8}},
+      {Role::FfnNormBias, {8}},        {Role::FfnUp, {16, 8}},
+      {Role::FfnUpBias, {16}},         {Role::FfnDown, {8, 16}},
+      {Role::FfnDownBias, {8}}};
   return shapes;
 }
 
@@ -92,12 +96,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       try {
         HostTensor h = load_role(ckpt, Stack::Decoder, role, 0, shape);
         fuzz::check(h.shape == shape && int64_t(h.data.size()) == h.numel(), "load_role shape");
-      } catch (const InputError&) {
-      }
+      } catch (const InputError&) {}
     }
     (void)ckpt.parameter_count();
     (void)ckpt.weight_dtype();
-  } catch (const InputError&) {
-  }
+  } catch (const InputError&) {}
   return 0;
 }

@@ -39,7 +39,6 @@ struct TempDir : gqa::test::TempDirWithPath<fs::path> {
   TempDir() : TempDirWithPath("gqa-io-ckpt") {}
 };
 
-
 // Entries of `dir` whose names start with `prefix` (leftover temporary folders).
 std::vector<std::string> entries_with_prefix(const fs::path& dir, const std::string& prefix) {
   std::vector<std::string> out;
@@ -50,7 +49,8 @@ std::vector<std::string> entries_with_prefix(const fs::path& dir, const std::str
 
 using Values = std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>;
 
-TensorToWrite float_tensor(const std::string& name, std::vector<int64_t> shape, std::vector<float> v, DType dt = DType::F32) {
+TensorToWrite float_tensor(const std::string& name, std::vector<int64_t> shape, std::vector<float> v,
+                           DType dt = DType::F32) {
   TensorToWrite t;
   t.name = name;
   t.dtype = dt;
@@ -62,10 +62,18 @@ TensorToWrite float_tensor(const std::string& name, std::vector<int64_t> shape, 
 
 // A tiny Llama (vocab 32, hidden 16, 4 query heads of 4, 2 KV heads, ffn 24, 2 layers).
 json tiny_llama_config() {
-  return {{"model_type", "llama"}, {"architectures", {"LlamaForCausalLM"}}, {"vocab_size", 32}, {"hidden_size", 16},
-          {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-          {"intermediate_size", 24}, {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-6},
-          {"tie_word_embeddings", false}, {"dtype", "float32"}};
+  return {{"model_type", "llama"},
+          {"architectures", {"LlamaForCausalLM"}},
+          {"vocab_size", 32},
+          {"hidden_size", 16},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},
+          {"intermediate_size", 24},
+          {"max_position_embeddings", 64},
+          {"rms_norm_eps", 1e-6},
+          {"tie_word_embeddings", false},
+          {"dtype", "float32"}};
 }
 
 Values tiny_llama_values(const std::string& prefix = "model.") {
@@ -125,7 +133,8 @@ std::string write_tiny(const TempDir& d, const std::string& name, uint64_t max_s
     return ::testing::AssertionFailure() << "opened " << dir;
   } catch (const InputError& e) {
     const std::string what = e.what();
-    if (e.file() != file) return ::testing::AssertionFailure() << "names file '" << e.file() << "', expected '" << file << "': " << what;
+    if (e.file() != file)
+      return ::testing::AssertionFailure() << "names file '" << e.file() << "', expected '" << file << "': " << what;
     if (e.field() != field)
       return ::testing::AssertionFailure() << "names field '" << e.field() << "', expected '" << field << "': " << what;
     if (!words.empty() && what.find(words) == std::string::npos)
@@ -263,7 +272,8 @@ TEST(CheckpointWriter, ShardedRoundTrip) {
   ASSERT_EQ(index["weight_map"].size(), values.size());
 
   std::set<std::string> files;
-  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) files.insert(it->get<std::string>());
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it)
+    files.insert(it->get<std::string>());
   ASSERT_GT(files.size(), 2u);
   const std::regex pattern("model-(\\d{5})-of-(\\d{5})\\.safetensors");
   int k = 1;
@@ -379,7 +389,8 @@ TEST(CheckpointWriter, FailedFillLeavesNothing) {
     }
     EXPECT_FALSE(fs::exists(tmp));
     EXPECT_FALSE(fs::exists(out));
-    EXPECT_TRUE(entries_with_prefix(d.path, "failed").empty()) << "leftover: " << entries_with_prefix(d.path, "failed")[0];
+    EXPECT_TRUE(entries_with_prefix(d.path, "failed").empty())
+        << "leftover: " << entries_with_prefix(d.path, "failed")[0];
   }
 }
 
@@ -617,7 +628,8 @@ TEST(CheckpointBad, ShardedIndex) {
   write_text(index_path, j.dump());
   EXPECT_TRUE(OpenFails(out, index_path, "weight_map.model.extra.weight", "no such tensor"));
   // File names with a path.
-  for (const std::string& bad : std::vector<std::string>{"../" + first_shard, "sub/" + first_shard, "/etc/passwd", ".."}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"../" + first_shard, "sub/" + first_shard, "/etc/passwd", ".."}) {
     j = index;
     j["weight_map"]["lm_head.weight"] = bad;
     write_text(index_path, j.dump());
@@ -672,7 +684,7 @@ TEST(LoadRole, LlamaRolesAndShapeMismatch) {
   auto n = gqa::load_role(c, Stack::Decoder, Role::FinalNorm, 0, {16});
   EXPECT_EQ(n.data, values.at("model.norm.weight").second);
   EXPECT_TRUE(gqa::has_role(c, Stack::Decoder, Role::AttnV, 1));
-  EXPECT_FALSE(gqa::has_role(c, Stack::Decoder, Role::AttnQBias, 0));  // bias-free
+  EXPECT_FALSE(gqa::has_role(c, Stack::Decoder, Role::AttnQBias, 0));          // bias-free
   EXPECT_FALSE(gqa::has_role(c, Stack::Decoder, Role::PositionEmbedding, 0));  // no such role in Llama
   try {
     gqa::load_role(c, Stack::Decoder, Role::PositionEmbedding, 0, {64, 16});
@@ -752,7 +764,7 @@ TEST(LoadRole, WrongQProjShapeInCheckpoint) {
 
 TEST(LoadRole, BaseModelNamesDtypesAndRanks) {
   TempDir d;
-  Values values = tiny_llama_values("");  // LlamaModel.save_pretrained: no "model." prefix
+  Values values = tiny_llama_values("");                        // LlamaModel.save_pretrained: no "model." prefix
   values["layers.0.self_attn.q_proj.weight"].second[0] = 0.1f;  // not exact in F16
   const std::string out = d.file("base");
   {
@@ -855,8 +867,8 @@ TEST(LoadRole, Gpt2FusedConv1dCuts) {
   const std::string gout = write_gpt2(d, "gpt2_grouped", g, 9);
   Checkpoint cg(gout);
   auto v = gqa::load_role(cg, Stack::Decoder, Role::AttnV, 0, {3, 8});
-  EXPECT_EQ(v.data[0], 6.0f);             // output 6 = first v column
-  EXPECT_EQ(v.data[2 * 8 + 7], 708.0f);   // [o=2, i=7] -> stored [7, 6+2]
+  EXPECT_EQ(v.data[0], 6.0f);            // output 6 = first v column
+  EXPECT_EQ(v.data[2 * 8 + 7], 708.0f);  // [o=2, i=7] -> stored [7, 6+2]
   auto kb = gqa::load_role(cg, Stack::Decoder, Role::AttnKBias, 0, {2});
   EXPECT_EQ(kb.data, (std::vector<float>{4, 5}));
   // A grouped config over an MHA c_attn: the fused width disagrees.
@@ -874,16 +886,28 @@ TEST(LoadRole, Gpt2FusedConv1dCuts) {
 }
 
 TEST(LoadRole, LocateTable) {
-  auto neo = gqa::parse_config({{"model_type", "gpt_neo"}, {"vocab_size", 10}, {"hidden_size", 8}, {"num_layers", 1},
-                                {"num_heads", 2}, {"max_position_embeddings", 4}},
+  auto neo = gqa::parse_config({{"model_type", "gpt_neo"},
+                                {"vocab_size", 10},
+                                {"hidden_size", 8},
+                                {"num_layers", 1},
+                                {"num_heads", 2},
+                                {"max_position_embeddings", 4}},
                                "neo/config.json");
   EXPECT_FALSE(gqa::locate(neo, Stack::Decoder, Role::AttnQBias, 0).has_value());
   EXPECT_EQ(gqa::locate(neo, Stack::Decoder, Role::AttnQ, 3)->name, "transformer.h.3.attn.attention.q_proj.weight");
-  json t5 = {{"model_type", "t5"}, {"vocab_size", 10}, {"d_model", 8}, {"d_kv", 4}, {"num_heads", 2}, {"num_layers", 2},
-             {"d_ff", 16}, {"relative_attention_num_buckets", 8}, {"relative_attention_max_distance", 16},
+  json t5 = {{"model_type", "t5"},
+             {"vocab_size", 10},
+             {"d_model", 8},
+             {"d_kv", 4},
+             {"num_heads", 2},
+             {"num_layers", 2},
+             {"d_ff", 16},
+             {"relative_attention_num_buckets", 8},
+             {"relative_attention_max_distance", 16},
              {"feed_forward_proj", "gated-gelu"}};
   auto t = gqa::parse_config(t5, "t5/config.json");
-  EXPECT_EQ(gqa::locate(t, Stack::Encoder, Role::FfnGate, 1)->name, "encoder.block.1.layer.1.DenseReluDense.wi_0.weight");
+  EXPECT_EQ(gqa::locate(t, Stack::Encoder, Role::FfnGate, 1)->name,
+            "encoder.block.1.layer.1.DenseReluDense.wi_0.weight");
   EXPECT_EQ(gqa::locate(t, Stack::Decoder, Role::FfnUp, 0)->name, "decoder.block.0.layer.2.DenseReluDense.wi_1.weight");
   EXPECT_EQ(gqa::locate(t, Stack::Decoder, Role::CrossK, 1)->name, "decoder.block.1.layer.1.EncDecAttention.k.weight");
   auto gpt2 = gqa::parse_config(tiny_gpt2_config(), "g/config.json");

@@ -33,23 +33,41 @@ struct TempDir : gqa::test::TempDirWithPath<fs::path> {
 const std::string kPath = "some/model/config.json";
 
 json gpt2() {
-  return {{"model_type", "gpt2"}, {"vocab_size", 100}, {"n_embd", 64}, {"n_layer", 2}, {"n_head", 4}, {"n_positions", 32}};
+  return {{"model_type", "gpt2"}, {"vocab_size", 100}, {"n_embd", 64},
+          {"n_layer", 2},         {"n_head", 4},       {"n_positions", 32}};
 }
 json neo() {
-  return {{"model_type", "gpt_neo"}, {"vocab_size", 100}, {"hidden_size", 64}, {"num_layers", 4}, {"num_heads", 4},
-          {"max_position_embeddings", 32}, {"attention_types", json::parse(R"([[["global","local"],2]])")},
+  return {{"model_type", "gpt_neo"},
+          {"vocab_size", 100},
+          {"hidden_size", 64},
+          {"num_layers", 4},
+          {"num_heads", 4},
+          {"max_position_embeddings", 32},
+          {"attention_types", json::parse(R"([[["global","local"],2]])")},
           {"window_size", 5}};
 }
 json t5() {
-  return {{"model_type", "t5"}, {"vocab_size", 100}, {"d_model", 64}, {"d_kv", 16}, {"num_heads", 4}, {"num_layers", 2},
-          {"num_decoder_layers", 3}, {"d_ff", 128}, {"relative_attention_num_buckets", 32},
-          {"relative_attention_max_distance", 128}, {"feed_forward_proj", "gated-gelu"}, {"tie_word_embeddings", false},
-          {"decoder_start_token_id", 0}, {"pad_token_id", 0}, {"eos_token_id", 1}};
+  return {{"model_type", "t5"},
+          {"vocab_size", 100},
+          {"d_model", 64},
+          {"d_kv", 16},
+          {"num_heads", 4},
+          {"num_layers", 2},
+          {"num_decoder_layers", 3},
+          {"d_ff", 128},
+          {"relative_attention_num_buckets", 32},
+          {"relative_attention_max_distance", 128},
+          {"feed_forward_proj", "gated-gelu"},
+          {"tie_word_embeddings", false},
+          {"decoder_start_token_id", 0},
+          {"pad_token_id", 0},
+          {"eos_token_id", 1}};
 }
 json llama() {
-  return {{"model_type", "llama"}, {"vocab_size", 100}, {"hidden_size", 64}, {"num_hidden_layers", 2},
-          {"num_attention_heads", 8}, {"num_key_value_heads", 2}, {"intermediate_size", 128},
-          {"max_position_embeddings", 128}};
+  return {{"model_type", "llama"},    {"vocab_size", 100},
+          {"hidden_size", 64},        {"num_hidden_layers", 2},
+          {"num_attention_heads", 8}, {"num_key_value_heads", 2},
+          {"intermediate_size", 128}, {"max_position_embeddings", 128}};
 }
 
 ModelConfig parse(const json& j) { return gqa::parse_config(j, kPath); }
@@ -126,7 +144,8 @@ TEST(Config, GptNeoAttentionTypesExpand) {
 }
 
 TEST(Config, GptNeoBadAttentionTypes) {
-  EXPECT_TRUE(Rejects(with(neo(), "attention_types", json::parse(R"([[["global","local"],1]])")), "attention_types", "expands to 2"));
+  EXPECT_TRUE(Rejects(with(neo(), "attention_types", json::parse(R"([[["global","local"],1]])")), "attention_types",
+                      "expands to 2"));
   EXPECT_TRUE(Rejects(with(neo(), "attention_types", json::parse(R"([[["global","sparse"],2]])")), "attention_types"));
   EXPECT_TRUE(Rejects(with(neo(), "attention_types", "global"), "attention_types"));
   EXPECT_TRUE(Rejects(with(neo(), "attention_types", json::parse(R"([["global",4]])")), "attention_types"));
@@ -231,9 +250,7 @@ TEST(Config, Llama) {
 
 TEST(Config, LoadFromFolderAndFile) {
   TempDir d;
-  {
-    std::ofstream(d.file("config.json")) << llama().dump(2);
-  }
+  { std::ofstream(d.file("config.json")) << llama().dump(2); }
   auto a = gqa::load_config(d.path.string());
   EXPECT_EQ(a.path, d.file("config.json"));
   auto b = gqa::load_config(d.file("config.json"));
@@ -252,7 +269,8 @@ TEST(Config, LoadFromFolderAndFile) {
     EXPECT_EQ(e.file(), (d.path / "empty" / "config.json").string());
     EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos);
   }
-  for (const std::string& text : {std::string(""), std::string("{"), std::string("{\"model_type\": llama}"), std::string("\xef\xbb")}) {
+  for (const std::string& text :
+       {std::string(""), std::string("{"), std::string("{\"model_type\": llama}"), std::string("\xef\xbb")}) {
     std::ofstream(d.file("config.json"), std::ios::trunc) << text;
     try {
       gqa::load_config(d.path.string());
@@ -309,7 +327,8 @@ TEST(Config, BadGroupMap) {
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", {0, 0, 1, 1}), "gqa_group_map", "expected one per query head (8)"));
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", {0, 0, 0, 0, 1, 1, 1, 1, 1}), "gqa_group_map", "9 entries"));
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", json::array()), "gqa_group_map"));
-  EXPECT_TRUE(Rejects(with(j, "gqa_group_map", {0, 0, 0, 0, 2, 2, 2, 2}), "gqa_group_map", "KV head 1 has no query heads"));
+  EXPECT_TRUE(
+      Rejects(with(j, "gqa_group_map", {0, 0, 0, 0, 2, 2, 2, 2}), "gqa_group_map", "KV head 1 has no query heads"));
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", {1, 1, 1, 1, 2, 2, 2, 2}), "gqa_group_map", "KV head 0"));
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", {0, 0, 0, 0, -1, -1, 1, 1}), "gqa_group_map"));
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", {0, 0, 0, 0, 1, 1, 1, 1 << 30}), "gqa_group_map"));
@@ -319,7 +338,8 @@ TEST(Config, BadGroupMap) {
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", json::parse(R"([0,0,0,0,1,1,1,"1"])")), "gqa_group_map"));
   EXPECT_TRUE(Rejects(with(j, "gqa_group_map", json::parse("[0,0,0,0,1,1,1,null]")), "gqa_group_map"));
   // Disagreeing with num_key_value_heads.
-  EXPECT_TRUE(Rejects(with(llama(), "gqa_group_map", {0, 0, 0, 1, 1, 1, 2, 2}), "gqa_group_map", "num_key_value_heads is 2"));
+  EXPECT_TRUE(
+      Rejects(with(llama(), "gqa_group_map", {0, 0, 0, 1, 1, 1, 2, 2}), "gqa_group_map", "num_key_value_heads is 2"));
 }
 
 TEST(Config, BadKvHeads) {
@@ -360,7 +380,8 @@ TEST(Config, ReducedHeadDims) {
 
 TEST(Config, PerLayerOverrides) {
   json j = llama();
-  j["gqa_layers"] = json::parse(R"({"decoder_self": {"1": {"group_map": [0,0,0,0,0,0,0,0], "head_dim_qk": 4, "head_dim_v": 2}}})");
+  j["gqa_layers"] =
+      json::parse(R"({"decoder_self": {"1": {"group_map": [0,0,0,0,0,0,0,0], "head_dim_qk": 4, "head_dim_v": 2}}})");
   auto c = parse(j);
   const auto& l0 = c.layout(AttentionModule::DecoderSelf, 0);
   const auto& l1 = c.layout(AttentionModule::DecoderSelf, 1);
@@ -390,17 +411,27 @@ TEST(Config, BadPerLayerOverrides) {
   EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"1x": {}}})"), "gqa_layers.decoder_self.1x"));
   EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"": {}}})"), "gqa_layers.decoder_self."));
   EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": 5}})"), "gqa_layers.decoder_self.0"));
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"group_map": [0,0,1,1]}}})"), "gqa_layers.decoder_self.0.group_map"));
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"group_map": [0,0,0,0,2,2,2,2]}}})"), "gqa_layers.decoder_self.0.group_map"));
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"head_dim_qk": 0}}})"), "gqa_layers.decoder_self.0.head_dim_qk", "positive"));
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"head_dim_v": -4}}})"), "gqa_layers.decoder_self.0.head_dim_v"));
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"head_dim_v": 4294967300}}})"), "gqa_layers.decoder_self.0.head_dim_v"));
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"head_dim_qk": "8"}}})"), "gqa_layers.decoder_self.0.head_dim_qk", "integer"));
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"group_map": [0,0,0,0,1,1,1,"1"]}}})"), "gqa_layers.decoder_self.0.group_map"));
+  EXPECT_TRUE(
+      Rejects(layers(R"({"decoder_self": {"0": {"group_map": [0,0,1,1]}}})"), "gqa_layers.decoder_self.0.group_map"));
+  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"group_map": [0,0,0,0,2,2,2,2]}}})"),
+                      "gqa_layers.decoder_self.0.group_map"));
+  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"head_dim_qk": 0}}})"), "gqa_layers.decoder_self.0.head_dim_qk",
+                      "positive"));
+  EXPECT_TRUE(
+      Rejects(layers(R"({"decoder_self": {"0": {"head_dim_v": -4}}})"), "gqa_layers.decoder_self.0.head_dim_v"));
+  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"head_dim_v": 4294967300}}})"),
+                      "gqa_layers.decoder_self.0.head_dim_v"));
+  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"head_dim_qk": "8"}}})"),
+                      "gqa_layers.decoder_self.0.head_dim_qk", "integer"));
+  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"0": {"group_map": [0,0,0,0,1,1,1,"1"]}}})"),
+                      "gqa_layers.decoder_self.0.group_map"));
   // Rotary embeddings need an even q/k head dim in every layer.
-  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"1": {"head_dim_qk": 5}}})"), "gqa_layers.decoder_self.1.head_dim_qk", "even"));
+  EXPECT_TRUE(Rejects(layers(R"({"decoder_self": {"1": {"head_dim_qk": 5}}})"), "gqa_layers.decoder_self.1.head_dim_qk",
+                      "even"));
   EXPECT_EQ(parse(with(gpt2(), "gqa_layers", json::parse(R"({"decoder_self": {"1": {"head_dim_qk": 5}}})")))
-                .layout(AttentionModule::DecoderSelf, 1).head_dim_qk, 5);  // no rope: odd is fine
+                .layout(AttentionModule::DecoderSelf, 1)
+                .head_dim_qk,
+            5);  // no rope: odd is fine
 }
 
 TEST(Config, KvBytesPerTokenMhaVsGqa) {
@@ -427,15 +458,18 @@ TEST(Config, KvBytesPerTokenMhaVsGqa) {
 
 TEST(Config, RopeVariants) {
   // transformers 5: rope_parameters carries rope_theta.
-  auto c = parse(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":2.0,"rope_theta":500.0})")));
+  auto c =
+      parse(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":2.0,"rope_theta":500.0})")));
   EXPECT_EQ(c.rope.type, RopeType::Linear);
   EXPECT_EQ(c.rope.factor, 2.0);
   EXPECT_EQ(c.rope.theta, 500.0);
   c = parse(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"default","rope_theta":500000.0})")));
   EXPECT_EQ(c.rope.type, RopeType::Default);
   EXPECT_EQ(c.rope.theta, 500000.0);
-  c = parse(with(llama(), "rope_parameters", json::parse(
-      R"({"rope_type":"llama3","factor":8.0,"rope_theta":10000,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":16})")));
+  c = parse(with(
+      llama(), "rope_parameters",
+      json::parse(
+          R"({"rope_type":"llama3","factor":8.0,"rope_theta":10000,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":16})")));
   EXPECT_EQ(c.rope.type, RopeType::Llama3);
   EXPECT_EQ(c.rope.factor, 8.0);
   EXPECT_EQ(c.rope.theta, 10000.0);
@@ -448,8 +482,10 @@ TEST(Config, RopeVariants) {
   EXPECT_EQ(c.rope.type, RopeType::Linear);
   EXPECT_EQ(c.rope.factor, 4.0);
   EXPECT_EQ(c.rope.theta, 250000.0);
-  c = parse(with(j, "rope_scaling", json::parse(
-      R"({"rope_type":"llama3","factor":32.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192})")));
+  c = parse(with(
+      j, "rope_scaling",
+      json::parse(
+          R"({"rope_type":"llama3","factor":32.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192})")));
   EXPECT_EQ(c.rope.type, RopeType::Llama3);
   EXPECT_EQ(c.rope.factor, 32.0);
   EXPECT_EQ(c.rope.original_max_positions, 8192);
@@ -461,14 +497,21 @@ TEST(Config, RopeVariants) {
 }
 
 TEST(Config, BadRope) {
-  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"yarn","factor":4.0})")), "rope_parameters.rope_type", "yarn"));
-  EXPECT_TRUE(Rejects(with(llama(), "rope_scaling", json::parse(R"({"type":"dynamic","factor":4.0})")), "rope_scaling.rope_type", "dynamic"));
+  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"yarn","factor":4.0})")),
+                      "rope_parameters.rope_type", "yarn"));
+  EXPECT_TRUE(Rejects(with(llama(), "rope_scaling", json::parse(R"({"type":"dynamic","factor":4.0})")),
+                      "rope_scaling.rope_type", "dynamic"));
   EXPECT_TRUE(Rejects(with(llama(), "rope_scaling", "linear"), "rope_scaling"));
-  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":0})")), "rope_parameters.factor"));
-  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":-2})")), "rope_parameters.factor"));
-  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":"2"})")), "rope_parameters.factor", "number"));
-  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":7})")), "rope_parameters.rope_type", "string"));
-  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"llama3","original_max_position_embeddings":8192.5})")),
+  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":0})")),
+                      "rope_parameters.factor"));
+  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":-2})")),
+                      "rope_parameters.factor"));
+  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":"linear","factor":"2"})")),
+                      "rope_parameters.factor", "number"));
+  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters", json::parse(R"({"rope_type":7})")), "rope_parameters.rope_type",
+                      "string"));
+  EXPECT_TRUE(Rejects(with(llama(), "rope_parameters",
+                           json::parse(R"({"rope_type":"llama3","original_max_position_embeddings":8192.5})")),
                       "rope_parameters.original_max_position_embeddings"));
   EXPECT_TRUE(Rejects(with(llama(), "rope_theta", "1e4"), "rope_theta"));
 }
@@ -611,7 +654,6 @@ T.LlamaConfig(vocab_size=384, hidden_size=64, num_attention_heads=8, num_key_val
   EXPECT_TRUE(l3.tie_word_embeddings);
   EXPECT_EQ(l3.layout(AttentionModule::DecoderSelf, 0).group_sizes(), std::vector<int>{8});
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Inputs found with the fuzz targets (tests/fuzz/fuzz_config.cpp; docs/robustness.md, "Fuzzing").

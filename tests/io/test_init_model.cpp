@@ -75,10 +75,22 @@ Moments moments(const std::vector<float>& v) {
 // The shape JSON
 
 TEST(ModelShape, ParsesEveryKey) {
-  const json j = {{"family", "t5"}, {"layers", 3}, {"encoder_layers", 5}, {"d_model", 96}, {"heads", 6},
-                  {"head_dim", 20}, {"kv_heads", 3}, {"group_map", {0, 0, 0, 1, 1, 2}}, {"qk_head_dim", 8},
-                  {"v_head_dim", 12}, {"ffn_dim", 200}, {"vocab_size", 1000}, {"activation", "gated-gelu"},
-                  {"bos_token_id", 2}, {"eos_token_id", 1}, {"pad_token_id", 0}};
+  const json j = {{"family", "t5"},
+                  {"layers", 3},
+                  {"encoder_layers", 5},
+                  {"d_model", 96},
+                  {"heads", 6},
+                  {"head_dim", 20},
+                  {"kv_heads", 3},
+                  {"group_map", {0, 0, 0, 1, 1, 2}},
+                  {"qk_head_dim", 8},
+                  {"v_head_dim", 12},
+                  {"ffn_dim", 200},
+                  {"vocab_size", 1000},
+                  {"activation", "gated-gelu"},
+                  {"bos_token_id", 2},
+                  {"eos_token_id", 1},
+                  {"pad_token_id", 0}};
   const ModelShape s = gqa::parse_model_shape(j, kFile);
   EXPECT_EQ(s.family, Family::T5);
   EXPECT_EQ(s.n_layers, 3);
@@ -97,8 +109,12 @@ TEST(ModelShape, ParsesEveryKey) {
   EXPECT_EQ(s.eos_token_id, 1);
   EXPECT_EQ(s.pad_token_id, 0);
 
-  const ModelShape neo = gqa::parse_model_shape({{"family", "gpt_neo"}, {"vocab_size", 50}, {"max_positions", 77},
-                                                  {"window_size", 16}, {"pad_token_id", nullptr}}, kFile);
+  const ModelShape neo = gqa::parse_model_shape({{"family", "gpt_neo"},
+                                                 {"vocab_size", 50},
+                                                 {"max_positions", 77},
+                                                 {"window_size", 16},
+                                                 {"pad_token_id", nullptr}},
+                                                kFile);
   EXPECT_EQ(neo.family, Family::GPTNeo);
   EXPECT_EQ(neo.max_positions, 77);
   EXPECT_EQ(neo.window_size, 16);
@@ -116,7 +132,8 @@ TEST(ModelShape, ParsesEveryKey) {
   } catch (const InputError& e) {
     const std::string what = e.what();
     if (e.file() != kFile || e.field() != key || what.find(key) == std::string::npos)
-      return ::testing::AssertionFailure() << "wrong error for " << j.dump() << ": field '" << e.field() << "': " << what;
+      return ::testing::AssertionFailure()
+             << "wrong error for " << j.dump() << ": field '" << e.field() << "': " << what;
     return ::testing::AssertionSuccess() << what;
   }
   return ::testing::AssertionFailure() << "accepted " << j.dump();
@@ -196,7 +213,8 @@ TEST(ModelShape, FuzzOddRotaryHeadSizeIsRefusedByTheShape) {
   }
   // The same odd size in a config.json names where it came from.
   try {
-    json c = gqa::make_config(gqa::parse_model_shape({{"family", "llama"}, {"vocab_size", 100}, {"d_model", 96}, {"heads", 4}}, kFile));
+    json c = gqa::make_config(
+        gqa::parse_model_shape({{"family", "llama"}, {"vocab_size", 100}, {"d_model", 96}, {"heads", 4}}, kFile));
     c["hidden_size"] = 92;
     c.erase("head_dim");
     gqa::parse_config(c, "config.json");
@@ -336,7 +354,8 @@ TEST(ParameterCount, ClosedForms) {
   g.kv_heads = 1;
   g.qk_head_dim = 8;
   const int64_t qkv = 4 * 8 + 8 + 16, P = 128, F = 256;
-  EXPECT_EQ(gqa::parameter_count(g), V * d + P * d + 2 * ((d + 1) * qkv + (d + 1) * d + (d + 1) * F + (F + 1) * d + 4 * d) + 2 * d);
+  EXPECT_EQ(gqa::parameter_count(g),
+            V * d + P * d + 2 * ((d + 1) * qkv + (d + 1) * d + (d + 1) * F + (F + 1) * d + 4 * d) + 2 * d);
 }
 
 // Grouped shapes: the count is what the written checkpoint holds (tied weights once).
@@ -372,7 +391,8 @@ TEST(ParameterCount, MatchesTheWrittenCheckpoint) {
     }
     if (f == Family::GPT2) {
       // Conv1D layout: [in, out] with q | k | v side by side.
-      EXPECT_EQ(ckpt.tensor("transformer.h.0.attn.c_attn.weight").shape, (std::vector<int64_t>{96, 6 * 10 + 3 * 10 + 3 * 6}));
+      EXPECT_EQ(ckpt.tensor("transformer.h.0.attn.c_attn.weight").shape,
+                (std::vector<int64_t>{96, 6 * 10 + 3 * 10 + 3 * 6}));
       EXPECT_EQ(ckpt.tensor("transformer.h.0.attn.c_proj.weight").shape, (std::vector<int64_t>{6 * 6, 96}));
       EXPECT_EQ(ckpt.tensor("transformer.h.0.mlp.c_fc.weight").shape, (std::vector<int64_t>{96, 384}));
     }
@@ -495,7 +515,8 @@ TEST(WriteInitialCheckpoint, InitialisesAsTransformers) {
     expect_constant(c, "decoder.block.1.layer.1.layer_norm.weight", 1.0f);
     expect_constant(c, "encoder.final_layer_norm.weight", 1.0f);
     // Relative position bias: first block of each stack only, [buckets, heads].
-    EXPECT_EQ(c.tensor("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight").shape, (std::vector<int64_t>{32, 4}));
+    EXPECT_EQ(c.tensor("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight").shape,
+              (std::vector<int64_t>{32, 4}));
     EXPECT_FALSE(c.has("decoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"));
     EXPECT_FALSE(c.has("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"));
     EXPECT_FALSE(c.has("encoder.embed_tokens.weight"));
@@ -557,8 +578,8 @@ class Transformers : public ::testing::Test {
       args += " '" + tmp_->file(c.name) + "'";
     }
     const std::string out = tmp_->file("check.out");
-    const std::string cmd = "'" + std::string(GQA_PYTHON) + "' '" + GQA_SOURCE_DIR + "/tests/oracle/check_init.py'" + args +
-                            " > '" + out + "' 2>&1";
+    const std::string cmd = "'" + std::string(GQA_PYTHON) + "' '" + GQA_SOURCE_DIR + "/tests/oracle/check_init.py'" +
+                            args + " > '" + out + "' 2>&1";
     const int rc = std::system(cmd.c_str());
     log_ = new std::string(read_text(out));
     if (rc != 0) return;

@@ -59,27 +59,46 @@ std::vector<Variant> variants() {
   const AttentionModule self = AttentionModule::DecoderSelf, cross = AttentionModule::DecoderCross;
   return {
       {"mha", [](ModelConfig&) {}},
-      {"even_kv2", [=](ModelConfig& c) { set_module(c, self, grouped({0, 0, 0, 1, 1, 1})); }},
-      {"uneven", [=](ModelConfig& c) { set_module(c, self, grouped({0, 0, 0, 1, 1, 2})); }},
-      {"permuted", [=](ModelConfig& c) { set_module(c, self, grouped({0, 1, 0, 1, 2, 2})); }},
-      {"kqv", [=](ModelConfig& c) { set_module(c, self, grouped({0, 1, 2, 3, 4, 5}, 8, 12)); }},
-      {"per_layer", [=](ModelConfig& c) {
+      {"even_kv2",
+       [=](ModelConfig& c) {
+         set_module(c, self, grouped({0, 0, 0, 1, 1, 1}));
+       }},
+      {"uneven",
+       [=](ModelConfig& c) {
+         set_module(c, self, grouped({0, 0, 0, 1, 1, 2}));
+       }},
+      {"permuted",
+       [=](ModelConfig& c) {
+         set_module(c, self, grouped({0, 1, 0, 1, 2, 2}));
+       }},
+      {"kqv",
+       [=](ModelConfig& c) {
+         set_module(c, self, grouped({0, 1, 2, 3, 4, 5}, 8, 12));
+       }},
+      {"per_layer",
+       [=](ModelConfig& c) {
          set_module(c, self, grouped({0, 0, 1, 1, 2, 2}));
          c.layouts[self][1] = grouped({0, 0, 0, 0, 0, 1}, 16, 10);
        }},
-      {"weighted", [=](ModelConfig& c) {
+      {"weighted",
+       [=](ModelConfig& c) {
          set_module(c, self, grouped({0, 0, 1, 1, 2, 2}));
          set_module(c, cross, grouped({0, 0, 1, 1, 2, 2}));
          c.weighted = {self};
          if (c.is_encoder_decoder()) c.weighted.insert(cross);
        }},
-      {"rope_pairs", [=](ModelConfig& c) {
+      {"rope_pairs",
+       [=](ModelConfig& c) {
          if (c.spec().positions != gqa::Positions::Rotary || c.rotary_dim > 0) return;  // full rotary only
          set_module(c, self, grouped({0, 0, 0, 1, 1, 1}, 8, 16));
          c.rope_pairs = {0, 2, 4, 6};
        }},
-      {"cross_only", [=](ModelConfig& c) { set_module(c, cross, grouped({0, 0, 0, 0, 0, 0})); }},
-      {"encoder_and_cross", [=](ModelConfig& c) {
+      {"cross_only",
+       [=](ModelConfig& c) {
+         set_module(c, cross, grouped({0, 0, 0, 0, 0, 0}));
+       }},
+      {"encoder_and_cross",
+       [=](ModelConfig& c) {
          set_module(c, AttentionModule::EncoderSelf, grouped({0, 0, 1, 1, 2, 2}));
          set_module(c, cross, grouped({0, 0, 1, 1, 2, 2}));
        }},

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "tests/test_util.h"
 #include "core/safetensors.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -135,8 +135,8 @@ float float_of_bits(uint32_t b) {
 
 TEST(Safetensors, DTypeNamesAndSizes) {
   const std::pair<DType, std::pair<const char*, size_t>> expect[] = {
-      {DType::F64, {"F64", 8}}, {DType::F32, {"F32", 4}}, {DType::F16, {"F16", 2}}, {DType::BF16, {"BF16", 2}},
-      {DType::I64, {"I64", 8}}, {DType::I32, {"I32", 4}}, {DType::I16, {"I16", 2}}, {DType::I8, {"I8", 1}},
+      {DType::F64, {"F64", 8}}, {DType::F32, {"F32", 4}},  {DType::F16, {"F16", 2}}, {DType::BF16, {"BF16", 2}},
+      {DType::I64, {"I64", 8}}, {DType::I32, {"I32", 4}},  {DType::I16, {"I16", 2}}, {DType::I8, {"I8", 1}},
       {DType::U8, {"U8", 1}},   {DType::BOOL, {"BOOL", 1}}};
   for (const auto& [dt, ns] : expect) {
     EXPECT_STREQ(gqa::dtype_name(dt), ns.first);
@@ -221,14 +221,16 @@ TEST(Safetensors, HeaderIsPaddedTo8BytesAndTensorsAreInNameOrder) {
     EXPECT_EQ(h["__metadata__"]["format"], "pt");
     // Offsets tile the buffer in name order.
     uint64_t at = 0;
-    for (const std::string& name : {std::string("alpha") + std::string(size_t(extra), 'x'), std::string("mid"), std::string("zeta")}) {
+    for (const std::string& name :
+         {std::string("alpha") + std::string(size_t(extra), 'x'), std::string("mid"), std::string("zeta")}) {
       ASSERT_TRUE(h.contains(name)) << name;
       EXPECT_EQ(h[name]["data_offsets"][0].get<uint64_t>(), at) << name;
       at = h[name]["data_offsets"][1].get<uint64_t>();
     }
     EXPECT_EQ(8 + n + at, raw.size());
     SafetensorsFile f(p);
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(f.tensor("alpha" + std::string(size_t(extra), 'x')).data), 3), "abc");
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(f.tensor("alpha" + std::string(size_t(extra), 'x')).data), 3),
+              "abc");
   }
 }
 
@@ -405,8 +407,8 @@ TEST(Conversions, HalfExactValues) {
   EXPECT_EQ(from_half(0x3c00), 1.0f);
   EXPECT_EQ(from_half(0xc000), -2.0f);
   EXPECT_EQ(from_half(0x7bff), 65504.0f);
-  EXPECT_EQ(from_half(0x0400), std::ldexp(1.0f, -14));  // smallest normal
-  EXPECT_EQ(from_half(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(from_half(0x0400), std::ldexp(1.0f, -14));     // smallest normal
+  EXPECT_EQ(from_half(0x0001), std::ldexp(1.0f, -24));     // smallest subnormal
   EXPECT_EQ(from_half(0x03ff), std::ldexp(1023.0f, -24));  // largest subnormal
   EXPECT_EQ(from_half(0x8001), -std::ldexp(1.0f, -24));
   EXPECT_EQ(from_half(0x7c00), INFINITY);
@@ -423,8 +425,8 @@ TEST(Conversions, FloatToHalfRoundsToNearestEven) {
   EXPECT_EQ(half_bits(-0.0f), 0x8000);
   EXPECT_EQ(half_bits(0.0f), 0x0000);
   // Ties between neighbours go to the even mantissa.
-  EXPECT_EQ(half_bits(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // 1 + half ulp -> 1
-  EXPECT_EQ(half_bits(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // 1 + 1.5 ulp -> 1 + 2 ulp
+  EXPECT_EQ(half_bits(1.0f + std::ldexp(1.0f, -11)), 0x3c00);                          // 1 + half ulp -> 1
+  EXPECT_EQ(half_bits(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);                      // 1 + 1.5 ulp -> 1 + 2 ulp
   EXPECT_EQ(half_bits(1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20)), 0x3c01);  // above the tie
   EXPECT_EQ(half_bits(1.0f + std::ldexp(1.0f, -11) - std::ldexp(1.0f, -20)), 0x3c00);  // below the tie
   // Overflow: 65520 is the tie between 65504 (odd mantissa) and 2^16 -> infinity.
@@ -446,10 +448,10 @@ TEST(Conversions, FloatToHalfRoundsToNearestEven) {
   EXPECT_EQ(half_bits(0.5f * u), 0x0000);            // tie -> even (0)
   EXPECT_EQ(half_bits(0.5f * u * 1.0001f), 0x0001);  // just above the tie
   EXPECT_EQ(half_bits(0.49f * u), 0x0000);
-  EXPECT_EQ(half_bits(1.5f * u), 0x0002);            // tie between 1 and 2 -> 2
-  EXPECT_EQ(half_bits(2.5f * u), 0x0002);            // tie between 2 and 3 -> 2
+  EXPECT_EQ(half_bits(1.5f * u), 0x0002);  // tie between 1 and 2 -> 2
+  EXPECT_EQ(half_bits(2.5f * u), 0x0002);  // tie between 2 and 3 -> 2
   EXPECT_EQ(half_bits(-2.5f * u), 0x8002);
-  EXPECT_EQ(half_bits(1023.5f * u), 0x0400);         // largest subnormal + half unit -> smallest normal
+  EXPECT_EQ(half_bits(1023.5f * u), 0x0400);  // largest subnormal + half unit -> smallest normal
   EXPECT_EQ(half_bits(1022.5f * u), 0x03fe);
   EXPECT_EQ(half_bits(std::numeric_limits<float>::denorm_min()), 0x0000);
   EXPECT_EQ(half_bits(-std::numeric_limits<float>::denorm_min()), 0x8000);
@@ -471,10 +473,10 @@ TEST(Conversions, Bf16RoundTripsEveryValue) {
 
 TEST(Conversions, FloatToBf16RoundsToNearestEven) {
   EXPECT_EQ(bf16_bits(1.0f), 0x3f80);
-  EXPECT_EQ(bf16_bits(1.0f + std::ldexp(1.0f, -8)), 0x3f80);      // tie -> even
-  EXPECT_EQ(bf16_bits(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);  // tie -> even (up)
-  EXPECT_EQ(bf16_bits(float_of_bits(0x3f808001u)), 0x3f81);       // above the tie
-  EXPECT_EQ(bf16_bits(float_of_bits(0x3f807fffu)), 0x3f80);       // below the tie
+  EXPECT_EQ(bf16_bits(1.0f + std::ldexp(1.0f, -8)), 0x3f80);        // tie -> even
+  EXPECT_EQ(bf16_bits(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);    // tie -> even (up)
+  EXPECT_EQ(bf16_bits(float_of_bits(0x3f808001u)), 0x3f81);         // above the tie
+  EXPECT_EQ(bf16_bits(float_of_bits(0x3f807fffu)), 0x3f80);         // below the tie
   EXPECT_EQ(bf16_bits(std::numeric_limits<float>::max()), 0x7f80);  // rounds up to inf
   EXPECT_EQ(bf16_bits(float_of_bits(0x7f7f7fffu)), 0x7f7f);
   EXPECT_EQ(bf16_bits(INFINITY), 0x7f80);
@@ -562,9 +564,11 @@ TEST(SafetensorsBad, HeaderNotJsonOrNotObject) {
   // Deep nesting must not blow the stack: refused before parsing (core/json_depth.h), while a
   // real header's depth of 3 and the limit itself pass.
   EXPECT_TRUE(RejectsBytes(d, st_bytes(std::string(100000, '['), ""), "header", "nested deeper than 512"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(std::string(100000, '[') + std::string(100000, ']'), ""), "header", "nested deeper than 512"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(std::string(100000, '[') + std::string(100000, ']'), ""), "header",
+                           "nested deeper than 512"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(std::string(512, '[') + std::string(512, ']'), ""), "header", "JSON object"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes("{\"a\": \"[[[[\\\"[[\"}", ""), "a", "expected an object with dtype"));  // brackets in strings do not count
+  EXPECT_TRUE(RejectsBytes(d, st_bytes("{\"a\": \"[[[[\\\"[[\"}", ""), "a",
+                           "expected an object with dtype"));  // brackets in strings do not count
 }
 
 TEST(SafetensorsBad, TensorEntryFields) {
@@ -578,8 +582,10 @@ TEST(SafetensorsBad, TensorEntryFields) {
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F8_X")", "[2]", "[0,8]"), data), "a.dtype", "F8_X"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("f32")", "[2]", "[0,8]"), data), "a.dtype", "unknown dtype"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "2", "[0,8]"), data), "a.shape"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[-2]", "[0,8]"), data), "a.shape", "non-negative integer"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2.0]", "[0,8]"), data), "a.shape", "non-negative integer"));
+  EXPECT_TRUE(
+      RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[-2]", "[0,8]"), data), "a.shape", "non-negative integer"));
+  EXPECT_TRUE(
+      RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2.0]", "[0,8]"), data), "a.shape", "non-negative integer"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2.5]", "[0,8]"), data), "a.shape"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", R"(["2"])", "[0,8]"), data), "a.shape"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[null]", "[0,8]"), data), "a.shape"));
@@ -596,35 +602,64 @@ TEST(SafetensorsBad, ShapeOverflow) {
   TempDir d;
   const std::string data(8, '\0');
   const std::string big = std::to_string(uint64_t(1) << 40);
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[" + big + "," + big + "]", "[0,8]"), data), "a.shape", "overflows"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F64")", "[" + std::to_string(uint64_t(1) << 62) + "]", "[0,8]"), data), "a.shape"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[" + big + "," + big + "]", "[0,8]"), data), "a.shape",
+                           "overflows"));
+  EXPECT_TRUE(RejectsBytes(
+      d, st_bytes(one_tensor(R"("F64")", "[" + std::to_string(uint64_t(1) << 62) + "]", "[0,8]"), data), "a.shape"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[18446744073709551615]", "[0,8]"), data), "a.shape"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2]", "[0,8]"), data), "a.shape", "overflows"));
+  EXPECT_TRUE(RejectsBytes(d,
+                           st_bytes(one_tensor(R"("F32")",
+                                               "[2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,"
+                                               "2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2]",
+                                               "[0,8]"),
+                                    data),
+                           "a.shape", "overflows"));
   // A zero dimension does not make a dimension beyond int64 acceptable.
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[0,9223372036854775808]", "[0,0]"), ""), "a.shape"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[0,18446744073709551615]", "[0,0]"), ""), "a.shape"));
   // Big but not overflowing shapes are rejected by the byte count instead.
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[" + big + "]", "[0,8]"), data), "a.data_offsets", "need"));
+  EXPECT_TRUE(
+      RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[" + big + "]", "[0,8]"), data), "a.data_offsets", "need"));
 }
 
 TEST(SafetensorsBad, DataOffsets) {
   TempDir d;
   const std::string f32x2 = R"("dtype":"F32","shape":[2])";
   // begin > end
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[0]", "[8,0]"), std::string(8, '\0')), "a.data_offsets", "begin is after end"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[0]", "[8,0]"), std::string(8, '\0')), "a.data_offsets",
+                           "begin is after end"));
   // end beyond the buffer, huge end
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2]", "[0,8]"), std::string(4, '\0')), "a.data_offsets", "beyond"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2]", "[18446744073709551607,18446744073709551615]"), std::string(8, '\0')), "a.data_offsets", "beyond"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2]", "[0,8]"), std::string(4, '\0')), "a.data_offsets",
+                           "beyond"));
+  EXPECT_TRUE(RejectsBytes(
+      d, st_bytes(one_tensor(R"("F32")", "[2]", "[18446744073709551607,18446744073709551615]"), std::string(8, '\0')),
+      "a.data_offsets", "beyond"));
   // byte count not matching shape x dtype
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[3]", "[0,8]"), std::string(8, '\0')), "a.data_offsets", "need 12"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F16")", "[2]", "[0,8]"), std::string(8, '\0')), "a.data_offsets", "need 4"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[3]", "[0,8]"), std::string(8, '\0')), "a.data_offsets",
+                           "need 12"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F16")", "[2]", "[0,8]"), std::string(8, '\0')), "a.data_offsets",
+                           "need 4"));
   // overlap
-  EXPECT_TRUE(RejectsBytes(d, st_bytes("{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[4,12]}})", std::string(12, '\0')), "b.data_offsets", "overlaps"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes("{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[0,8]}})", std::string(8, '\0')), "b.data_offsets", "overlaps"));
+  EXPECT_TRUE(RejectsBytes(
+      d,
+      st_bytes("{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[4,12]}})",
+               std::string(12, '\0')),
+      "b.data_offsets", "overlaps"));
+  EXPECT_TRUE(RejectsBytes(
+      d,
+      st_bytes("{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[0,8]}})",
+               std::string(8, '\0')),
+      "b.data_offsets", "overlaps"));
   // gap between tensors, gap at the start, unused bytes at the end
-  EXPECT_TRUE(RejectsBytes(d, st_bytes("{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[12,20]}})", std::string(20, '\0')), "b.data_offsets", "gap at byte 8"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2]", "[4,12]"), std::string(12, '\0')), "a.data_offsets", "gap at byte 0"));
-  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2]", "[0,8]"), std::string(12, '\0')), "data_offsets", "8 of 12"));
+  EXPECT_TRUE(RejectsBytes(
+      d,
+      st_bytes("{\"a\":{" + f32x2 + R"(,"data_offsets":[0,8]},"b":{)" + f32x2 + R"(,"data_offsets":[12,20]}})",
+               std::string(20, '\0')),
+      "b.data_offsets", "gap at byte 8"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2]", "[4,12]"), std::string(12, '\0')),
+                           "a.data_offsets", "gap at byte 0"));
+  EXPECT_TRUE(RejectsBytes(d, st_bytes(one_tensor(R"("F32")", "[2]", "[0,8]"), std::string(12, '\0')), "data_offsets",
+                           "8 of 12"));
   EXPECT_TRUE(RejectsBytes(d, st_bytes("{}", "x"), "data_offsets", "0 of 1"));
 }
 
@@ -650,7 +685,10 @@ TEST(SafetensorsBad, TruncatedValidFileAtEveryLength) {
   for (size_t len = 0; len < raw.size(); ++len) {
     const std::string p = d.file("cut.safetensors");
     write_bytes(p, raw.substr(0, len));
-    const std::string field = len < 8 ? "header" : len < 8 + n ? "header length" : len < 8 + n + 16 ? "a.data_offsets" : "b.data_offsets";
+    const std::string field = len < 8            ? "header"
+                              : len < 8 + n      ? "header length"
+                              : len < 8 + n + 16 ? "a.data_offsets"
+                                                 : "b.data_offsets";
     ASSERT_TRUE(Rejects(p, field)) << "cut to " << len << " of " << raw.size();
   }
   // The cut-off-the-end case the CLI reports: message says the file may be truncated.

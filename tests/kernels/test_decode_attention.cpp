@@ -37,12 +37,14 @@ Inputs make_inputs(const Case& c, int batch) {
   Inputs in;
   int n_kv = 0;
   for (int g : c.group_of) n_kv = std::max(n_kv, g + 1);
-  in.shape = {batch, int(c.group_of.size()), n_kv, c.d_qk, c.d_v, c.capacity, c.length, 1.0f / std::sqrt(float(c.d_qk))};
+  in.shape = {batch,    int(c.group_of.size()),         n_kv, c.d_qk, c.d_v, c.capacity,
+              c.length, 1.0f / std::sqrt(float(c.d_qk))};
   in.q = at::randn({batch, in.shape.n_q, c.d_qk});
   in.k = at::randn({batch, n_kv, c.capacity, c.d_qk});
   in.v = at::randn({batch, n_kv, c.capacity, c.d_v});
   in.valid = at::ones({batch, c.capacity}, at::kByte);
-  for (int b = 1; b < batch; ++b) in.valid[b].narrow(0, 0, std::min<int64_t>(b * 3, c.length - 1)).zero_();  // left padding
+  for (int b = 1; b < batch; ++b)
+    in.valid[b].narrow(0, 0, std::min<int64_t>(b * 3, c.length - 1)).zero_();  // left padding
   group_lists(c.group_of, n_kv, &in.heads, &in.offsets);
   return in;
 }
@@ -64,8 +66,8 @@ TEST_P(DecodeAttention, ReferenceMatchesTorchSdpa) {
   at::Tensor k = in.k.narrow(2, 0, c.length).index_select(1, index);
   at::Tensor v = in.v.narrow(2, 0, c.length).index_select(1, index);
   at::Tensor mask = in.valid.narrow(1, 0, c.length).to(at::kBool).view({3, 1, 1, c.length});
-  at::Tensor want = at::scaled_dot_product_attention(in.q.unsqueeze(2), k, v, mask, 0.0, false, double(in.shape.scale))
-                        .squeeze(2);
+  at::Tensor want =
+      at::scaled_dot_product_attention(in.q.unsqueeze(2), k, v, mask, 0.0, false, double(in.shape.scale)).squeeze(2);
   EXPECT_LE((got - want).abs().max().item<double>(), 1e-5);
 }
 
@@ -84,12 +86,18 @@ TEST_P(DecodeAttentionCuda, KernelMatchesReference) {
   const at::Device dev(at::kCUDA, 0);
   at::Tensor heads = at::tensor(std::vector<int64_t>(in.heads.begin(), in.heads.end())).to(at::kInt).to(dev);
   at::Tensor offsets = at::tensor(std::vector<int64_t>(in.offsets.begin(), in.offsets.end())).to(at::kInt).to(dev);
-  struct P { Precision p; at::ScalarType t; double tol; };
-  for (P p : {P{Precision::F32, at::kFloat, 1e-4}, P{Precision::BF16, at::kBFloat16, 3e-2}, P{Precision::F16, at::kHalf, 5e-3}}) {
+  struct P {
+    Precision p;
+    at::ScalarType t;
+    double tol;
+  };
+  for (P p : {P{Precision::F32, at::kFloat, 1e-4}, P{Precision::BF16, at::kBFloat16, 3e-2},
+              P{Precision::F16, at::kHalf, 5e-3}}) {
     at::Tensor q = in.q.to(dev, p.t), k = in.k.to(dev, p.t), v = in.v.to(dev, p.t), valid = in.valid.to(dev);
     at::Tensor out = at::zeros({in.shape.batch, in.shape.n_q, in.shape.d_v}, q.options());
     ASSERT_EQ(decode_attention_cuda(in.shape, p.p, q.data_ptr(), k.data_ptr(), v.data_ptr(), valid.data_ptr<uint8_t>(),
-                                    heads.data_ptr<int>(), offsets.data_ptr<int>(), out.data_ptr(), nullptr), 0);
+                                    heads.data_ptr<int>(), offsets.data_ptr<int>(), out.data_ptr(), nullptr),
+              0);
     // Compare with the reference run on the same rounded inputs.
     Inputs rounded = in;
     rounded.q = in.q.to(p.t).to(at::kFloat);

@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <fstream>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -46,10 +46,11 @@ std::vector<Target> targets() {
   return t;
 }
 
-const char* kCases[] = {"gpt2_h4", "gpt2_h6", "gpt2_grouped_uneven", "gpt_neo_h4", "gpt_neo_h6",
-                        "llama_mha", "llama_gqa_h6kv2", "llama_mqa_sharded", "llama_bf16", "llama_f16",
-                        "llama_grouped_uneven", "t5_v10", "t5_v11", "gpt_neox_parallel", "gpt_neox_sequential",
-                        "opt_pre_norm_proj", "opt_post_norm", "qwen2_mha", "qwen2_gqa_sliding"};
+const char* kCases[] = {"gpt2_h4",       "gpt2_h6",           "gpt2_grouped_uneven",  "gpt_neo_h4",
+                        "gpt_neo_h6",    "llama_mha",         "llama_gqa_h6kv2",      "llama_mqa_sharded",
+                        "llama_bf16",    "llama_f16",         "llama_grouped_uneven", "t5_v10",
+                        "t5_v11",        "gpt_neox_parallel", "gpt_neox_sequential",  "opt_pre_norm_proj",
+                        "opt_post_norm", "qwen2_mha",         "qwen2_gqa_sliding"};
 
 struct Param {
   std::string case_name;
@@ -132,8 +133,8 @@ TEST_P(Parity, CachedDecodingMatchesFullRecompute) {
   // Prefill a first chunk, then one token per step; every column after the chunk is a real token.
   const int64_t prefill = model_->is_encoder_decoder() ? 2 : T - 5;
   KVCache cache = model_->new_cache(B, T + 2);
-  std::vector<at::Tensor> steps = {model_->forward(tokens.narrow(1, 0, prefill), token_mask.narrow(1, 0, prefill), &cache,
-                                                   mem ? &*mem : nullptr)};
+  std::vector<at::Tensor> steps = {
+      model_->forward(tokens.narrow(1, 0, prefill), token_mask.narrow(1, 0, prefill), &cache, mem ? &*mem : nullptr)};
   for (int64_t t = prefill; t < T; ++t)
     steps.push_back(model_->forward(tokens.narrow(1, t, 1), token_mask.narrow(1, t, 1), &cache, mem ? &*mem : nullptr));
   at::Tensor cached = at::cat(steps, 1);
@@ -187,7 +188,8 @@ TEST_P(ParityIds, BeamSearchMatchesTransformers) {
   int ended_early = 0;
   for (int64_t b = 0; b < ids.size(0); ++b) {
     std::vector<int64_t> want;
-    for (int64_t t = 0; t < expected.size(1) && expected[b][t].item<int64_t>() >= 0; ++t) want.push_back(expected[b][t].item<int64_t>());
+    for (int64_t t = 0; t < expected.size(1) && expected[b][t].item<int64_t>() >= 0; ++t)
+      want.push_back(expected[b][t].item<int64_t>());
     ended_early += int64_t(want.size()) < expected.size(1);
     EXPECT_EQ(out[size_t(b)], want) << "sequence " << b;
   }
@@ -256,7 +258,8 @@ TEST(RuntimeDtype, AutoWithoutAConfigFieldReadsTheWeights) {
   cfg.erase("torch_dtype");
   std::ofstream(dir + "/config.json") << cfg.dump();
   for (const std::string& f : files::list_directory(src))
-    if (f.find(".safetensors") != std::string::npos && f != "reference.safetensors") files::copy_file(src + "/" + f, dir + "/" + f);
+    if (f.find(".safetensors") != std::string::npos && f != "reference.safetensors")
+      files::copy_file(src + "/" + f, dir + "/" + f);
   EXPECT_EQ(runtime_dtype("auto", Checkpoint(dir)), at::kBFloat16);
   files::remove_all(dir);
 }
@@ -293,15 +296,15 @@ TEST(AttendHeads, EveryLayoutPathMatchesAnExplicitGather) {
     a.scale = 0.37;
     const at::Tensor q = at::randn({B, 8, T, d}), k = at::randn({B, n_kv, S, d}), v = at::randn({B, n_kv, S, dv});
     const at::Tensor kg = k.index_select(1, a.group_index), vg = v.index_select(1, a.group_index);
-    at::Tensor keep = at::rand({B, 1, T, S}) > 0.3;  // bool, shared by the heads
-    const at::Tensor bias = at::randn({B, 8, T, S});       // additive per head (T5's position bias)
+    at::Tensor keep = at::rand({B, 1, T, S}) > 0.3;   // bool, shared by the heads
+    const at::Tensor bias = at::randn({B, 8, T, S});  // additive per head (T5's position bias)
     const auto expect_same = [&](const at::Tensor& mask, bool causal, const char* what) {
       const std::optional<at::Tensor> m = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
       const at::Tensor want = at::scaled_dot_product_attention(q, kg, vg, m, 0.0, causal, a.scale);
       const at::Tensor got = a.attend_heads(q, k, v, mask, causal);
       ASSERT_EQ(got.sizes(), want.sizes()) << what;
       EXPECT_TRUE(at::allclose(got, want, 1e-5, 1e-6)) << what << " for map " << testing::PrintToString(map)
-                                                      << ": max diff " << (got - want).abs().max().item<float>();
+                                                       << ": max diff " << (got - want).abs().max().item<float>();
     };
     expect_same(at::Tensor(), false, "no mask");
     expect_same(at::Tensor(), true, "causal");

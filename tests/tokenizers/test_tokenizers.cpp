@@ -64,8 +64,7 @@ std::string escaped(const std::string& s, size_t max_len = 160) {
 
 std::vector<int64_t> slice(const std::vector<int64_t>& ids, size_t from, size_t to) {
   to = std::min(to, ids.size());
-  return from < to ? std::vector<int64_t>(ids.begin() + from, ids.begin() + to)
-                   : std::vector<int64_t>();
+  return from < to ? std::vector<int64_t>(ids.begin() + from, ids.begin() + to) : std::vector<int64_t>();
 }
 
 std::string ids_str(const std::vector<int64_t>& ids) {
@@ -77,20 +76,19 @@ std::string ids_str(const std::vector<int64_t>& ids) {
 // Equality of id lists; on mismatch the first differing position, the ids there (and the text
 // they decode to) and the text just before.
 ::testing::AssertionResult same_ids(const std::string& what, const std::string& text,
-                                    const std::vector<int64_t>& expected,
-                                    const std::vector<int64_t>& got, const gqa::Tokenizer& tok) {
+                                    const std::vector<int64_t>& expected, const std::vector<int64_t>& got,
+                                    const gqa::Tokenizer& tok) {
   if (expected == got) return ::testing::AssertionSuccess();
   size_t i = 0;
   while (i < expected.size() && i < got.size() && expected[i] == got[i]) ++i;
   const std::string before = tok.decode(slice(expected, 0, i), false);
   const auto want = slice(expected, i, i + 6), have = slice(got, i, i + 6);
-  return ::testing::AssertionFailure()
-         << what << ": first mismatch at token " << i << " (expected " << expected.size()
-         << " ids, got " << got.size() << ")\n  expected " << ids_str(want) << " = \""
-         << escaped(tok.decode(want, false), 80) << "\"\n  got      " << ids_str(have) << " = \""
-         << escaped(tok.decode(have, false), 80) << "\"\n  text before: \""
-         << escaped(before.size() > 60 ? before.substr(before.size() - 60) : before)
-         << "\"\n  text: \"" << escaped(text) << "\"";
+  return ::testing::AssertionFailure() << what << ": first mismatch at token " << i << " (expected " << expected.size()
+                                       << " ids, got " << got.size() << ")\n  expected " << ids_str(want) << " = \""
+                                       << escaped(tok.decode(want, false), 80) << "\"\n  got      " << ids_str(have)
+                                       << " = \"" << escaped(tok.decode(have, false), 80) << "\"\n  text before: \""
+                                       << escaped(before.size() > 60 ? before.substr(before.size() - 60) : before)
+                                       << "\"\n  text: \"" << escaped(text) << "\"";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,10 +114,7 @@ const json& expected_for(const std::string& name) {
   static std::map<std::string, json> cache;
   auto it = cache.find(name);
   if (it == cache.end()) {
-    it = cache
-             .emplace(name,
-                      json::parse(read_text(fs::path(fixtures_dir()) / name / "expected.json")))
-             .first;
+    it = cache.emplace(name, json::parse(read_text(fs::path(fixtures_dir()) / name / "expected.json"))).first;
   }
   return it->second;
 }
@@ -176,8 +171,7 @@ TEST_P(HfParity, MatchesHf) {
     const auto got = tok_->encode(text);
     ASSERT_TRUE(same_ids("text " + std::to_string(i), text, expected, got, *tok_));
     ASSERT_TRUE(same_ids("text " + std::to_string(i) + " with special tokens", text,
-                         ids_special[i].get<std::vector<int64_t>>(),
-                         tok_->encode_with_special(text), *tok_));
+                         ids_special[i].get<std::vector<int64_t>>(), tok_->encode_with_special(text), *tok_));
     // HF's decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False).
     ASSERT_EQ(tok_->decode(got, true), decoded[i].get<std::string>())
         << "decoding text " << i << ": \"" << escaped(text) << "\"";
@@ -190,20 +184,18 @@ TEST_P(HfParity, MatchesHf) {
   }
   std::cout << "[ parity   ] " << GetParam().name << ": " << compared << " texts, " << tokens
             << " tokens identical to HF";
-  if (!skip_.empty())
-    std::cout << " (" << skip_.size() << " texts with HF's normalizer quirk skipped)";
+  if (!skip_.empty()) std::cout << " (" << skip_.size() << " texts with HF's normalizer quirk skipped)";
   std::cout << "\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Folders, HfParity,
-    ::testing::Values(Case{"gpt2_files", true}, Case{"gpt2_json", true},
-                      Case{"gpt2_json_strmerges", true}, Case{"gpt2_prefix_json", false},
-                      Case{"llama3_bpe", true, "<|mask|>"}, Case{"t5_spm", false},
-                      Case{"t5_spm_json", false}, Case{"llama2_spm", false},
-                      Case{"llama2_spm_legacy", false}, Case{"llama2_spm_json", false},
-                      Case{"llama2_spm_json_prepend", false}),
-    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Folders, HfParity,
+                         ::testing::Values(Case{"gpt2_files", true}, Case{"gpt2_json", true},
+                                           Case{"gpt2_json_strmerges", true}, Case{"gpt2_prefix_json", false},
+                                           Case{"llama3_bpe", true, "<|mask|>"}, Case{"t5_spm", false},
+                                           Case{"t5_spm_json", false}, Case{"llama2_spm", false},
+                                           Case{"llama2_spm_legacy", false}, Case{"llama2_spm_json", false},
+                                           Case{"llama2_spm_json_prepend", false}),
+                         [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 TEST(HfOracle, UnigramJsonWithoutModelFileIsRefused) {
   REQUIRE_FIXTURES();
@@ -325,9 +317,8 @@ TEST(Unicode, Utf8LossyFollowsMaximalSubparts) {
 class BadInput : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ =
-        fs::path(::testing::TempDir()) /
-        ("gqa_tok_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = fs::path(::testing::TempDir()) /
+           ("gqa_tok_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -356,10 +347,7 @@ class BadInput : public ::testing::Test {
                 {"added_tokens", json::array()},
                 {"normalizer", nullptr},
                 {"pre_tokenizer",
-                 {{"type", "ByteLevel"},
-                  {"add_prefix_space", false},
-                  {"trim_offsets", true},
-                  {"use_regex", true}}},
+                 {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
                 {"post_processor", nullptr},
                 {"decoder", {{"type", "ByteLevel"}}},
                 {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({"a b"})}}}};
@@ -429,10 +417,7 @@ TEST_F(BadInput, BadRegex) {
   j["pre_tokenizer"] = {
       {"type", "Sequence"},
       {"pretokenizers",
-       {{{"type", "Split"},
-         {"pattern", {{"Regex", "(unclosed"}}},
-         {"behavior", "Isolated"},
-         {"invert", false}},
+       {{{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}, {"invert", false}},
         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   write_text(dir_ / "tokenizer.json", j.dump());
   expect_error({"tokenizer.json", "pre_tokenizer.pretokenizers[0].pattern.Regex"});
@@ -469,7 +454,6 @@ TEST_F(BadInput, MalformedConfigJson) {
   write_text(dir_ / "config.json", "{\"model_type\": ");
   expect_error({"config.json", "malformed JSON"});
 }
-
 
 // Found with tests/fuzz/fuzz_tokenizer_json (docs/robustness.md, "Fuzzing"): a post-processor's
 // special id beyond the vocabulary was added to every encoding (an embedding lookup out of range

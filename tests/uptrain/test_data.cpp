@@ -51,14 +51,11 @@ class ByteTokenizer : public Tokenizer {
 constexpr uint32_t kByteEos = 1;
 
 const Tokenizer& gpt2() {
-  static const std::unique_ptr<Tokenizer> tokenizer =
-      load_tokenizer(GQA_SOURCE_DIR "/examples/assets/gpt2");
+  static const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(GQA_SOURCE_DIR "/examples/assets/gpt2");
   return *tokenizer;
 }
 
-std::vector<uint32_t> bytes_of(const std::string& text) {
-  return std::vector<uint32_t>(text.begin(), text.end());
-}
+std::vector<uint32_t> bytes_of(const std::string& text) { return std::vector<uint32_t>(text.begin(), text.end()); }
 
 std::vector<uint32_t> ids_of(const TokenStream& stream) {
   std::vector<int32_t> ids(static_cast<size_t>(stream.size()));
@@ -69,8 +66,7 @@ std::vector<uint32_t> ids_of(const TokenStream& stream) {
 void write_gz(const std::string& path, const std::string& text) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())),
-            static_cast<int>(text.size()));
+  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 
@@ -78,8 +74,7 @@ template <typename T>
 void write_raw(const std::string& path,
                const std::vector<T>& values) {  // host order = little-endian
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(values.data()),
-            static_cast<std::streamsize>(values.size() * sizeof(T)));
+  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(T)));
 }
 
 // The InputError message of `load`, or "" when it does not throw one.
@@ -102,8 +97,7 @@ class DataTest : public ::testing::Test {
     opts.cache_dir = dir.file("cache");
     return opts;
   }
-  TokenStream load(const std::string& path, const Tokenizer* tokenizer = nullptr,
-                   int64_t eos = kByteEos) const {
+  TokenStream load(const std::string& path, const Tokenizer* tokenizer = nullptr, int64_t eos = kByteEos) const {
     static const ByteTokenizer bytes;
     return load_token_stream(options({path}), tokenizer ? tokenizer : &bytes, eos);
   }
@@ -115,8 +109,7 @@ class DataTest : public ::testing::Test {
 TEST_F(DataTest, TextDocumentsAreSeparatedByEndOfTextLinesAndFollowedByEos) {
   // The corpus convention "\n\n<|endoftext|>\n\n", a trailing newline, an empty document, and a
   // separator string inside a line (not a separator).
-  write_text(dir.file("a.txt"),
-             "ab\n\n<|endoftext|>\n\ncd e\nf<|endoftext|>\n<|endoftext|>\n\n\n<|endoftext|>\ng\n");
+  write_text(dir.file("a.txt"), "ab\n\n<|endoftext|>\n\ncd e\nf<|endoftext|>\n<|endoftext|>\n\n\n<|endoftext|>\ng\n");
   std::vector<uint32_t> expected = bytes_of("ab");
   expected.push_back(kByteEos);
   for (const std::string doc : {"cd e\nf<|endoftext|>", "g"}) {
@@ -144,9 +137,8 @@ TEST_F(DataTest, PackedWindowsOverlapByOneTokenAndDropTheTail) {
   }
   EXPECT_THROW(packed.sequence(3, window.data()), std::out_of_range);
   EXPECT_EQ(PackedSequences(stream, 11).count(), 1);  // exactly one window of 11 + 1
-  EXPECT_NE(
-      input_error([&] { PackedSequences(stream, 12); }).find("shorter than one training window"),
-      std::string::npos);
+  EXPECT_NE(input_error([&] { PackedSequences(stream, 12); }).find("shorter than one training window"),
+            std::string::npos);
 }
 
 TEST_F(DataTest, GptDocumentsAreEncodedWhole) {
@@ -169,8 +161,7 @@ TEST_F(DataTest, LongDocumentsSpanningReadChunksAndGzipMatchPlainText) {
   std::vector<uint32_t> expected;
   for (int doc = 0; doc < 3; ++doc) {
     std::string body;
-    for (int line = 0; line < 50000 + doc * 7; ++line)
-      body += "line " + std::to_string(line * doc) + " of text\n";
+    for (int line = 0; line < 50000 + doc * 7; ++line) body += "line " + std::to_string(line * doc) + " of text\n";
     body += "end";
     text += body + "\n\n<|endoftext|>\n\n";
     const auto ids = bytes_of(body);
@@ -222,8 +213,7 @@ TEST_F(DataTest, SecondLoadReadsTheCacheAndChangesInvalidateIt) {
   const TokenStream changed = load(path, &gpt2(), eos);
   EXPECT_NE(changed.description().find("(tokenized)"), std::string::npos);
   std::vector<uint32_t> expected;
-  for (int64_t id : gpt2().encode("Changed text, longer than before."))
-    expected.push_back(static_cast<uint32_t>(id));
+  for (int64_t id : gpt2().encode("Changed text, longer than before.")) expected.push_back(static_cast<uint32_t>(id));
   expected.push_back(static_cast<uint32_t>(eos));
   EXPECT_EQ(ids_of(changed), expected);
 }
@@ -244,17 +234,14 @@ TEST_F(DataTest, CacheFolderComesFromTheEnvironmentWhenNotGiven) {
 // JSONL
 
 TEST_F(DataTest, JsonlRecordsAreDocuments) {
-  write_text(dir.file("lm.jsonl"),
-             "{\"text\": \"ab\", \"id\": 1}\n\n{\"text\": \"\"}\n{\"text\": \"c\\nd\"}\n");
-  EXPECT_EQ(ids_of(load(dir.file("lm.jsonl"))),
-            (std::vector<uint32_t>{'a', 'b', kByteEos, 'c', '\n', 'd', kByteEos}));
+  write_text(dir.file("lm.jsonl"), "{\"text\": \"ab\", \"id\": 1}\n\n{\"text\": \"\"}\n{\"text\": \"c\\nd\"}\n");
+  EXPECT_EQ(ids_of(load(dir.file("lm.jsonl"))), (std::vector<uint32_t>{'a', 'b', kByteEos, 'c', '\n', 'd', kByteEos}));
 
   write_gz(dir.file("lm2.jsonl.gz"), "{\"body\": \"xy\"}\n");
   DataOptions opts = options({dir.file("lm2.jsonl.gz")});
   opts.text_field = "body";
   const ByteTokenizer bytes;
-  EXPECT_EQ(ids_of(load_token_stream(opts, &bytes, kByteEos)),
-            (std::vector<uint32_t>{'x', 'y', kByteEos}));
+  EXPECT_EQ(ids_of(load_token_stream(opts, &bytes, kByteEos)), (std::vector<uint32_t>{'x', 'y', kByteEos}));
 }
 
 TEST_F(DataTest, BadJsonlLinesAreNamedByFileAndLine) {
@@ -275,8 +262,8 @@ TEST_F(DataTest, BadJsonlLinesAreNamedByFileAndLine) {
 
   // A record nested past the JSON depth limit (core/json_depth.h) is refused by file and line
   // before it is parsed; one nested 500 deep with its text is still a record.
-  write_text(dir.file("deep.jsonl"), "{\"text\": \"ok\"}\n{\"x\": " + std::string(600, '[') +
-                                         std::string(600, ']') + "}\n");
+  write_text(dir.file("deep.jsonl"),
+             "{\"text\": \"ok\"}\n{\"x\": " + std::string(600, '[') + std::string(600, ']') + "}\n");
   message = input_error([&] { load(dir.file("deep.jsonl")); });
   EXPECT_NE(message.find("deep.jsonl:2: JSON nested deeper than 512"), std::string::npos) << message;
   // Found by fuzz_jsonl_records: a number beyond a double's range (nlohmann throws out_of_range,
@@ -285,8 +272,8 @@ TEST_F(DataTest, BadJsonlLinesAreNamedByFileAndLine) {
   message = input_error([&] { load(dir.file("huge.jsonl")); });
   EXPECT_NE(message.find("huge.jsonl:2: not valid JSON"), std::string::npos) << message;
   EXPECT_NE(message.find("number overflow"), std::string::npos) << message;
-  write_text(dir.file("deep-ok.jsonl"), "{\"text\": \"ok\", \"x\": " + std::string(500, '[') +
-                                            std::string(500, ']') + "}\n");
+  write_text(dir.file("deep-ok.jsonl"),
+             "{\"text\": \"ok\", \"x\": " + std::string(500, '[') + std::string(500, ']') + "}\n");
   EXPECT_EQ(ids_of(load(dir.file("deep-ok.jsonl"))), (std::vector<uint32_t>{'o', 'k', kByteEos}));
 }
 
@@ -298,8 +285,7 @@ TEST_F(DataTest, Seq2SeqPairsCarrySpecialTokensAndTruncateLikeHuggingFace) {
   const DataOptions opts = options({dir.file("summ.jsonl")});
   const auto check = [&](const std::vector<Seq2SeqExample>& examples) {
     ASSERT_EQ(examples.size(), 2u);
-    EXPECT_EQ(examples[0].source,
-              (std::vector<int32_t>{'a', 'b', 'c', 1}));  // cut to 4 with </s> kept
+    EXPECT_EQ(examples[0].source, (std::vector<int32_t>{'a', 'b', 'c', 1}));  // cut to 4 with </s> kept
     EXPECT_EQ(examples[0].target, (std::vector<int32_t>{'x', 'y', 1}));
     EXPECT_EQ(examples[1].source, (std::vector<int32_t>{'g', 1}));
     EXPECT_EQ(examples[1].target, (std::vector<int32_t>{'z', 'z', 1}));
@@ -307,13 +293,11 @@ TEST_F(DataTest, Seq2SeqPairsCarrySpecialTokensAndTruncateLikeHuggingFace) {
   check(load_seq2seq(opts, bytes, 4, 3));
   check(load_seq2seq(opts, bytes, 4, 3));  // from the cache
   EXPECT_EQ(files::list_directory(dir.file("cache/tokens")).size(), 1u);
-  EXPECT_EQ(load_seq2seq(opts, bytes, 0, 0)[0].source,
-            (std::vector<int32_t>{'a', 'b', 'c', 'd', 'e', 'f', 1}));
+  EXPECT_EQ(load_seq2seq(opts, bytes, 0, 0)[0].source, (std::vector<int32_t>{'a', 'b', 'c', 'd', 'e', 'f', 1}));
 
   // GPT-2 adds no special tokens: the ids are the plain encodings.
   const auto gpt = load_seq2seq(opts, gpt2(), 0, 0);
-  EXPECT_EQ(std::vector<int64_t>(gpt[1].target.begin(), gpt[1].target.end()),
-            gpt2().encode("zzzzz"));
+  EXPECT_EQ(std::vector<int64_t>(gpt[1].target.begin(), gpt[1].target.end()), gpt2().encode("zzzzz"));
 
   DataOptions renamed = opts;
   renamed.target_field = "title";
@@ -321,22 +305,18 @@ TEST_F(DataTest, Seq2SeqPairsCarrySpecialTokensAndTruncateLikeHuggingFace) {
   EXPECT_NE(message.find("summ.jsonl:1: title: missing field"), std::string::npos) << message;
 
   write_text(dir.file("plain.txt"), "text");
-  EXPECT_NE(input_error([&] {
-              load_seq2seq(options({dir.file("plain.txt")}), bytes, 0, 0);
-            }).find("must be JSONL"),
+  EXPECT_NE(input_error([&] { load_seq2seq(options({dir.file("plain.txt")}), bytes, 0, 0); }).find("must be JSONL"),
             std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Token files
 
-void write_hdf5(const std::string& path, const std::string& name, hid_t type, const void* values,
-                hsize_t n) {
+void write_hdf5(const std::string& path, const std::string& name, hid_t type, const void* values, hsize_t n) {
   const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   ASSERT_GE(file, 0);
   const hid_t space = H5Screate_simple(1, &n, nullptr);
-  const hid_t data =
-      H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t data = H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   ASSERT_GE(data, 0);
   ASSERT_GE(H5Dwrite(data, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), 0);
   H5Dclose(data);
@@ -359,19 +339,15 @@ TEST_F(DataTest, Hdf5IntegerDatasetsOfAnyWidthBecomeUint32) {
   EXPECT_EQ(ids_of(load_token_stream(opts, nullptr, -1)), (std::vector<uint32_t>{50256, 1, 2}));
 
   // Wrong dataset name, negative ids, float data.
-  EXPECT_NE(input_error([&] { load(dir.file("t64.hdf5")); }).find("tokens: no such dataset"),
-            std::string::npos);
+  EXPECT_NE(input_error([&] { load(dir.file("t64.hdf5")); }).find("tokens: no such dataset"), std::string::npos);
   const std::vector<int32_t> negative = {1, -3};
   write_hdf5(dir.file("neg.h5"), "tokens", H5T_NATIVE_INT32, negative.data(), negative.size());
-  EXPECT_NE(input_error([&] { load(dir.file("neg.h5")); }).find("neg.h5: token 1: id -3"),
-            std::string::npos);
+  EXPECT_NE(input_error([&] { load(dir.file("neg.h5")); }).find("neg.h5: token 1: id -3"), std::string::npos);
   const std::vector<float> floats = {1.5f};
   write_hdf5(dir.file("f.h5"), "tokens", H5T_NATIVE_FLOAT, floats.data(), floats.size());
-  EXPECT_NE(input_error([&] { load(dir.file("f.h5")); }).find("expected integer token ids"),
-            std::string::npos);
+  EXPECT_NE(input_error([&] { load(dir.file("f.h5")); }).find("expected integer token ids"), std::string::npos);
   write_text(dir.file("not.h5"), "text");
-  EXPECT_NE(input_error([&] { load(dir.file("not.h5")); }).find("not an HDF5 file"),
-            std::string::npos);
+  EXPECT_NE(input_error([&] { load(dir.file("not.h5")); }).find("not an HDF5 file"), std::string::npos);
 }
 
 TEST_F(DataTest, BinFilesAreMappedAsLittleEndianUint16OrUint32) {
@@ -397,16 +373,13 @@ TEST_F(DataTest, BinFilesAreMappedAsLittleEndianUint16OrUint32) {
   EXPECT_EQ(across, (std::vector<int32_t>{7, 1 | 2 << 16, 50256}));
   // t16.bin as uint32: 65535 << 16 | 1 does not fit the int32 ids the trainer reads.
   opts.paths = {dir.file("t16.bin")};
-  EXPECT_NE(input_error([&] {
-              load_token_stream(opts, nullptr, -1);
-            }).find("t16.bin: token 0: id 4294901761"),
+  EXPECT_NE(input_error([&] { load_token_stream(opts, nullptr, -1); }).find("t16.bin: token 0: id 4294901761"),
             std::string::npos);
   EXPECT_THROW(both.read(3, 3, across.data()), std::out_of_range);
 
   write_raw(dir.file("odd.bin"), std::vector<uint8_t>{1, 2, 3});
   const std::string message = input_error([&] { load(dir.file("odd.bin")); });
-  EXPECT_NE(message.find("odd.bin: size 3 bytes is not a multiple of 2"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find("odd.bin: size 3 bytes is not a multiple of 2"), std::string::npos) << message;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,8 +390,7 @@ TEST_F(DataTest, IdsBeyondTheVocabularyNameFileAndPosition) {
   DataOptions opts = options({dir.file("t.bin")});
   opts.vocab_size = 50257;
   const std::string message = input_error([&] { load_token_stream(opts, nullptr, -1); });
-  EXPECT_NE(message.find("t.bin: token 3: id 60000 is not below the vocabulary size 50257"),
-            std::string::npos)
+  EXPECT_NE(message.find("t.bin: token 3: id 60000 is not below the vocabulary size 50257"), std::string::npos)
       << message;
   opts.vocab_size = 60001;
   EXPECT_EQ(load_token_stream(opts, nullptr, -1).size(), 5);
@@ -429,9 +401,7 @@ TEST_F(DataTest, IdsBeyondTheVocabularyNameFileAndPosition) {
   const ByteTokenizer bytes;
   EXPECT_EQ(load_token_stream(text, &bytes, kByteEos).size(), 3);
   text.vocab_size = 'z';
-  EXPECT_NE(input_error([&] {
-              load_token_stream(text, &bytes, kByteEos);
-            }).find("a.txt: token 1: id 122"),
+  EXPECT_NE(input_error([&] { load_token_stream(text, &bytes, kByteEos); }).find("a.txt: token 1: id 122"),
             std::string::npos);
 }
 
@@ -473,12 +443,10 @@ TEST(BatchOrderTest, EpochsArePermutationsFixedBySeed) {
     EXPECT_EQ(*seen.begin(), 0);
     EXPECT_EQ(*seen.rbegin(), 9);
   }
-  EXPECT_NE(std::vector<int64_t>(seq.begin(), seq.begin() + 10),
-            std::vector<int64_t>(seq.begin() + 10, seq.end()));
+  EXPECT_NE(std::vector<int64_t>(seq.begin(), seq.begin() + 10), std::vector<int64_t>(seq.begin() + 10, seq.end()));
   // The same on every platform: mt19937_64 and our own Fisher-Yates. Pinned values, also produced
   // by an independent Python reimplementation of both.
-  EXPECT_EQ(std::vector<int64_t>(seq.begin(), seq.begin() + 10),
-            (std::vector<int64_t>{0, 3, 4, 7, 9, 8, 5, 6, 1, 2}));
+  EXPECT_EQ(std::vector<int64_t>(seq.begin(), seq.begin() + 10), (std::vector<int64_t>{0, 3, 4, 7, 9, 8, 5, 6, 1, 2}));
 
   BatchOrder in_order(5, 3, 7, /*shuffle=*/false);
   EXPECT_EQ(take(&in_order, 3), (std::vector<int64_t>{0, 1, 2, 3, 4, 0, 1, 2, 3}));
@@ -511,10 +479,8 @@ TEST(BatchOrderTest, StatesOfAnotherShapeAreRejected) {
   bad["position"] = 13;
   BatchOrder same(13, 5, 99);
   EXPECT_NE(input_error([&] { same.restore(bad); }).find("out of range"), std::string::npos);
-  EXPECT_NE(input_error([&] { same.restore(nlohmann::json::object()); }).find("epoch"),
-            std::string::npos);
-  EXPECT_NE(input_error([] { BatchOrder(0, 1, 0); }).find("no training examples"),
-            std::string::npos);
+  EXPECT_NE(input_error([&] { same.restore(nlohmann::json::object()); }).find("epoch"), std::string::npos);
+  EXPECT_NE(input_error([] { BatchOrder(0, 1, 0); }).find("no training examples"), std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -524,9 +490,9 @@ TEST_F(DataTest, ValidCorpusIdsEqualTransformersGpt2) {
   const std::string corpus = GQA_SHARED_DIR "/data/corpus/valid.txt.gz";
   if (!files::is_regular_file(corpus)) GTEST_SKIP() << "shared corpus not found: " << corpus;
   const std::string oracle_ids = dir.file("oracle.u32");
-  const std::string command =
-      std::string("'") + GQA_PYTHON + "' '" GQA_SOURCE_DIR "/tests/uptrain/tokenize_oracle.py' '" +
-      GQA_SOURCE_DIR "/examples/assets/gpt2' '" + corpus + "' '" + oracle_ids + "'";
+  const std::string command = std::string("'") + GQA_PYTHON +
+                              "' '" GQA_SOURCE_DIR "/tests/uptrain/tokenize_oracle.py' '" +
+                              GQA_SOURCE_DIR "/examples/assets/gpt2' '" + corpus + "' '" + oracle_ids + "'";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   std::ifstream in(oracle_ids, std::ios::binary);
   std::vector<uint32_t> expected;
@@ -539,8 +505,7 @@ TEST_F(DataTest, ValidCorpusIdsEqualTransformersGpt2) {
   const std::vector<uint32_t> ids = ids_of(stream);
   ASSERT_EQ(ids.size(), expected.size());
   const auto mismatch = std::mismatch(ids.begin(), ids.end(), expected.begin());
-  EXPECT_TRUE(mismatch.first == ids.end())
-      << "first difference at token " << (mismatch.first - ids.begin());
+  EXPECT_TRUE(mismatch.first == ids.end()) << "first difference at token " << (mismatch.first - ids.begin());
   EXPECT_EQ(ids.back(), static_cast<uint32_t>(*gpt2().eos_id()));
 }
 

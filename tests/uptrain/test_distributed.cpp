@@ -48,8 +48,10 @@ class ScopedEnv {
 
  private:
   static void set(const std::string& name, const std::optional<std::string>& value) {
-    if (value) ::setenv(name.c_str(), value->c_str(), 1);
-    else ::unsetenv(name.c_str());
+    if (value)
+      ::setenv(name.c_str(), value->c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
   }
   std::map<std::string, std::optional<std::string>> saved_;
 };
@@ -83,7 +85,9 @@ double max_abs_difference(const std::vector<at::Tensor>& got, const std::vector<
   return worst;
 }
 
-std::string worker_file(const std::string& folder, int rank) { return folder + "/rank" + std::to_string(rank) + ".txt"; }
+std::string worker_file(const std::string& folder, int rank) {
+  return folder + "/rank" + std::to_string(rank) + ".txt";
+}
 
 std::map<std::string, double> read_results(const std::string& path) {
   std::map<std::string, double> results;
@@ -135,8 +139,8 @@ TEST(FromEnvironment, DefaultsWhenUnset) {
 }
 
 TEST(FromEnvironment, ReadsEveryVariable) {
-  ScopedEnv scoped({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node-0"},
-                    {"MASTER_PORT", "23456"}});
+  ScopedEnv scoped(
+      {{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node-0"}, {"MASTER_PORT", "23456"}});
   const DistributedEnv env = DistributedEnv::from_environment();
   EXPECT_EQ(env.rank, 5);
   EXPECT_EQ(env.world_size, 8);
@@ -213,7 +217,8 @@ TEST(PlanBuckets, GroupsByDtypeInOrderWithinTheByteLimit) {
   };
   const std::vector<std::vector<std::size_t>> expected = {{0, 2}, {1, 4}, {3}, {5}, {6}};
   EXPECT_EQ(plan_buckets(tensors, 64), expected);
-  EXPECT_EQ(plan_buckets(tensors, kDefaultBucketBytes), (std::vector<std::vector<std::size_t>>{{0, 2, 3, 5}, {1, 4, 6}}));
+  EXPECT_EQ(plan_buckets(tensors, kDefaultBucketBytes),
+            (std::vector<std::vector<std::size_t>>{{0, 2, 3, 5}, {1, 4, 6}}));
 }
 
 // ---- rendezvous failures --------------------------------------------------------------------
@@ -245,8 +250,7 @@ void expect_master_fails(const DistributedEnv& env) {
   } catch (const InputError& error) {
     EXPECT_EQ(error.field(), "MASTER_ADDR:MASTER_PORT");
     EXPECT_NE(std::string(error.what()).find("rank 0 of 2"), std::string::npos) << error.what();
-    EXPECT_NE(std::string(error.what()).find(":" + std::to_string(env.master_port)), std::string::npos)
-        << error.what();
+    EXPECT_NE(std::string(error.what()).find(":" + std::to_string(env.master_port)), std::string::npos) << error.what();
   }
 }
 
@@ -338,9 +342,7 @@ TEST(Launch, ProcessKilledBySignalGives128PlusSignal) {
   EXPECT_FALSE(files::exists(out.path + "/rank0.finished"));
 }
 
-TEST(Launch, MissingExecutableGives127) {
-  EXPECT_EQ(launch_local_processes(2, {"/nonexistent/gqa-worker"}), 127);
-}
+TEST(Launch, MissingExecutableGives127) { EXPECT_EQ(launch_local_processes(2, {"/nonexistent/gqa-worker"}), 127); }
 
 TEST(Launch, RejectsBadArguments) {
   EXPECT_THROW(launch_local_processes(0, {current_executable()}), InputError);
@@ -398,7 +400,8 @@ int collectives_worker(const std::string& out) {
                                            at::arange(8, at::kHalf) * (env.rank + 1), at::zeros({0}, at::kHalf)};
   communicator->all_reduce_mean(low_precision);
   const at::Tensor low_expected = at::arange(8, at::kDouble) * (world + 1) / 2.0;
-  results["low_precision_error"] = max_abs_difference({low_precision[0], low_precision[1]}, {low_expected, low_expected});
+  results["low_precision_error"] =
+      max_abs_difference({low_precision[0], low_precision[1]}, {low_expected, low_expected});
 
   const auto sums = communicator->all_reduce_sum({env.rank + 1.0, 0.5});
   results["sum_0"] = sums.at(0);
@@ -431,7 +434,9 @@ int worker_main(const std::string& worker) {
   const std::string out = std::getenv("GQA_TEST_OUT");
   if (worker == "collectives") return collectives_worker(out);
   if (worker == "exit3") return failing_worker(out, /*join=*/true, [] { return 3; });
-  if (worker == "exit3_deaf") return failing_worker(out, /*join=*/false, [] { return 3; }, /*ignore_sigterm=*/true);
+  if (worker == "exit3_deaf")
+    return failing_worker(
+        out, /*join=*/false, [] { return 3; }, /*ignore_sigterm=*/true);
   if (worker == "sigkill") return failing_worker(out, /*join=*/false, [] { return ::raise(SIGKILL); });
   std::fprintf(stderr, "unknown GQA_TEST_WORKER %s\n", worker.c_str());
   return 2;

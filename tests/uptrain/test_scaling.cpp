@@ -57,7 +57,8 @@ pid_t start(const std::string& command, const std::string& output = "/dev/null")
 bool wait_for_step(const std::string& out_dir, int64_t step) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (test::read_text(out_dir + "/train_log.jsonl").find("\"step\":" + std::to_string(step) + ",") != std::string::npos)
+    if (test::read_text(out_dir + "/train_log.jsonl").find("\"step\":" + std::to_string(step) + ",") !=
+        std::string::npos)
       return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -124,7 +125,8 @@ TEST(Sharded, EachProcessHoldsHalfTheOptimizerState) {
   TempDir tmp("gqa-zero-half");
   write_tokens(tmp.file("train.bin"), 6000, 17);
   const std::string src = test::oracle_case("llama_gqa_h6kv2");
-  const std::string common = " --data " + tmp.file("train.bin") + " --seq-len 16 --batch-size 2 --steps 1 --threads 1 --quiet --dtype bf16";
+  const std::string common =
+      " --data " + tmp.file("train.bin") + " --seq-len 16 --batch-size 2 --steps 1 --threads 1 --quiet --dtype bf16";
   ASSERT_EQ(run(gqa_cmd("uptrain " + src + " " + tmp.file("full") + common + " --nproc 2")).code, 0);
   ASSERT_EQ(run(gqa_cmd("uptrain " + src + " " + tmp.file("half") + common + " --nproc 2 --shard-optimizer")).code, 0);
   const auto full = log_records(tmp.file("full"), "memory").at(0), half = log_records(tmp.file("half"), "memory").at(0);
@@ -137,7 +139,8 @@ TEST(Sharded, EachProcessHoldsHalfTheOptimizerState) {
     EXPECT_LE(held, unsharded / 2 + 16) << rank;
   }
   // --plan's optimizer line for the sharded run is the bytes held, to the 0.1 MiB it prints.
-  RunResult plan = run(gqa_cmd("uptrain " + src + " --plan --nproc 2 --shard-optimizer --dtype bf16 --batch-size 2 --seq-len 16"));
+  RunResult plan =
+      run(gqa_cmd("uptrain " + src + " --plan --nproc 2 --shard-optimizer --dtype bf16 --batch-size 2 --seq-len 16"));
   ASSERT_TRUE(plan.code == 0 || plan.code == 1) << plan.output;
   std::istringstream lines(plan.output);
   std::string line, planned;
@@ -154,8 +157,9 @@ TEST(Sharded, WeightedRegroupAndTeacherMatchDataParallel) {
   write_tokens(tmp.file("train.bin"), 6000, 19);
   const std::string src = test::oracle_case("llama_mha");
   ASSERT_EQ(run(gqa_cmd("convert " + src + " " + tmp.file("w") + " --strategy weighted --kv-heads 2")).code, 0);
-  const std::string common = "uptrain " + tmp.file("w") + " %OUT% --data " + tmp.file("train.bin") + " --teacher " + src +
-                             " --seq-len 16 --batch-size 2 --steps 6 --regroup-every 2 --scalar-lr 5e-2 --threads 1 --quiet --nproc 2 ";
+  const std::string common =
+      "uptrain " + tmp.file("w") + " %OUT% --data " + tmp.file("train.bin") + " --teacher " + src +
+      " --seq-len 16 --batch-size 2 --steps 6 --regroup-every 2 --scalar-lr 5e-2 --threads 1 --quiet --nproc 2 ";
   for (const std::string name : {"ddp", "zero"}) {
     std::string c = common;
     c.replace(c.find("%OUT%"), 5, tmp.file(name));
@@ -173,10 +177,15 @@ TEST(CheckpointActivations, TrainsTheSameRun) {
   write_tokens(tmp.file("train.bin"), 6000, 23);
   for (const std::string family : {"gpt2_h4", "llama_gqa_h6kv2"}) {
     const std::string src = test::oracle_case(family);
-    const std::string common = " --data " + tmp.file("train.bin") + " --seq-len 16 --batch-size 2 --grad-accum 2 --steps 4 --threads 1 --quiet";
+    const std::string common = " --data " + tmp.file("train.bin") +
+                               " --seq-len 16 --batch-size 2 --grad-accum 2 --steps 4 --threads 1 --quiet";
     ASSERT_EQ(run(gqa_cmd("uptrain " + src + " " + tmp.file(family + "-plain") + common)).code, 0);
-    ASSERT_EQ(run(gqa_cmd("uptrain " + src + " " + tmp.file(family + "-recompute") + common + " --checkpoint-activations")).code, 0);
-    expect_same_losses(train_losses(tmp.file(family + "-plain")), train_losses(tmp.file(family + "-recompute")), 1e-6, family);
+    ASSERT_EQ(
+        run(gqa_cmd("uptrain " + src + " " + tmp.file(family + "-recompute") + common + " --checkpoint-activations"))
+            .code,
+        0);
+    expect_same_losses(train_losses(tmp.file(family + "-plain")), train_losses(tmp.file(family + "-recompute")), 1e-6,
+                       family);
     EXPECT_LT(folder_diff(tmp.file(family + "-plain/model"), tmp.file(family + "-recompute/model")), 1e-6) << family;
   }
 }
@@ -189,8 +198,10 @@ TEST(Sharded, ResumesAfterSigkillOnTheSameOrAnotherProcessCount) {
   write_tokens(tmp.file("train.bin"), 8000, 29);
   const std::string src = test::oracle_case("llama_gqa_h6kv2");
   auto command = [&](const std::string& out, const std::string& extra) {
-    return gqa_cmd("uptrain " + src + " " + out + " --data " + tmp.file("train.bin") +
-                   " --seq-len 16 --batch-size 2 --steps 24 --save-every 4 --lr 2e-3 --threads 1 --quiet --shard-optimizer " + extra);
+    return gqa_cmd(
+        "uptrain " + src + " " + out + " --data " + tmp.file("train.bin") +
+        " --seq-len 16 --batch-size 2 --steps 24 --save-every 4 --lr 2e-3 --threads 1 --quiet --shard-optimizer " +
+        extra);
   };
   ASSERT_EQ(run(command(tmp.file("straight"), "--nproc 2")).code, 0);
   const auto straight = train_losses(tmp.file("straight"));
@@ -205,7 +216,8 @@ TEST(Sharded, ResumesAfterSigkillOnTheSameOrAnotherProcessCount) {
   ASSERT_FALSE(files::exists(out + "/model")) << "the run finished before it was killed";
   const auto steps = checkpoint_steps(out);
   ASSERT_FALSE(steps.empty());
-  const std::string last = out + "/checkpoints/step-" + std::string(8 - std::to_string(steps.back()).size(), '0') + std::to_string(steps.back());
+  const std::string last = out + "/checkpoints/step-" + std::string(8 - std::to_string(steps.back()).size(), '0') +
+                           std::to_string(steps.back());
   EXPECT_TRUE(files::exists(last + "/optimizer-rank-00000-of-00002.safetensors"));
   EXPECT_TRUE(files::exists(last + "/optimizer-rank-00001-of-00002.safetensors"));
 
@@ -277,8 +289,9 @@ TEST(StopSignal, SecondSignalEndsTheRunAtOnce) {
   TempDir tmp("gqa-sigterm-twice");
   write_tokens(tmp.file("train.bin"), 8000, 37);
   const std::string out = tmp.file("out");
-  const pid_t pid = start(gqa_cmd("uptrain " + test::oracle_case("gpt2_h4") + " " + out + " --data " + tmp.file("train.bin") +
-                                  " --seq-len 64 --batch-size 48 --steps 100000 --threads 1 --quiet"));
+  const pid_t pid =
+      start(gqa_cmd("uptrain " + test::oracle_case("gpt2_h4") + " " + out + " --data " + tmp.file("train.bin") +
+                    " --seq-len 64 --batch-size 48 --steps 100000 --threads 1 --quiet"));
   ASSERT_TRUE(wait_for_step(out, 3));
   // Apart, so that the two are not merged into one pending signal; well inside one step.
   ::kill(pid, SIGINT);
@@ -293,13 +306,23 @@ TEST(StopSignal, SecondSignalEndsTheRunAtOnce) {
 // activation checkpointing at 1 x 4096 per GPU, and not unsharded on one.
 TEST(Plan, Llama2SevenBillion) {
   TempDir tmp("gqa-plan");
-  const nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", 32000},
-                                 {"hidden_size", 4096}, {"intermediate_size", 11008}, {"num_hidden_layers", 32},
-                                 {"num_attention_heads", 32}, {"num_key_value_heads", 32}, {"max_position_embeddings", 4096},
-                                 {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", false}, {"torch_dtype", "bfloat16"}};
+  const nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}},
+                                 {"model_type", "llama"},
+                                 {"vocab_size", 32000},
+                                 {"hidden_size", 4096},
+                                 {"intermediate_size", 11008},
+                                 {"num_hidden_layers", 32},
+                                 {"num_attention_heads", 32},
+                                 {"num_key_value_heads", 32},
+                                 {"max_position_embeddings", 4096},
+                                 {"rms_norm_eps", 1e-5},
+                                 {"tie_word_embeddings", false},
+                                 {"torch_dtype", "bfloat16"}};
   std::ofstream(tmp.file("config.json")) << config.dump();
-  const std::string base = "uptrain " + tmp.file("config.json") + " --plan --batch-size 1 --seq-len 4096 --device cuda ";
-  RunResult fits = run(gqa_cmd(base + "--device-memory 80GiB --nproc 8 --dtype bf16 --shard-optimizer --checkpoint-activations"));
+  const std::string base =
+      "uptrain " + tmp.file("config.json") + " --plan --batch-size 1 --seq-len 4096 --device cuda ";
+  RunResult fits =
+      run(gqa_cmd(base + "--device-memory 80GiB --nproc 8 --dtype bf16 --shard-optimizer --checkpoint-activations"));
   EXPECT_EQ(fits.code, 0) << fits.output;
   EXPECT_NE(fits.output.find("6.74 B parameters"), std::string::npos) << fits.output;
   EXPECT_NE(fits.output.find("  weights          12.6 GiB  bf16"), std::string::npos) << fits.output;
@@ -308,8 +331,10 @@ TEST(Plan, Llama2SevenBillion) {
   EXPECT_EQ(alone.code, 1) << alone.output;
   EXPECT_NE(alone.output.find("does not fit"), std::string::npos) << alone.output;
   // Distillation adds the teacher's bf16 weights (12.6 GiB) and its logits at 4096 tokens (2.2 GiB).
-  RunResult with_teacher = run(gqa_cmd(base + "--device-memory 80GiB --nproc 8 --dtype bf16 --shard-optimizer --teacher " + tmp.path));
-  EXPECT_NE(with_teacher.output.find("  teacher          14.7 GiB  weights and distillation logits"), std::string::npos) << with_teacher.output;
+  RunResult with_teacher =
+      run(gqa_cmd(base + "--device-memory 80GiB --nproc 8 --dtype bf16 --shard-optimizer --teacher " + tmp.path));
+  EXPECT_NE(with_teacher.output.find("  teacher          14.7 GiB  weights and distillation logits"), std::string::npos)
+      << with_teacher.output;
   // Bad input: a size that does not parse, a missing config.
   EXPECT_EQ(run(gqa_cmd(base + "--device-memory lots")).code, 2);
   EXPECT_EQ(run(gqa_cmd("uptrain " + tmp.file("nothing") + " --plan")).code, 2);

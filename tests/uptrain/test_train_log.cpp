@@ -72,8 +72,7 @@ std::vector<double> as_doubles(const std::vector<int64_t>& values) {
 }
 
 // Element-wise equality where NaN equals NaN.
-void expect_same(const std::vector<double>& actual, const std::vector<double>& expected,
-                 const std::string& what) {
+void expect_same(const std::vector<double>& actual, const std::vector<double>& expected, const std::string& what) {
   ASSERT_EQ(actual.size(), expected.size()) << what;
   for (size_t i = 0; i < actual.size(); ++i) {
     if (std::isnan(expected[i]))
@@ -86,15 +85,12 @@ void expect_same(const std::vector<double>& actual, const std::vector<double>& e
 // Read-only view of train_log.h5 through the HDF5 C API.
 class H5Reader {
  public:
-  explicit H5Reader(const std::string& path)
-      : file_(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)) {}
+  explicit H5Reader(const std::string& path) : file_(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT)) {}
   ~H5Reader() {
     if (file_ >= 0) H5Fclose(file_);
   }
   bool ok() const { return file_ >= 0; }
-  bool exists(const std::string& path) const {
-    return H5Lexists(file_, path.c_str(), H5P_DEFAULT) > 0;
-  }
+  bool exists(const std::string& path) const { return H5Lexists(file_, path.c_str(), H5P_DEFAULT) > 0; }
   size_t links_in(const std::string& group_path) const {
     const hid_t group = H5Gopen2(file_, group_path.c_str(), H5P_DEFAULT);
     H5G_info_t info{};
@@ -120,8 +116,7 @@ class H5Reader {
       H5Sget_simple_extent_dims(space, &size, &max_size);
       result.unlimited = max_size == H5S_UNLIMITED;
       result.values.resize(size);
-      if (size > 0)
-        H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, result.values.data());
+      if (size > 0) H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, result.values.data());
     }
     H5Sclose(space);
     const hid_t properties = H5Dget_create_plist(dataset);
@@ -187,14 +182,12 @@ double loss_at(int64_t step, double run) { return 10.0 / static_cast<double>(ste
 // Train records for steps [first, last]; `run` tells two runs' values apart.
 void write_train(gqa::TrainLog& log, int64_t first, int64_t last, double run = 0) {
   for (int64_t step = first; step <= last; ++step)
-    log.record("train", step,
-               {{"loss", loss_at(step, run)}, {"lr", 1e-3 * static_cast<double>(step)}});
+    log.record("train", step, {{"loss", loss_at(step, run)}, {"lr", 1e-3 * static_cast<double>(step)}});
 }
 
 std::vector<double> expected_losses(int64_t last, int64_t resumed_after, double second_run) {
   std::vector<double> losses;
-  for (int64_t step = 1; step <= last; ++step)
-    losses.push_back(loss_at(step, step > resumed_after ? second_run : 0));
+  for (int64_t step = 1; step <= last; ++step) losses.push_back(loss_at(step, step > resumed_after ? second_run : 0));
   return losses;
 }
 
@@ -217,9 +210,7 @@ TEST(TrainLog, JsonlHoldsOneObjectPerRecord) {
   EXPECT_EQ(records[1], json({{"kind", "valid"}, {"step", 12}, {"loss", 3.5}}));
   EXPECT_TRUE(records[2].at("loss").is_null()) << "JSON has no NaN";
   // "kind" and "step" lead each line, as in the documented format.
-  EXPECT_EQ(read_text(dir.path() + "/out/nested/train_log.jsonl")
-                .rfind("{\"kind\":\"train\",\"step\":12,", 0),
-            0u);
+  EXPECT_EQ(read_text(dir.path() + "/out/nested/train_log.jsonl").rfind("{\"kind\":\"train\",\"step\":12,", 0), 0u);
 }
 
 TEST(TrainLog, Hdf5HasOneColumnPerScalarWithNanPadding) {
@@ -251,9 +242,8 @@ TEST(TrainLog, Hdf5HasOneColumnPerScalarWithNanPadding) {
 
 TEST(TrainLog, RunConfigBecomesRootAttributes) {
   TempDir dir;
-  const json config = {
-      {"lr", 0.001},  {"max_steps", 1000}, {"model", "gpt2"},        {"compile", true},
-      {"amp", false}, {"groups", {1, 2}},  {"optim", {{"b1", 0.9}}}, {"note", nullptr}};
+  const json config = {{"lr", 0.001},  {"max_steps", 1000}, {"model", "gpt2"},        {"compile", true},
+                       {"amp", false}, {"groups", {1, 2}},  {"optim", {{"b1", 0.9}}}, {"note", nullptr}};
   { gqa::TrainLog log(dir.path(), config); }
   H5Reader h5(dir.path() + "/train_log.h5");
   ASSERT_TRUE(h5.ok());
@@ -393,10 +383,8 @@ TEST(TrainLog, TrailingPartialJsonlLineIsDropped) {
     write_train(log, 6, 6);
   }
   // read_jsonl parses every line: a merged or partial line would throw here.
-  EXPECT_EQ(steps_of_kind(read_jsonl(dir.path()), "train"),
-            (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
-  expect_same(H5Reader(dir.path() + "/train_log.h5").values("/train/step"), {1, 2, 3, 4, 5, 6},
-              "train/step");
+  EXPECT_EQ(steps_of_kind(read_jsonl(dir.path()), "train"), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  expect_same(H5Reader(dir.path() + "/train_log.h5").values("/train/step"), {1, 2, 3, 4, 5, 6}, "train/step");
 }
 
 TEST(TrainLog, MalformedLineBeforeTheEndIsAnInputError) {
@@ -481,8 +469,7 @@ TEST(TrainLog, MissingHdf5IsRebuiltFromJsonl) {
   }
   fs::remove(dir.path() + "/train_log.h5");
   { gqa::TrainLog log(dir.path(), kConfig, /*resume_step=*/4); }
-  expect_same(H5Reader(dir.path() + "/train_log.h5").values("/train/step"), {1, 2, 3, 4},
-              "train/step");
+  expect_same(H5Reader(dir.path() + "/train_log.h5").values("/train/step"), {1, 2, 3, 4}, "train/step");
 }
 
 TEST(TrainLog, Hdf5BehindTheJsonlIsRebuilt) {
@@ -516,8 +503,7 @@ TEST(TrainLog, KilledRunResumesFromItsLastFlush) {
       log.flush();  // the checkpoint at step 5
       write_train(log, 6, 9);
       ::kill(::getpid(), SIGKILL);
-    } catch (...) {
-    }
+    } catch (...) {}
     ::_exit(3);  // never back into the test runner
   }
   int status = 0;
@@ -527,8 +513,7 @@ TEST(TrainLog, KilledRunResumesFromItsLastFlush) {
     gqa::TrainLog log(dir.path(), kConfig, /*resume_step=*/5);
     write_train(log, 6, 7, /*run=*/100);
   }
-  EXPECT_EQ(steps_of_kind(read_jsonl(dir.path()), "train"),
-            (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(steps_of_kind(read_jsonl(dir.path()), "train"), (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7}));
   H5Reader h5(dir.path() + "/train_log.h5");
   ASSERT_TRUE(h5.ok());
   expect_same(h5.values("/train/step"), {1, 2, 3, 4, 5, 6, 7}, "train/step");
@@ -601,18 +586,15 @@ TEST(ProgressBar, NotATtyOnlyPrintsMessages) {
 }
 
 TEST(ProgressBar, EtaAndWidth) {
-  EXPECT_NE(gqa::ProgressBar::format_line(370, 1000, 12300, 3.2, 1e-3, 83).find("ETA 01:23"),
-            std::string::npos);
-  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 0, 3.2, 1e-3, -1).find("ETA --:--"),
-            std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(370, 1000, 12300, 3.2, 1e-3, 83).find("ETA 01:23"), std::string::npos);
+  EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 0, 3.2, 1e-3, -1).find("ETA --:--"), std::string::npos);
   // Token rates as format_count writes them (whole below a thousand, then K / M / B); "-" when unknown.
   EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 999, 3.2, 1e-3, 1).find("  999 tok/s"), std::string::npos);
   EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 1.26e6, 3.2, 1e-3, 1).find("1.26M tok/s"), std::string::npos);
   EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, 3.5e9, 3.2, 1e-3, 1).find("3.50B tok/s"), std::string::npos);
   EXPECT_NE(gqa::ProgressBar::format_line(1, 1000, -1, 3.2, 1e-3, 1).find("    - tok/s"), std::string::npos);
   // Large numbers still fit in 80 columns (the bar gives way first).
-  const std::string wide =
-      gqa::ProgressBar::format_line(1234567, 9999999, 9.87e8, 12.345, 1.5e-10, 3.6e6);
+  const std::string wide = gqa::ProgressBar::format_line(1234567, 9999999, 9.87e8, 12.345, 1.5e-10, 3.6e6);
   EXPECT_LE(wide.size(), 79u) << wide;
   EXPECT_NE(wide.find("1234567/9999999"), std::string::npos) << wide;
   EXPECT_NE(wide.find("ETA 1000:00:00"), std::string::npos) << wide;

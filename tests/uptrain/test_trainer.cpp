@@ -54,8 +54,8 @@ TEST_P(SaveRoundTrip, ReproducesSourceTensors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, SaveRoundTrip,
-                         ::testing::Values("gpt2_h4", "gpt_neo_h6", "llama_gqa_h6kv2", "llama_mqa_sharded", "llama_bf16", "t5_v10",
-                                           "t5_v11"));
+                         ::testing::Values("gpt2_h4", "gpt_neo_h6", "llama_gqa_h6kv2", "llama_mqa_sharded",
+                                           "llama_bf16", "t5_v10", "t5_v11"));
 
 TEST(Trainer, SavedWeightsChangeWhenTheModelDoes) {
   const std::string src = test::oracle_case("gpt2_h4");
@@ -70,7 +70,8 @@ TEST(Trainer, SavedWeightsChangeWhenTheModelDoes) {
   save_model(*model, ckpt, ckpt.config().raw, tmp.file("out"));
   auto reloaded = load_model(tmp.file("out"));
   for (size_t i = 0; i < model->parameters().size(); ++i)
-    EXPECT_TRUE(at::equal(model->parameters()[i].tensor, reloaded->parameters()[i].tensor)) << model->parameters()[i].key();
+    EXPECT_TRUE(at::equal(model->parameters()[i].tensor, reloaded->parameters()[i].tensor))
+        << model->parameters()[i].key();
 }
 
 TEST(Trainer, PackedCausalPathEqualsMaskedPath) {
@@ -172,7 +173,8 @@ TEST(Trainer, ResumeAfterSigkillContinuesExactly) {
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
     while (std::chrono::steady_clock::now() < deadline &&
-           test::read_text(out + "/train_log.jsonl").find("\"step\":" + std::to_string(kill_step) + ",") == std::string::npos)
+           test::read_text(out + "/train_log.jsonl").find("\"step\":" + std::to_string(kill_step) + ",") ==
+               std::string::npos)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     std::this_thread::sleep_for(std::chrono::milliseconds(kill_delay_ms));
     ::kill(-pid, SIGKILL);
@@ -204,7 +206,8 @@ TEST(Trainer, ResumeAfterSigkillContinuesExactly) {
       return names;
     };
     EXPECT_EQ(sorted_names(out + "/model"), sorted_names(tmp.file("straight/model"))) << "seed " << seed;
-    std::cout << "seed " << seed << ": killed " << kill_delay_ms << " ms after step " << kill_step << " was logged, resumed from step " << last << "\n";
+    std::cout << "seed " << seed << ": killed " << kill_delay_ms << " ms after step " << kill_step
+              << " was logged, resumed from step " << last << "\n";
   }
   EXPECT_GE(resumed_from_a_checkpoint, 2) << "the kills landed before any checkpoint";
 }
@@ -214,7 +217,8 @@ TEST(Trainer, TwoGlooProcessesEqualAccumulation) {
   TempDir tmp("gqa-ddp");
   write_tokens(tmp.file("train.bin"), 6000, 13);
   const std::string src = test::oracle_case("gpt2_h4");
-  const std::string common = " --data " + tmp.file("train.bin") + " --seq-len 24 --batch-size 3 --steps 6 --lr 2e-3 --threads 1 --quiet";
+  const std::string common =
+      " --data " + tmp.file("train.bin") + " --seq-len 24 --batch-size 3 --steps 6 --lr 2e-3 --threads 1 --quiet";
   RunResult one = run(gqa_cmd("uptrain " + src + " " + tmp.file("one") + common + " --grad-accum 2"));
   ASSERT_EQ(one.code, 0) << one.output;
   RunResult two = run(gqa_cmd("uptrain " + src + " " + tmp.file("two") + common + " --nproc 2"));
@@ -291,8 +295,9 @@ TEST(Trainer, SelfDistillationHasZeroLoss) {
   TempDir tmp("gqa-distill");
   write_tokens(tmp.file("train.bin"), 3000, 19);
   const std::string src = test::oracle_case("gpt2_h4");
-  RunResult r = run(gqa_cmd("uptrain " + src + " " + tmp.file("out") + " --data " + tmp.file("train.bin") + " --teacher " + src +
-                            " --distill-weight 1 --seq-len 16 --batch-size 2 --steps 1 --threads 1 --quiet"));
+  RunResult r =
+      run(gqa_cmd("uptrain " + src + " " + tmp.file("out") + " --data " + tmp.file("train.bin") + " --teacher " + src +
+                  " --distill-weight 1 --seq-len 16 --batch-size 2 --steps 1 --threads 1 --quiet"));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NEAR(train_losses(tmp.file("out")).at(1), 0.0, 1e-5);
 }
@@ -339,8 +344,9 @@ TEST(Trainer, ResumeRefusesADifferentConfigAndNaNKeepsTheCheckpoint) {
 
   // A learning rate that blows up: stops with a message, the earlier checkpoint survives.
   const std::string nan_out = tmp.file("nan");
-  RunResult nan = run(gqa_cmd("uptrain " + src + " " + nan_out + " --data " + tmp.file("train.bin") +
-                              " --seq-len 16 --batch-size 2 --steps 40 --save-every 1 --warmup 0 --clip 0 --lr 1e30 --threads 1 --quiet"));
+  RunResult nan = run(gqa_cmd(
+      "uptrain " + src + " " + nan_out + " --data " + tmp.file("train.bin") +
+      " --seq-len 16 --batch-size 2 --steps 40 --save-every 1 --warmup 0 --clip 0 --lr 1e30 --threads 1 --quiet"));
   EXPECT_EQ(nan.code, 2) << nan.output;
   EXPECT_NE(nan.output.find("loss"), std::string::npos) << nan.output;
   EXPECT_TRUE(files::exists(nan_out + "/checkpoints/step-00000001/trainer_state.json")) << nan.output;
@@ -394,7 +400,9 @@ TEST(Trainer, SixteenBitTrainingKeepsFloat32WeightsOrMasters) {
   EXPECT_GT(masters, 0);
   EXPECT_GT(beyond_bf16, masters / 2) << "the masters hold no more than bf16 does";
   EXPECT_EQ(run(gqa_cmd("uptrain " + src + " " + tmp.file("bad") + " --data " + tmp.file("train.bin") +
-                        " --steps 1 --dtype f64 --quiet")).code, 2);
+                        " --steps 1 --dtype f64 --quiet"))
+                .code,
+            2);
 }
 
 // SimGQA: regrouping changes the head -> group map toward similar heads, is logged, lands in the
@@ -404,8 +412,9 @@ TEST(Trainer, RegroupEveryNStepsIsLoggedSavedAndResumable) {
   write_tokens(tmp.file("train.bin"), 6000, 37);
   const std::string src = test::oracle_case("llama_mha");
   ASSERT_EQ(run(gqa_cmd("convert " + src + " " + tmp.file("w") + " --strategy weighted --kv-heads 2")).code, 0);
-  const std::string cmd = "uptrain " + tmp.file("w") + " " + tmp.file("out") + " --data " + tmp.file("train.bin") +
-                          " --seq-len 32 --batch-size 4 --steps 8 --save-every 4 --regroup-every 3 --lr 2e-3 --threads 1 --quiet";
+  const std::string cmd =
+      "uptrain " + tmp.file("w") + " " + tmp.file("out") + " --data " + tmp.file("train.bin") +
+      " --seq-len 32 --batch-size 4 --steps 8 --save-every 4 --regroup-every 3 --lr 2e-3 --threads 1 --quiet";
   RunResult r = run(gqa_cmd(cmd));
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string log = test::read_text(tmp.file("out/train_log.jsonl"));
@@ -454,9 +463,12 @@ TEST(Trainer, TrainFromScratchRecordsTokensAndMatchesParameters) {
   const std::string corpus = shared + "/data/corpus/valid.txt.gz";
   ASSERT_TRUE(files::exists(corpus)) << corpus;
   const std::string tokenizer = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
-  test::write_text(tmp.file("mha.json"), R"({"family": "llama", "layers": 2, "d_model": 64, "heads": 4, "vocab_size": 4096})");
-  test::write_text(tmp.file("gqa.json"), R"({"family": "llama", "layers": 2, "d_model": 64, "heads": 4, "kv_heads": 1, "vocab_size": 4096})");
-  const std::string common = " --tokenizer " + tokenizer + " --data " + corpus + " --seq-len 64 --batch-size 4 --steps 6 --threads 1 --quiet";
+  test::write_text(tmp.file("mha.json"),
+                   R"({"family": "llama", "layers": 2, "d_model": 64, "heads": 4, "vocab_size": 4096})");
+  test::write_text(tmp.file("gqa.json"),
+                   R"({"family": "llama", "layers": 2, "d_model": 64, "heads": 4, "kv_heads": 1, "vocab_size": 4096})");
+  const std::string common =
+      " --tokenizer " + tokenizer + " --data " + corpus + " --seq-len 64 --batch-size 4 --steps 6 --threads 1 --quiet";
   RunResult mha = run(gqa_cmd("train " + tmp.file("mha") + " --config " + tmp.file("mha.json") + common));
   ASSERT_EQ(mha.code, 0) << mha.output;
   Checkpoint m(tmp.file("mha/model"));
@@ -486,9 +498,11 @@ TEST(Trainer, T5LearnsSummariesFromJsonlPairs) {
   const std::string pairs = shared + "/data/corpus/summ-valid.jsonl.gz";
   ASSERT_TRUE(files::exists(pairs)) << pairs;
   const std::string tokenizer = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
-  test::write_text(tmp.file("t5.json"), R"({"family": "t5", "layers": 2, "d_model": 64, "heads": 4, "vocab_size": 4096})");
-  RunResult r = run(gqa_cmd("train " + tmp.file("t5") + " --config " + tmp.file("t5.json") + " --tokenizer " + tokenizer +
-                            " --data " + pairs + " --valid " + pairs + " --max-source-len 64 --max-target-len 16 --batch-size 8 --steps 8"
+  test::write_text(tmp.file("t5.json"),
+                   R"({"family": "t5", "layers": 2, "d_model": 64, "heads": 4, "vocab_size": 4096})");
+  RunResult r = run(gqa_cmd("train " + tmp.file("t5") + " --config " + tmp.file("t5.json") + " --tokenizer " +
+                            tokenizer + " --data " + pairs + " --valid " + pairs +
+                            " --max-source-len 64 --max-target-len 16 --batch-size 8 --steps 8"
                             " --lr 3e-3 --eval-sequences 16 --threads 1 --quiet"));
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("seq2seq"), std::string::npos) << r.output;
@@ -497,8 +511,8 @@ TEST(Trainer, T5LearnsSummariesFromJsonlPairs) {
   EXPECT_LT(losses.at(8), losses.at(1));
   // A JSONL line without the target field is an input error naming the line.
   test::write_text(tmp.file("bad.jsonl"), "{\"document\": \"a b c\", \"summary\": \"a\"}\n{\"document\": \"d e f\"}\n");
-  RunResult bad = run(gqa_cmd("uptrain " + tmp.file("t5/model") + " " + tmp.file("bad") + " --data " + tmp.file("bad.jsonl") +
-                              " --steps 1 --batch-size 1 --quiet"));
+  RunResult bad = run(gqa_cmd("uptrain " + tmp.file("t5/model") + " " + tmp.file("bad") + " --data " +
+                              tmp.file("bad.jsonl") + " --steps 1 --batch-size 1 --quiet"));
   EXPECT_EQ(bad.code, 2) << bad.output;
   EXPECT_NE(bad.output.find("bad.jsonl:2"), std::string::npos) << bad.output;
 }

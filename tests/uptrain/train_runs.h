@@ -69,12 +69,15 @@ inline std::map<int64_t, double> train_losses(const std::string& out_dir) {
 }
 
 // Max |a - b| over the tensors two folders share, as float32; fails when a name is missing.
-inline double folder_diff(const std::string& a_dir, const std::string& b_file_or_dir, const std::string& skip_suffix = "") {
+inline double folder_diff(const std::string& a_dir, const std::string& b_file_or_dir,
+                          const std::string& skip_suffix = "") {
   Checkpoint a(a_dir);
   std::unique_ptr<Checkpoint> b_ckpt;
   std::unique_ptr<SafetensorsFile> b_file;
-  if (files::is_directory(b_file_or_dir)) b_ckpt = std::make_unique<Checkpoint>(b_file_or_dir);
-  else b_file = std::make_unique<SafetensorsFile>(b_file_or_dir);
+  if (files::is_directory(b_file_or_dir))
+    b_ckpt = std::make_unique<Checkpoint>(b_file_or_dir);
+  else
+    b_file = std::make_unique<SafetensorsFile>(b_file_or_dir);
   double worst = 0;
   for (const std::string& name : a.names()) {
     if (!skip_suffix.empty() && name.size() >= skip_suffix.size() &&
