@@ -75,6 +75,13 @@ double initializer_range_std(const ModelConfig& c, Role r, const AttentionLayout
 BlockPlan scaled_by_head_dim(const ModelConfig& c, int64_t layer);  // 1/sqrt(head_dim), no window
 // Window of a layer from c.attention_types ("local" layers see c.window_size slots).
 int64_t local_window(const ModelConfig& c, int64_t layer);
+// The sizes most transformers configs name alike (vocab_size, hidden_size, num_hidden_layers,
+// num_attention_heads, max_position_embeddings) and the family's feed-forward width field.
+void parse_standard_sizes(const ConfigFields& f, ModelConfig& c, const char* ffn_field);
+// Llama's block as Llama and Qwen2 state it: standard sizes, rms_norm_eps, hidden_act, SwiGLU,
+// untied by default, rotary (parse_rope), head_dim; and a fresh config of it.
+void parse_llama_block(const ConfigFields& f, ModelConfig& c);
+nlohmann::json fresh_llama_block(const ModelShape& s, const FreshSizes& z);
 // rope_theta / rope_parameters / rope_scaling of a rotary family.
 RopeConfig parse_rope(const ConfigFields& f);
 // The token ids every family writes into a fresh config.json (null when not given).

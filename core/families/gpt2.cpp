@@ -52,21 +52,22 @@ BlockPlan block(const ModelConfig& c, int64_t layer) {
 
 }  // namespace
 
-extern const FamilySpec kGpt2Family = {Family::GPT2,
-                                       "gpt2",
-                                       "GPT2LMHeadModel",
-                                       "n_head",
-                                       "n_inner",
-                                       NormKind::LayerNorm,
-                                       Positions::Learned,
-                                       /*encoder_decoder=*/false,
-                                       /*kv_heads_field=*/false,
-                                       /*free_head_dim=*/false,
-                                       /*zero_padding_row=*/false,
-                                       "gelu_new",
-                                       parse,
-                                       fresh_config,
-                                       init_std,
-                                       block};
+extern const FamilySpec kGpt2Family = {
+    /*family=*/Family::GPT2,
+    /*model_type=*/"gpt2",
+    /*architecture=*/"GPT2LMHeadModel",
+    /*heads_field=*/"n_head",
+    /*ffn_field=*/"n_inner",
+    /*norm=*/NormKind::LayerNorm,
+    /*positions=*/Positions::Learned,
+    /*encoder_decoder=*/false,
+    /*kv_heads_field=*/false,
+    /*free_head_dim=*/false,
+    /*zero_padding_row=*/false,
+    /*default_activation=*/"gelu_new",
+    /*parse=*/parse,
+    /*fresh_config=*/fresh_config,
+    /*init_std=*/init_std,
+    /*block=*/block};
 
 }  // namespace gqa

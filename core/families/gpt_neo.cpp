@@ -74,21 +74,22 @@ BlockPlan block(const ModelConfig& c, int64_t layer) { return {1.0, local_window
 
 }  // namespace
 
-extern const FamilySpec kGptNeoFamily = {Family::GPTNeo,
-                                         "gpt_neo",
-                                         "GPTNeoForCausalLM",
-                                         "num_heads",
-                                         "intermediate_size",
-                                         NormKind::LayerNorm,
-                                         Positions::Learned,
-                                         /*encoder_decoder=*/false,
-                                         /*kv_heads_field=*/false,
-                                         /*free_head_dim=*/false,
-                                         /*zero_padding_row=*/false,
-                                         "gelu_new",
-                                         parse,
-                                         fresh_config,
-                                         initializer_range_std,
-                                         block};
+extern const FamilySpec kGptNeoFamily = {
+    /*family=*/Family::GPTNeo,
+    /*model_type=*/"gpt_neo",
+    /*architecture=*/"GPTNeoForCausalLM",
+    /*heads_field=*/"num_heads",
+    /*ffn_field=*/"intermediate_size",
+    /*norm=*/NormKind::LayerNorm,
+    /*positions=*/Positions::Learned,
+    /*encoder_decoder=*/false,
+    /*kv_heads_field=*/false,
+    /*free_head_dim=*/false,
+    /*zero_padding_row=*/false,
+    /*default_activation=*/"gelu_new",
+    /*parse=*/parse,
+    /*fresh_config=*/fresh_config,
+    /*init_std=*/initializer_range_std,
+    /*block=*/block};
 
 }  // namespace gqa

@@ -14,12 +14,7 @@ namespace {
 constexpr double kPythiaRotaryFraction = 0.25;  // transformers' default rotary_pct
 
 void parse(const ConfigFields& f, ModelConfig& c) {
-  c.vocab_size = f.positive("vocab_size");
-  c.d_model = f.positive("hidden_size");
-  c.n_layers = f.count("num_hidden_layers");
-  c.n_heads = f.count("num_attention_heads");
-  c.ffn_dim = f.positive("intermediate_size");
-  c.max_positions = f.positive("max_position_embeddings");
+  parse_standard_sizes(f, c, "intermediate_size");
   c.norm_eps = f.number_or("layer_norm_eps", 1e-5);
   c.activation = f.string_or("hidden_act", "gelu");
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
@@ -65,21 +60,22 @@ nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
 
 }  // namespace
 
-extern const FamilySpec kGptNeoXFamily = {Family::GPTNeoX,
-                                          "gpt_neox",
-                                          "GPTNeoXForCausalLM",
-                                          "num_attention_heads",
-                                          "intermediate_size",
-                                          NormKind::LayerNorm,
-                                          Positions::Rotary,
-                                          /*encoder_decoder=*/false,
-                                          /*kv_heads_field=*/false,
-                                          /*free_head_dim=*/false,
-                                          /*zero_padding_row=*/false,
-                                          "gelu",
-                                          parse,
-                                          fresh_config,
-                                          initializer_range_std,
-                                          scaled_by_head_dim};
+extern const FamilySpec kGptNeoXFamily = {
+    /*family=*/Family::GPTNeoX,
+    /*model_type=*/"gpt_neox",
+    /*architecture=*/"GPTNeoXForCausalLM",
+    /*heads_field=*/"num_attention_heads",
+    /*ffn_field=*/"intermediate_size",
+    /*norm=*/NormKind::LayerNorm,
+    /*positions=*/Positions::Rotary,
+    /*encoder_decoder=*/false,
+    /*kv_heads_field=*/false,
+    /*free_head_dim=*/false,
+    /*zero_padding_row=*/false,
+    /*default_activation=*/"gelu",
+    /*parse=*/parse,
+    /*fresh_config=*/fresh_config,
+    /*init_std=*/initializer_range_std,
+    /*block=*/scaled_by_head_dim};
 
 }  // namespace gqa

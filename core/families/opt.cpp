@@ -12,12 +12,7 @@ namespace {
 constexpr int64_t kOptPositionOffset = 2;
 
 void parse(const ConfigFields& f, ModelConfig& c) {
-  c.vocab_size = f.positive("vocab_size");
-  c.d_model = f.positive("hidden_size");
-  c.n_layers = f.count("num_hidden_layers");
-  c.n_heads = f.count("num_attention_heads");
-  c.ffn_dim = f.positive("ffn_dim");
-  c.max_positions = f.positive("max_position_embeddings");
+  parse_standard_sizes(f, c, "ffn_dim");
   c.norm_eps = 1e-5;  // nn.LayerNorm's default; OPT states none
   c.activation = f.string_or("activation_function", "relu");
   c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", true);
@@ -51,21 +46,22 @@ nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
 
 }  // namespace
 
-extern const FamilySpec kOptFamily = {Family::OPT,
-                                      "opt",
-                                      "OPTForCausalLM",
-                                      "num_attention_heads",
-                                      "ffn_dim",
-                                      NormKind::LayerNorm,
-                                      Positions::Learned,
-                                      /*encoder_decoder=*/false,
-                                      /*kv_heads_field=*/false,
-                                      /*free_head_dim=*/false,
-                                      /*zero_padding_row=*/true,
-                                      "relu",
-                                      parse,
-                                      fresh_config,
-                                      initializer_range_std,
-                                      scaled_by_head_dim};
+extern const FamilySpec kOptFamily = {
+    /*family=*/Family::OPT,
+    /*model_type=*/"opt",
+    /*architecture=*/"OPTForCausalLM",
+    /*heads_field=*/"num_attention_heads",
+    /*ffn_field=*/"ffn_dim",
+    /*norm=*/NormKind::LayerNorm,
+    /*positions=*/Positions::Learned,
+    /*encoder_decoder=*/false,
+    /*kv_heads_field=*/false,
+    /*free_head_dim=*/false,
+    /*zero_padding_row=*/true,
+    /*default_activation=*/"relu",
+    /*parse=*/parse,
+    /*fresh_config=*/fresh_config,
+    /*init_std=*/initializer_range_std,
+    /*block=*/scaled_by_head_dim};
 
 }  // namespace gqa

@@ -28,36 +28,15 @@ void parse_layer_types(const ConfigFields& f, ModelConfig& c) {
 }
 
 void parse(const ConfigFields& f, ModelConfig& c) {
-  c.vocab_size = f.positive("vocab_size");
-  c.d_model = f.positive("hidden_size");
-  c.n_layers = f.count("num_hidden_layers");
-  c.n_heads = f.count("num_attention_heads");
-  c.ffn_dim = f.positive("intermediate_size");
-  c.max_positions = f.positive("max_position_embeddings");
-  c.norm_eps = f.number_or("rms_norm_eps", 1e-6);
-  c.activation = f.string_or("hidden_act", "silu");
-  c.gated_ffn = true;
-  c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
+  parse_llama_block(f, c);
   c.attention_bias = true;  // q/k/v only: the name table has no o bias
-  c.rope = parse_rope(f);
-  if (f.has("head_dim")) c.head_dim = f.positive("head_dim");
   parse_layer_types(f, c);
 }
 
 nlohmann::json fresh_config(const ModelShape& s, const FreshSizes& z) {
-  return {{"vocab_size", s.vocab_size},
-          {"hidden_size", s.d_model},
-          {"intermediate_size", z.ffn_dim},
-          {"num_hidden_layers", s.n_layers},
-          {"num_attention_heads", s.n_heads},
-          {"head_dim", z.head_dim},
-          {"hidden_act", z.activation},
-          {"max_position_embeddings", s.max_positions},
-          {"rms_norm_eps", 1e-6},
-          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}},
-          {"use_sliding_window", false},
-          {"initializer_range", kInitializerRange},
-          {"tie_word_embeddings", true}};
+  nlohmann::json j = fresh_llama_block(s, z);
+  j["use_sliding_window"] = false;
+  return j;
 }
 
 BlockPlan block(const ModelConfig& c, int64_t layer) {
@@ -66,21 +45,22 @@ BlockPlan block(const ModelConfig& c, int64_t layer) {
 
 }  // namespace
 
-extern const FamilySpec kQwen2Family = {Family::Qwen2,
-                                        "qwen2",
-                                        "Qwen2ForCausalLM",
-                                        "num_attention_heads",
-                                        "intermediate_size",
-                                        NormKind::RMSNorm,
-                                        Positions::Rotary,
-                                        /*encoder_decoder=*/false,
-                                        /*kv_heads_field=*/true,
-                                        /*free_head_dim=*/true,
-                                        /*zero_padding_row=*/true,
-                                        "silu",
-                                        parse,
-                                        fresh_config,
-                                        initializer_range_std,
-                                        block};
+extern const FamilySpec kQwen2Family = {
+    /*family=*/Family::Qwen2,
+    /*model_type=*/"qwen2",
+    /*architecture=*/"Qwen2ForCausalLM",
+    /*heads_field=*/"num_attention_heads",
+    /*ffn_field=*/"intermediate_size",
+    /*norm=*/NormKind::RMSNorm,
+    /*positions=*/Positions::Rotary,
+    /*encoder_decoder=*/false,
+    /*kv_heads_field=*/true,
+    /*free_head_dim=*/true,
+    /*zero_padding_row=*/true,
+    /*default_activation=*/"silu",
+    /*parse=*/parse,
+    /*fresh_config=*/fresh_config,
+    /*init_std=*/initializer_range_std,
+    /*block=*/block};
 
 }  // namespace gqa

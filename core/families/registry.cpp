@@ -44,6 +44,41 @@ int64_t local_window(const ModelConfig& c, int64_t layer) {
   return c.attention_types.empty() || c.attention_types[size_t(layer)] != "local" ? 0 : c.window_size;
 }
 
+void parse_standard_sizes(const ConfigFields& f, ModelConfig& c, const char* ffn_field) {
+  c.vocab_size = f.positive("vocab_size");
+  c.d_model = f.positive("hidden_size");
+  c.n_layers = f.count("num_hidden_layers");
+  c.n_heads = f.count("num_attention_heads");
+  c.ffn_dim = f.positive(ffn_field);
+  c.max_positions = f.positive("max_position_embeddings");
+}
+
+void parse_llama_block(const ConfigFields& f, ModelConfig& c) {
+  parse_standard_sizes(f, c, "intermediate_size");
+  c.norm_eps = f.number_or("rms_norm_eps", 1e-6);
+  c.activation = f.string_or("hidden_act", "silu");
+  c.gated_ffn = true;
+  c.tie_word_embeddings = f.boolean_or("tie_word_embeddings", false);
+  c.rope = parse_rope(f);
+  if (f.has("head_dim")) c.head_dim = f.positive("head_dim");
+}
+
+nlohmann::json fresh_llama_block(const ModelShape& s, const FreshSizes& z) {
+  // Tied embeddings: small models spend most of their parameters there.
+  return {{"vocab_size", s.vocab_size},
+          {"hidden_size", s.d_model},
+          {"intermediate_size", z.ffn_dim},
+          {"num_hidden_layers", s.n_layers},
+          {"num_attention_heads", s.n_heads},
+          {"head_dim", z.head_dim},
+          {"hidden_act", z.activation},
+          {"max_position_embeddings", s.max_positions},
+          {"rms_norm_eps", 1e-6},
+          {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}},
+          {"initializer_range", kInitializerRange},
+          {"tie_word_embeddings", true}};
+}
+
 RopeConfig parse_rope(const ConfigFields& f) {
   const nlohmann::json& j = f.object();
   const std::string& path = f.path();

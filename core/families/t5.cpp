@@ -73,21 +73,22 @@ BlockPlan block(const ModelConfig&, int64_t) { return {1.0, 0}; }  // T5 folds t
 
 }  // namespace
 
-extern const FamilySpec kT5Family = {Family::T5,
-                                     "t5",
-                                     "T5ForConditionalGeneration",
-                                     "num_heads",
-                                     "d_ff",
-                                     NormKind::RMSNorm,
-                                     Positions::Relative,
-                                     /*encoder_decoder=*/true,
-                                     /*kv_heads_field=*/false,
-                                     /*free_head_dim=*/true,
-                                     /*zero_padding_row=*/false,
-                                     "relu",
-                                     parse,
-                                     fresh_config,
-                                     init_std,
-                                     block};
+extern const FamilySpec kT5Family = {
+    /*family=*/Family::T5,
+    /*model_type=*/"t5",
+    /*architecture=*/"T5ForConditionalGeneration",
+    /*heads_field=*/"num_heads",
+    /*ffn_field=*/"d_ff",
+    /*norm=*/NormKind::RMSNorm,
+    /*positions=*/Positions::Relative,
+    /*encoder_decoder=*/true,
+    /*kv_heads_field=*/false,
+    /*free_head_dim=*/true,
+    /*zero_padding_row=*/false,
+    /*default_activation=*/"relu",
+    /*parse=*/parse,
+    /*fresh_config=*/fresh_config,
+    /*init_std=*/init_std,
+    /*block=*/block};
 
 }  // namespace gqa
