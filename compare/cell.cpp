@@ -44,9 +44,8 @@ double number_from_json(const json& j, const std::string& source, const std::str
 }
 
 int64_t integer_from_json(const json& j, const std::string& source, const std::string& field, int64_t minimum) {
-  const bool fits =
-      j.is_number_integer() &&
-      (!j.is_number_unsigned() || j.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+  const bool fits = j.is_number_integer() &&
+                    (!j.is_number_unsigned() || j.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()));
   if (!fits) throw InputError(source, field, "expected an integer, got " + describe(j));
   const int64_t value = j.get<int64_t>();
   if (value < minimum)
@@ -123,7 +122,7 @@ void append_json(std::string& out, const json& j, int depth) {
     out += j.dump();
     return;
   }
-  const std::string indent(2 * static_cast<size_t>(depth + 1), ' ');
+  const std::string indent(2 * size_t(depth + 1), ' ');
   out += j.is_object() ? "{\n" : "[\n";
   size_t i = 0;
   for (auto it = j.begin(); it != j.end(); ++it, ++i) {
@@ -132,7 +131,7 @@ void append_json(std::string& out, const json& j, int depth) {
     append_json(out, it.value(), depth + 1);
     out += i + 1 < j.size() ? ",\n" : "\n";
   }
-  out += std::string(2 * static_cast<size_t>(depth), ' ') + (j.is_object() ? "}" : "]");
+  out += std::string(2 * size_t(depth), ' ') + (j.is_object() ? "}" : "]");
 }
 
 }  // namespace

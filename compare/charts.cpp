@@ -92,7 +92,7 @@ Segment moving_average(const Segment& segment, size_t window) {
     const size_t from = i >= half ? i - half : 0, to = std::min(segment.size(), i + half + 1);
     double sum = 0;
     for (size_t k = from; k < to; ++k) sum += segment[k].loss;
-    smoothed[i].loss = sum / static_cast<double>(to - from);
+    smoothed[i].loss = sum / double(to - from);
   }
   return smoothed;
 }
@@ -262,10 +262,10 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
     // Right after conversion the loss can sit far above where the runs end up, flattening the
     // part worth comparing into a line: when the first quarter of the run takes over half the
     // height, the axis is cut above the highest loss of the remaining three quarters.
-    const double settled_from = static_cast<double>(first_step) + 0.25 * static_cast<double>(last_step - first_step);
+    const double settled_from = double(first_step) + 0.25 * double(last_step - first_step);
     double settled_highest = lowest;
     for (const LossPoint& p : all_points)
-      if (static_cast<double>(p.step) >= settled_from) settled_highest = std::max(settled_highest, p.loss);
+      if (double(p.step) >= settled_from) settled_highest = std::max(settled_highest, p.loss);
     double top_loss = highest;
     if (settled_highest > lowest && highest - lowest > 2 * (settled_highest - lowest)) {
       top_loss = settled_highest + 0.5 * (settled_highest - lowest);
@@ -273,7 +273,7 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
                   format_significant(highest) + ")";
     }
     if (last_step == first_step) last_step = first_step + 10;  // one step: an axis of whole steps around it
-    x_ticks = nice_ticks(static_cast<double>(first_step), static_cast<double>(last_step), 6);
+    x_ticks = nice_ticks(double(first_step), double(last_step), 6);
     y_ticks = axis_ticks(lowest, top_loss, 0.04);
   }
 
@@ -311,8 +311,7 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   const size_t panel_count = std::max<size_t>(panels.size(), 1);
   const double left = 84, top = 84, panel_gap = 84, plot_height = 400;
   const double plot_width = panel_count == 1 ? 580 : 420;
-  const double panels_right =
-      left + static_cast<double>(panel_count) * plot_width + static_cast<double>(panel_count - 1) * panel_gap;
+  const double panels_right = left + double(panel_count) * plot_width + double(panel_count - 1) * panel_gap;
   const double legend_x = panels_right + 24;
   const double width = legend.empty() ? panels_right + 30 : legend_x + legend_width(legend) + 16;
   const double height = std::max(top + plot_height + 62, top + legend_height(legend) + 20);
@@ -328,7 +327,7 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   }
   const double stroke_width = all_points.size() > 2000 ? 1.3 : 1.7;  // many curves: thinner lines
   for (size_t k = 0; k < panels.size(); ++k) {
-    const double panel_left = left + static_cast<double>(k) * (plot_width + panel_gap);
+    const double panel_left = left + double(k) * (plot_width + panel_gap);
     const Frame frame{panel_left, top, plot_width, plot_height, x_ticks, y_ticks};
     draw_frame(svg, frame, "Uptraining step", k == 0 ? "Cross-entropy loss (\u2193 lower is better)" : "");
     svg.text(panel_left + plot_width / 2, top - 8, panels[k].title, kLabelFont,
@@ -344,15 +343,13 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
       const std::string color = strategy_color(plan, *cell), dash = kv_dash(plan, *cell);
       for (const Segment& segment : segments) {
         if (segment.size() == 1) {  // a lone value: a dot, since a one-point line is invisible
-          svg.path(marker_path(Shape::kCircle, frame.px(static_cast<double>(segment[0].step)),
-                               frame.py(segment[0].loss), 2.5),
+          svg.path(marker_path(Shape::kCircle, frame.px(double(segment[0].step)), frame.py(segment[0].loss), 2.5),
                    "class=\"curve\" fill=\"" + color + "\"", cell_name(*cell));
           continue;
         }
         std::string d;
         for (const LossPoint& point : segment)
-          d += (d.empty() ? "M" : " L") + coord(frame.px(static_cast<double>(point.step))) + "," +
-               coord(frame.py(point.loss));
+          d += (d.empty() ? "M" : " L") + coord(frame.px(double(point.step))) + "," + coord(frame.py(point.loss));
         svg.path(d,
                  "class=\"curve\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"" + coord(stroke_width) +
                      "\" stroke-linejoin=\"round\"" + (dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\""),

@@ -88,8 +88,8 @@ std::string speed_table(const Plan& plan) {
                        if (!plan.baseline || !plan.baseline->kv_bytes_per_token || !c.kv_bytes_per_token ||
                            *plan.baseline->kv_bytes_per_token <= 0)
                          return std::nullopt;
-                       return format_percent(static_cast<double>(*c.kv_bytes_per_token) /
-                                             static_cast<double>(*plan.baseline->kv_bytes_per_token));
+                       return format_percent(double(*c.kv_bytes_per_token) /
+                                             double(*plan.baseline->kv_bytes_per_token));
                      }});
   columns.push_back({"Parameters", [](const CellResult& c) {
                        return c.parameters ? std::optional<std::string>(format_count(double(*c.parameters)))

@@ -30,10 +30,10 @@ struct Plan {
   bool x_is_speedup = false;            // the baseline measured speed_batch, so speedups exist
 
   size_t strategy_index(const std::string& strategy) const {
-    return static_cast<size_t>(std::find(strategies.begin(), strategies.end(), strategy) - strategies.begin());
+    return size_t(std::find(strategies.begin(), strategies.end(), strategy) - strategies.begin());
   }
   size_t kv_index(int64_t kv_heads) const {
-    return static_cast<size_t>(std::find(kv_counts.begin(), kv_counts.end(), kv_heads) - kv_counts.begin());
+    return size_t(std::find(kv_counts.begin(), kv_counts.end(), kv_heads) - kv_counts.begin());
   }
 };
 

@@ -39,7 +39,7 @@ std::string xml_escape(const std::string& text) {
 double text_width(const std::string& text, double font_size) {
   const auto characters =
       std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
-  return 0.6 * font_size * static_cast<double>(characters);
+  return 0.6 * font_size * double(characters);
 }
 
 std::string marker_path(Shape shape, double cx, double cy, double r) {
@@ -148,7 +148,7 @@ double legend_width(const std::vector<LegendItem>& items) {
 }
 
 double legend_height(const std::vector<LegendItem>& items) {
-  return static_cast<double>(items.size()) * kLegendRow + 2 * kLegendPadding - 4;
+  return double(items.size()) * kLegendRow + 2 * kLegendPadding - 4;
 }
 
 void draw_legend(Svg& svg, double x, double y, const std::vector<LegendItem>& items) {

@@ -24,7 +24,7 @@ Ticks nice_ticks(double lo, double hi, int target_count) {
   }
   // Among the nice steps near (hi - lo) / (target_count - 1), the one whose ticks come closest to
   // target_count in number; a tie goes to the smaller step (more ticks to read values by).
-  const int base_exponent = static_cast<int>(std::floor(std::log10((hi - lo) / (target_count - 1))));
+  const int base_exponent = int(std::floor(std::log10((hi - lo) / (target_count - 1))));
   const auto tick_count = [&](double step) { return std::ceil(hi / step - 1e-9) - std::floor(lo / step + 1e-9) + 1; };
   double best_mantissa = 1, best_step = 0;
   int best_exponent = 0;

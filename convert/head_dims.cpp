@@ -100,7 +100,7 @@ AttentionWeights reduce_head_dims(const AttentionWeights& w, int qk_dim, int v_d
 std::vector<int> choose_rope_pairs(const std::vector<AttentionWeights>& blocks, int n_pairs) {
   if (blocks.empty()) return {};
   const int64_t dh = blocks.front().layout.head_dim_qk, half = dh / 2;
-  std::vector<double> score(static_cast<size_t>(half), 0.0);
+  std::vector<double> score(size_t(half), 0.0);
   for (const AttentionWeights& w : blocks)
     for (int h = 0; h < w.layout.n_q; ++h) {
       const int g = w.layout.group_of[size_t(h)];

@@ -13,7 +13,7 @@ std::string string_printf(const char* format, ...) {
   va_copy(again, args);
   const int length = std::vsnprintf(nullptr, 0, format, args);
   va_end(args);
-  std::string text(static_cast<size_t>(std::max(length, 0)), '\0');
+  std::string text(size_t(std::max(length, 0)), '\0');
   std::vsnprintf(text.data(), text.size() + 1, format, again);  // C++17: data() is writable
   va_end(again);
   return text;
@@ -33,7 +33,7 @@ std::string format_fixed(double v, int decimals) {
 std::string format_significant(double v) {
   if (!std::isfinite(v)) return non_finite_text(v);
   if (v == 0) return "0";
-  const int magnitude = static_cast<int>(std::floor(std::log10(std::fabs(v))));
+  const int magnitude = int(std::floor(std::log10(std::fabs(v))));
   return format_fixed(v, std::clamp(2 - magnitude, 0, 6));
 }
 
@@ -69,8 +69,8 @@ std::string format_clock(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--";
   const long long total = std::llround(std::min(seconds, 3.6e8));  // 100000 h: "never" enough
   const long long hours = total / 3600;
-  const int minutes = static_cast<int>(total / 60 % 60);
-  const int secs = static_cast<int>(total % 60);
+  const int minutes = int(total / 60 % 60);
+  const int secs = int(total % 60);
   if (hours > 0) return string_printf("%lld:%02d:%02d", hours, minutes, secs);
   return string_printf("%02d:%02d", minutes, secs);
 }

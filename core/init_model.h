@@ -15,11 +15,12 @@
 
 namespace gqa {
 
-// Parses the small JSON of `gqa train --config`. Keys: "family" (gpt2 | gpt_neo | llama | t5) and
-// "vocab_size" are required; "layers", "encoder_layers" (T5), "d_model", "heads", "head_dim",
-// "kv_heads", "group_map", "qk_head_dim", "v_head_dim", "ffn_dim", "max_positions" (not T5),
-// "activation", "window_size" (GPT-Neo), "bos_token_id", "eos_token_id", "pad_token_id" are
-// optional. An unknown key, a wrong type or an impossible shape throws InputError(file, key, ...).
+// Parses the small JSON of `gqa train --config`. Keys: "family" (a model_type of core/families/:
+// gpt2, gpt_neo, llama, t5, gpt_neox, opt, qwen2) and "vocab_size" are required; "layers",
+// "encoder_layers" (T5), "d_model", "heads", "head_dim", "kv_heads", "group_map", "qk_head_dim",
+// "v_head_dim", "ffn_dim", "max_positions" (not T5), "activation", "window_size" (GPT-Neo),
+// "bos_token_id", "eos_token_id", "pad_token_id" are optional. An unknown key, a wrong type or an
+// impossible shape throws InputError(file, key, ...).
 ModelShape parse_model_shape(const nlohmann::json& j, const std::string& file);
 
 // The checks parse_model_shape makes, for shapes built in code; errors name the JSON keys.
@@ -35,7 +36,9 @@ int64_t default_ffn_dim(const ModelShape& shape);
 // Llama SwiGLU ("silu"), RMSNorm eps 1e-6, rope_theta 10000, tied embeddings (small models spend
 // most of their parameters there); T5 v1.0 style ("relu", tied head with the d_model^-0.5
 // output scale, 32 relative buckets up to distance 128, decoder_start_token_id = pad = 0 unless
-// given), grouping its decoder self- and cross-attention (the KV caches). Token ids not given
+// given), grouping its decoder self- and cross-attention (the KV caches); GPT-NeoX Pythia's
+// (rotary_pct 0.25, parallel residual, GELU), OPT's pre-norm (ReLU, offset-2 positions), Qwen2
+// as Llama with q/k/v biases, all tied (each family's fresh_config). Token ids not given
 // are written as null so no family default (e.g. GPT-2's 50256) points outside the vocabulary.
 nlohmann::json make_config(const ModelShape& shape);
 

@@ -250,8 +250,7 @@ TokenIds to_ids(const std::vector<std::string>& target, const std::vector<std::s
   auto convert = [&ids](const std::vector<std::string>& tokens) {
     std::vector<int> out;
     out.reserve(tokens.size());
-    for (const std::string& token : tokens)
-      out.push_back(ids.emplace(token, static_cast<int>(ids.size())).first->second);
+    for (const std::string& token : tokens) out.push_back(ids.emplace(token, int(ids.size())).first->second);
     return out;
   };
   TokenIds result;
@@ -291,8 +290,8 @@ RougeScore rouge_n(const TokenIds& tokens, size_t n) {
     }
   }
   RougeScore score;
-  score.precision = static_cast<double>(overlap) / static_cast<double>(std::max<size_t>(prediction.size(), 1));
-  score.recall = static_cast<double>(overlap) / static_cast<double>(std::max<size_t>(target.size(), 1));
+  score.precision = double(overlap) / double(std::max<size_t>(prediction.size(), 1));
+  score.recall = double(overlap) / double(std::max<size_t>(target.size(), 1));
   score.fmeasure = f_measure(score.precision, score.recall);
   return score;
 }
@@ -311,9 +310,9 @@ size_t lcs_length(const std::vector<int>& a, const std::vector<int>& b) {
 RougeScore rouge_l(const TokenIds& tokens) {
   RougeScore score;
   if (tokens.target.empty() || tokens.prediction.empty()) return score;
-  const double lcs = static_cast<double>(lcs_length(tokens.target, tokens.prediction));
-  score.precision = lcs / static_cast<double>(tokens.prediction.size());
-  score.recall = lcs / static_cast<double>(tokens.target.size());
+  const double lcs = double(lcs_length(tokens.target, tokens.prediction));
+  score.precision = lcs / double(tokens.prediction.size());
+  score.recall = lcs / double(tokens.target.size());
   score.fmeasure = f_measure(score.precision, score.recall);
   return score;
 }
@@ -327,7 +326,7 @@ bool at(const std::string& text, size_t i, std::string_view bytes) { return text
 std::string porter_stem(const std::string& word) {
   std::string stem = word;
   for (char& c : stem)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
   const auto irregular = irregular_forms().find(stem);
   if (irregular != irregular_forms().end()) return std::string(irregular->second);
   if (stem.size() <= 2) return stem;  // NLTK leaves one- and two-letter words alone
@@ -350,7 +349,7 @@ std::vector<std::string> RougeScorer::tokenize(const std::string& text) const {
   for (size_t i = 0; i < text.size();) {
     const char c = text[i];
     if (static_cast<unsigned char>(c) < 0x80) {
-      const char lower = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+      const char lower = c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
       if (is_token_char(lower)) {
         word += lower;
       } else {
@@ -407,7 +406,7 @@ RougeScores mean_scores(const std::vector<RougeScores>& per_pair) {
     accumulate(mean.rouge2, s.rouge2);
     accumulate(mean.rougeL, s.rougeL);
   }
-  const double count = static_cast<double>(per_pair.size());
+  const double count = double(per_pair.size());
   for (RougeScore* total : {&mean.rouge1, &mean.rouge2, &mean.rougeL}) {
     total->precision /= count;
     total->recall /= count;

@@ -58,14 +58,13 @@ std::string join(const std::string& dir, const std::string& name) {
 // Little-endian uint32 files (cache) and uint16/uint32 files (.bin), read the same way.
 
 uint32_t load_le(const unsigned char* p, int bytes) {
-  uint32_t v = static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8;
-  if (bytes == 4) v |= static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+  uint32_t v = uint32_t(p[0]) | uint32_t(p[1]) << 8;
+  if (bytes == 4) v |= uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
   return v;
 }
 
 void append_le32(std::string* out, uint32_t v) {
-  const char bytes[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
-                         static_cast<char>(v >> 24)};
+  const char bytes[4] = {char(v), char(v >> 8), char(v >> 16), char(v >> 24)};
   out->append(bytes, 4);
 }
 
@@ -80,7 +79,7 @@ class MappedFile {
       ::close(fd);
       throw InputError(path, "", "no tokens");
     }
-    size_ = static_cast<size_t>(st.st_size);
+    size_ = size_t(st.st_size);
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
     const std::string why = p == MAP_FAILED ? reason() : "";
     ::close(fd);
@@ -178,8 +177,7 @@ void add_file_identity(KeyHash* key, const std::string& path) {
   char* absolute = ::realpath(path.c_str(), nullptr);
   key->add(absolute ? std::string(absolute) : path);
   std::free(absolute);
-  key->add(static_cast<int64_t>(st.st_size))
-      .add(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+  key->add(int64_t(st.st_size)).add(int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
 }
 
 // The tokenizer has no file name to hash, so it is identified by what it does: sizes and special
@@ -195,7 +193,7 @@ std::string tokenizer_fingerprint(const Tokenizer& tokenizer) {
   KeyHash key;
   key.add(tokenizer.vocab_size());
   for (const auto& ids : {tokenizer.prefix_ids, tokenizer.suffix_ids, tokenizer.encode(probe)}) {
-    key.add(static_cast<int64_t>(ids.size()));
+    key.add(int64_t(ids.size()));
     for (int64_t id : ids) key.add(id);
   }
   for (const auto& special : {tokenizer.bos_id(), tokenizer.eos_id(), tokenizer.pad_id()}) {
@@ -269,7 +267,7 @@ class CacheWriter {
     if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) {
       throw InputError(temp_, "", "cannot write the token cache: " + reason());
     }
-    count_ += static_cast<int64_t>(ids.size());
+    count_ += int64_t(ids.size());
   }
   int64_t count() const { return count_; }
   void commit() {
@@ -339,13 +337,13 @@ class LineReader {
   static constexpr unsigned kChunk = 1 << 16;
   bool fill() {
     chunk_.resize(kChunk);
-    const int n = gzread(file_, chunk_.data(), static_cast<unsigned>(chunk_.size()));
+    const int n = gzread(file_, chunk_.data(), unsigned(chunk_.size()));
     if (n < 0) {
       int code = 0;
       const char* message = gzerror(file_, &code);
       throw InputError(path_, "", std::string("cannot read: ") + (code == Z_ERRNO ? reason() : message));
     }
-    chunk_.resize(static_cast<size_t>(n));
+    chunk_.resize(size_t(n));
     pos_ = 0;
     return n > 0;
   }
@@ -402,7 +400,7 @@ std::vector<uint32_t> to_uint32(const std::vector<int64_t>& ids, const std::stri
     if (ids[i] < 0 || ids[i] > kMaxId) {
       throw InputError(where, "", "the tokenizer produced id " + std::to_string(ids[i]));
     }
-    out[i] = static_cast<uint32_t>(ids[i]);
+    out[i] = uint32_t(ids[i]);
   }
   return out;
 }
@@ -413,7 +411,7 @@ void tokenize_into(const Source& source, const DataOptions& opts, const Tokenize
   auto encode_document = [&](const std::string& text, const std::string& where) {
     if (text.empty()) return;
     std::vector<uint32_t> ids = to_uint32(tokenizer.encode(text), where);
-    if (eos >= 0) ids.push_back(static_cast<uint32_t>(eos));
+    if (eos >= 0) ids.push_back(uint32_t(eos));
     out->append(ids);
   };
   if (source.format == Format::kText) {
@@ -494,7 +492,7 @@ void convert_hdf5_into(const std::string& path, const std::string& dataset, Cach
         throw InputError(path, "token " + std::to_string(start + i),
                          "id " + std::to_string(values[i]) + " is not a valid token id");
       }
-      ids[i] = static_cast<uint32_t>(values[i]);
+      ids[i] = uint32_t(values[i]);
     }
     out->append(ids);
   }
@@ -546,7 +544,7 @@ void TokenStream::read(int64_t begin, int64_t n, int32_t* out) const {
   while (pos < begin + n) {
     const Segment& s = impl->segment_of(pos);
     const int64_t end = std::min(begin + n, s.begin + s.size);
-    for (int64_t i = pos; i < end; ++i) *out++ = static_cast<int32_t>(s.at(i - s.begin));
+    for (int64_t i = pos; i < end; ++i) *out++ = int32_t(s.at(i - s.begin));
     pos = end;
   }
 }
@@ -617,7 +615,7 @@ Segment load_source(const Source& source, const DataOptions& opts, const Tokeniz
     }
     segment.file = std::make_shared<const MappedFile>(cached);
   }
-  segment.size = static_cast<int64_t>(segment.file->size()) / segment.bytes;
+  segment.size = int64_t(segment.file->size()) / segment.bytes;
   check_ids(segment, source.path, opts.vocab_size);
   return segment;
 }
@@ -705,15 +703,15 @@ std::vector<EncodedPair> read_pair_cache(const std::string& path) {
   std::vector<EncodedPair> pairs;
   if (!cache_hit(path)) return pairs;
   const MappedFile file(path);
-  const int64_t words = static_cast<int64_t>(file.size() / 4);
+  const int64_t words = int64_t(file.size() / 4);
   auto word = [&](int64_t i) { return load_le(file.data() + 4 * i, 4); };
   const int64_t n = word(0);
   if (1 + 2 * n > words) return {};
   int64_t pos = 1 + 2 * n;
-  pairs.resize(static_cast<size_t>(n));
+  pairs.resize(size_t(n));
   auto take = [&](int64_t length, std::vector<uint32_t>* ids) {
     if (pos + length > words) return false;
-    ids->resize(static_cast<size_t>(length));
+    ids->resize(size_t(length));
     for (uint32_t& id : *ids) id = word(pos++);
     return true;
   };
@@ -726,10 +724,10 @@ std::vector<EncodedPair> read_pair_cache(const std::string& path) {
 
 void write_pair_cache(const std::string& path, const std::vector<EncodedPair>& pairs) {
   CacheWriter writer(path);
-  std::vector<uint32_t> header{static_cast<uint32_t>(pairs.size())};
+  std::vector<uint32_t> header{uint32_t(pairs.size())};
   for (const EncodedPair& p : pairs) {
-    header.push_back(static_cast<uint32_t>(p.source.size()));
-    header.push_back(static_cast<uint32_t>(p.target.size()));
+    header.push_back(uint32_t(p.source.size()));
+    header.push_back(uint32_t(p.target.size()));
   }
   writer.append(header);
   for (const EncodedPair& p : pairs) {
@@ -741,14 +739,14 @@ void write_pair_cache(const std::string& path, const std::vector<EncodedPair>& p
 
 // prefix + text ids + suffix, the text cut so that the whole fits max_length (HF truncation).
 std::vector<int32_t> with_special(const std::vector<uint32_t>& text, const Tokenizer& tokenizer, int64_t max_length) {
-  const int64_t specials = static_cast<int64_t>(tokenizer.prefix_ids.size() + tokenizer.suffix_ids.size());
-  int64_t keep = static_cast<int64_t>(text.size());
+  const int64_t specials = int64_t(tokenizer.prefix_ids.size() + tokenizer.suffix_ids.size());
+  int64_t keep = int64_t(text.size());
   if (max_length > 0) keep = std::clamp<int64_t>(max_length - specials, 0, keep);
   std::vector<int32_t> out;
-  for (int64_t id : tokenizer.prefix_ids) out.push_back(static_cast<int32_t>(id));
+  for (int64_t id : tokenizer.prefix_ids) out.push_back(int32_t(id));
   out.insert(out.end(), text.begin(), text.begin() + keep);
-  for (int64_t id : tokenizer.suffix_ids) out.push_back(static_cast<int32_t>(id));
-  if (max_length > 0 && static_cast<int64_t>(out.size()) > max_length) out.resize(max_length);
+  for (int64_t id : tokenizer.suffix_ids) out.push_back(int32_t(id));
+  if (max_length > 0 && int64_t(out.size()) > max_length) out.resize(max_length);
   return out;
 }
 
@@ -812,13 +810,13 @@ BatchOrder::BatchOrder(int64_t n_examples, int64_t batch_size, uint64_t seed, bo
 }
 
 void BatchOrder::reshuffle() {
-  order_.resize(static_cast<size_t>(n_));
+  order_.resize(size_t(n_));
   for (int64_t i = 0; i < n_; ++i) order_[i] = i;
   if (!shuffle_) return;
-  std::mt19937_64 engine(seed_ + static_cast<uint64_t>(epoch_));
+  std::mt19937_64 engine(seed_ + uint64_t(epoch_));
   // Fisher-Yates; j uniform in [0, i] by rejecting the raw outputs below 2^64 mod (i + 1).
   for (int64_t i = n_ - 1; i > 0; --i) {
-    const uint64_t range = static_cast<uint64_t>(i) + 1;
+    const uint64_t range = uint64_t(i) + 1;
     const uint64_t threshold = (0 - range) % range;
     uint64_t r = engine();
     while (r < threshold) r = engine();
@@ -828,8 +826,8 @@ void BatchOrder::reshuffle() {
 
 std::vector<int64_t> BatchOrder::next() {
   std::vector<int64_t> batch;
-  batch.reserve(static_cast<size_t>(batch_));
-  while (static_cast<int64_t>(batch.size()) < batch_) {
+  batch.reserve(size_t(batch_));
+  while (int64_t(batch.size()) < batch_) {
     batch.push_back(order_[position_++]);
     if (position_ == n_) {
       ++epoch_;

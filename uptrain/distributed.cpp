@@ -418,7 +418,7 @@ std::unique_ptr<Communicator> join_process_group(const DistributedEnv& env, cons
   const std::string who = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
   try {
     c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(env.master_port);
+    store_options.port = std::uint16_t(env.master_port);
     store_options.isServer = env.rank == 0;
     store_options.numWorkers = env.world_size;
     store_options.waitWorkers = true;  // rank 0 returns once everyone has connected
@@ -453,8 +453,7 @@ std::vector<std::vector<std::size_t>> plan_buckets(const std::vector<at::Tensor>
   std::map<Key, std::pair<std::size_t, std::size_t>> open;  // key -> (bucket index, bytes in it)
   for (std::size_t index = 0; index < tensors.size(); ++index) {
     const at::Tensor& tensor = tensors[index];
-    const Key key{static_cast<int>(tensor.scalar_type()), static_cast<int>(tensor.device().type()),
-                  tensor.device().index()};
+    const Key key{int(tensor.scalar_type()), int(tensor.device().type()), tensor.device().index()};
     const std::size_t bytes = tensor.numel() * tensor.element_size();
     auto found = open.find(key);
     if (found == open.end() || found->second.second + bytes > bucket_bytes) {
@@ -506,7 +505,7 @@ std::string current_executable() {
   for (;;) {
     const ssize_t length = ::readlink("/proc/self/exe", path.data(), path.size());
     if (length < 0) throw std::runtime_error(std::string("cannot read /proc/self/exe: ") + std::strerror(errno));
-    if (static_cast<std::size_t>(length) < path.size()) return path.substr(0, length);
+    if (std::size_t(length) < path.size()) return path.substr(0, length);
     path.resize(path.size() * 2);
   }
 }

@@ -51,7 +51,7 @@ bool write_all(int fd, const std::string& data) {
     const ssize_t n = ::write(fd, data.data() + written, data.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
-    written += static_cast<size_t>(n);
+    written += size_t(n);
   }
   return true;
 }
@@ -155,7 +155,7 @@ struct KindColumns {
       const auto found = scalars.find(name);
       column.push_back(found == scalars.end() ? kNaN : found->second);
     }
-    steps.push_back(static_cast<double>(step));
+    steps.push_back(double(step));
   }
 };
 
@@ -394,7 +394,7 @@ void write_run_config(hid_t file, const nlohmann::json& run_config) {
       const int64_t flag = value.get<bool>() ? 1 : 0;
       write_attribute(file, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &flag);
     } else if (value.is_number_integer() &&
-               !(value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+               !(value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(INT64_MAX))) {
       const int64_t number = value.get<int64_t>();
       write_attribute(file, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &number);
     } else if (value.is_number()) {
@@ -532,7 +532,7 @@ void TrainLog::record(const std::string& kind, int64_t step, const std::map<std:
         open.columns.emplace(scalar.first,
                              create_column(open.group.get(), scalar.first, std::vector<double>(row, kNaN)));
     for (const auto& column : open.columns) set_rows(column.second.get(), row + 1);
-    write_row(open.columns.at(kStepName).get(), row, static_cast<double>(step));
+    write_row(open.columns.at(kStepName).get(), row, double(step));
     for (const auto& [name, value] : scalars) write_row(open.columns.at(name).get(), row, value);
     open.rows = row + 1;
   } catch (const Hdf5Failure& failure) {
@@ -575,11 +575,11 @@ bool ProgressBar::stderr_is_tty() { return files::stderr_is_terminal(); }
 std::string ProgressBar::format_line(int64_t step, int64_t total, double tokens_per_second, double loss, double lr,
                                      double eta_seconds) {
   total = std::max<int64_t>(total, 1);
-  const double fraction = std::clamp(static_cast<double>(step) / static_cast<double>(total), 0.0, 1.0);
-  const std::string percent = string_printf("%4d%%", static_cast<int>(fraction * 100));
+  const double fraction = std::clamp(double(step) / double(total), 0.0, 1.0);
+  const std::string percent = string_printf("%4d%%", int(fraction * 100));
   // Fields have fixed widths (wider only for unusual values), so the bar keeps its length and
   // the numbers do not jump around between redraws.
-  const int total_digits = static_cast<int>(std::to_string(total).size());
+  const int total_digits = int(std::to_string(total).size());
   const std::string counts =
       string_printf("%*lld/%lld", total_digits, static_cast<long long>(step), static_cast<long long>(total));
   const std::string figures =
@@ -590,7 +590,7 @@ std::string ProgressBar::format_line(int64_t step, int64_t total, double tokens_
   const size_t width = fixed + 5 <= kMaxColumns ? std::min<size_t>(kMaxColumns - fixed, 30) : 0;
   std::string line = percent;
   if (width > 0) {
-    const auto filled = static_cast<size_t>(fraction * static_cast<double>(width));
+    const auto filled = size_t(fraction * double(width));
     line += " |" + std::string(filled, '#') + std::string(width - filled, ' ') + "| ";
   } else {
     line += " ";
@@ -623,9 +623,8 @@ void ProgressBar::update(int64_t step, double tokens_per_second, double loss, do
     start_ = now;
   }
   const int64_t steps_done = step - first_step_;
-  const double eta = steps_done > 0 ? (now - start_) / static_cast<double>(steps_done) *
-                                          static_cast<double>(std::max<int64_t>(total_ - step, 0))
-                                    : -1.0;
+  const double eta =
+      steps_done > 0 ? (now - start_) / double(steps_done) * double(std::max<int64_t>(total_ - step, 0)) : -1.0;
   latest_ = format_line(step, total_, tokens_per_second, loss, lr, eta);
   latest_drawn_ = false;
   const bool final_step = step >= total_;

@@ -91,7 +91,7 @@ std::vector<std::vector<int64_t>> beam_search(const Model& model, const std::vec
     std::vector<int64_t> tokens;
     double score = kNever;
   };
-  const size_t nb = static_cast<size_t>(B), nk = static_cast<size_t>(K);
+  const size_t nb = size_t(B), nk = size_t(K);
   std::vector<std::vector<std::vector<int64_t>>> running(nb, std::vector<std::vector<int64_t>>(nk));
   std::vector<std::vector<double>> running_score(nb, std::vector<double>(nk, kNever));
   std::vector<std::vector<Hypothesis>> finished(nb, std::vector<Hypothesis>(nk));

@@ -40,9 +40,7 @@ struct MergeInfo {
   int32_t new_id;
 };
 
-uint64_t pair_key(int32_t a, int32_t b) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-}
+uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
 
 class BpeModel {
  public:
@@ -61,14 +59,14 @@ class BpeModel {
     int64_t max_id = -1;
     for (const auto& [tok, id] : vocab) max_id = std::max<int64_t>(max_id, id);
     // A dense id table is kept; ids far beyond the vocabulary size are surely corrupt.
-    const int64_t limit = 4 * static_cast<int64_t>(vocab.size()) + (int64_t{1} << 20);
+    const int64_t limit = 4 * int64_t(vocab.size()) + (int64_t{1} << 20);
     if (max_id >= limit) {
       throw InputError(file, field,
                        "id " + std::to_string(max_id) + " out of range for a vocabulary of " +
                            std::to_string(vocab.size()) + " tokens");
     }
-    id_to_token.assign(static_cast<size_t>(max_id + 1), std::string());
-    for (const auto& [tok, id] : vocab) id_to_token[static_cast<size_t>(id)] = tok;
+    id_to_token.assign(size_t(max_id + 1), std::string());
+    for (const auto& [tok, id] : vocab) id_to_token[size_t(id)] = tok;
   }
 
   // merges[rank] = (a, b); as HF: both parts and their concatenation must be in the vocabulary,
@@ -93,7 +91,7 @@ class BpeModel {
       if (im == vocab.end()) {
         throw InputError(file, where, "merged token " + in_quotes(merged) + " not in vocab");
       }
-      merges[pair_key(ia->second, ib->second)] = {static_cast<int32_t>(rank), im->second};
+      merges[pair_key(ia->second, ib->second)] = {int32_t(rank), im->second};
     }
   }
 
@@ -125,7 +123,7 @@ class BpeModel {
   };
 
   void add_symbol(std::vector<Symbol>* symbols, int32_t id) const {
-    const auto n = static_cast<int32_t>(symbols->size());
+    const auto n = int32_t(symbols->size());
     if (n > 0) (*symbols)[n - 1].next = n;
     symbols->push_back({id, n - 1, -1, false});
   }
@@ -195,7 +193,7 @@ class BpeModel {
     };
     for (size_t i = 0; i + 1 < sym.size(); ++i) {
       if (const MergeInfo* m = lookup(sym[i].id, sym[i + 1].id)) {
-        queue.push({m->rank, static_cast<int32_t>(i), m->new_id});
+        queue.push({m->rank, int32_t(i), m->new_id});
       }
     }
     while (!queue.empty()) {
@@ -348,9 +346,8 @@ class BpeTokenizer final : public Tokenizer {
       if (const AddedToken* t = added.by_id(id)) {
         if (skip_special && t->special) continue;
         token = &t->content;
-      } else if (id >= 0 && id < static_cast<int64_t>(model.id_to_token.size()) &&
-                 !model.id_to_token[static_cast<size_t>(id)].empty()) {
-        token = &model.id_to_token[static_cast<size_t>(id)];
+      } else if (id >= 0 && id < int64_t(model.id_to_token.size()) && !model.id_to_token[size_t(id)].empty()) {
+        token = &model.id_to_token[size_t(id)];
       } else {
         continue;  // unknown ids are skipped, as HF does
       }
@@ -360,7 +357,7 @@ class BpeTokenizer final : public Tokenizer {
         const size_t n = utf8_next(*token, i, &cp);
         const int b = cp == 0xFFFFFFFFu ? -1 : unicode_to_byte(cp);
         if (b >= 0) {
-          bytes += static_cast<char>(b);
+          bytes += char(b);
         } else {
           bytes.append(*token, i, n);
         }
@@ -637,14 +634,14 @@ void resolve_specials(BpeTokenizer* t, const FolderConfig& fc, const json* post_
 
 void finish(BpeTokenizer* t) {
   t->added.build();
-  t->size = std::max<int64_t>(static_cast<int64_t>(t->model.id_to_token.size()), t->added.max_id() + 1);
+  t->size = std::max<int64_t>(int64_t(t->model.id_to_token.size()), t->added.max_id() + 1);
 }
 
 int32_t vocab_id(const json& v, const std::string& path, const std::string& field) {
   if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxVocabId) {
     throw InputError(path, field, "id must be an integer in [0, 2^31)");
   }
-  return static_cast<int32_t>(v.get<int64_t>());
+  return int32_t(v.get<int64_t>());
 }
 
 void read_vocab_object(const json& j, const std::string& path, const std::string& field, BpeModel* model) {

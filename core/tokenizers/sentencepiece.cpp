@@ -35,7 +35,7 @@ bool read_varint(std::string_view s, size_t* pos, uint64_t* v) {
   for (int shift = 0; shift < 64; shift += 7) {
     if (*pos >= s.size()) return false;
     const auto b = static_cast<unsigned char>(s[(*pos)++]);
-    *v |= static_cast<uint64_t>(b & 0x7F) << shift;
+    *v |= uint64_t(b & 0x7F) << shift;
     if ((b & 0x80) == 0) return true;
   }
   return false;
@@ -43,10 +43,10 @@ bool read_varint(std::string_view s, size_t* pos, uint64_t* v) {
 
 void write_varint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
-    *out += static_cast<char>((v & 0x7F) | 0x80);
+    *out += char((v & 0x7F) | 0x80);
     v >>= 7;
   }
-  *out += static_cast<char>(v);
+  *out += char(v);
 }
 
 struct Field {
@@ -64,7 +64,7 @@ std::optional<std::vector<Field>> parse_fields(std::string_view s) {
     const size_t start = pos;
     uint64_t tag = 0, v = 0;
     if (!read_varint(s, &pos, &tag)) return std::nullopt;
-    Field f{static_cast<uint32_t>(tag >> 3), static_cast<int>(tag & 7), {}, {}};
+    Field f{uint32_t(tag >> 3), int(tag & 7), {}, {}};
     switch (f.wire_type) {
       case 0:
         if (!read_varint(s, &pos, &v)) return std::nullopt;
@@ -131,23 +131,23 @@ class Unigram {
   void build(const sentencepiece::SentencePieceProcessor& sp) {
     const int n = sp.GetPieceSize();
     trie_.assign(1, Node{});
-    scores_.resize(static_cast<size_t>(n));
+    scores_.resize(size_t(n));
     double min_score = std::numeric_limits<double>::infinity();
     for (int id = 0; id < n; ++id) {
-      scores_[static_cast<size_t>(id)] = sp.GetScore(id);
-      min_score = std::min(min_score, scores_[static_cast<size_t>(id)]);
+      scores_[size_t(id)] = sp.GetScore(id);
+      min_score = std::min(min_score, scores_[size_t(id)]);
       int32_t node = 0;
       for (unsigned char b : sp.IdToPiece(id)) {
         int32_t next = child(node, b);
         if (next < 0) {
-          next = static_cast<int32_t>(trie_.size());
-          trie_[static_cast<size_t>(node)].next.emplace_back(b, next);
-          std::sort(trie_[static_cast<size_t>(node)].next.begin(), trie_[static_cast<size_t>(node)].next.end());
+          next = int32_t(trie_.size());
+          trie_[size_t(node)].next.emplace_back(b, next);
+          std::sort(trie_[size_t(node)].next.begin(), trie_[size_t(node)].next.end());
           trie_.emplace_back();
         }
         node = next;
       }
-      trie_[static_cast<size_t>(node)].id = id;  // a repeated piece keeps its last id, as HF
+      trie_[size_t(node)].id = id;  // a repeated piece keeps its last id, as HF
     }
     unk_id_ = sp.unk_id();
     unk_score_ = min_score - 10.0;  // K_UNK_PENALTY
@@ -171,12 +171,12 @@ class Unigram {
       for (size_t k = starts_at; k < w.size(); ++k) {
         node = child(node, static_cast<unsigned char>(w[k]));
         if (node < 0) break;
-        const int id = trie_[static_cast<size_t>(node)].id;
+        const int id = trie_[size_t(node)].id;
         if (id < 0) continue;
         Best& target = best[k + 1];
-        const double candidate = scores_[static_cast<size_t>(id)] + till_here;
+        const double candidate = scores_[size_t(id)] + till_here;
         if (target.starts_at < 0 || candidate > target.score) {
-          target = {id, candidate, static_cast<int64_t>(starts_at)};
+          target = {id, candidate, int64_t(starts_at)};
         }
         if (k + 1 - starts_at == mblen) has_single_node = true;
       }
@@ -184,7 +184,7 @@ class Unigram {
         Best& target = best[starts_at + mblen];
         const double candidate = unk_score_ + till_here;
         if (target.starts_at < 0 || candidate > target.score) {
-          target = {unk_id_, candidate, static_cast<int64_t>(starts_at)};
+          target = {unk_id_, candidate, int64_t(starts_at)};
         }
       }
       starts_at += mblen;
@@ -194,7 +194,7 @@ class Unigram {
       const Best& b = best[end];
       if (b.starts_at < 0) break;  // cannot happen: every character has a path
       if (!(b.id == unk_id_ && !ids.empty() && ids.back() == unk_id_)) ids.push_back(b.id);
-      end = static_cast<size_t>(b.starts_at);
+      end = size_t(b.starts_at);
     }
     out->insert(out->end(), ids.rbegin(), ids.rend());
   }
@@ -205,7 +205,7 @@ class Unigram {
     std::vector<std::pair<unsigned char, int32_t>> next;  // sorted by byte
   };
   int32_t child(int32_t node, unsigned char b) const {
-    const auto& next = trie_[static_cast<size_t>(node)].next;
+    const auto& next = trie_[size_t(node)].next;
     const auto it = std::lower_bound(next.begin(), next.end(), std::make_pair(b, int32_t{-1}));
     return it != next.end() && it->first == b ? it->second : -1;
   }
@@ -238,7 +238,7 @@ class SentencePieceTokenizer final : public Tokenizer {
       if (const AddedToken* t = added.by_id(id)) {
         if (!(skip_special && t->special)) tokens.push_back(t->content);
       } else if (id >= 0 && id < sp.GetPieceSize()) {
-        tokens.push_back(sp.IdToPiece(static_cast<int>(id)));
+        tokens.push_back(sp.IdToPiece(int(id)));
       }  // ids outside the vocabulary are skipped, as HF does
     }
     static const std::string kSpace = "\xE2\x96\x81";  // U+2581
@@ -272,7 +272,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     };
     for (const auto& t : tokens) {
       if (const int b = byte_token(t); b >= 0) {
-        bytes += static_cast<char>(b);
+        bytes += char(b);
         continue;
       }
       flush();

@@ -57,19 +57,19 @@ size_t utf8_next(std::string_view s, size_t i, uint32_t* cp) {
 
 void utf8_append(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
-    out += static_cast<char>(cp);
+    out += char(cp);
   } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
   } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
   } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
   }
 }
 
@@ -139,7 +139,7 @@ struct ByteTables {
     int shifted = 0;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      const uint32_t cp = printable ? static_cast<uint32_t>(b) : 256u + shifted++;
+      const uint32_t cp = printable ? uint32_t(b) : 256u + shifted++;
       utf8_append(to_unicode[b], cp);
       to_byte[cp] = b;
     }

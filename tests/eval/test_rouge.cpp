@@ -37,19 +37,19 @@ nlohmann::json run_oracle(const std::string& part) {
 std::string utf8(char32_t c) {
   std::string s;
   if (c < 0x80) {
-    s += static_cast<char>(c);
+    s += char(c);
   } else if (c < 0x800) {
-    s += static_cast<char>(0xC0 | (c >> 6));
-    s += static_cast<char>(0x80 | (c & 0x3F));
+    s += char(0xC0 | (c >> 6));
+    s += char(0x80 | (c & 0x3F));
   } else if (c < 0x10000) {
-    s += static_cast<char>(0xE0 | (c >> 12));
-    s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (c & 0x3F));
+    s += char(0xE0 | (c >> 12));
+    s += char(0x80 | ((c >> 6) & 0x3F));
+    s += char(0x80 | (c & 0x3F));
   } else {
-    s += static_cast<char>(0xF0 | (c >> 18));
-    s += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (c & 0x3F));
+    s += char(0xF0 | (c >> 18));
+    s += char(0x80 | ((c >> 12) & 0x3F));
+    s += char(0x80 | ((c >> 6) & 0x3F));
+    s += char(0x80 | (c & 0x3F));
   }
   return s;
 }
@@ -144,9 +144,9 @@ TEST(RougeOracle, TokenizerMatchesOnEdgeTextsAndEveryCodePoint) {
     if (c >= 0xD800 && c <= 0xDFFF) continue;  // surrogates have no UTF-8 form
     ++checked;
     const Tokens got = stemming.tokenize("a" + utf8(c) + "b");
-    const auto it = special.find(std::to_string(static_cast<uint32_t>(c)));
+    const auto it = special.find(std::to_string(uint32_t(c)));
     const Tokens expected = it == special.end() ? Tokens{"a", "b"} : it->get<Tokens>();
-    if (got != expected && ++failures <= 10) ADD_FAILURE() << "code point U+" << std::hex << static_cast<uint32_t>(c);
+    if (got != expected && ++failures <= 10) ADD_FAILURE() << "code point U+" << std::hex << uint32_t(c);
   }
   EXPECT_EQ(failures, 0u);
   EXPECT_EQ(checked, 0x110000u - 0x800u);

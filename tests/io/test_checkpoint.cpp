@@ -830,7 +830,7 @@ std::string write_gpt2(const TempDir& d, const std::string& name, const json& cf
   const std::string out = d.file(name);
   CheckpointWriter w(out, false);
   w.set_config(cfg);
-  std::vector<float> W(static_cast<size_t>(8 * qkv_out)), B(static_cast<size_t>(qkv_out)), P(64);
+  std::vector<float> W(size_t(8 * qkv_out)), B(static_cast<size_t>(qkv_out)), P(64);
   for (int64_t i = 0; i < 8; ++i)
     for (int64_t j = 0; j < qkv_out; ++j) W[size_t(i * qkv_out + j)] = float(i * 100 + j);  // Conv1D [in, out]
   for (int64_t j = 0; j < qkv_out; ++j) B[size_t(j)] = float(j);

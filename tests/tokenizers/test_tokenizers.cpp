@@ -56,7 +56,7 @@ std::string escaped(const std::string& s, size_t max_len = 160) {
       std::snprintf(buf, sizeof(buf), "\\x%02x", c);
       out += buf;
     } else {
-      out += static_cast<char>(c);
+      out += char(c);
     }
   }
   return out;
@@ -142,7 +142,7 @@ class HfParity : public ::testing::TestWithParam<Case> {
     // Texts where HF is known to differ from a faithful SentencePiece (see the oracle script);
     // reported, not compared.
     if (ex_->contains("hf_quirk")) {
-      for (int i : (*ex_)["hf_quirk"]) skip_.insert(static_cast<size_t>(i));
+      for (int i : (*ex_)["hf_quirk"]) skip_.insert(size_t(i));
     }
   }
   std::unique_ptr<gqa::Tokenizer> tok_;

@@ -39,7 +39,7 @@ class ByteTokenizer : public Tokenizer {
   }
   std::string decode(const std::vector<int64_t>& ids, bool) const override {
     std::string s;
-    for (int64_t id : ids) s += static_cast<char>(id);
+    for (int64_t id : ids) s += char(id);
     return s;
   }
 
@@ -58,7 +58,7 @@ const Tokenizer& gpt2() {
 std::vector<uint32_t> bytes_of(const std::string& text) { return std::vector<uint32_t>(text.begin(), text.end()); }
 
 std::vector<uint32_t> ids_of(const TokenStream& stream) {
-  std::vector<int32_t> ids(static_cast<size_t>(stream.size()));
+  std::vector<int32_t> ids(size_t(stream.size()));
   stream.read(0, stream.size(), ids.data());
   return std::vector<uint32_t>(ids.begin(), ids.end());
 }
@@ -66,7 +66,7 @@ std::vector<uint32_t> ids_of(const TokenStream& stream) {
 void write_gz(const std::string& path, const std::string& text) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  ASSERT_EQ(gzwrite(f, text.data(), unsigned(text.size())), int(text.size()));
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 
@@ -74,7 +74,7 @@ template <typename T>
 void write_raw(const std::string& path,
                const std::vector<T>& values) {  // host order = little-endian
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(T)));
+  out.write(reinterpret_cast<const char*>(values.data()), std::streamsize(values.size() * sizeof(T)));
 }
 
 // The InputError message of `load`, or "" when it does not throw one.
@@ -149,8 +149,8 @@ TEST_F(DataTest, GptDocumentsAreEncodedWhole) {
   const int64_t eos = *gpt2().eos_id();
   std::vector<uint32_t> expected;
   for (const std::string& doc : {doc1, doc2}) {
-    for (int64_t id : gpt2().encode(doc)) expected.push_back(static_cast<uint32_t>(id));
-    expected.push_back(static_cast<uint32_t>(eos));
+    for (int64_t id : gpt2().encode(doc)) expected.push_back(uint32_t(id));
+    expected.push_back(uint32_t(eos));
   }
   EXPECT_EQ(ids_of(load(dir.file("a.txt"), &gpt2(), eos)), expected);
 }
@@ -213,8 +213,8 @@ TEST_F(DataTest, SecondLoadReadsTheCacheAndChangesInvalidateIt) {
   const TokenStream changed = load(path, &gpt2(), eos);
   EXPECT_NE(changed.description().find("(tokenized)"), std::string::npos);
   std::vector<uint32_t> expected;
-  for (int64_t id : gpt2().encode("Changed text, longer than before.")) expected.push_back(static_cast<uint32_t>(id));
-  expected.push_back(static_cast<uint32_t>(eos));
+  for (int64_t id : gpt2().encode("Changed text, longer than before.")) expected.push_back(uint32_t(id));
+  expected.push_back(uint32_t(eos));
   EXPECT_EQ(ids_of(changed), expected);
 }
 
@@ -506,7 +506,7 @@ TEST_F(DataTest, ValidCorpusIdsEqualTransformersGpt2) {
   ASSERT_EQ(ids.size(), expected.size());
   const auto mismatch = std::mismatch(ids.begin(), ids.end(), expected.begin());
   EXPECT_TRUE(mismatch.first == ids.end()) << "first difference at token " << (mismatch.first - ids.begin());
-  EXPECT_EQ(ids.back(), static_cast<uint32_t>(*gpt2().eos_id()));
+  EXPECT_EQ(ids.back(), uint32_t(*gpt2().eos_id()));
 }
 
 }  // namespace

@@ -301,7 +301,7 @@ TEST(Collectives, MeanSumAndBroadcastAgreeAcrossTwoProcesses) {
       EXPECT_EQ(results["local_rank"], rank);
       EXPECT_EQ(results["world_size"], 2);
       EXPECT_EQ(results["local_world_size"], 2);
-      if (port < 0) port = static_cast<int>(results["master_port"]);
+      if (port < 0) port = int(results["master_port"]);
       EXPECT_EQ(results["master_port"], port);  // both ranks were sent to one rendezvous
       EXPECT_LT(results.at("mean_error"), 1e-6);
       EXPECT_GT(results.at("mean_change"), 0.1);  // the values really moved

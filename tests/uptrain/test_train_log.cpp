@@ -177,12 +177,12 @@ ino_t inode_of(const std::string& path) {
   return info.st_ino;
 }
 
-double loss_at(int64_t step, double run) { return 10.0 / static_cast<double>(step) + run; }
+double loss_at(int64_t step, double run) { return 10.0 / double(step) + run; }
 
 // Train records for steps [first, last]; `run` tells two runs' values apart.
 void write_train(gqa::TrainLog& log, int64_t first, int64_t last, double run = 0) {
   for (int64_t step = first; step <= last; ++step)
-    log.record("train", step, {{"loss", loss_at(step, run)}, {"lr", 1e-3 * static_cast<double>(step)}});
+    log.record("train", step, {{"loss", loss_at(step, run)}, {"lr", 1e-3 * double(step)}});
 }
 
 std::vector<double> expected_losses(int64_t last, int64_t resumed_after, double second_run) {
