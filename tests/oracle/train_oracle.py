@@ -53,6 +53,8 @@ def main(model_dir, tokens_path, seq_len, steps, lr, wd, warmup, clip, out):
         opt.step()
         losses.append(loss.item())
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.model_type == "gpt_neox" and "lm_head.weight" in state:  # save_pretrained's name
+        state["embed_out.weight"] = state.pop("lm_head.weight")
     # Tied weights: keep one copy, as save_pretrained does.
     if getattr(model.config, "tie_word_embeddings", False) and "lm_head.weight" in state:
         del state["lm_head.weight"]

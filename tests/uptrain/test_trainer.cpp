@@ -55,7 +55,8 @@ TEST_P(SaveRoundTrip, ReproducesSourceTensors) {
 
 INSTANTIATE_TEST_SUITE_P(Families, SaveRoundTrip,
                          ::testing::Values("gpt2_h4", "gpt_neo_h6", "llama_gqa_h6kv2", "llama_mqa_sharded",
-                                           "llama_bf16", "t5_v10", "t5_v11"));
+                                           "llama_bf16", "t5_v10", "t5_v11", "gpt_neox_parallel", "gpt_neox_sequential",
+                                           "opt_pre_norm_proj", "opt_post_norm", "qwen2_gqa_sliding"));
 
 TEST(Trainer, SavedWeightsChangeWhenTheModelDoes) {
   const std::string src = test::oracle_case("gpt2_h4");
@@ -106,13 +107,23 @@ TEST(Optimizer, ClippingScalesToTheNorm) {
   EXPECT_NEAR(at::cat({a.grad(), b.grad()}).norm().item<double>(), 1.0, 1e-5);
 }
 
-// Our loop against torch.optim.AdamW + transformers on the same full batches.
-class PyTorchParity : public ::testing::TestWithParam<std::string> {};
+// Our loop against torch.optim.AdamW + transformers on the same full batches. Where a weight's
+// gradient is ~0 in exact arithmetic, Adam turns both implementations' rounding noise into steps of
+// ~lr, so such tensors are left out: the key bias (it adds q.b_k to every score of a query; fused
+// into c_attn.bias / query_key_value.bias, or k_proj.bias), and OPT-350m's project_in, whose
+// smallest gradients are 1e-4 of its median (5.4e-7 vs 5.5e-3, measured in transformers): the
+// largest difference sits on exactly that element.
+struct TrainCase {
+  std::string name;
+  std::vector<std::string> skip_suffixes;
+};
+void PrintTo(const TrainCase& c, std::ostream* os) { *os << c.name; }
+class PyTorchParity : public ::testing::TestWithParam<TrainCase> {};
 
 TEST_P(PyTorchParity, WeightsAfterFiveStepsMatch) {
   TempDir tmp("gqa-parity");
   write_tokens(tmp.file("train.bin"), 16 * 6 + 1, 7);
-  const std::string src = test::oracle_case(GetParam());
+  const std::string src = test::oracle_case(GetParam().name);
   const std::string common = " --seq-len 16 --steps 5 --lr 3e-3 --weight-decay 0.1 --warmup 2 --clip 0.5 ";
   RunResult ours = run(gqa_cmd("uptrain " + src + " " + tmp.file("out") + " --data " + tmp.file("train.bin") + common +
                                "--batch-size 6 --threads 1 --quiet"));
@@ -120,11 +131,9 @@ TEST_P(PyTorchParity, WeightsAfterFiveStepsMatch) {
   RunResult ref = run(std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/train_oracle.py " + src + " " +
                       tmp.file("train.bin") + " 16 5 3e-3 0.1 2 0.5 " + tmp.file("ref.safetensors"));
   ASSERT_EQ(ref.code, 0) << ref.output;
-  // GPT-2's key bias gets no gradient in exact arithmetic (it adds q.b_k to every score of a
-  // query); Adam turns both implementations' rounding noise there into steps of ~lr, so that
-  // tensor (fused into c_attn.bias) is left out.
-  const double d = folder_diff(tmp.file("out/model"), tmp.file("ref.safetensors"), "c_attn.bias");
-  EXPECT_LT(d, 2e-5) << "weights differ from PyTorch's by " << d;
+  std::string worst;
+  const double d = folder_diff(tmp.file("out/model"), tmp.file("ref.safetensors"), GetParam().skip_suffixes, &worst);
+  EXPECT_LT(d, 2e-5) << "weights differ from PyTorch's by " << d << " (" << worst << ")";
   // The losses agree too (first and last step).
   std::istringstream ref_losses(ref.output.substr(ref.output.find("losses:") + 7));
   std::vector<double> expected;
@@ -137,7 +146,13 @@ TEST_P(PyTorchParity, WeightsAfterFiveStepsMatch) {
   EXPECT_LT(losses.at(5), losses.at(1));
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, PyTorchParity, ::testing::Values("gpt2_h4", "llama_gqa_h6kv2"));
+INSTANTIATE_TEST_SUITE_P(Families, PyTorchParity,
+                         ::testing::Values(TrainCase{"gpt2_h4", {"c_attn.bias"}}, TrainCase{"llama_gqa_h6kv2", {}},
+                                           TrainCase{"gpt_neox_parallel", {"query_key_value.bias"}},
+                                           TrainCase{"opt_pre_norm_proj", {"k_proj.bias"}},
+                                           TrainCase{"opt_post_norm", {"k_proj.bias", "project_in.weight"}},
+                                           TrainCase{"qwen2_gqa_sliding", {"k_proj.bias"}}),
+                         [](const ::testing::TestParamInfo<TrainCase>& i) { return i.param.name; });
 
 // SIGKILL at random points of a run (several seeds), then --resume: every checkpoint left is
 // whole, and the resumed run has the same loss at every step as a run that was never

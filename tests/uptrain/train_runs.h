@@ -3,6 +3,7 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -69,8 +70,11 @@ inline std::map<int64_t, double> train_losses(const std::string& out_dir) {
 }
 
 // Max |a - b| over the tensors two folders share, as float32; fails when a name is missing.
+// The largest absolute difference between the tensors of two folders (or a folder and a file), by
+// name, leaving out tensors whose names end in one of `skip_suffixes`; `worst_tensor`, when given,
+// receives the name where it is.
 inline double folder_diff(const std::string& a_dir, const std::string& b_file_or_dir,
-                          const std::string& skip_suffix = "") {
+                          const std::vector<std::string>& skip_suffixes, std::string* worst_tensor = nullptr) {
   Checkpoint a(a_dir);
   std::unique_ptr<Checkpoint> b_ckpt;
   std::unique_ptr<SafetensorsFile> b_file;
@@ -80,9 +84,10 @@ inline double folder_diff(const std::string& a_dir, const std::string& b_file_or
     b_file = std::make_unique<SafetensorsFile>(b_file_or_dir);
   double worst = 0;
   for (const std::string& name : a.names()) {
-    if (!skip_suffix.empty() && name.size() >= skip_suffix.size() &&
-        name.compare(name.size() - skip_suffix.size(), skip_suffix.size(), skip_suffix) == 0)
-      continue;
+    const bool skipped = std::any_of(skip_suffixes.begin(), skip_suffixes.end(), [&](const std::string& s) {
+      return !s.empty() && name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    });
+    if (skipped) continue;
     const bool in_b = b_ckpt ? b_ckpt->has(name) : b_file->has(name);
     EXPECT_TRUE(in_b) << name;
     if (!in_b) continue;
@@ -93,9 +98,17 @@ inline double folder_diff(const std::string& a_dir, const std::string& b_file_or
     if (x.numel() != y.numel()) continue;
     to_float32(x.dtype, x.data, x.numel(), xf.data());
     to_float32(y.dtype, y.data, y.numel(), yf.data());
-    for (size_t i = 0; i < xf.size(); ++i) worst = std::max(worst, double(std::abs(xf[i] - yf[i])));
+    for (size_t i = 0; i < xf.size(); ++i) {
+      const double d = std::abs(xf[i] - yf[i]);
+      if (d > worst && worst_tensor) *worst_tensor = name;
+      worst = std::max(worst, d);
+    }
   }
   return worst;
+}
+inline double folder_diff(const std::string& a_dir, const std::string& b_file_or_dir,
+                          const std::string& skip_suffix = "") {
+  return folder_diff(a_dir, b_file_or_dir, std::vector<std::string>{skip_suffix});
 }
 
 }  // namespace gqa
