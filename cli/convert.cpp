@@ -136,8 +136,6 @@ int convert(const Args& args) {
 
   if (o.strategy == "svd" || o.strategy == "similarity")
     if (const std::string hint = blas_kernel_hint(); !hint.empty()) std::cerr << hint << "\n";
-  std::cout << "gqa convert: " << in_dir << " -> " << out_dir << " (" << family_name(cfg.family) << ", strategy "
-            << o.strategy << ")\n";
   const ConvertSummary s = convert_checkpoint(in_dir, out_dir, o, &std::cout);
   std::cout << "converted " << s.blocks << " attention blocks; KV cache per token (fp32) "
             << s.kv_bytes_per_token_before << " -> " << s.kv_bytes_per_token_after << " bytes (" << std::fixed

@@ -35,10 +35,15 @@ std::vector<int> target_group_map(const ConvertOptions& o, int n_q) {
   if (k > n_q)
     throw InputError("--kv-heads", "",
                      std::to_string(k) + " is more than the model's " + std::to_string(n_q) + " query heads");
-  if (n_q % k != 0)
+  if (n_q % k != 0) {
+    // An example for this model: k groups as even as they can be, the larger ones first.
+    std::string example;
+    for (int g = 0, h = 0; g < k; ++g)
+      for (int i = 0; i < n_q / k + (g < n_q % k ? 1 : 0); ++i, ++h) example += (h ? "," : "") + std::to_string(g);
     throw InputError("--kv-heads", "",
                      std::to_string(k) + " does not divide " + std::to_string(n_q) +
-                         " query heads; give uneven groups with --group-map (e.g. 0,0,0,1,1,1,2,2)");
+                         " query heads; give uneven groups with --group-map (e.g. " + example + ")");
+  }
   return even_group_map(n_q, k);
 }
 
@@ -146,6 +151,9 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
                      cfg.spec().positions == Positions::Relative && key.first != AttentionModule::DecoderCross,
                      cfg.rotary_dim > 0 ? cfg.rotary_dims() : 0};
     StrategyOutput out = strategy(si);
+    // gqa fold keeps the first copy of each pooled head (read_attention pooled them with the
+    // scalars already); "kept heads ..." would read like the `first` strategy.
+    if (opts.keep_layout) out.report = "scalars folded into " + std::to_string(out.weights.layout.n_kv) + " KV heads";
     if (!kept_pairs.empty()) out.weights = keep_rope_pairs(out.weights, kept_pairs);
     if (opts.v_head_dim || (opts.qk_head_dim && kept_pairs.empty()))
       out.weights = reduce_head_dims(out.weights,
@@ -167,6 +175,10 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
   };
 
   CheckpointWriter writer(out_dir, opts.force);
+  // Every option and the output folder are checked by now: a bad request prints only its error.
+  if (progress)
+    *progress << (opts.keep_layout ? "gqa fold: " : "gqa convert: ") << in_dir << " -> " << out_dir << " ("
+              << family_name(cfg.family) << (opts.keep_layout ? "" : ", strategy " + opts.strategy) << ")\n";
   std::set<std::string> replaced;
   int64_t params_after = in.parameter_count();
   for (const BlockKey& key : blocks) {

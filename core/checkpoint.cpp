@@ -62,7 +62,8 @@ std::string make_scratch_folder(const std::string& out_in, const std::string& ta
   std::string out = out_in;
   while (!out.empty() && out.back() == '/') out.pop_back();
   remove_stale_temp_folders(parent_or_dot(out), temp_prefix(base_name(out)));
-  const std::string dir = files::make_unique_directory(temp_prefix(out) + std::to_string(::getpid()) + "-" + tag + "-");
+  const std::string dir =
+      files::make_unique_output_directory(temp_prefix(out) + std::to_string(::getpid()) + "-" + tag + "-");
   if (dir.empty())
     throw InputError(out + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
   return dir;
@@ -177,7 +178,7 @@ CheckpointWriter::CheckpointWriter(std::string out_dir, bool overwrite, uint64_t
     throw InputError(out_, "", "parent folder " + parent + " does not exist");
   remove_stale_temp_folders(parent_or_dot(out_), temp_prefix(base_name(out_)));
   // OUT.tmp-<pid>-XXXXXX: the pid lets a later writer tell a killed run's leftovers from a live one.
-  tmp_ = files::make_unique_directory(temp_prefix(out_) + std::to_string(::getpid()) + "-");
+  tmp_ = files::make_unique_output_directory(temp_prefix(out_) + std::to_string(::getpid()) + "-");
   if (tmp_.empty())
     throw InputError(out_ + ".tmp-XXXXXX", "", std::string("cannot create temporary folder: ") + std::strerror(errno));
 }

@@ -46,6 +46,37 @@ std::string make_unique_directory(const std::string& prefix) {
   return tmpl;
 }
 
+namespace {
+
+// The process umask, read without changing it (umask(2) can only set it, and setting it even for a
+// moment would race with other threads creating files): Linux >= 4.7 states it in
+// /proc/self/status. 022 when that line is missing.
+mode_t current_umask() {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
+  unsigned mask = 022;
+  if (f) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "Umask: %o", &mask) == 1) break;
+    std::fclose(f);
+  }
+  return mode_t(mask);
+}
+
+}  // namespace
+
+std::string make_unique_output_directory(const std::string& prefix) {
+  const std::string dir = make_unique_directory(prefix);
+  if (dir.empty()) return dir;
+  if (::chmod(dir.c_str(), 0777 & ~current_umask()) != 0) {
+    const int saved = errno;
+    ::rmdir(dir.c_str());
+    errno = saved;
+    return "";
+  }
+  return dir;
+}
+
 std::string rename(const std::string& from, const std::string& to) {
   return ::rename(from.c_str(), to.c_str()) == 0 ? "" : std::strerror(errno);
 }

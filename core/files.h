@@ -12,8 +12,13 @@ bool exists(const std::string& path);
 bool is_directory(const std::string& path);
 bool is_regular_file(const std::string& path);
 std::string parent(const std::string& path);  // "" when the path has no folder part
-// Creates a fresh folder named prefix + random suffix; returns its path or "" (errno set).
+// Creates a fresh folder named prefix + random suffix; returns its path or "" (errno set). Private
+// (0700), as mkdtemp makes it: for scratch space.
 std::string make_unique_directory(const std::string& prefix);
+// The same for a folder that will be published (renamed into place as gqa's output): it gets the
+// mode mkdir(path, 0777) would give, 0777 less the umask (0755 under the usual 022), so other
+// users of a shared machine can read what gqa writes, as they can read what transformers writes.
+std::string make_unique_output_directory(const std::string& prefix);
 // Each returns "" on success, else the system's reason.
 std::string rename(const std::string& from, const std::string& to);
 // Swaps two existing paths in one step (Linux renameat2 RENAME_EXCHANGE), so there is no moment

@@ -522,6 +522,20 @@ TEST(BadInput, CompareWithTwoUptrainingBudgets) {
 
 namespace {
 
+// gqa fold says what it does: one "gqa fold" line and the scalars folded per block, not the `first`
+// strategy's "kept heads" (it keeps the first copy of each pooled head, which is not a choice).
+TEST(Fold, SaysItFoldsScalars) {
+  ORACLE_OR_SKIP(gpt2, "gpt2_h4");
+  TempDir d;
+  ASSERT_TRUE(Succeeded(run_gqa({"convert", gpt2, d.file("w"), "-s", "weighted", "--kv-heads", "2"})));
+  const Result r = run_gqa({"fold", d.file("w"), d.file("f")});
+  ASSERT_TRUE(Succeeded(r));
+  EXPECT_EQ(r.out.rfind("gqa fold: " + d.file("w") + " -> " + d.file("f") + " (gpt2)\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("converted decoder_self 0 (1/2): scalars folded into 2 KV heads"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("kept heads"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("strategy"), std::string::npos) << r.out;
+}
+
 // gqa convert / fold: every bad request exits 2 with one line and leaves no output folder.
 TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
   ORACLE_OR_SKIP(gpt2, "gpt2_h4");
@@ -540,7 +554,7 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
       {{"convert", gpt2, out, "--group-map", "0,0,2,2"}, {"--group-map", "KV head 1 has no query heads"}},
       {{"convert", gpt2, out, "--group-map", "0,x,1,1"}, {"--group-map", "'x'"}},
       {{"convert", gpt2, out, "--kv-heads", "8"}, {"--kv-heads", "more than"}},
-      {{"convert", gpt2, out, "--kv-heads", "3"}, {"--kv-heads", "does not divide", "--group-map"}},
+      {{"convert", gpt2, out, "--kv-heads", "3"}, {"--kv-heads", "does not divide", "--group-map (e.g. 0,0,1,2)"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--mqa"}, {"exactly one"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--modules", "encoder-self"}, {"--modules", "only for T5"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--strategy", "best"}, {"--strategy", "unknown 'best'"}},
@@ -554,7 +568,9 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
       {{"fold", gpt2, out}, {"gqa_weighted", "no scalars"}},
   };
   for (const auto& [args, words] : cases) {
-    EXPECT_TRUE(UserError(run_gqa(args), words)) << args[1] << " " << (args.size() > 4 ? args[4] : "");
+    const Result r = run_gqa(args);
+    EXPECT_TRUE(UserError(r, words)) << args[1] << " " << (args.size() > 4 ? args[4] : "");
+    EXPECT_EQ(r.out, "") << "a bad request prints only its error";
     EXPECT_TRUE(no_output()) << "output left behind by " << (args.size() > 4 ? args[4] : args[0]);
   }
   // An existing output folder is refused without --force and left untouched.

@@ -3,6 +3,7 @@
 // folders and indexes; load_role cuts and shape checks.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstring>
@@ -251,6 +252,24 @@ TEST(CheckpointWriter, SingleFileRoundTrip) {
   EXPECT_EQ(c.parameter_count(), params);
   EXPECT_FALSE(c.has("nope"));
   EXPECT_THROW(c.tensor("nope"), InputError);
+}
+
+// Published folders get the modes mkdir/open would give (0777/0666 less the umask), not mkdtemp's
+// private 0700, so other users of a shared machine can read a converted model.
+TEST(CheckpointWriter, OutputFolderModesFollowTheUmask) {
+  for (const mode_t mask : {mode_t(022), mode_t(077), mode_t(002)}) {
+    const mode_t before = ::umask(mask);
+    TempDir d;
+    const std::string out = write_tiny(d, "perm");
+    ::umask(before);
+    struct stat st {};
+    ASSERT_EQ(::stat(out.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0777 & ~mask) << "umask " << std::oct << mask;
+    for (const char* f : {"/config.json", "/model.safetensors"}) {
+      ASSERT_EQ(::stat((out + f).c_str(), &st), 0) << f;
+      EXPECT_EQ(st.st_mode & 07777, 0666 & ~mask) << f << " umask " << std::oct << mask;
+    }
+  }
 }
 
 TEST(CheckpointWriter, SingleFileReadableByPython) {
