@@ -185,7 +185,8 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
       }
       int64_t at = 0;
       for (const FusedRun& run : runs) {
-        if (at + run.rows > rows || run.first_row + run.rows > parts[size_t(run.part)]->rows()) break;
+        if (at + run.rows > rows || run.first_row + run.rows > parts[size_t(run.part)]->rows())
+          throw InputError(name, "shape", "converted block does not match the output layout");
         full.middleRows(at, run.rows) = parts[size_t(run.part)]->middleRows(run.first_row, run.rows);
         at += run.rows;
       }

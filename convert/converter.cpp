@@ -149,7 +149,7 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
                      cfg.rope.type != RopeType::None,
                      calib,
                      cfg.spec().positions == Positions::Relative && key.first != AttentionModule::DecoderCross,
-                     cfg.rotary_dim > 0 ? cfg.rotary_dims() : 0};
+                     cfg.rotary_dims()};
     StrategyOutput out = strategy(si);
     // gqa fold keeps the first copy of each pooled head (read_attention pooled them with the
     // scalars already); "kept heads ..." would read like the `first` strategy.

@@ -21,6 +21,9 @@ namespace gqa {
 
 enum class NormKind { LayerNorm, RMSNorm };
 enum class Positions { Learned, Rotary, Relative };
+// Plain: act(up(x)); Gated: SwiGLU, act(gate(x)) * up(x) (Llama, Qwen2); ByActivation: gated when the
+// activation is spelled "gated-<act>" (T5's feed_forward_proj).
+enum class FeedForwardKind { Plain, Gated, ByActivation };
 
 // What a block of the runtime model is, beyond its weights.
 struct BlockPlan {
@@ -42,6 +45,7 @@ struct FamilySpec {
   const char* ffn_field;     // config.json's feed-forward width
   NormKind norm;
   Positions positions;
+  FeedForwardKind feed_forward;
   bool encoder_decoder;
   // transformers reads num_key_value_heads for this family, so a grouped folder with even
   // contiguous groups loads there as it is; others need `gqa convert --export expanded`.
@@ -84,7 +88,5 @@ void parse_llama_block(const ConfigFields& f, ModelConfig& c);
 nlohmann::json fresh_llama_block(const ModelShape& s, const FreshSizes& z);
 // rope_theta / rope_parameters / rope_scaling of a rotary family.
 RopeConfig parse_rope(const ConfigFields& f);
-// The token ids every family writes into a fresh config.json (null when not given).
-void add_token_ids(nlohmann::json& j, const ModelShape& s);
 
 }  // namespace gqa

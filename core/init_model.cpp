@@ -30,7 +30,7 @@ const char* const kActivations[] = {"gelu_new", "gelu_pytorch_tanh", "gelu_fast"
 
 // Limits that keep layouts small and parameter counts far from int64 overflow; a typo such as
 // "layers": 100000000 is an error rather than an allocation that never ends.
-constexpr int64_t kMaxCount = 4096;             // layers, heads
+constexpr int64_t kMaxCount = kMaxConfigCount;  // layers, heads: as many as config.json may state
 constexpr int64_t kMaxSize = int64_t(1) << 24;  // widths, vocabulary, positions, window
 
 std::string activation_of(const ModelShape& s) {
@@ -38,10 +38,18 @@ std::string activation_of(const ModelShape& s) {
 }
 
 bool gated_ffn(const ModelShape& s) {
-  // SwiGLU families (Llama, Qwen2), and T5's "gated-*" feed-forwards.
-  const FamilySpec& spec = family_spec(s.family);
-  return (spec.norm == NormKind::RMSNorm && !spec.encoder_decoder) ||
-         (spec.encoder_decoder && activation_of(s).rfind("gated-", 0) == 0);
+  const FeedForwardKind kind = family_spec(s.family).feed_forward;
+  return kind == FeedForwardKind::Gated ||
+         (kind == FeedForwardKind::ByActivation && activation_of(s).rfind("gated-", 0) == 0);
+}
+
+// The token ids of a fresh config.json, null when not given (a family's own default, such as
+// GPT-2's 50256, could point outside the vocabulary); a pad id the family's config set stays.
+void add_token_ids(json& j, const ModelShape& s) {
+  auto id = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };
+  j["bos_token_id"] = id(s.bos_token_id);
+  j["eos_token_id"] = id(s.eos_token_id);
+  if (!j.contains("pad_token_id")) j["pad_token_id"] = id(s.pad_token_id);
 }
 
 int64_t head_dim_of(const ModelShape& s) { return s.head_dim > 0 ? s.head_dim : s.d_model / s.n_heads; }
@@ -394,13 +402,14 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
   positive("max_positions", s.max_positions);
   if (!s.activation.empty()) {
     std::string base = s.activation;
-    if (spec.encoder_decoder && base.rfind("gated-", 0) == 0) base = base.substr(6);
+    const bool by_activation = spec.feed_forward == FeedForwardKind::ByActivation;
+    if (by_activation && base.rfind("gated-", 0) == 0) base = base.substr(6);
     if (std::find(std::begin(kActivations), std::end(kActivations), base) == std::end(kActivations)) {
       std::string names;
       for (const char* a : kActivations) names += std::string(names.empty() ? "" : ", ") + a;
       throw InputError(source, "activation",
                        "unsupported '" + s.activation + "' (expected one of " + names +
-                           (spec.encoder_decoder ? "; t5 also gated-<one of them>)" : ")"));
+                           (by_activation ? "; " + std::string(family) + " also gated-<one of them>)" : ")"));
     }
   }
   if (s.window_size) {

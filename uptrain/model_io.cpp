@@ -66,13 +66,11 @@ void save_model(const Model& model, const Checkpoint& source, const nlohmann::js
         if (!p) throw InputError(name, "", "fused tensor is missing one of q/k/v in the runtime model");
         pieces.push_back(p->tensor.detach().to(at::kCPU, at::kFloat));
       }
-      at::Tensor full = pieces[0];
+      at::Tensor full = pieces[0];  // one parameter, unless fused
       if (!runs.empty()) {
         std::vector<at::Tensor> rows;
         for (const FusedRun& run : runs) rows.push_back(pieces[size_t(run.part)].narrow(0, run.first_row, run.rows));
         full = at::cat(rows, 0);
-      } else if (pieces.size() > 1) {
-        full = at::cat(pieces, 0);
       }
       if (parts.conv1d && full.dim() == 2) full = full.t();
       full = full.contiguous();

@@ -60,6 +60,7 @@ extern const FamilySpec kGpt2Family = {
     /*ffn_field=*/"n_inner",
     /*norm=*/NormKind::LayerNorm,
     /*positions=*/Positions::Learned,
+    /*feed_forward=*/FeedForwardKind::Plain,
     /*encoder_decoder=*/false,
     /*kv_heads_field=*/false,
     /*free_head_dim=*/false,

@@ -82,6 +82,7 @@ extern const FamilySpec kGptNeoFamily = {
     /*ffn_field=*/"intermediate_size",
     /*norm=*/NormKind::LayerNorm,
     /*positions=*/Positions::Learned,
+    /*feed_forward=*/FeedForwardKind::Plain,
     /*encoder_decoder=*/false,
     /*kv_heads_field=*/false,
     /*free_head_dim=*/false,

@@ -68,6 +68,7 @@ extern const FamilySpec kGptNeoXFamily = {
     /*ffn_field=*/"intermediate_size",
     /*norm=*/NormKind::LayerNorm,
     /*positions=*/Positions::Rotary,
+    /*feed_forward=*/FeedForwardKind::Plain,
     /*encoder_decoder=*/false,
     /*kv_heads_field=*/false,
     /*free_head_dim=*/false,

@@ -29,6 +29,7 @@ extern const FamilySpec kLlamaFamily = {
     /*ffn_field=*/"intermediate_size",
     /*norm=*/NormKind::RMSNorm,
     /*positions=*/Positions::Rotary,
+    /*feed_forward=*/FeedForwardKind::Gated,
     /*encoder_decoder=*/false,
     /*kv_heads_field=*/true,
     /*free_head_dim=*/true,

@@ -54,6 +54,7 @@ extern const FamilySpec kOptFamily = {
     /*ffn_field=*/"ffn_dim",
     /*norm=*/NormKind::LayerNorm,
     /*positions=*/Positions::Learned,
+    /*feed_forward=*/FeedForwardKind::Plain,
     /*encoder_decoder=*/false,
     /*kv_heads_field=*/false,
     /*free_head_dim=*/false,

@@ -53,6 +53,7 @@ extern const FamilySpec kQwen2Family = {
     /*ffn_field=*/"intermediate_size",
     /*norm=*/NormKind::RMSNorm,
     /*positions=*/Positions::Rotary,
+    /*feed_forward=*/FeedForwardKind::Gated,
     /*encoder_decoder=*/false,
     /*kv_heads_field=*/true,
     /*free_head_dim=*/true,

@@ -117,11 +117,4 @@ RopeConfig parse_rope(const ConfigFields& f) {
   return r;
 }
 
-void add_token_ids(nlohmann::json& j, const ModelShape& s) {
-  auto id = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
-  j["bos_token_id"] = id(s.bos_token_id);
-  j["eos_token_id"] = id(s.eos_token_id);
-  if (!j.contains("pad_token_id")) j["pad_token_id"] = id(s.pad_token_id);
-}
-
 }  // namespace gqa

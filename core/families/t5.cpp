@@ -81,6 +81,7 @@ extern const FamilySpec kT5Family = {
     /*ffn_field=*/"d_ff",
     /*norm=*/NormKind::RMSNorm,
     /*positions=*/Positions::Relative,
+    /*feed_forward=*/FeedForwardKind::ByActivation,
     /*encoder_decoder=*/true,
     /*kv_heads_field=*/false,
     /*free_head_dim=*/true,
