@@ -28,10 +28,11 @@ int compare(const Args& args) {
       "JSONL document/summary pairs: ROUGE-1/2/L of greedy summaries")(
       "summary-examples",
       po::value<int64_t>(&c.quality.summary.max_examples)->default_value(c.quality.summary.max_examples),
-      "records summarized per model")(
-      "eval-tokens", po::value<int64_t>(&c.quality.max_tokens)->default_value(c.quality.max_tokens),
-      "held-out tokens scored")("calib", po::value<std::string>(&c.calib_text),
-                                "calibration text for svd and similarity (default: the eval data)")(
+      "records summarized per model")("eval-tokens",
+                                      po::value<int64_t>(&c.quality.max_tokens)->default_value(c.quality.max_tokens),
+                                      "held-out tokens scored (predicted tokens: the text read is one token longer)")(
+      "calib", po::value<std::string>(&c.calib_text),
+      "calibration text for svd and similarity (default: the eval data)")(
       "speed-batches", po::value<std::string>(&batches)->default_value("1,16,512"), "decode batch sizes")(
       "prompt-len", po::value<int64_t>(&c.speed.prompt_len)->default_value(128), "decode benchmark prompt length")(
       "new-tokens", po::value<int64_t>(&c.speed.new_tokens)->default_value(32), "decode benchmark new tokens")(

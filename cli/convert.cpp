@@ -39,7 +39,8 @@ int convert(const Args& args) {
       "v-head-dim", po::value<int>(), "smaller value vectors only")(
       "match-params", po::bool_switch(&o.match_params), "widen the FFNs so the parameter count stays equal")(
       "modules", po::value<std::string>(),
-      "T5: decoder-self,decoder-cross,encoder-self (default decoder-self,decoder-cross)")(
+      "T5: decoder-self,decoder-cross,encoder-self (default decoder-self,decoder-cross); the "
+      "underscore names gqa prints (decoder_self, ...) are accepted too")(
       "layers", po::value<std::string>(), "convert only these layers, e.g. 0-5,8 (others keep their attention)")(
       "seed", po::value<uint64_t>(&o.seed)->default_value(0), "seed for random choices")(
       "export", po::value<std::string>(&exported)->default_value("grouped"),
@@ -54,11 +55,12 @@ int convert(const Args& args) {
       "dtype")("report", po::bool_switch(&report),
                "print held-out perplexity before and after conversion (needs --eval)")("eval", po::value<std::string>(),
                                                                                        "held-out text for --report")(
-      "eval-tokens", po::value<int64_t>(&eval_tokens)->default_value(16384), "held-out tokens for --report");
+      "eval-tokens", po::value<int64_t>(&eval_tokens)->default_value(16384), "held-out tokens scored for --report");
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"in", "out"})) return 0;
   if (exported != "grouped" && exported != "expanded") throw InputError("--export", "", "expected grouped or expanded");
   o.export_expanded = exported == "expanded";
+  parse_runtime_dtype_or_auto(dtype_text);  // a bad value is refused even when no forward needs it
   const std::string in_dir = vm["in"].as<std::string>(), out_dir = vm["out"].as<std::string>();
   const ModelConfig cfg = load_config(in_dir);
   if (vm.count("kv-heads")) o.kv_heads = vm["kv-heads"].as<int>();

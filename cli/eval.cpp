@@ -72,8 +72,9 @@ int eval(const Args& args) {
       "JSONL reference field")("speed", po::bool_switch(&speed), "decode time per token at --batch-sizes")(
       "baseline", po::value<std::string>(&baseline), "a second model (e.g. the MHA source) measured in the same run")(
       "max-tokens", po::value<int64_t>(&quality.max_tokens)->default_value(quality.max_tokens),
-      "tokens scored per text file")("context", po::value<int64_t>(&quality.context)->default_value(quality.context),
-                                     "window length (0: min(model positions, 512))")(
+      "tokens scored per text file (predicted tokens: the text read is one token longer)")(
+      "context", po::value<int64_t>(&quality.context)->default_value(quality.context),
+      "window length (0: min(model positions, 512))")(
       "stride", po::value<int64_t>(&quality.stride)->default_value(quality.stride), "window step (0: context / 2)")(
       "batch", po::value<int64_t>(&quality.batch)->default_value(quality.batch), "sequences per forward for quality")(
       "batch-sizes", po::value<std::string>(&batches_text)->default_value("1,16,512"), "decode batch sizes")(
@@ -127,9 +128,8 @@ int eval(const Args& args) {
       const at::ScalarType dtype = runtime_dtype(dtype_text, *ckpt);
       const int64_t ctx = quality.context_for(ckpt->config());
       const int64_t step = quality.stride_for(ctx);
-      const int64_t max_tokens = quality.max_tokens;
-      const int64_t windows =
-          max_tokens <= ctx ? 1 : (max_tokens - ctx + step - 1) / step + 1;  // as perplexity() cuts them
+      const int64_t ids = quality.max_tokens + 1;  // read_eval_tokens: one more than are scored
+      const int64_t windows = ids <= ctx ? 1 : (ids - ctx + step - 1) / step + 1;  // as perplexity() cuts them
       const auto need_at = [&](at::ScalarType dt, bool streamed) {
         if (streamed) return one_block_need(*ckpt, dt, windows, ctx, 0);
         MemoryNeed n = whole_model_need(*ckpt, dt, std::min(quality.batch, windows), ctx, /*kv_cache=*/false);

@@ -24,7 +24,7 @@ std::vector<int> target_group_map(const ConvertOptions& o, int n_q) {
   const int given = int(o.kv_heads.has_value()) + int(o.mqa) + int(o.group_map.has_value());
   // Only smaller heads asked for: every head keeps its own KV head.
   if (given == 0 && (o.qk_head_dim || o.v_head_dim)) return even_group_map(n_q, n_q);
-  if (given != 1) throw InputError("gqa convert", "--kv-heads/--mqa/--group-map", "give exactly one of them");
+  if (given != 1) throw InputError("--kv-heads/--mqa/--group-map", "", "give exactly one of them");
   if (o.mqa) return even_group_map(n_q, 1);
   if (o.group_map) {
     validate_group_map(*o.group_map, n_q, "--group-map", "");

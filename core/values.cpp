@@ -65,8 +65,9 @@ std::set<AttentionModule> parse_modules(const std::string& text) {
     else if (item == "encoder-self" || item == "encoder_self")
       out.insert(AttentionModule::EncoderSelf);
     else
-      throw InputError("--modules", "",
-                       "unknown module '" + item + "' (expected decoder-self, decoder-cross, encoder-self)");
+      throw InputError(
+          "--modules", "",
+          "unknown module '" + item + "' (expected decoder-self, decoder-cross, encoder-self, or the same with '_')");
   }
   return out;
 }

@@ -86,14 +86,16 @@ PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids,
 }
 
 std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const Tokenizer& tokenizer, const std::string& path,
-                                                          int64_t max_tokens) {
+                                                          int64_t scored_tokens) {
+  // The first token has no history and is never scored: one more is read than are scored.
+  const int64_t wanted = std::max<int64_t>(1, scored_tokens) + 1;
   // Only as much text as the tokens can need (< 8 bytes each).
   std::string text;
-  if (!files::read_text_prefix(path, size_t(std::max<int64_t>(1, max_tokens) * 8), &text))
+  if (!files::read_text_prefix(path, size_t(wanted * 8), &text))
     throw InputError(path, "", "cannot open evaluation text");
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(path, "", "evaluation text is empty");
   std::vector<int64_t> ids = tokenizer.encode(text);
-  if (int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
+  if (int64_t(ids.size()) > wanted) ids.resize(size_t(wanted));
   if (ids.size() < 2) throw InputError(path, "", "evaluation text is too short");
   return {ids, int64_t(tokenizer.decode(ids, false).size())};
 }

@@ -34,9 +34,11 @@ PerplexityResult perplexity(const Model& model, const std::vector<int64_t>& ids,
                             int64_t stride, int64_t batch = 8, const PerplexityProgress& progress = {},
                             int64_t chunk_rows = 0);  // logits rows at once; 0: 2^24 floats' worth
 
-// The first `max_tokens` tokens of a text file (plain or .gz) and the UTF-8 bytes they cover, for
-// bits per byte. Throws InputError when the file is missing, empty or shorter than two tokens.
+// The first `scored_tokens` + 1 tokens of a text file (plain or .gz), so that perplexity() scores
+// exactly `scored_tokens` of them when the text is long enough (the first token has no history),
+// and the UTF-8 bytes they cover, for bits per byte. Throws InputError when the file is missing,
+// empty or shorter than two tokens.
 std::pair<std::vector<int64_t>, int64_t> read_eval_tokens(const Tokenizer& tokenizer, const std::string& path,
-                                                          int64_t max_tokens);
+                                                          int64_t scored_tokens);
 
 }  // namespace gqa

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the main job on an embedded default, end to end on the CPU.
 #  1. A small MHA GPT-2-style model (8 heads, d 128, 4 layers, the project's 4096-token BPE)
-#     pretrained by `gqa train` on the shared corpus — once; later runs reuse it from the cache.
+#     pretrained by `gqa train` on English prose that scripts/make-corpus.sh extracts from Debian
+#     packages — both once; later runs reuse them from the cache (~/.cache/gqa).
 #  2. `gqa compare`: mean, weighted (WGQA), similarity (SimGQA) and svd at 4, 2 and 1 KV heads,
 #     each uptrained with 5% of the pretraining tokens, then held-out perplexity, minimal pairs and
 #     decode time per token at batch 1, 16 and 64 against the MHA model in the same run.
@@ -13,12 +14,10 @@ build="${1:-build}"
 quick=0
 [ "${2:-}" = "--quick" ] && quick=1
 gqa="$build/cli/gqa"
-corpus="${GQA_SHARED_DIR:-$root/../shared}/data/corpus"
-if [ ! -f "$corpus/train.txt.gz" ]; then
-  echo "demo: the shared corpus is missing ($corpus/train.txt.gz); rebuild it with ../shared/data/make-corpus.sh" >&2
-  exit 2
-fi
-cache="${GQA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gqa}/demo"
+cache_root="${GQA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gqa}"
+corpus="${GQA_CORPUS_DIR:-$cache_root/corpus}"
+bash "$root/scripts/make-corpus.sh" "$corpus"   # a no-op once the corpus is there
+cache="$cache_root/demo"
 steps=400 strategies=mean,weighted,similarity,svd kv=4,2,1 batches=1,16,64 eval_tokens=16384
 if [ $quick = 1 ]; then
   cache="$(mktemp -d "${TMPDIR:-/tmp}/gqa-demo-XXXXXX")"

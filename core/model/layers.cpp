@@ -39,14 +39,17 @@ std::optional<at::ScalarType> config_dtype(const nlohmann::json& raw) {
   return std::nullopt;
 }
 
-at::ScalarType runtime_dtype(const std::string& text, const Checkpoint& ckpt, const std::string& option) {
-  if (text != "auto") {
-    try {
-      return parse_runtime_dtype(text, option);
-    } catch (const InputError&) {
-      throw InputError(option, "", "expected auto, f32, bf16 or f16, got '" + text + "'");
-    }
+std::optional<at::ScalarType> parse_runtime_dtype_or_auto(const std::string& text, const std::string& option) {
+  if (text == "auto") return std::nullopt;
+  try {
+    return parse_runtime_dtype(text, option);
+  } catch (const InputError&) {
+    throw InputError(option, "", "expected auto, f32, bf16 or f16, got '" + text + "'");
   }
+}
+
+at::ScalarType runtime_dtype(const std::string& text, const Checkpoint& ckpt, const std::string& option) {
+  if (const auto chosen = parse_runtime_dtype_or_auto(text, option)) return *chosen;
   if (const auto declared = config_dtype(ckpt.config().raw)) return *declared;
   switch (ckpt.weight_dtype()) {
     case DType::BF16: return at::kBFloat16;

@@ -19,6 +19,9 @@ struct Placement {
 // InputError naming `option` for anything else.
 at::ScalarType parse_runtime_dtype(const std::string& text, const std::string& option = "--dtype");
 const char* runtime_dtype_name(at::ScalarType t);  // "f32", "bf16", "f16"
+// --dtype auto|f32|bf16|f16 checked without a checkpoint: nullopt for "auto".
+std::optional<at::ScalarType> parse_runtime_dtype_or_auto(const std::string& text,
+                                                          const std::string& option = "--dtype");
 // --dtype auto|f32|bf16|f16. "auto" is the checkpoint's own dtype, as transformers' dtype="auto":
 // config.json's torch_dtype (dtype in folders written by transformers 5), else the dtype holding
 // most stored weights. float64 checkpoints run in float32.

@@ -118,6 +118,8 @@ inline ::testing::AssertionResult UserError(const Result& r, const std::vector<s
     return ::testing::AssertionFailure() << "expected exit 2: " << r.describe();
   if (r.err.empty() || r.err.back() != '\n' || r.err.find('\n') != r.err.size() - 1)
     return ::testing::AssertionFailure() << "expected exactly one line on stderr: " << r.describe();
+  if (r.err.find("error: gqa ") != std::string::npos)  // "gqa convert: error: gqa convert: ..."
+    return ::testing::AssertionFailure() << "the error names the command twice: " << r.describe();
   for (const auto& w : words)
     if (r.err.find(w) == std::string::npos)
       return ::testing::AssertionFailure() << "stderr lacks '" << w << "': " << r.describe();

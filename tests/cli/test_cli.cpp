@@ -556,6 +556,8 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
       {{"convert", gpt2, out, "--kv-heads", "8"}, {"--kv-heads", "more than"}},
       {{"convert", gpt2, out, "--kv-heads", "3"}, {"--kv-heads", "does not divide", "--group-map (e.g. 0,0,1,2)"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--mqa"}, {"exactly one"}},
+      {{"convert", gpt2, out}, {"gqa convert: error: --kv-heads/--mqa/--group-map: give exactly one"}},
+      {{"convert", gpt2, out, "--kv-heads", "2", "--dtype", "f8"}, {"--dtype", "f8"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--modules", "encoder-self"}, {"--modules", "only for T5"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--strategy", "best"}, {"--strategy", "unknown 'best'"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--layers", "0-9"}, {"--layers"}},

@@ -199,6 +199,9 @@ TEST(Quality, DefaultsAndResultsOfTheSharedModule) {
   const auto [ids, bytes] = read_eval_tokens(*tokenizer, o.text[0], 300);
   const PerplexityResult direct = perplexity(*model, ids, bytes, 64, 32, 8);
   EXPECT_EQ(r.texts[0].result.tokens, direct.tokens);
+  EXPECT_EQ(r.texts[0].result.tokens, 300) << "max_tokens counts the tokens scored, not the tokens read";
+  EXPECT_EQ(ids.size(), 301u);
+  EXPECT_LT(r.texts[1].result.tokens, 300);  // b.txt is shorter: every token but the first
   EXPECT_DOUBLE_EQ(r.texts[0].result.perplexity(), direct.perplexity());
   ASSERT_TRUE(r.minimal_pairs.has_value());
   EXPECT_EQ(r.minimal_pairs->correct, minimal_pair_accuracy(*model, *tokenizer, pairs, 8).correct);

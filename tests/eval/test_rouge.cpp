@@ -1,5 +1,5 @@
 // ROUGE against Google's rouge-score package (run here through tests/oracle/rouge_oracle.py on the
-// shared summarization test set), the NLTK Porter stemmer on every distinct corpus word, the
+// corpus's summarization test set), the NLTK Porter stemmer on every distinct corpus word, the
 // tokenizer on every Unicode code point, and small cases worked out by hand.
 #include "eval/rouge.h"
 
@@ -27,7 +27,7 @@ nlohmann::json run_oracle(const std::string& part) {
   test::TempDir dir("gqa-rouge");
   const std::string out = dir.file(part + ".json");
   const std::string command = std::string("'") + GQA_PYTHON + "' '" + GQA_SOURCE_DIR +
-                              "/tests/oracle/rouge_oracle.py' '" + out + "' --shared '" + GQA_SHARED_DIR + "' --part " +
+                              "/tests/oracle/rouge_oracle.py' '" + out + "' --corpus '" + GQA_CORPUS_DIR + "' --part " +
                               part;
   const int status = std::system(command.c_str());
   if (status != 0) throw std::runtime_error("oracle failed (status " + std::to_string(status) + "): " + command);

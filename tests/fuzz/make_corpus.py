@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora (tests/fuzz/corpus/<target>/) from real files.
 
-Usage: .venv/bin/python tests/fuzz/make_corpus.py [--build build] [--shared ../shared]
+Usage: .venv/bin/python tests/fuzz/make_corpus.py [--build build] [--corpus ~/.cache/gqa/corpus]
 
 The seeds are checked in (under 1 MB together); this script says where each came from and
 rebuilds them. Sources:
@@ -47,9 +47,9 @@ def compact(obj):
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def text_samples(shared):
+def text_samples(corpus):
     """Short real paragraphs of the held-out corpus."""
-    with gzip.open(os.path.join(shared, "data/corpus/test.txt.gz"), "rt", encoding="utf-8") as f:
+    with gzip.open(os.path.join(corpus, "test.txt.gz"), "rt", encoding="utf-8") as f:
         paras = [p.strip() for p in f.read().split("\n\n") if len(p.strip()) > 40]
     return [p[:300] for p in paras[100:1000:150]]
 
@@ -148,7 +148,7 @@ def trim_bpe(vocab, merges, keep):
     return v, out
 
 
-def tokenizer_seeds(build, shared, texts):
+def tokenizer_seeds(build, texts):
     sources = [("bpe4096", os.path.join(REPO, "examples/assets/bpe4096"), 400)]
     for case in ["llama3_bpe", "gpt2_json_strmerges", "gpt2_prefix_json"]:
         d = os.path.join(build, "tokenizer_oracle", case)
@@ -169,8 +169,8 @@ def tokenizer_seeds(build, shared, texts):
         for i, t in enumerate(texts[:2]):
             put("tokenizer_json", "%s+text%d.bin" % (name, i), body + "\0" + tc + "\0" + t)
 
-    vocab = json.load(open(os.path.join(shared, "data/gpt2/vocab.json"), encoding="utf-8"))
-    lines = open(os.path.join(shared, "data/gpt2/merges.txt"), encoding="utf-8").read().split("\n")
+    vocab = json.load(open(os.path.join(REPO, "examples/assets/gpt2/vocab.json"), encoding="utf-8"))
+    lines = open(os.path.join(REPO, "examples/assets/gpt2/merges.txt"), encoding="utf-8").read().split("\n")
     header, merges = lines[0], [l for l in lines[1:] if l]
     v, m = trim_bpe(vocab, merges, 600)
     v["<|endoftext|>"] = len(v)  # GPT-2 keeps it as the last id
@@ -184,9 +184,9 @@ def tokenizer_seeds(build, shared, texts):
 
 
 # ------------------------------------------------------------------------------------------------
-def jsonl_seeds(shared, texts):
+def jsonl_seeds(corpus, texts):
     for split in ["test", "valid"]:
-        with gzip.open(os.path.join(shared, "data/corpus/summ-%s.jsonl.gz" % split), "rt", encoding="utf-8") as f:
+        with gzip.open(os.path.join(corpus, "summ-%s.jsonl.gz" % split), "rt", encoding="utf-8") as f:
             records = [json.loads(l) for l in f.read().splitlines()[:40]]
         for i in range(0, 6, 2):
             lines = []
@@ -213,15 +213,17 @@ def cli_seeds():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(REPO, "build"))
-    ap.add_argument("--shared", default=os.path.join(REPO, "..", "shared"))
+    cache = os.environ.get("GQA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gqa")
+    ap.add_argument("--corpus", default=os.path.join(cache, "corpus"), help="scripts/make-corpus.sh's output")
     a = ap.parse_args()
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
-    texts = text_samples(a.shared)
+    texts = text_samples(a.corpus)
     configs(a.build)
     safetensors_seeds()
-    tokenizer_seeds(a.build, a.shared, texts)
-    jsonl_seeds(a.shared, texts)
+    tokenizer_seeds(a.build, texts)
+    jsonl_seeds(a.corpus, texts)
     cli_seeds()
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(OUT) for f in fs)
     print("make_corpus: %d bytes in %s" % (total, OUT))

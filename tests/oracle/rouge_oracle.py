@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes what Google's rouge-score package gives, for tests/eval/test_rouge.cpp to reproduce.
 
-Usage: rouge_oracle.py OUT.json --shared DIR --part pairs|stems|tokenizer
+Usage: rouge_oracle.py OUT.json --corpus DIR --part pairs|stems|tokenizer
 
 Everything is computed with the objects rouge-score itself builds (RougeScorer and the stemmer of
 its default tokenizer), so the C++ side is checked against the package, not against a reading of
@@ -125,10 +125,10 @@ def tokenizer_part(stemming, plain):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
-    parser.add_argument("--shared", required=True)
+    parser.add_argument("--corpus", required=True, help="folder of scripts/make-corpus.sh's output")
     parser.add_argument("--part", choices=["pairs", "stems", "tokenizer"], required=True)
     args = parser.parse_args()
-    corpus = os.path.join(args.shared, "data", "corpus")
+    corpus = args.corpus
 
     stemming = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=True)
     plain = rouge_scorer.RougeScorer(ROUGE_TYPES, use_stemmer=False)

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Builds tokenizer folders offline and writes the ids Hugging Face produces for them.
 
-Usage: tokenizer_oracle.py OUTDIR [--shared DIR] [--gpt2 DIR] [--full-corpus]
+Usage: tokenizer_oracle.py OUTDIR --corpus DIR [--gpt2 DIR] [--full-corpus]
 
 The C++ tests (tests/tokenizers/test_tokenizers.cpp) load every folder written here with
 gqa::load_tokenizer and must reproduce these ids exactly. Nothing is downloaded: the GPT-2 files
 come from examples/assets/gpt2, the other models are trained here in a few seconds on a sample of
-the shared corpus (the expected ids are always computed from the files written in this run).
+the corpus (scripts/make-corpus.sh; the expected ids are always computed from the files written in this run).
 
 Layout of OUTDIR:
   texts.json                 {"texts": [...]}: corpus chunks, random unicode strings, edge cases
@@ -84,9 +84,8 @@ def chunks_of(text, rng, count, max_chars):
     return out
 
 
-def build_texts(shared):
+def build_texts(corpus):
     rng = random.Random(20240611)
-    corpus = os.path.join(shared, "data", "corpus")
     valid = read_gz(os.path.join(corpus, "valid.txt.gz"))
     test = read_gz(os.path.join(corpus, "test.txt.gz"))
     train = read_gz(os.path.join(corpus, "train.txt.gz"))
@@ -169,8 +168,7 @@ def write_expected(tok, texts, folder, extra=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("outdir")
-    ap.add_argument("--shared", default=os.environ.get("GQA_SHARED_DIR",
-                                                       os.path.join(REPO, "..", "shared")))
+    ap.add_argument("--corpus", required=True, help="folder of scripts/make-corpus.sh's output")
     ap.add_argument("--gpt2", default=os.path.join(REPO, "examples", "assets", "gpt2"))
     ap.add_argument("--full-corpus", action="store_true",
                     help="also write GPT-2 ids of the whole train corpus (a few seconds more)")
@@ -190,7 +188,7 @@ def main():
     if os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    texts, train, docs = build_texts(args.shared)
+    texts, train, docs = build_texts(args.corpus)
     write_json(os.path.join(out, "texts.json"), {"texts": texts})
     with open(os.path.join(out, "corpus_train.txt"), "w", encoding="utf-8") as f:
         f.write(train)

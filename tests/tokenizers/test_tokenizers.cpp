@@ -1,7 +1,7 @@
-// Tokenizer tests. The bar: the same ids as Hugging Face on the shared corpus and on edge cases.
+// Tokenizer tests. The bar: the same ids as Hugging Face on the corpus (scripts/make-corpus.sh) and on edge cases.
 //  - HfParity.*: every folder built by tests/oracle/tokenizer_oracle.py (GQA_TOKENIZER_FIXTURES)
 //    against the ids transformers produced for the same texts;
-//  - Gpt2Reference.*: GPT-2 ids fixed in shared/data/gpt2/reference-encodings.jsonl (no Python);
+//  - Gpt2Reference.*: GPT-2 ids fixed in examples/assets/gpt2/reference-encodings.jsonl (no Python);
 //  - BadInput.*: every malformed file is an InputError naming the file, never a crash or hang.
 #include <gtest/gtest.h>
 
@@ -235,8 +235,7 @@ TEST(HfOracle, FullCorpusGpt2Encode) {
 std::string gpt2_dir() { return std::string(GQA_SOURCE_DIR) + "/examples/assets/gpt2"; }
 
 TEST(Gpt2Reference, MatchesReferenceEncodings) {
-  const fs::path ref = fs::path(GQA_SHARED_DIR) / "data/gpt2/reference-encodings.jsonl";
-  if (!fs::exists(ref)) GTEST_SKIP() << ref << " not found";
+  const fs::path ref = fs::path(gpt2_dir()) / "reference-encodings.jsonl";
   const auto tok = gqa::load_tokenizer(gpt2_dir());
   EXPECT_EQ(tok->vocab_size(), 50257);
   EXPECT_EQ(tok->eos_id(), 50256);

@@ -487,8 +487,8 @@ TEST(BatchOrderTest, StatesOfAnotherShapeAreRejected) {
 // A real corpus against transformers
 
 TEST_F(DataTest, ValidCorpusIdsEqualTransformersGpt2) {
-  const std::string corpus = GQA_SHARED_DIR "/data/corpus/valid.txt.gz";
-  if (!files::is_regular_file(corpus)) GTEST_SKIP() << "shared corpus not found: " << corpus;
+  const std::string corpus = GQA_CORPUS_DIR "/valid.txt.gz";
+  ASSERT_TRUE(files::is_regular_file(corpus)) << corpus << ": run scripts/make-corpus.sh (the ctest fixture `corpus`)";
   const std::string oracle_ids = dir.file("oracle.u32");
   const std::string command = std::string("'") + GQA_PYTHON +
                               "' '" GQA_SOURCE_DIR "/tests/uptrain/tokenize_oracle.py' '" +

@@ -470,12 +470,11 @@ TEST(Trainer, RegroupEveryNStepsIsLoggedSavedAndResumable) {
   EXPECT_NE(plain.output.find("gqa_weighted"), std::string::npos) << plain.output;
 }
 
-// gqa train: a fresh model from a shape JSON on real text (the shared corpus and the project's
+// gqa train: a fresh model from a shape JSON on real text (the corpus and the project's
 // tokenizer), the pretraining tokens recorded for --fraction, and --match-params.
 TEST(Trainer, TrainFromScratchRecordsTokensAndMatchesParameters) {
   TempDir tmp("gqa-train");
-  const std::string shared = GQA_SHARED_DIR;
-  const std::string corpus = shared + "/data/corpus/valid.txt.gz";
+  const std::string corpus = GQA_CORPUS_DIR "/valid.txt.gz";
   ASSERT_TRUE(files::exists(corpus)) << corpus;
   const std::string tokenizer = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
   test::write_text(tmp.file("mha.json"),
@@ -509,8 +508,7 @@ TEST(Trainer, TrainFromScratchRecordsTokensAndMatchesParameters) {
 // T5 fine-tuning on document -> summary pairs (the WGQA paper's setting) from a fresh model.
 TEST(Trainer, T5LearnsSummariesFromJsonlPairs) {
   TempDir tmp("gqa-t5");
-  const std::string shared = GQA_SHARED_DIR;
-  const std::string pairs = shared + "/data/corpus/summ-valid.jsonl.gz";
+  const std::string pairs = GQA_CORPUS_DIR "/summ-valid.jsonl.gz";
   ASSERT_TRUE(files::exists(pairs)) << pairs;
   const std::string tokenizer = std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096";
   test::write_text(tmp.file("t5.json"),
