@@ -29,6 +29,14 @@ inline bool parse_options(const Args& args, const po::options_description& opts,
     std::cout << opts << "\n";
     return false;
   }
+  // Boost would say "the option '--in' is required": name the missing argument as the usage does.
+  int place = 0;
+  for (const char* name : positional) {
+    ++place;
+    const po::option_description* option = opts.find_nothrow(name, false);
+    if (option && option->semantic()->is_required() && !vm.count(name))
+      throw po::error("missing argument " + std::to_string(place) + ": " + option->description());
+  }
   po::notify(vm);
   return true;
 }

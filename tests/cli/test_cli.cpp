@@ -485,7 +485,7 @@ TEST(BadInput, BadOptions) {
   EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--batch", "1.5"}), {"batch"}));
   EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--bogus"}), {"bogus"}));
   EXPECT_TRUE(UserError(run_gqa({"inspect", dir, "--context"}), {"context"}));
-  EXPECT_TRUE(UserError(run_gqa({"inspect"}), {"dir"}));
+  EXPECT_TRUE(UserError(run_gqa({"inspect"}), {"missing argument 1: Hugging Face model folder"}));
   EXPECT_TRUE(UserError(run_gqa({"inspect", dir, dir}), {}));
   EXPECT_TRUE(UserError(run_gqa({"generate", dir}), {"prompt"}));
   EXPECT_TRUE(UserError(run_gqa({"generate", dir, "--prompt", "x", "--top-p", "2"}), {"--top-p"}));
@@ -557,6 +557,7 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
       {{"convert", gpt2, out, "--kv-heads", "3"}, {"--kv-heads", "does not divide", "--group-map (e.g. 0,0,1,2)"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--mqa"}, {"exactly one"}},
       {{"convert", gpt2, out}, {"gqa convert: error: --kv-heads/--mqa/--group-map: give exactly one"}},
+      {{"convert", gpt2}, {"gqa convert: error: missing argument 2: output folder"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--dtype", "f8"}, {"--dtype", "f8"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--modules", "encoder-self"}, {"--modules", "only for T5"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--strategy", "best"}, {"--strategy", "unknown 'best'"}},
