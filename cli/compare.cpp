@@ -5,6 +5,7 @@
 #include "cli/training_options.h"
 #include "compare/compare.h"
 #include "core/error.h"
+#include "uptrain/stop_signals.h"
 
 namespace gqa::cli {
 int compare(const Args& args) {
@@ -36,6 +37,10 @@ int compare(const Args& args) {
       "speed-batches", po::value<std::string>(&batches)->default_value("1,16,512"), "decode batch sizes")(
       "prompt-len", po::value<int64_t>(&c.speed.prompt_len)->default_value(128), "decode benchmark prompt length")(
       "new-tokens", po::value<int64_t>(&c.speed.new_tokens)->default_value(32), "decode benchmark new tokens")(
+      "speed-repeats", po::value<int>(&c.speed.repeats)->default_value(c.speed.repeats),
+      "timed decode runs per model and batch (each model's fastest is reported)")(
+      "noisy-spread", po::value<double>(&c.noisy_spread)->default_value(c.noisy_spread),
+      "flag a decode timing whose repeats' slowest/fastest - 1 exceeds this as noisy (after one re-measure)")(
       "no-speed", "skip the decode benchmark");
   add_training_options(opts, c.train);
   po::variables_map vm;
@@ -63,8 +68,16 @@ int compare(const Args& args) {
   } else if (!budget) {
     c.train.fraction = 0.05;
   }
-  const std::string report = run_compare(c, std::cout);
-  std::cout << "report: " << report << "\n";
+  if (c.speed.repeats < 1) throw InputError("--speed-repeats", "", "expected at least 1");
+  const CompareOutcome outcome = run_compare(c, std::cout);
+  if (outcome.stopped_by) {  // as gqa train and gqa uptrain stop on a signal
+    const TrainSummary& t = outcome.stopped_training;
+    std::cout << "compare: stopped by " << StopSignals::name(outcome.stopped_by) << " while uptraining "
+              << outcome.stopped_cell << ", after step " << t.steps << "; checkpoint " << t.checkpoint
+              << "\ncontinue with: " << command_line("compare", args) << std::endl;
+    return 128 + outcome.stopped_by;
+  }
+  std::cout << "report: " << outcome.report << "\n";
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "cli/training_options.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -22,17 +23,19 @@ std::string shell_word(const std::string& text) {
 
 // The command that continues a stopped run: this one with --resume (and the processes it had).
 std::string resume_command(const std::string& verb, const Args& args, int world_size) {
-  std::string command = "gqa " + verb;
-  bool has_resume = false;
-  for (const std::string& a : args) {
-    command += " " + shell_word(a);
-    has_resume = has_resume || a == "--resume";
-  }
+  std::string command = command_line(verb, args);
   if (world_size > 1) command += " --nproc " + std::to_string(world_size);
+  const bool has_resume = std::find(args.begin(), args.end(), "--resume") != args.end();
   return has_resume ? command : command + " --resume";
 }
 
 }  // namespace
+
+std::string command_line(const std::string& verb, const Args& args) {
+  std::string command = "gqa " + verb;
+  for (const std::string& a : args) command += " " + shell_word(a);
+  return command;
+}
 
 void add_training_options(po::options_description& opts, TrainOptions& o) {
   po::options_description data("data");

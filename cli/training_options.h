@@ -15,6 +15,9 @@ void add_training_options(po::options_description& opts, TrainOptions& o);
 std::size_t bucket_bytes_option(const po::variables_map& vm);
 // Reads the options that need checking or converting after parsing (data lists, valid data).
 void finish_training_options(const po::variables_map& vm, TrainOptions& o);
+// `gqa VERB ARGS...` as a shell command line (arguments quoted where the shell needs it): what
+// to run again to continue a stopped command.
+std::string command_line(const std::string& verb, const Args& args);
 // Runs the training in this process, or, with --nproc N > 1 outside a process group, re-runs
 // this command as N local processes. Returns the exit code.
 int run_training_command(const std::string& verb, const Args& args, const po::variables_map& vm, const TrainOptions& o);

@@ -107,6 +107,26 @@ int64_t batch_from_key(const std::string& key, const std::string& source, const 
   return batch;
 }
 
+// The cell's maps keyed by batch size, as JSON objects of the same key.
+struct ByBatch {
+  const char* key;
+  std::map<int64_t, double> CellResult::*member;
+};
+
+const std::vector<ByBatch>& by_batch_fields() {
+  static const std::vector<ByBatch> list = {{"decode_ms_per_token", &CellResult::decode_ms_per_token},
+                                            {"decode_spread", &CellResult::decode_spread},
+                                            {"paired_mha_ms_per_token", &CellResult::paired_mha_ms_per_token},
+                                            {"paired_mha_spread", &CellResult::paired_mha_spread}};
+  return list;
+}
+
+json by_batch_to_json(const std::map<int64_t, double>& values) {
+  json object = json::object();
+  for (const auto& [batch, v] : values) object[std::to_string(batch)] = number_to_json(v);
+  return object;
+}
+
 // Indented JSON, except that arrays of numbers (and of number arrays, like a loss curve's
 // [step, loss] pairs) stay on one line: one number per line would make a cell file thousands of
 // lines long.
@@ -160,9 +180,12 @@ bool CellResult::operator==(const CellResult& other) const {
   };
   return strategy == other.strategy && kv_heads == other.kv_heads && is_baseline == other.is_baseline &&
          step0 == other.step0 && uptrained == other.uptrained &&
-         same_times(decode_ms_per_token, other.decode_ms_per_token) && kv_bytes_per_token == other.kv_bytes_per_token &&
-         parameters == other.parameters && same_curve(train_loss, other.train_loss) &&
-         same_curve(valid_loss, other.valid_loss) && same_optional(wall_seconds, other.wall_seconds);
+         same_times(decode_ms_per_token, other.decode_ms_per_token) && same_times(decode_spread, other.decode_spread) &&
+         same_times(paired_mha_ms_per_token, other.paired_mha_ms_per_token) &&
+         same_times(paired_mha_spread, other.paired_mha_spread) && noisy_batches == other.noisy_batches &&
+         kv_bytes_per_token == other.kv_bytes_per_token && parameters == other.parameters &&
+         same_curve(train_loss, other.train_loss) && same_curve(valid_loss, other.valid_loss) &&
+         same_optional(wall_seconds, other.wall_seconds);
 }
 
 void to_json(json& j, const Quality& quality) {
@@ -177,11 +200,9 @@ void to_json(json& j, const CellResult& cell) {
   j["kv_heads"] = cell.kv_heads;
   j["is_baseline"] = cell.is_baseline;
   for (const Phase& phase : phases()) j[phase.key] = cell.*phase.member;
-  if (!cell.decode_ms_per_token.empty()) {
-    json times = json::object();
-    for (const auto& [batch, ms] : cell.decode_ms_per_token) times[std::to_string(batch)] = number_to_json(ms);
-    j["decode_ms_per_token"] = times;
-  }
+  for (const ByBatch& field : by_batch_fields())
+    if (!(cell.*field.member).empty()) j[field.key] = by_batch_to_json(cell.*field.member);
+  if (!cell.noisy_batches.empty()) j["noisy_batches"] = cell.noisy_batches;
   if (cell.kv_bytes_per_token) j["kv_bytes_per_token"] = *cell.kv_bytes_per_token;
   if (cell.parameters) j["parameters"] = *cell.parameters;
   if (!cell.train_loss.empty()) j["train_loss"] = curve_to_json(cell.train_loss);
@@ -208,12 +229,19 @@ CellResult cell_from_json(const json& j, const std::string& source) {
   }
   for (const Phase& phase : phases())
     if (const json* quality = member(j, phase.key)) cell.*phase.member = quality_from_json(*quality, source, phase.key);
-  if (member(j, "decode_ms_per_token")) {
-    const json& times = object_member(j, "decode_ms_per_token", source, "decode_ms_per_token");
-    for (const auto& [key, value] : times.items()) {
-      const std::string field = "decode_ms_per_token." + key;
-      cell.decode_ms_per_token[batch_from_key(key, source, field)] = number_from_json(value, source, field);
+  for (const ByBatch& field : by_batch_fields())
+    if (member(j, field.key)) {
+      const json& values = object_member(j, field.key, source, field.key);
+      for (const auto& [key, value] : values.items()) {
+        const std::string where = std::string(field.key) + "." + key;
+        (cell.*field.member)[batch_from_key(key, source, where)] = number_from_json(value, source, where);
+      }
     }
+  if (const json* noisy = member(j, "noisy_batches")) {
+    if (!noisy->is_array())
+      throw InputError(source, "noisy_batches", "expected an array of batch sizes, got " + describe(*noisy));
+    for (size_t i = 0; i < noisy->size(); ++i)
+      cell.noisy_batches.insert(integer_from_json((*noisy)[i], source, "noisy_batches[" + std::to_string(i) + "]", 1));
   }
   if (const json* v = member(j, "kv_bytes_per_token"))
     cell.kv_bytes_per_token = integer_from_json(*v, source, "kv_bytes_per_token", 0);

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,18 @@ struct CellResult {
   Quality uptrained;  // after uptraining (empty when the cell was not uptrained)
   // Batch size -> milliseconds per decoded token (one decode step; the caller picks the convention,
   // e.g. decode_bench's ms per step). Speedups are ratios at equal batch, so any one convention
-  // used for every cell gives the same speedups.
+  // used for every cell gives the same speedups. gqa compare reports the fastest of the repeats
+  // (load only ever adds time); cells written before issue #20 hold the median.
   std::map<int64_t, double> decode_ms_per_token;
+  // Batch size -> the spread of those repeats, max/min - 1 (0.05: the slowest took 5% longer).
+  std::map<int64_t, double> decode_spread;
+  // Batch size -> the MHA baseline's ms per token and spread, timed interleaved with this cell's
+  // model (A, B, A, B, ...) so that load hits both: the cell's speedup is paired MHA time / own
+  // time. Without it (the baseline itself, older cells) the speedup uses the baseline cell's time.
+  std::map<int64_t, double> paired_mha_ms_per_token, paired_mha_spread;
+  // Batch sizes whose timing stayed noisy: the repeats of the model or of its paired MHA run
+  // disagreed by more than the threshold in the first pass and again in the one re-measure.
+  std::set<int64_t> noisy_batches;
   std::optional<int64_t> kv_bytes_per_token;  // KV cache, all layers
   std::optional<int64_t> parameters;
   std::vector<LossPoint> train_loss, valid_loss;  // uptraining curves, by step
@@ -49,8 +60,9 @@ struct CellResult {
 };
 
 // JSON form: missing values are omitted; NaN and ±inf are written as the strings "NaN",
-// "Infinity", "-Infinity" (JSON has no such numbers) and read back exactly; decode times are an
-// object keyed by batch size ({"1": 0.8, "512": 0.02}); curves are [[step, loss], ...].
+// "Infinity", "-Infinity" (JSON has no such numbers) and read back exactly; decode times and
+// spreads are objects keyed by batch size ({"1": 0.8, "512": 0.02}); noisy_batches is an array of
+// batch sizes; curves are [[step, loss], ...].
 void to_json(nlohmann::json& j, const CellResult& cell);
 void to_json(nlohmann::json& j, const Quality& quality);
 // Unknown keys are ignored (results.json adds derived fields to each cell). Throws InputError

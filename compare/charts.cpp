@@ -27,6 +27,11 @@ std::string kv_dash(const Plan& plan, const CellResult& cell) {
   return kDashes[plan.kv_index(cell.kv_heads) % std::size(kDashes)];
 }
 
+// A hollow marker outlined in `color`: a noisy timing.
+std::string hollow_marker_style(const std::string& color) {
+  return "fill=\"#fff\" fill-opacity=\"0.9\" stroke=\"" + color + "\" stroke-width=\"1.8\"";
+}
+
 constexpr int kKvShapes = 5;  // every shape but the star, which marks the baseline
 
 Shape kv_shape(const Plan& plan, const CellResult& cell) {
@@ -158,12 +163,22 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   }
   const bool baseline_plotted =
       std::any_of(points.begin(), points.end(), [](const PlotPoint& p) { return p.cell->is_baseline; });
+  // A point whose x rests on a noisy timing: a speedup's (speedup_is_noisy) or the cell's own time.
+  const auto noisy = [&plan](const PlotPoint& p) {
+    return plan.x_is_speedup ? speedup_is_noisy(plan, *p.cell, plan.speed_batch) : is_noisy(*p.cell, plan.speed_batch);
+  };
+  const bool noisy_plotted = std::any_of(points.begin(), points.end(), noisy);
+  if (baseline_plotted || noisy_plotted) legend.push_back({"", nullptr});  // a gap before the baseline
   if (baseline_plotted) {
-    legend.push_back({"", nullptr});  // a gap before the baseline
     legend.push_back(
         {"MHA baseline (" + std::to_string(plan.baseline->kv_heads) + " KV heads)", [](Svg& svg, double x, double y) {
            svg.path(marker_path(Shape::kStar, x, y, 5.5), std::string("fill=\"") + kBaselineColor + "\"");
          }});
+  }
+  if (noisy_plotted) {
+    legend.push_back({"Noisy timing (hollow)", [](Svg& svg, double x, double y) {
+                        svg.path(marker_path(Shape::kCircle, x, y, 5.5), hollow_marker_style("#888"));
+                      }});
   }
 
   const double left = 92, top = 70, plot_width = 580, plot_height = 400;
@@ -231,12 +246,17 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   for (const PlotPoint& p : drawing_order) {
     const std::string tooltip =
         cell_name(*p.cell) + ": perplexity " + format_perplexity(p.y) + ", " +
-        (x_higher_is_better ? format_fixed(p.x, 2) + "\u00d7 MHA speed" : format_significant(p.x) + " ms/token");
-    const std::string css_class = p.cell->is_baseline ? "point baseline" : "point";
+        (x_higher_is_better ? format_fixed(p.x, 2) + "\u00d7 MHA speed" : format_significant(p.x) + " ms/token") +
+        (noisy(p) ? " (noisy timing)" : "");
+    const std::string css_class =
+        std::string("point") + (p.cell->is_baseline ? " baseline" : "") + (noisy(p) ? " noisy" : "");
+    const std::string color = strategy_color(plan, *p.cell);
+    // A noisy timing is drawn hollow: its position on the speed axis is not to be trusted.
+    const std::string style = noisy(p)
+                                  ? hollow_marker_style(color)
+                                  : "fill=\"" + color + "\" fill-opacity=\"0.92\" stroke=\"#fff\" stroke-width=\"1\"";
     svg.path(marker_path(kv_shape(plan, *p.cell), frame.px(p.x), frame.py(p.y), p.cell->is_baseline ? 6.5 : 5.5),
-             "class=\"" + css_class + "\" fill=\"" + strategy_color(plan, *p.cell) +
-                 "\" fill-opacity=\"0.92\" stroke=\"#fff\" stroke-width=\"1\"",
-             tooltip);
+             "class=\"" + css_class + "\" " + style, tooltip);
   }
   if (!legend.empty()) draw_legend(svg, legend_x, top, legend);
   return svg.str();

@@ -1,7 +1,11 @@
 #include "compare/compare.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -16,6 +20,7 @@
 #include "core/tokenizers/tokenizer.h"
 #include "eval/minimal_pairs.h"
 #include "eval/quality.h"
+#include "uptrain/stop_signals.h"
 #include "uptrain/train_log.h"
 
 namespace gqa {
@@ -62,12 +67,32 @@ report::Quality cell_quality(const Loaded& m, const CompareOptions& o, const std
   return q;
 }
 
-void measure_speed(const Loaded& m, const CompareOptions& o, CellResult& cell) {
+// The cell's decode speed: per batch, the fastest repeat and the spread, timed in turns with
+// `mha` (the MHA model, loaded beside the cell's) when given, whose time and spread go beside
+// them. `say` is told of re-measures and of timings left noisy.
+void measure_speed(const Loaded& m, const Loaded* mha, const CompareOptions& o, CellResult& cell,
+                   const std::function<void(const std::string&)>& say) {
   cell.kv_bytes_per_token = m.model->config().kv_bytes_per_token(4);
   cell.parameters = Checkpoint(m.dir).parameter_count();
   if (!o.measure_speed) return;
-  for (const DecodeBenchResult& r : decode_bench(*m.model, o.speed))
-    cell.decode_ms_per_token[r.batch] = r.ms_per_step_median;
+  std::vector<const Model*> models{m.model.get()};
+  if (mha) models.push_back(mha->model.get());
+  for (const InterleavedDecodeResult& r : decode_bench_interleaved(models, o.speed, o.noisy_spread)) {
+    const InterleavedTiming& t = r.timing;
+    cell.decode_ms_per_token[r.batch] = 1e3 * t.runs[0].min();
+    cell.decode_spread[r.batch] = t.runs[0].spread();
+    if (mha) {
+      cell.paired_mha_ms_per_token[r.batch] = 1e3 * t.runs[1].min();
+      cell.paired_mha_spread[r.batch] = t.runs[1].spread();
+    }
+    if (t.noisy) cell.noisy_batches.insert(r.batch);
+    if (t.passes > 1) {
+      double first = 0;
+      for (double spread : t.first_pass_spreads) first = std::max(first, spread);
+      say("decode speed at batch " + std::to_string(r.batch) + ": repeats " + format_percent(first) +
+          " apart, measured again: " + format_percent(t.spread()) + (t.noisy ? ", noisy" : ", clean"));
+    }
+  }
 }
 
 // The uptraining's loss by step from its log records of `kind` ("train", "valid"); records
@@ -84,7 +109,7 @@ std::vector<report::LossPoint> loss_curve(const std::vector<TrainLogRecord>& log
 
 }  // namespace
 
-std::string run_compare(const CompareOptions& o, std::ostream& log) {
+CompareOutcome run_compare(const CompareOptions& o, std::ostream& log) {
   const ModelConfig mha = load_config(o.mha_dir);
   const int heads = int(mha.n_heads);
   for (const std::string& s : o.strategies)
@@ -100,6 +125,10 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
       if (kv >= 1 && kv < heads && heads % kv == 0) cells.push_back({s, kv, false});
   if (cells.size() == 1)
     throw InputError("--kv-heads", "", "no KV-head count below " + std::to_string(heads) + " divides it");
+  if (!(o.noisy_spread > 0)) throw InputError("--noisy-spread", "", "expected a fraction above 0 (0.25: 25%)");
+  // --threads holds for every measurement, the baseline's included, not only from the first
+  // uptraining on (the trainer sets it for the whole process).
+  if (o.train.threads > 0) at::set_num_threads(o.train.threads);
   const std::string cells_dir = o.out_dir + "/cells";
   if (!files::make_directories(cells_dir)) throw InputError(cells_dir, "", "cannot create the comparison folder");
 
@@ -134,7 +163,7 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
       say("measuring the MHA baseline");
       const Loaded mha_model(o.mha_dir, o.dtype);
       r.step0 = cell_quality(mha_model, o, pairs);
-      measure_speed(mha_model, o, r);
+      measure_speed(mha_model, nullptr, o, r, say);
     } else {
       const std::string converted = work + "/converted";
       if (!files::exists(converted + "/config.json")) {
@@ -174,6 +203,15 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
           auto comm = single_process();
           trained = run_training(t, *comm, quiet);
         }
+        if (trained->stopped_by) {  // its model was never written: stop here, the cell unsaved
+          say(std::string("uptraining stopped by ") + StopSignals::name(trained->stopped_by) + " after step " +
+              std::to_string(trained->steps));
+          CompareOutcome stopped;
+          stopped.stopped_by = trained->stopped_by;
+          stopped.stopped_cell = cell.name();
+          stopped.stopped_training = *trained;
+          return stopped;
+        }
         const std::vector<TrainLogRecord> log = read_train_log(trained->log_path);
         r.train_loss = loss_curve(log, "train");
         r.valid_loss = loss_curve(log, "valid");
@@ -182,7 +220,10 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
         r.uptrained = cell_quality(*loaded, o, pairs);
       }
       say("decode speed");
-      measure_speed(*loaded, o, r);
+      // The MHA model beside the cell's only for this step, so that both are timed in turns.
+      const std::unique_ptr<Loaded> mha_model =
+          o.measure_speed ? std::make_unique<Loaded>(o.mha_dir, o.dtype) : nullptr;
+      measure_speed(*loaded, mha_model.get(), o, r, say);
     }
     r.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     spent += *r.wall_seconds;
@@ -192,9 +233,12 @@ std::string run_compare(const CompareOptions& o, std::ostream& log) {
   }
   report::ReportOptions ro;
   ro.model_name = files::absolute(o.mha_dir);
+  ro.noisy_spread = o.noisy_spread;
   const auto warnings = report::write_report(results, o.out_dir, ro);
   for (const std::string& w : warnings) log << "note: " << w << "\n";
-  return o.out_dir + "/report.md";
+  CompareOutcome outcome;
+  outcome.report = o.out_dir + "/report.md";
+  return outcome;
 }
 
 }  // namespace gqa

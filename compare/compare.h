@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "eval/decode_bench.h"
+#include "eval/interleaved_timing.h"
 #include "eval/quality.h"
 #include "uptrain/trainer.h"
 
@@ -26,13 +27,27 @@ struct CompareOptions {
   std::vector<std::string> pairs;  // BLiMP-format minimal pairs
   std::string calib_text;          // svd / similarity calibration text ("" = first quality.text file)
   int64_t calib_tokens = 16384;
+  // Decode speed: each converted model is timed in turns with the MHA model (loaded beside it for
+  // that step), per batch the fastest of speed.repeats with its spread; a timing whose repeats
+  // disagree by more than noisy_spread (max/min - 1) is measured once more, then flagged noisy.
   DecodeBenchOptions speed;
+  double noisy_spread = kDefaultNoisySpread;
   bool measure_speed = true;
   std::string dtype = "auto";  // runtime dtype of every measurement and of calibration
 };
 
-// Runs the grid and writes OUT/report.md, results.csv, results.json and the charts; returns the
-// report path. Progress (cell i of n, stage, ETA) goes to `log`.
-std::string run_compare(const CompareOptions& opts, std::ostream& log);
+struct CompareOutcome {
+  std::string report;  // OUT/report.md; empty when the run was stopped
+  // SIGTERM / SIGINT during a cell's uptraining (uptrain/stop_signals.h): the uptraining wrote a
+  // checkpoint and the comparison stopped there, without saving the cell or writing the report,
+  // so running it again resumes that uptraining. The caller exits with 128 + stopped_by.
+  int stopped_by = 0;
+  std::string stopped_cell;  // e.g. "mean-kv2"
+  TrainSummary stopped_training;
+};
+
+// Runs the grid and writes OUT/report.md, results.csv, results.json and the charts. Progress
+// (cell i of n, stage, ETA) goes to `log`.
+CompareOutcome run_compare(const CompareOptions& opts, std::ostream& log);
 
 }  // namespace gqa

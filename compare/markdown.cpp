@@ -69,15 +69,25 @@ std::string quality_table(const Plan& plan) {
 
 std::string speed_table(const Plan& plan) {
   std::vector<Column> columns = identity_columns();
-  for (int64_t batch : plan.batches)
+  const auto noisy_mark = [](const CellResult& c, int64_t batch) {
+    return is_noisy(c, batch) ? std::string(" (noisy)") : std::string();
+  };
+  for (int64_t batch : plan.batches) {
     columns.push_back({"ms/token, batch " + std::to_string(batch), [batch](const CellResult& c) {
                          const std::optional<double> ms = decode_ms(c, batch);
                          return ms ? std::optional<std::string>(format_significant(*ms)) : std::nullopt;
                        }});
+    columns.push_back({"Spread, batch " + std::to_string(batch), [batch, noisy_mark](const CellResult& c) {
+                         const std::optional<double> spread = timing_spread(c, batch);
+                         return spread ? std::optional<std::string>(format_percent(*spread) + noisy_mark(c, batch))
+                                       : std::nullopt;
+                       }});
+  }
   for (int64_t batch : plan.batches)
     columns.push_back({"Speedup, batch " + std::to_string(batch), [&plan, batch](const CellResult& c) {
                          const std::optional<double> s = speedup(plan, c, batch);
-                         return s ? std::optional<std::string>(format_fixed(*s, 2) + "\u00d7") : std::nullopt;
+                         const std::string mark = speedup_is_noisy(plan, c, batch) ? " (noisy)" : "";
+                         return s ? std::optional<std::string>(format_fixed(*s, 2) + "\u00d7" + mark) : std::nullopt;
                        }});
   columns.push_back({"KV cache/token", [](const CellResult& c) {
                        return c.kv_bytes_per_token
@@ -102,6 +112,31 @@ std::string speed_table(const Plan& plan) {
   return markdown_table(columns, plan.ordered);
 }
 
+// What the speed table's timing figures mean, for the kinds of timing its cells hold (cells
+// written before issue #20 have no spread, pairing or noisy flag).
+std::string timing_notes(const Plan& plan) {
+  const auto any = [&](auto has) { return std::any_of(plan.ordered.begin(), plan.ordered.end(), has); };
+  const bool spreads = any([](const CellResult* c) { return !c->decode_spread.empty(); });
+  const bool paired = any([](const CellResult* c) { return !c->paired_mha_ms_per_token.empty(); });
+  const bool noisy = any([](const CellResult* c) { return !c->noisy_batches.empty(); });
+  std::string notes;
+  if (spreads)
+    notes +=
+        "ms/token is the fastest of the timed repeats (another job on the machine only adds time); spread is "
+        "the slowest repeat over the fastest, minus 1 (the larger of the model's and its paired MHA run's). ";
+  if (paired)
+    notes +=
+        "Each converted model was timed in turns with the MHA model (MHA, model, MHA, model, ...), so that "
+        "load hit both; its speedup is over that paired MHA time. ";
+  if (noisy)
+    notes += std::string("A timing marked (noisy) had a spread above ") +
+             (plan.noisy_spread ? format_percent(*plan.noisy_spread) : std::string("the threshold")) +
+             " (gqa compare --noisy-spread), was measured once more, and was still above it: its figures are "
+             "unreliable, and the chart draws it hollow. ";
+  if (!notes.empty()) notes.pop_back();
+  return notes.empty() ? "" : "\n" + notes + "\n";
+}
+
 }  // namespace
 
 std::string render_markdown(const Plan& plan, const ReportOptions& options, const std::vector<std::string>& warnings) {
@@ -120,7 +155,7 @@ std::string render_markdown(const Plan& plan, const ReportOptions& options, cons
         "time per token divided by the model's, at the same batch size. "
      << kMissing << " marks a value that was not measured.\n\n";
   md << "## Quality\n\n" << quality_table(plan) << "\n";
-  md << "## Decode speed and memory\n\n" << speed_table(plan) << "\n";
+  md << "## Decode speed and memory\n\n" << speed_table(plan) << timing_notes(plan) << "\n";
   md << "## Charts\n\n"
      << "![Perplexity after uptraining vs decode speed](" << kQualityVsSpeedSvg << ")\n\n"
      << "![Uptraining loss curves](" << kLossCurvesSvg << ")\n";

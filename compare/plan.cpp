@@ -60,8 +60,19 @@ std::optional<double> decode_ms(const CellResult& cell, int64_t batch) {
   return it->second;
 }
 
+std::optional<double> timing_spread(const CellResult& cell, int64_t batch) {
+  std::optional<double> spread;
+  for (const auto* spreads : {&cell.decode_spread, &cell.paired_mha_spread})
+    if (const auto it = spreads->find(batch); it != spreads->end())
+      spread = spread ? std::max(*spread, it->second) : it->second;
+  return spread;
+}
+
+bool is_noisy(const CellResult& cell, int64_t batch) { return cell.noisy_batches.count(batch) > 0; }
+
 Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& options) {
   Plan plan;
+  plan.noisy_spread = options.noisy_spread;
   std::set<std::pair<std::string, int64_t>> seen;
   std::set<int64_t> kv_counts, batches;
   for (const CellResult& cell : cells) {
@@ -106,12 +117,20 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
   return plan;
 }
 
-// MHA's decode time over the cell's, at the same batch; only from finite positive times.
 std::optional<double> speedup(const Plan& plan, const CellResult& cell, int64_t batch) {
   if (!plan.baseline) return std::nullopt;
-  const std::optional<double> base = decode_ms(*plan.baseline, batch), own = decode_ms(cell, batch);
+  const auto paired = cell.paired_mha_ms_per_token.find(batch);
+  const std::optional<double> base =
+      paired != cell.paired_mha_ms_per_token.end() ? paired->second : decode_ms(*plan.baseline, batch);
+  const std::optional<double> own = decode_ms(cell, batch);
   if (!base || !own || !std::isfinite(*base) || !std::isfinite(*own) || *base <= 0 || *own <= 0) return std::nullopt;
   return *base / *own;
+}
+
+bool speedup_is_noisy(const Plan& plan, const CellResult& cell, int64_t batch) {
+  if (cell.is_baseline) return false;
+  const bool over_baseline_cell = !cell.paired_mha_ms_per_token.count(batch) && plan.baseline;
+  return is_noisy(cell, batch) || (over_baseline_cell && is_noisy(*plan.baseline, batch));
 }
 
 // The quality-vs-speed points; `skipped` (optional) collects, per reason, the cells left out.
@@ -158,6 +177,18 @@ std::vector<std::string> warnings_for(const Plan& plan) {
   quality_points(plan, &skipped);
   for (const auto& [reason, names] : skipped)
     warnings.push_back("Not in the quality-vs-speed chart (" + reason + "): " + join(names, "; ") + ".");
+  for (const CellResult* cell : plan.ordered) {
+    std::vector<std::string> noisy;
+    for (int64_t batch : cell->noisy_batches) {
+      const std::optional<double> spread = timing_spread(*cell, batch);
+      noisy.push_back("batch " + std::to_string(batch) + (spread ? ", spread " + format_percent(*spread) : ""));
+    }
+    if (!noisy.empty())
+      warnings.push_back(cell_name(*cell) + ": noisy decode timing (" + join(noisy, "; ") + ") after one re-measure" +
+                         (plan.noisy_spread ? ", above the " + format_percent(*plan.noisy_spread) + " threshold" : "") +
+                         ": its times and speedups there are unreliable (the machine was busy); measure again on a "
+                         "quieter machine.");
+  }
   return warnings;
 }
 

@@ -19,6 +19,10 @@ std::string cell_name(const CellResult& cell);
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
 // The cell's decode time at `batch`, when it measured one.
 std::optional<double> decode_ms(const CellResult& cell, int64_t batch);
+// The spread of the cell's timing at `batch`: the larger of its own repeats' and those of the MHA
+// run timed beside it; nullopt when neither was recorded.
+std::optional<double> timing_spread(const CellResult& cell, int64_t batch);
+bool is_noisy(const CellResult& cell, int64_t batch);
 
 struct Plan {
   std::vector<const CellResult*> ordered;  // baseline, then strategies by first appearance, KV heads descending
@@ -28,6 +32,7 @@ struct Plan {
   std::vector<int64_t> batches;         // every batch any cell measured, ascending
   int64_t speed_batch = 0;              // the chart's batch; 0 when no cell measured decode speed
   bool x_is_speedup = false;            // the baseline measured speed_batch, so speedups exist
+  std::optional<double> noisy_spread;   // ReportOptions::noisy_spread: the threshold, for the text
 
   size_t strategy_index(const std::string& strategy) const {
     return size_t(std::find(strategies.begin(), strategies.end(), strategy) - strategies.begin());
@@ -41,8 +46,13 @@ struct Plan {
 // speed_batch no cell measured).
 Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& options);
 
-// MHA's decode time over the cell's, at the same batch; only from finite positive times.
+// MHA's decode time over the cell's, at the same batch; only from finite positive times. MHA's
+// time is the one measured interleaved with the cell when it has one, else the baseline cell's.
 std::optional<double> speedup(const Plan& plan, const CellResult& cell, int64_t batch);
+
+// Whether the cell's speedup at `batch` rests on a noisy timing: its own, or, without a paired
+// MHA time, the baseline cell's. The baseline's own speedup is 1 by definition, never noisy.
+bool speedup_is_noisy(const Plan& plan, const CellResult& cell, int64_t batch);
 
 struct PlotPoint {
   const CellResult* cell;
@@ -52,7 +62,8 @@ struct PlotPoint {
 // The quality-vs-speed points; `skipped` (optional) collects, per reason, the cells left out.
 std::vector<PlotPoint> quality_points(const Plan& plan, std::map<std::string, std::vector<std::string>>* skipped);
 
-// Non-finite values, cells missing from the quality-vs-speed chart and why, a missing baseline.
+// Non-finite values, cells missing from the quality-vs-speed chart and why, noisy timings, a
+// missing baseline.
 std::vector<std::string> warnings_for(const Plan& plan);
 
 }  // namespace gqa::report

@@ -18,6 +18,9 @@ struct ReportOptions {
   // Batch size whose decode speed is the quality-vs-speed chart's x axis. Unset: the largest
   // batch the baseline measured (or, without a baseline, the largest any cell measured).
   std::optional<int64_t> speed_batch;
+  // The spread above which the timings were flagged noisy (gqa compare --noisy-spread), named in
+  // the report's explanation of the flag; unset: the flag is explained without the number.
+  std::optional<double> noisy_spread;
 };
 
 // Writes out_dir/{results.csv, results.json, report.md, quality_vs_speed.svg, loss_curves.svg},
@@ -29,14 +32,16 @@ std::vector<std::string> write_report(const std::vector<CellResult>& cells, cons
 
 // The pieces of write_report (each validates the cells as write_report does).
 // Warnings: non-finite values (shown as NaN/inf in the tables, left out of the charts), cells
-// missing from the quality-vs-speed chart and why, a missing baseline.
+// missing from the quality-vs-speed chart and why, noisy decode timings, a missing baseline.
 std::vector<std::string> report_warnings(const std::vector<CellResult>& cells, const ReportOptions& options = {});
 // One row per cell (baseline first, then strategies in order of first appearance, KV heads
-// descending); missing values are empty fields, non-finite ones "nan", "inf", "-inf".
+// descending); missing values are empty fields, non-finite ones "nan", "inf", "-inf". Per batch:
+// decode time, speedup, spread, the paired MHA time and spread, and noisy (true/false).
 std::string results_csv(const std::vector<CellResult>& cells);
 // {"title", "model", "speed_batch", "warnings", "cells": [cell JSON + "speedup_vs_mha"]}.
 nlohmann::json results_json(const std::vector<CellResult>& cells, const ReportOptions& options = {});
-// Each plotted cell is one element with class="point" (the baseline: class="point baseline").
+// Each plotted cell is one element with class="point" (the baseline: class="point baseline"; a
+// cell whose timing at the chart's batch is noisy: class="point noisy", drawn hollow).
 std::string quality_vs_speed_svg(const std::vector<CellResult>& cells, const ReportOptions& options = {});
 // Each drawn curve segment is one element with class="curve".
 std::string loss_curves_svg(const std::vector<CellResult>& cells, const ReportOptions& options = {});

@@ -16,6 +16,8 @@ std::string render_csv(const Plan& plan) {
     for (const Phase& phase : phases()) header.push_back(std::string(metric.key) + "_" + phase.key);
   for (int64_t batch : plan.batches) header.push_back("decode_ms_per_token_b" + std::to_string(batch));
   for (int64_t batch : plan.batches) header.push_back("speedup_b" + std::to_string(batch));
+  for (const char* stem : {"decode_spread_b", "paired_mha_ms_per_token_b", "paired_mha_spread_b", "noisy_b"})
+    for (int64_t batch : plan.batches) header.push_back(stem + std::to_string(batch));
   for (const char* name : {"kv_bytes_per_token", "parameters", "wall_seconds", "final_train_loss", "final_valid_loss"})
     header.push_back(name);
   std::string csv = join(header, ",") + "\n";
@@ -33,6 +35,14 @@ std::string render_csv(const Plan& plan) {
       for (const Phase& phase : phases()) row.push_back(optional_number((cell->*phase.member).*metric.member));
     for (int64_t batch : plan.batches) row.push_back(optional_number(decode_ms(*cell, batch)));
     for (int64_t batch : plan.batches) row.push_back(optional_number(speedup(plan, *cell, batch)));
+    for (const auto* values : {&cell->decode_spread, &cell->paired_mha_ms_per_token, &cell->paired_mha_spread})
+      for (int64_t batch : plan.batches) {
+        const auto it = values->find(batch);
+        row.push_back(it == values->end() ? "" : csv_number(it->second));
+      }
+    // Noisy or not where the cell has a decode time; empty where it has none.
+    for (int64_t batch : plan.batches)
+      row.push_back(decode_ms(*cell, batch) ? (is_noisy(*cell, batch) ? "true" : "false") : "");
     row.push_back(cell->kv_bytes_per_token ? std::to_string(*cell->kv_bytes_per_token) : "");
     row.push_back(cell->parameters ? std::to_string(*cell->parameters) : "");
     row.push_back(optional_number(cell->wall_seconds));

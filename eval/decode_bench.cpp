@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "core/model/attention.h"
@@ -145,6 +147,31 @@ std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenc
     r.kv_cache_bytes = model.new_cache(1, 1).bytes() * B * slots;
     r.peak_bytes = peak_memory_bytes(dev);
     out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<InterleavedDecodeResult> decode_bench_interleaved(const std::vector<const Model*>& models,
+                                                              const DecodeBenchOptions& opts, double noisy_spread) {
+  if (models.empty()) throw std::invalid_argument("decode_bench_interleaved: no models");
+  at::NoGradGuard no_grad;
+  int64_t vocab = std::numeric_limits<int64_t>::max();
+  for (const Model* m : models) vocab = std::min(vocab, m->config().vocab_size);
+  InterleavedTimingOptions timing;
+  timing.warmups = 1;
+  timing.repeats = std::max(1, opts.repeats);
+  timing.noisy_spread = noisy_spread;
+  std::vector<InterleavedDecodeResult> out;
+  at::Generator gen = at::detail::createCPUGenerator(opts.seed);
+  for (int64_t B : opts.batches) {
+    const at::Tensor prompt = at::randint(0, vocab, {B, opts.prompt_len}, gen, at::kLong);
+    std::vector<std::function<double()>> runs;
+    for (const Model* m : models)
+      runs.push_back([m, on_device = prompt.to(m->placement().device), &opts] {
+        const Timing t = run_once(*m, on_device, opts.new_tokens, opts.chunked_prefill);
+        return t.decode_s / double(std::max<int64_t>(1, opts.new_tokens));
+      });
+    out.push_back({B, time_interleaved(runs, timing)});
   }
   return out;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/model/model.h"
+#include "eval/interleaved_timing.h"
 
 namespace gqa {
 
@@ -34,6 +35,20 @@ struct DecodeBenchResult {
 };
 
 std::vector<DecodeBenchResult> decode_bench(const Model& model, const DecodeBenchOptions& opts);
+
+// decode_bench's time per decode step for a model and its baseline (or any few models) on a busy
+// machine: per batch size their runs take turns (interleaved_timing.h: one warm-up round, then
+// opts.repeats rounds of A, B), each reporting its minimum with the spread beside it, and a pass
+// whose repeats disagree by more than noisy_spread is measured once more. Every model decodes the
+// same prompts (random tokens below the smallest vocabulary). Prefill and peak memory are not
+// reported: with several models in one process there is no per-model peak.
+struct InterleavedDecodeResult {
+  int64_t batch = 0;
+  InterleavedTiming timing;  // seconds per decode step; one run per model, in the order given
+};
+std::vector<InterleavedDecodeResult> decode_bench_interleaved(const std::vector<const Model*>& models,
+                                                              const DecodeBenchOptions& opts,
+                                                              double noisy_spread = kDefaultNoisySpread);
 
 // Prompt tokens per prefill forward under DecodeBenchOptions::chunked_prefill.
 int64_t prefill_chunk_tokens(const Model& model, int64_t batch, int64_t capacity);

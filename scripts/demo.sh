@@ -5,7 +5,7 @@
 #     packages — both once; later runs reuse them from the cache (~/.cache/gqa).
 #  2. `gqa compare`: mean, weighted (WGQA), similarity (SimGQA) and svd at 4, 2 and 1 KV heads,
 #     each uptrained with 5% of the pretraining tokens, then held-out perplexity, minimal pairs and
-#     decode time per token at batch 1, 16 and 64 against the MHA model in the same run.
+#     decode time per token at batch 1, 16 and 64, each model timed in turns with the MHA model.
 # usage: scripts/demo.sh [BUILD_DIR] [--quick]   (--quick: a few steps of everything, for tests)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

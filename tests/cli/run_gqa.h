@@ -25,6 +25,7 @@ struct Result {
   int signal = 0;      // the signal that ended it, 0 when none
   bool timed_out = false;
   bool killed_on_purpose = false;  // SIGKILLed by kill_after_ms / kill_when before it finished
+  bool terminated = false;         // sent SIGTERM by terminate_when
   std::string out, err;
   std::string describe() const {
     std::string s = "exit " + std::to_string(exit_code);
@@ -40,6 +41,9 @@ struct RunOptions {
   // When set, polled every few ms: SIGKILL the child once it returns true (e.g. once its temp
   // folder exists plus a delay).
   std::function<bool()> kill_when;
+  // When set, polled every few ms: send SIGTERM once it returns true, then keep reading until the
+  // child exits by itself (a graceful stop, as a scheduler's preemption).
+  std::function<bool()> terminate_when;
 };
 
 // Runs argv (argv[0] is the program path), capturing its output.
@@ -79,8 +83,12 @@ inline Result run_program(const std::vector<std::string>& args, const RunOptions
       ::kill(pid, SIGKILL);
       break;
     }
+    if (opt.terminate_when && !r.terminated && opt.terminate_when()) {
+      ::kill(pid, SIGTERM);
+      r.terminated = true;
+    }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - now).count();
-    const long long tick = opt.kill_when ? 2 : 1000;
+    const long long tick = opt.kill_when || (opt.terminate_when && !r.terminated) ? 2 : 1000;
     const int n = ::poll(fds, 2, int(std::min<long long>(std::max<long long>(left, 1), tick)));
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {

@@ -2,10 +2,14 @@
 // its output folder absent or complete (never half-written) and the next run clears the killed
 // run's temp folder; on a full disk (a small tmpfs, or a file-size limit) convert and uptrain fail
 // with one line naming the file and the reason, exit 2, leave no partial output, and uptraining
-// keeps its last good checkpoint, from which --resume finishes on the same loss curve.
+// keeps its last good checkpoint, from which --resume finishes on the same loss curve. gqa compare
+// stopped by SIGTERM while uptraining a cell exits as gqa train does, the cell unsaved, and the
+// same command run again resumes that uptraining.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -212,7 +216,7 @@ Result with_small_tmpfs(const std::vector<std::string>& shell, const std::string
   std::vector<std::string> argv = shell;
   argv.push_back("M='" + mount_point + "'; mount -t tmpfs -o size=" + std::to_string(bytes) +
                  " tmpfs \"$M\" || exit 99\n" + body + "\nr=$?; umount \"$M\"; exit $r");
-  return run_program(argv, {120, -1});
+  return run_program(argv, {120, -1, nullptr, nullptr});
 }
 
 // Split "...\nrc=N\n" written by the scripts below from the gqa output before it.
@@ -321,6 +325,91 @@ TEST(DiskFull, UptrainKeepsTheLastGoodCheckpointAndResumes) {
   ASSERT_EQ(a.size(), 8u);
   ASSERT_EQ(b.size(), 8u);
   for (const auto& [step, loss] : a) EXPECT_EQ(b.at(step), loss) << "step " << step;
+}
+
+// Whether the run's train_log.jsonl has recorded step `step`.
+bool logged_step(const std::string& log, int64_t step) {
+  return read_text(log).find("\"step\":" + std::to_string(step) + ",") != std::string::npos;
+}
+
+// The step number after `prefix` in `text`, or -1.
+int64_t step_after(const std::string& text, const std::string& prefix) {
+  const size_t at = text.find(prefix);
+  return at == std::string::npos ? -1 : std::stoll(text.substr(at + prefix.size()));
+}
+
+TEST(StopSignal, CompareStopsLikeTrainAndTheRerunResumes) {
+  TempDir d("gqa-compare-stop");
+  std::string text;
+  for (int i = 0; i < 300; ++i)
+    text += "The quick brown fox jumps over the lazy dog, and the dog sleeps on in the sun. ";
+  write_text(d.file("train.txt"), text);
+  write_text(d.file("test.txt"), text.substr(0, 4000));
+  write_text(d.file("shape.json"), R"({"family": "gpt2", "layers": 2, "d_model": 64, "heads": 4, "ffn_dim": 128,
+                                       "vocab_size": 4096, "max_positions": 128})");
+  gqa::test::RunOptions two_minutes;
+  two_minutes.timeout_seconds = 120;
+  const Result trained =
+      run_gqa({"train", d.file("mha"), "--config", d.file("shape.json"), "--tokenizer",
+               std::string(GQA_SOURCE_DIR) + "/examples/assets/bpe4096", "--data", d.file("train.txt"), "--steps", "1",
+               "--seq-len", "32", "--batch-size", "2", "--threads", "1", "--quiet"},
+              two_minutes);
+  ASSERT_TRUE(Succeeded(trained)) << trained.describe();
+
+  // Far more steps than the test waits for: the signal always lands mid-uptraining.
+  const std::string out = d.file("cmp"), cell = out + "/cells/mean-kv2";
+  const std::string log = cell + "/uptrain/train_log.jsonl";
+  const std::vector<std::string> compare = {"compare",
+                                            d.file("mha/model"),
+                                            out,
+                                            "--strategies",
+                                            "mean",
+                                            "--kv-heads",
+                                            "2",
+                                            "--data",
+                                            d.file("train.txt"),
+                                            "--steps",
+                                            "100000",
+                                            "--seq-len",
+                                            "32",
+                                            "--batch-size",
+                                            "2",
+                                            "--eval-data",
+                                            d.file("test.txt"),
+                                            "--eval-tokens",
+                                            "256",
+                                            "--no-speed",
+                                            "--threads",
+                                            "1",
+                                            "--quiet"};
+  gqa::test::RunOptions stop;
+  stop.timeout_seconds = 240;
+  stop.terminate_when = [&] { return logged_step(log, 3); };
+  const Result first = run_gqa(compare, stop);
+  ASSERT_TRUE(first.terminated) << first.describe();
+  EXPECT_EQ(first.exit_code, 128 + SIGTERM) << first.describe();
+  const int64_t stopped = step_after(first.out, "compare: stopped by SIGTERM while uptraining mean-kv2, after step ");
+  ASSERT_GE(stopped, 3) << first.describe();
+  EXPECT_NE(first.out.find("continue with: gqa compare "), std::string::npos) << first.describe();
+  const std::string checkpoint = cell + "/uptrain/checkpoints/step-" +
+                                 std::string(8 - std::to_string(stopped).size(), '0') + std::to_string(stopped);
+  EXPECT_TRUE(fs::is_directory(checkpoint)) << checkpoint;
+  EXPECT_TRUE(fs::exists(out + "/cells/mha.json"));
+  EXPECT_FALSE(fs::exists(out + "/cells/mean-kv2.json")) << "the stopped cell was saved";
+  EXPECT_FALSE(fs::exists(cell + "/uptrain/model")) << "the stopped uptraining wrote a model";
+  EXPECT_FALSE(fs::exists(out + "/report.md"));
+
+  // The same command again: the baseline is reused and the uptraining goes on from the checkpoint.
+  stop.terminate_when = [&] { return logged_step(log, stopped + 2); };
+  const Result second = run_gqa(compare, stop);
+  EXPECT_EQ(second.exit_code, 128 + SIGTERM) << second.describe();
+  EXPECT_NE(second.out.find("mha: done earlier, reused"), std::string::npos) << second.describe();
+  const int64_t again = step_after(second.out, "while uptraining mean-kv2, after step ");
+  EXPECT_GT(again, stopped) << second.describe();
+  std::vector<std::string> checkpoints = entries_starting(cell + "/uptrain/checkpoints", "step-");
+  std::sort(checkpoints.begin(), checkpoints.end());
+  ASSERT_EQ(checkpoints.size(), 2u);
+  EXPECT_EQ(cell + "/uptrain/checkpoints/" + checkpoints[0], checkpoint);
 }
 
 }  // namespace

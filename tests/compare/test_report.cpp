@@ -65,7 +65,28 @@ CellResult full_cell() {
   cell.train_loss.push_back({30, kNaN});
   cell.train_loss.push_back({40, 3.25});
   cell.wall_seconds = 3601.25;
+  cell.decode_spread = {{1, 0.031}, {16, kNaN}, {512, 0.4}};
+  cell.paired_mha_ms_per_token = {{1, 0.3}, {512, 0.02}};
+  cell.paired_mha_spread = {{1, 0.012}, {512, 0.05}};
+  cell.noisy_batches = {512};
   return cell;
+}
+
+// Sample cells timed the way gqa compare times them now: each converted cell beside its own MHA
+// run (interleaved), with spreads; mean at 2 KV heads had a noisy timing at batch 16.
+std::vector<CellResult> paired_cells() {
+  std::vector<CellResult> cells = sample_cells();
+  cells[0].decode_spread = {{1, 0.02}, {16, 0.01}};
+  for (size_t i = 1; i < cells.size(); ++i) {
+    cells[i].decode_spread = {{1, 0.03}, {16, 0.04}};
+    cells[i].paired_mha_ms_per_token = {{1, 2.1}, {16, 1.0}};  // the baseline cell measured 2.0 and 0.8
+    cells[i].paired_mha_spread = {{1, 0.02}, {16, 0.05}};
+  }
+  cells[2].decode_ms_per_token[16] = 180.0;  // an injected slow run that stayed slow
+  cells[2].decode_spread[16] = 0.6;
+  cells[2].paired_mha_spread[16] = 2.5;
+  cells[2].noisy_batches = {16};
+  return cells;
 }
 
 size_t count_occurrences(const std::string& text, const std::string& needle) {
@@ -216,7 +237,11 @@ TEST(CellJson, MissingValuesAreOmittedAndStayMissing) {
 
 TEST(CellJson, EqualityNoticesEveryKindOfDifference) {
   const CellResult cell = full_cell();
-  std::vector<CellResult> changed(8, cell);
+  std::vector<CellResult> changed(12, cell);
+  changed[8].decode_spread[1] = 0.032;
+  changed[9].paired_mha_ms_per_token.erase(512);
+  changed[10].paired_mha_spread[16] = 0.1;
+  changed[11].noisy_batches.insert(1);
   changed[0].strategy = "mean";
   changed[1].kv_heads = 4;
   changed[2].step0.bits_per_byte.reset();
@@ -226,6 +251,40 @@ TEST(CellJson, EqualityNoticesEveryKindOfDifference) {
   changed[6].valid_loss.pop_back();
   changed[7].is_baseline = true;
   for (size_t i = 0; i < changed.size(); ++i) EXPECT_NE(changed[i], cell) << "change " << i;
+}
+
+TEST(CellJson, TimingFieldsRoundTripAndAreOmittedWhenEmpty) {
+  const CellResult cell = full_cell();
+  const json j = cell;
+  EXPECT_EQ(j["decode_spread"]["16"], "NaN");
+  EXPECT_DOUBLE_EQ(j["paired_mha_ms_per_token"]["512"].get<double>(), 0.02);
+  EXPECT_EQ(j["noisy_batches"], json::array({512}));
+  EXPECT_EQ(cell_from_json(json::parse(j.dump()), "text"), cell);
+  const json plain = make_cell("mean", 4, 60, 22.5, 1.9, 0.5);
+  for (const char* key : {"decode_spread", "paired_mha_ms_per_token", "paired_mha_spread", "noisy_batches"})
+    EXPECT_FALSE(plain.contains(key)) << key;
+}
+
+// A cell file written before issue #20 (median times, no spread, pairing or flag) still loads, and
+// its speedup falls back to the baseline cell's time.
+TEST(CellJson, OlderCellFilesLoadAndUseTheBaselineCellsTime) {
+  const CellResult old_cell = cell_from_json(json::parse(R"({
+    "strategy": "mean", "kv_heads": 4, "is_baseline": false,
+    "step0": {"perplexity": 60.0}, "uptrained": {"perplexity": 22.5},
+    "decode_ms_per_token": {"1": 1.9, "16": 0.5},
+    "kv_bytes_per_token": 4096, "parameters": 10004000,
+    "train_loss": [[0, 4.1], [20, 3.1]], "wall_seconds": 12.5})"),
+                                             "old.json");
+  EXPECT_TRUE(old_cell.decode_spread.empty());
+  EXPECT_TRUE(old_cell.paired_mha_ms_per_token.empty());
+  EXPECT_TRUE(old_cell.noisy_batches.empty());
+  const std::vector<CellResult> cells = {make_baseline(), old_cell};
+  const json results = results_json(cells);
+  EXPECT_DOUBLE_EQ(results["cells"][1]["speedup_vs_mha"]["16"].get<double>(), 0.8 / 0.5);
+  // No spread anywhere: no spread columns, no timing notes.
+  const std::string md = report_markdown(cells);
+  EXPECT_EQ(md.find("Spread"), std::string::npos);
+  EXPECT_EQ(md.find("noisy"), std::string::npos);
 }
 
 TEST(CellJson, RejectsMalformedCellsNamingTheField) {
@@ -263,6 +322,18 @@ TEST(CellJson, RejectsMalformedCellsNamingTheField) {
   j = good;
   j["parameters"] = -1;
   EXPECT_EQ(field_of(j), "parameters");
+  j = good;
+  j["decode_spread"]["x"] = 0.1;
+  EXPECT_EQ(field_of(j), "decode_spread.x");
+  j = good;
+  j["paired_mha_ms_per_token"] = 1.0;
+  EXPECT_EQ(field_of(j), "paired_mha_ms_per_token");
+  j = good;
+  j["noisy_batches"] = {16, 0};
+  EXPECT_EQ(field_of(j), "noisy_batches[1]");
+  j = good;
+  j["noisy_batches"] = 16;
+  EXPECT_EQ(field_of(j), "noisy_batches");
   EXPECT_EQ(field_of(json::array()), "");
   // Unknown keys (results.json adds speedups) are fine.
   j = good;
@@ -278,7 +349,9 @@ TEST(CellFile, SaveAndLoadRoundTripAtomically) {
   EXPECT_EQ(load_cell(path), cell);
   EXPECT_EQ(files::list_directory(dir.path()), std::vector<std::string>{"cell-mean-4.json"});
   // Curves stay one line each instead of one number per line.
-  EXPECT_LT(count_occurrences(read_text(path), "\n"), 40u);
+  const std::string text = read_text(path);
+  EXPECT_NE(text.find("\n  \"train_loss\": [[0,"), std::string::npos) << text;
+  EXPECT_LT(count_occurrences(text, "\n"), 60u);
 }
 
 TEST(CellFile, LoadReportsBadFilesAsInputErrors) {
@@ -411,6 +484,94 @@ TEST(ResultsJson, CellsReadBackAndCarrySpeedups) {
   for (size_t i = 0; i < cells.size(); ++i) EXPECT_EQ(cell_from_json(results["cells"][i], "results.json"), cells[i]);
   EXPECT_DOUBLE_EQ(results["cells"][1]["speedup_vs_mha"]["16"].get<double>(), 0.8 / 0.5);
   EXPECT_DOUBLE_EQ(results["cells"][0]["speedup_vs_mha"]["1"].get<double>(), 1.0);
+}
+
+TEST(ResultsCsv, TimingColumnsPerBatch) {
+  const std::vector<CellResult> cells = paired_cells();
+  const std::string csv = results_csv(cells);
+  std::vector<std::string> lines;
+  std::istringstream in(csv);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), cells.size() + 1);
+  EXPECT_NE(lines[0].find(",speedup_b16,decode_spread_b1,decode_spread_b16,paired_mha_ms_per_token_b1,"
+                          "paired_mha_ms_per_token_b16,paired_mha_spread_b1,paired_mha_spread_b16,noisy_b1,noisy_b16,"),
+            std::string::npos)
+      << lines[0];
+  // The baseline: its own spreads, no paired run, clean.
+  EXPECT_NE(lines[1].find(",0.02,0.01,,,,,false,false,"), std::string::npos) << lines[1];
+  // mean at 2 KV heads: speedup over its paired MHA run (1.0 / 180 at batch 16), noisy there.
+  EXPECT_NE(lines[3].find(",0.03,0.6,2.1,1.0,0.02,2.5,false,true,"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[3].find("," + csv_number(1.0 / 180.0) + ","), std::string::npos) << lines[3];
+}
+
+TEST(ResultsJson, SpeedupsUseThePairedMhaTime) {
+  const std::vector<CellResult> cells = paired_cells();
+  const json results = results_json(cells);
+  EXPECT_DOUBLE_EQ(results["cells"][1]["speedup_vs_mha"]["16"].get<double>(), 1.0 / 0.5);  // not 0.8 / 0.5
+  EXPECT_DOUBLE_EQ(results["cells"][1]["speedup_vs_mha"]["1"].get<double>(), 2.1 / 1.9);
+  EXPECT_DOUBLE_EQ(results["cells"][0]["speedup_vs_mha"]["16"].get<double>(), 1.0);
+  for (size_t i = 0; i < cells.size(); ++i) EXPECT_EQ(cell_from_json(results["cells"][i], "results.json"), cells[i]);
+}
+
+// A noisy cell is marked in the speed table, drawn hollow in the chart with a legend entry, and
+// named in the warnings with its spread and the threshold.
+TEST(NoisyTiming, MarkedInTableChartAndWarnings) {
+  const std::vector<CellResult> cells = paired_cells();
+  ReportOptions options;
+  options.noisy_spread = 0.25;
+  const std::string md = report_markdown(cells, options);
+  EXPECT_NE(md.find("| ms/token, batch 1 | Spread, batch 1 | ms/token, batch 16 | Spread, batch 16 | Speedup, batch 1 "
+                    "| Speedup, batch 16 |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| mean | 2 | 1.80 | 3.0% | 180 | 250.0% (noisy) | 1.17\u00d7 | 0.01\u00d7 (noisy) |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| mean | 4 | 1.90 | 3.0% | 0.500 | 5.0% | 1.11\u00d7 | 2.00\u00d7 |"), std::string::npos) << md;
+  EXPECT_EQ(count_occurrences(md, "(noisy) |"), 2u);
+  EXPECT_NE(md.find("spread is the slowest repeat over the fastest, minus 1"), std::string::npos) << md;
+  EXPECT_NE(md.find("A timing marked (noisy) had a spread above 25.0%"), std::string::npos) << md;
+  const size_t notes = md.find("## Notes");
+  ASSERT_NE(notes, std::string::npos);
+  EXPECT_NE(md.find("mean, 2 KV heads: noisy decode timing (batch 16, spread 250.0%) after one re-measure, above "
+                    "the 25.0% threshold",
+                    notes),
+            std::string::npos)
+      << md;
+
+  const std::string svg = quality_vs_speed_svg(cells, options);  // the chart's batch is 16
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_EQ(count_occurrences(svg, "class=\"point"), cells.size());
+  EXPECT_EQ(count_occurrences(svg, "class=\"point noisy\""), 1u);
+  EXPECT_NE(svg.find("Noisy timing (hollow)"), std::string::npos);
+  EXPECT_NE(svg.find("mean, 2 KV heads: perplexity 24.00, 0.01\u00d7 MHA speed (noisy timing)"), std::string::npos);
+
+  // At batch 1 nothing was noisy: solid markers only, no legend entry.
+  options.speed_batch = 1;
+  const std::string at_one = quality_vs_speed_svg(cells, options);
+  EXPECT_EQ(count_occurrences(at_one, "noisy"), 0u);
+}
+
+// A noisy baseline: its own speedup stays 1 (unmarked, a solid star); speedups taken over its time
+// (cells without a paired MHA run) are marked, and those over a paired run are not.
+TEST(NoisyTiming, ANoisyBaselineMarksTheSpeedupsTakenOverIt) {
+  std::vector<CellResult> cells = paired_cells();
+  cells[2].noisy_batches.clear();
+  cells[0].decode_spread[16] = 0.9;
+  cells[0].noisy_batches = {16};
+  cells[3].paired_mha_ms_per_token.clear();  // first at 4 KV heads: an older cell, no paired time
+  cells[3].paired_mha_spread.clear();
+  const std::string md = report_markdown(cells);
+  EXPECT_NE(md.find("| MHA (baseline) | 8 | 2.00 | 2.0% | 0.800 | 90.0% (noisy) | 1.00\u00d7 | 1.00\u00d7 |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| first | 4 | 1.90 | 3.0% | 0.500 | 4.0% | 1.05\u00d7 | 1.60\u00d7 (noisy) |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| mean | 4 | 1.90 | 3.0% | 0.500 | 5.0% | 1.11\u00d7 | 2.00\u00d7 |"), std::string::npos) << md;
+  const std::string svg = quality_vs_speed_svg(cells);
+  EXPECT_EQ(count_occurrences(svg, "class=\"point noisy\""), 1u);  // first, 4 KV heads
+  EXPECT_NE(svg.find("first, 4 KV heads: perplexity 23.00, 1.60\u00d7 MHA speed (noisy timing)"), std::string::npos);
+  EXPECT_EQ(count_occurrences(svg, "class=\"point baseline noisy\""), 0u);
 }
 
 TEST(ReportMarkdown, TablesHoldEveryCellAndDashesForMissingValues) {

@@ -145,6 +145,10 @@ CASES = [
      "uptrain.scaling.Plan.Llama2SevenBillion"),
     ("two uptraining budgets for compare", ["compare", SRC, out, "--data", good_bin, "--fraction", "0.1", "--uptrain-fraction", "0.05"],
      ["--uptrain-fraction", "--fraction"], "catalogue only"),
+    ("noisy-timing threshold of 0 for compare", ["compare", SRC, out, "--data", good_bin, "--eval-data", good_bin,
+     "--noisy-spread", "0"], ["--noisy-spread"], "catalogue only"),
+    ("no timed repeats for compare", ["compare", SRC, out, "--data", good_bin, "--eval-data", good_bin,
+     "--speed-repeats", "0"], ["--speed-repeats"], "catalogue only"),
     ("unknown option", ["convert", SRC, out, "--kv-heads", "2", "--colour"], ["colour"], "cli.BadInput.BadOptions"),
 ]
 
