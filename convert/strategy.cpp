@@ -1,5 +1,7 @@
 #include "convert/strategy.h"
 
+#include <stdexcept>
+
 #include "convert/grouping.h"
 
 namespace gqa {
@@ -21,6 +23,18 @@ const Entry kStrategies[] = {
 };
 
 }  // namespace
+
+Eigen::MatrixXd augmented_gram(const BlockCalibration* calib, int64_t d) {
+  if (!calib) return Eigen::MatrixXd();
+  if (calib->input_gram.rows() != d || calib->input_gram.cols() != d || calib->input_sum.size() != d)
+    throw std::logic_error("calibration statistics do not match the block's model width");
+  Eigen::MatrixXd g(d + 1, d + 1);
+  g.topLeftCorner(d, d) = calib->input_gram.cast<double>();
+  g.topRightCorner(d, 1) = calib->input_sum.cast<double>();
+  g.bottomLeftCorner(1, d) = calib->input_sum.cast<double>().transpose();
+  g(d, d) = double(calib->tokens);
+  return (g + g.transpose()) / 2;
+}
 
 Strategy find_strategy(const std::string& name) {
   for (const auto& e : kStrategies)

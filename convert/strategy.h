@@ -16,6 +16,11 @@ struct BlockCalibration {
   int64_t tokens = 0;
 };
 
+// The augmented Gram G^ = [[X^T X, X^T 1], [1^T X, N]] of the block's K/V input, symmetrised, in
+// double; empty without calibration (callers then fit in weight space: G^ = I). Throws
+// std::logic_error when the statistics do not match the block's width d.
+Eigen::MatrixXd augmented_gram(const BlockCalibration* calib, int64_t d);
+
 struct StrategyInput {
   const AttentionWeights& mha;  // one KV head per query head
   std::vector<int> group_of;    // target grouping of the query heads

@@ -54,20 +54,6 @@ void store(const MatD& aug, Matrix& w, Vector& b, int64_t row0) {
   if (b.size()) b.segment(row0, rows) = aug.col(d).cast<float>();
 }
 
-// The augmented Gram of the block's K/V input (without calibration it is the identity, which the
-// callers skip: stacked G^ = stacked).
-MatD augmented_gram(const BlockCalibration* c, int64_t d) {
-  if (!c) return MatD();
-  if (c->input_gram.rows() != d || c->input_gram.cols() != d || c->input_sum.size() != d)
-    throw std::logic_error("svd: calibration statistics do not match the block's model width");
-  MatD g(d + 1, d + 1);
-  g.topLeftCorner(d, d) = c->input_gram.cast<double>();
-  g.topRightCorner(d, 1) = c->input_sum.cast<double>();
-  g.bottomLeftCorner(1, d) = c->input_sum.cast<double>().transpose();
-  g(d, d) = double(c->tokens);
-  return (g + g.transpose()) / 2;
-}
-
 struct Energy {
   double kept = 0, total = 0;
   double ratio() const { return total > 0 ? kept / total : 1.0; }
