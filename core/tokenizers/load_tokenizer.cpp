@@ -44,14 +44,12 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
     }
     if (type == "Unigram") {
       if (!spm.empty()) return tok::load_sentencepiece(spm, fc, &tj);
-      throw InputError(tj_path, "model.type",
-                       "a Unigram tokenizer.json needs its SentencePiece model file "
-                       "(spiece.model or tokenizer.model) beside it, which is missing");
+      return tok::load_unigram_tokenizer_json(tj_path, tj, fc);  // transformers 5 saves no spiece.model
     }
     throw InputError(tj_path, "model.type",
                      "model type \"" + type +
-                         "\" is not supported (byte-level BPE, or SentencePiece through its "
-                         ".model file)");
+                         "\" is not supported (byte-level BPE, Unigram, or SentencePiece BPE through "
+                         "its .model file)");
   }
 
   const std::string vocab = join_path(model_dir, "vocab.json");

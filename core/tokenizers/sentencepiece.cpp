@@ -8,6 +8,8 @@
 //  - Llama: HF applies no normalization and adds the "▁" prefix itself (only to the first piece
 //    of text, and not when it already starts with a space); sentencepiece's BPE is therefore run
 //    with its normalizer and dummy prefix switched off, and the prefix is added here.
+// A Unigram tokenizer.json without its .model file (T5 saved by transformers 5) becomes a model
+// in memory (unigram_json.cpp) and takes the T5 path from there.
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
@@ -19,6 +21,8 @@
 #include "core/error.h"
 #include "core/tokenizers/added_vocab.h"
 #include "core/tokenizers/loaders.h"
+#include "core/tokenizers/precompiled_charsmap.h"
+#include "core/tokenizers/sentencepiece_proto.h"
 #include "core/tokenizers/unicode.h"
 
 namespace gqa::tok {
@@ -26,95 +30,30 @@ namespace {
 
 using nlohmann::json;
 
-// ---------------------------------------------------------------------------------------------
-// Just enough protobuf wire format to rewrite ModelProto.normalizer_spec (field 3), since the
-// Debian package ships no sentencepiece_model.pb.h.
-
-bool read_varint(std::string_view s, size_t* pos, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (*pos >= s.size()) return false;
-    const auto b = static_cast<unsigned char>(s[(*pos)++]);
-    *v |= uint64_t(b & 0x7F) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-void write_varint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    *out += char((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  *out += char(v);
-}
-
-struct Field {
-  uint32_t number;
-  int wire_type;
-  std::string_view raw;      // tag and payload, for copying
-  std::string_view payload;  // length-delimited content (wire type 2)
-};
-
-// Splits a message into its fields; nullopt when it is not well-formed.
-std::optional<std::vector<Field>> parse_fields(std::string_view s) {
-  std::vector<Field> fields;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    const size_t start = pos;
-    uint64_t tag = 0, v = 0;
-    if (!read_varint(s, &pos, &tag)) return std::nullopt;
-    Field f{uint32_t(tag >> 3), int(tag & 7), {}, {}};
-    switch (f.wire_type) {
-      case 0:
-        if (!read_varint(s, &pos, &v)) return std::nullopt;
-        break;
-      case 1: pos += 8; break;
-      case 2:
-        if (!read_varint(s, &pos, &v) || v > s.size() - pos) return std::nullopt;
-        f.payload = s.substr(pos, v);
-        pos += v;
-        break;
-      case 5: pos += 4; break;
-      default: return std::nullopt;  // groups are not used by sentencepiece
-    }
-    if (pos > s.size()) return std::nullopt;
-    f.raw = s.substr(start, pos - start);
-    fields.push_back(f);
-  }
-  return fields;
-}
-
 // The model with normalizer_spec {name: "identity", no charsmap, add_dummy_prefix: false,
 // remove_extra_whitespaces: false}: text reaches the BPE exactly as given, spaces as "▁".
-std::optional<std::string> raw_text_model(std::string_view proto) {
-  const auto top = parse_fields(proto);
+std::optional<std::string> raw_text_model(std::string_view model) {
+  const auto top = proto::parse_fields(model);
   if (!top) return std::nullopt;
   std::string spec_rest;  // NormalizerSpec fields we keep (escape_whitespaces, ...)
   std::string out;
   for (const auto& f : *top) {
-    if (f.number == 3 && f.wire_type == 2) {
-      const auto spec = parse_fields(f.payload);
+    if (f.number == proto::kNormalizerSpec && f.wire_type == proto::kLengthDelimited) {
+      const auto spec = proto::parse_fields(f.payload);
       if (!spec) return std::nullopt;
       for (const auto& g : *spec) {
-        if (g.number < 1 || g.number > 4) spec_rest.append(g.raw);
+        if (g.number < proto::kName || g.number > proto::kRemoveExtraWhitespaces) spec_rest.append(g.raw);
       }
     } else {
       out.append(f.raw);
     }
   }
   std::string spec;
-  write_varint(&spec, (1 << 3) | 2);
-  write_varint(&spec, 8);
-  spec += "identity";
-  write_varint(&spec, (3 << 3) | 0);
-  write_varint(&spec, 0);
-  write_varint(&spec, (4 << 3) | 0);
-  write_varint(&spec, 0);
+  proto::put_bytes(&spec, proto::kName, "identity");
+  proto::put_varint(&spec, proto::kAddDummyPrefix, 0);
+  proto::put_varint(&spec, proto::kRemoveExtraWhitespaces, 0);
   spec += spec_rest;
-  write_varint(&out, (3 << 3) | 2);
-  write_varint(&out, spec.size());
-  out += spec;
+  proto::put_bytes(&out, proto::kNormalizerSpec, spec);
   return out;
 }
 
@@ -128,13 +67,14 @@ int byte_token(const std::string& t);
 // so T5 ids are computed here with HF's arithmetic on sentencepiece's normalized text.
 class Unigram {
  public:
-  void build(const sentencepiece::SentencePieceProcessor& sp) {
+  // `scores`: the pieces' scores when they are known more precisely than the model's floats.
+  void build(const sentencepiece::SentencePieceProcessor& sp, const std::vector<double>* scores) {
     const int n = sp.GetPieceSize();
     trie_.assign(1, Node{});
     scores_.resize(size_t(n));
     double min_score = std::numeric_limits<double>::infinity();
     for (int id = 0; id < n; ++id) {
-      scores_[size_t(id)] = sp.GetScore(id);
+      scores_[size_t(id)] = scores != nullptr ? (*scores)[size_t(id)] : sp.GetScore(id);
       min_score = std::min(min_score, scores_[size_t(id)]);
       int32_t node = 0;
       for (unsigned char b : sp.IdToPiece(id)) {
@@ -409,33 +349,73 @@ void add_added_tokens_from_json(const json& list, const std::string& path, Added
   }
 }
 
-std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path, const FolderConfig& fc,
-                                                   const json* tj);
+std::unique_ptr<Tokenizer> load_model(const std::string& bytes, const std::string& source, const FolderConfig& fc,
+                                      const json* tj, const UnigramJson* from_json);
 
-}  // namespace
+// The precompiled charsmap of a model file, checked before libsentencepiece trusts it.
+void check_charsmap(const std::string& bytes, const std::string& model_path) {
+  const auto top = proto::parse_fields(bytes);
+  if (!top) return;  // libsentencepiece refuses it
+  for (const auto& f : *top) {
+    if (f.number != proto::kNormalizerSpec || f.wire_type != proto::kLengthDelimited) continue;
+    const auto spec = proto::parse_fields(f.payload);
+    if (!spec) return;
+    for (const auto& g : *spec) {
+      if (g.number != proto::kPrecompiledCharsmap || g.wire_type != proto::kLengthDelimited || g.payload.empty()) {
+        continue;
+      }
+      if (const auto problem = precompiled_charsmap_problem(g.payload)) {
+        throw InputError(model_path, "normalizer_spec.precompiled_charsmap", "malformed: " + *problem);
+      }
+    }
+  }
+}
 
-std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, const FolderConfig& fc, const json* tj) {
+// Only tokenizer.json / tokenizer_config.json are JSON here; name the former if present.
+template <typename Load>
+std::unique_ptr<Tokenizer> naming_json_errors(const FolderConfig& fc, const json* tj, Load load) {
   try {
-    return load_sentencepiece_impl(model_path, fc, tj);
+    return load();
   } catch (const nlohmann::json::exception& e) {
-    // Only tokenizer.json / tokenizer_config.json are JSON here; name the former if present.
     throw InputError(join_path(fc.dir, tj ? "tokenizer.json" : "tokenizer_config.json"), "",
                      std::string("unexpected JSON content: ") + e.what());
   }
 }
 
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path, const FolderConfig& fc, const json* tj) {
+  return naming_json_errors(fc, tj, [&] {
+    const std::string bytes = read_file(model_path);  // InputError when missing
+    check_charsmap(bytes, model_path);
+    return load_model(bytes, model_path, fc, tj, nullptr);
+  });
+}
+
+std::unique_ptr<Tokenizer> load_unigram_tokenizer_json(const std::string& path, const json& tj,
+                                                       const FolderConfig& fc) {
+  return naming_json_errors(fc, &tj, [&] {
+    const UnigramJson u = read_unigram_tokenizer_json(path, tj, fc);
+    return load_model(u.model_proto, path, fc, &tj, &u);
+  });
+}
+
 namespace {
-std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path, const FolderConfig& fc,
-                                                   const json* tj) {
+// `bytes`: a serialized ModelProto, from `source` (a .model file, or the tokenizer.json that
+// `from_json` was rebuilt from).
+std::unique_ptr<Tokenizer> load_model(const std::string& bytes, const std::string& source, const FolderConfig& fc,
+                                      const json* tj, const UnigramJson* from_json) {
   auto t = std::make_unique<SentencePieceTokenizer>();
-  const std::string bytes = read_file(model_path);  // InputError when missing
   const auto st = t->sp.LoadFromSerializedProto(absl::string_view(bytes.data(), bytes.size()));
   if (!st.ok()) {
-    throw InputError(model_path, "", "not a SentencePiece model: " + st.ToString());
+    if (from_json != nullptr) {
+      throw InputError(source, "model", "libsentencepiece refuses the model rebuilt from it: " + st.ToString());
+    }
+    throw InputError(source, "", "not a SentencePiece model: " + st.ToString());
   }
-  t->style = pick_style(model_path, fc, t->sp);
+  t->style = from_json != nullptr ? Style::kT5 : pick_style(source, fc, t->sp);
   const int n = t->sp.GetPieceSize();
-  if (n <= 0 || t->sp.unk_id() < 0) throw InputError(model_path, "pieces", "empty vocabulary");
+  if (n <= 0 || t->sp.unk_id() < 0) throw InputError(source, "pieces", "empty vocabulary");
   const std::string tj_path = join_path(fc.dir, "tokenizer.json");
 
   // Added tokens: tokenizer.json lists HF's; otherwise the model's control/unknown pieces, T5's
@@ -482,7 +462,7 @@ std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path
   t->size = std::max<int64_t>(n, t->added.max_id() + 1);
 
   if (t->style == Style::kT5) {
-    t->unigram.build(t->sp);
+    t->unigram.build(t->sp, from_json != nullptr ? &from_json->scores : nullptr);
     // Which Unicode whitespace survives the normalizer (HF splits words there, spm would not).
     std::vector<std::string> pieces;
     for (uint32_t cp = 0; cp <= 0x3000; ++cp) {
@@ -502,7 +482,7 @@ std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path
   } else {
     const auto raw = raw_text_model(bytes);
     if (!raw || !t->sp_raw.LoadFromSerializedProto(*raw).ok()) {
-      throw InputError(model_path, "normalizer_spec", "cannot rewrite the SentencePiece model");
+      throw InputError(source, "normalizer_spec", "cannot rewrite the SentencePiece model");
     }
     // LlamaTokenizer (transformers 5): Metaspace prepend_scheme "first" (legacy=false) or
     // "always" (legacy=true), "never" without add_prefix_space. A tokenizer.json of another
@@ -547,15 +527,32 @@ std::unique_ptr<Tokenizer> load_sentencepiece_impl(const std::string& model_path
     if (id >= 0 && (id != t->sp.unk_id() || content == t->sp.IdToPiece(id))) return id;
     return std::nullopt;
   };
-  const auto resolve = [&](const std::string& key, int model_id) -> std::optional<int64_t> {
-    if (const auto tok = fc.token(key)) return *tok ? id_of(**tok) : std::nullopt;
-    if (model_id >= 0) return model_id;
-    return std::nullopt;
+  // Without a name in the folder: a .model file's own ids (its control pieces); a model rebuilt
+  // from tokenizer.json has none, but the class's defaults (T5Tokenizer's "</s>" and "<pad>").
+  const auto model_id = [&](int sp_id, const std::optional<std::string>& class_default) -> std::optional<int64_t> {
+    if (from_json != nullptr) return class_default ? id_of(*class_default) : std::nullopt;
+    return sp_id >= 0 ? std::optional<int64_t>(sp_id) : std::nullopt;
   };
-  t->bos = resolve("bos_token", t->sp.bos_id());
-  t->eos = resolve("eos_token", t->sp.eos_id());
-  t->pad = resolve("pad_token", t->sp.pad_id());
-  if (t->style == Style::kT5) {
+  const auto resolve = [&](const std::string& key, std::optional<int64_t> fallback) -> std::optional<int64_t> {
+    if (const auto tok = fc.token(key)) return *tok ? id_of(**tok) : std::nullopt;
+    return fallback;
+  };
+  t->bos = resolve("bos_token", model_id(t->sp.bos_id(), std::nullopt));
+  t->eos = resolve("eos_token", model_id(t->sp.eos_id(), from_json ? from_json->eos_token : std::nullopt));
+  t->pad = resolve("pad_token", model_id(t->sp.pad_id(), from_json ? from_json->pad_token : std::nullopt));
+  if (from_json != nullptr && from_json->runs_as_written) {
+    t->prefix_ids = from_json->prefix_ids;
+    t->suffix_ids = from_json->suffix_ids;
+    for (const auto* ids : {&t->prefix_ids, &t->suffix_ids}) {
+      for (int64_t id : *ids) {
+        if (id >= t->size) {
+          throw InputError(
+              source, "post_processor.special_tokens",
+              "id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(t->size) + " ids)");
+        }
+      }
+    }
+  } else if (t->style == Style::kT5) {
     t->bos.reset();  // T5Tokenizer has no BOS; </s> ends every sequence
     if (t->eos) t->suffix_ids.push_back(*t->eos);
   } else {

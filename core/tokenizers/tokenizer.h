@@ -45,7 +45,8 @@ class Tokenizer {
 };
 
 // Loads the tokenizer of a Hugging Face model folder: tokenizer.json (BPE with ByteLevel or a
-// Split regex pre-tokenizer), else vocab.json + merges.txt, else tokenizer.model / spiece.model.
+// Split regex pre-tokenizer; Unigram, with or without its spiece.model), else vocab.json +
+// merges.txt, else tokenizer.model / spiece.model.
 // Throws InputError naming the folder when none is found or a file is malformed.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 

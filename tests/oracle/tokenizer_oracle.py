@@ -17,7 +17,7 @@ Layout of OUTDIR:
                               "vocab_size", "class", ["hf_quirk"]}: what transformers 5 gives for
                              each text (add_special_tokens False / True; decode with
                              skip_special_tokens=True, clean_up_tokenization_spaces=False)
-  unigram_only/tokenizer.json  a Unigram tokenizer.json without its spiece.model (must be refused)
+  t5_json_only/...           T5 as transformers 5 saves it: tokenizer.json (Unigram), no spiece.model
 """
 import argparse
 import gzip
@@ -290,9 +290,39 @@ def main():
     shutil.copy(os.path.join(t5, "config.json"), t5_json)
     write_expected(AutoTokenizer.from_pretrained(t5_json), texts, t5_json, quirks)
 
-    # The same Unigram tokenizer.json alone: we need the .model file and must say so.
-    uni = folder("unigram_only")
-    shutil.copy(os.path.join(t5_json, "tokenizer.json"), uni)
+    # T5 as transformers 5 saves it: a Unigram tokenizer.json and no spiece.model. T5Tokenizer
+    # rebuilds its pipeline, taking from the file only the pieces, the charsmap and added tokens.
+    t5_only = folder("t5_json_only")
+    AutoTokenizer.from_pretrained(t5).save_pretrained(t5_only)
+    shutil.copy(os.path.join(t5, "config.json"), t5_only)
+    assert not os.path.exists(os.path.join(t5_only, "spiece.model"))
+    write_expected(AutoTokenizer.from_pretrained(t5_only), texts, t5_only, quirks)
+
+    # The same file under transformers' generic class, which runs it as written (as it does for
+    # the class names transformers 5 no longer has, e.g. MT5Tokenizer).
+    t5_backend = folder("t5_json_only_backend")
+    shutil.copy(os.path.join(t5_only, "tokenizer.json"), t5_backend)
+    with open(os.path.join(t5_only, "tokenizer_config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    write_json(os.path.join(t5_backend, "tokenizer_config.json"),
+               dict(cfg, tokenizer_class="PreTrainedTokenizerFast"))
+    write_expected(AutoTokenizer.from_pretrained(t5_backend), texts, t5_backend, quirks)
+
+    # Normalizer steps beside Precompiled (Strip, Replace) and another pre-tokenizer (Metaspace
+    # alone), as other SentencePiece converters of transformers write them: T5Tokenizer drops them,
+    # so the ids are those of the charsmap alone.
+    t5_extra = folder("t5_json_only_extra_steps")
+    with open(os.path.join(t5_only, "tokenizer.json"), encoding="utf-8") as f:
+        tj = json.load(f)
+    tj["normalizer"] = {"type": "Sequence", "normalizers": [
+        tj["normalizer"], {"type": "Strip", "strip_left": False, "strip_right": True},
+        {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "\u2581"}]}
+    tj["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always",
+                           "split": True}
+    write_json(os.path.join(t5_extra, "tokenizer.json"), tj)
+    for name in ("tokenizer_config.json", "config.json"):
+        shutil.copy(os.path.join(t5_only, name), t5_extra)
+    write_expected(AutoTokenizer.from_pretrained(t5_extra), texts, t5_extra, quirks)
 
     llama2 = folder("llama2_spm")
     spm.SentencePieceTrainer.train(

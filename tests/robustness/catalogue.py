@@ -92,6 +92,14 @@ os.makedirs(tok_dir)
 shutil.copy(os.path.join(SRC, "config.json"), tok_dir)
 shutil.copy(os.path.join(SRC, "model.safetensors"), tok_dir)
 open(os.path.join(tok_dir, "tokenizer.json"), "w").write('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b c d"]}')
+unigram_dir = os.path.join(work, "unigramtok")  # tokenizer.json (Unigram) without spiece.model, run as written
+os.makedirs(unigram_dir)
+shutil.copy(os.path.join(SRC, "config.json"), unigram_dir)
+shutil.copy(os.path.join(SRC, "model.safetensors"), unigram_dir)
+json.dump({"normalizer": {"type": "Lowercase"},
+           "model": {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0.0], ["\u2581hi", -1.0]]}},
+          open(os.path.join(unigram_dir, "tokenizer.json"), "w"))
+json.dump({"tokenizer_class": "PreTrainedTokenizerFast"}, open(os.path.join(unigram_dir, "tokenizer_config.json"), "w"))
 resumable = os.path.join(work, "resumable")
 subprocess.run([gqa, "uptrain", SRC, resumable, "--data", good_bin, "--seq-len", "16", "--batch-size", "2",
                 "--steps", "2", "--threads", "1", "--quiet"], check=True, capture_output=True)
@@ -127,6 +135,8 @@ CASES = [
     ("unknown strategy", ["convert", SRC, out, "--kv-heads", "2", "--strategy", "best"], ["--strategy", "best"], "cli.ConvertBadInput.OneLineExitTwoNoOutput"),
     ("missing tokenizer", ["generate", SRC, "--prompt", "hi"], ["tokenizer"], "cli.BadInput.MissingTokenizer"),
     ("malformed tokenizer.json merge", ["generate", tok_dir, "--prompt", "hi"], ["tokenizer.json"], "fuzz_tokenizer_json"),
+    ("Unigram tokenizer.json step gqa does not model", ["generate", unigram_dir, "--prompt", "hi"],
+     ["tokenizer.json", "normalizer", "Lowercase"], "tokenizers.UnigramJson.RunAsWrittenRefusesStepsOtherThanT5s"),
     ("empty data file", TRAIN + [empty], ["empty.txt"], "uptrain.data.DataTest.EmptyAndMissingInputsAreErrors"),
     ("JSONL record without its field", TRAIN + [no_field],
      ["nofield.jsonl:2", "text", "missing"], "uptrain.data.DataTest.BadJsonlLinesAreNamedByFileAndLine"),

@@ -1,18 +1,23 @@
-// Tokenizer tests. The bar: the same ids as Hugging Face on the corpus (scripts/make-corpus.sh) and on edge cases.
+// Tokenizer tests. The bar: the same ids as Hugging Face on the corpus (scripts/make-corpus.sh) and
+// on edge cases.
 //  - HfParity.*: every folder built by tests/oracle/tokenizer_oracle.py (GQA_TOKENIZER_FIXTURES)
 //    against the ids transformers produced for the same texts;
 //  - Gpt2Reference.*: GPT-2 ids fixed in examples/assets/gpt2/reference-encodings.jsonl (no Python);
-//  - BadInput.*: every malformed file is an InputError naming the file, never a crash or hang.
+//  - BadInput.*: every malformed file is an InputError naming the file, never a crash or hang;
+//  - UnigramJson.*: tokenizer.json (Unigram) without spiece.model, on small files made here.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -192,21 +197,11 @@ INSTANTIATE_TEST_SUITE_P(Folders, HfParity,
                          ::testing::Values(Case{"gpt2_files", true}, Case{"gpt2_json", true},
                                            Case{"gpt2_json_strmerges", true}, Case{"gpt2_prefix_json", false},
                                            Case{"llama3_bpe", true, "<|mask|>"}, Case{"t5_spm", false},
-                                           Case{"t5_spm_json", false}, Case{"llama2_spm", false},
-                                           Case{"llama2_spm_legacy", false}, Case{"llama2_spm_json", false},
-                                           Case{"llama2_spm_json_prepend", false}),
+                                           Case{"t5_spm_json", false}, Case{"t5_json_only", false},
+                                           Case{"t5_json_only_backend", false}, Case{"t5_json_only_extra_steps", false},
+                                           Case{"llama2_spm", false}, Case{"llama2_spm_legacy", false},
+                                           Case{"llama2_spm_json", false}, Case{"llama2_spm_json_prepend", false}),
                          [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
-
-TEST(HfOracle, UnigramJsonWithoutModelFileIsRefused) {
-  REQUIRE_FIXTURES();
-  try {
-    gqa::load_tokenizer((fs::path(fixtures_dir()) / "unigram_only").string());
-    FAIL() << "expected InputError";
-  } catch (const gqa::InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("SentencePiece model"), std::string::npos) << e.what();
-  }
-}
 
 TEST(HfOracle, FullCorpusGpt2Encode) {
   REQUIRE_FIXTURES();
@@ -484,6 +479,234 @@ TEST_F(BadInput, FuzzDeeplyNestedTokenizerJson) {
   write_text(dir_ / "tokenizer.json",
              R"({"model": )" + small_tokenizer_json()["model"].dump() + R"(, "pre_tokenizer": )" + pre + "}");
   expect_error({"tokenizer.json", "nested deeper than 512"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Unigram tokenizer.json without its spiece.model, as transformers 5 saves T5 (the oracle's
+// t5_json_only* folders hold real ones): small files with the ids transformers 5 gives for them.
+
+std::string base64(const std::string& bytes) {
+  static const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t group = 0;
+    const size_t n = std::min<size_t>(3, bytes.size() - i);
+    for (size_t k = 0; k < 3; ++k) {
+      group = (group << 8) | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
+    }
+    for (size_t k = 0; k < 4; ++k) out += k <= n ? digits[(group >> (18 - 6 * k)) & 63] : '=';
+  }
+  return out;
+}
+
+std::string base64_decode(const std::string& s) {
+  std::string out;
+  uint32_t group = 0;
+  int bits = 0;
+  for (char c : s) {
+    const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char* at = std::strchr(digits, c);
+    if (c == '=' || at == nullptr) break;
+    group = (group << 6) | uint32_t(at - digits);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += char((group >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+class UnigramJson : public BadInput {
+ protected:
+  // T5's pipeline without a charsmap. "ab" costs -2 - 1e-12: "▁ab" is "▁" "a" "b" (-3) in
+  // double precision, as in HF, but a tie with "▁" "ab" once the scores are floats.
+  static json t5_json() {
+    const json metaspace = {
+        {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "always"}, {"split", true}};
+    json added = json::array();
+    for (const char* t : {"<pad>", "</s>", "<unk>"}) {
+      added.push_back({{"id", added.size()}, {"content", t}, {"special", true}, {"normalized", false}});
+    }
+    return {{"added_tokens", added},
+            {"normalizer", nullptr},
+            {"pre_tokenizer",
+             {{"type", "Sequence"}, {"pretokenizers", json::array({{{"type", "WhitespaceSplit"}}, metaspace})}}},
+            {"post_processor",
+             {{"type", "TemplateProcessing"},
+              {"single", json::array({{{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                                      {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}})},
+              {"special_tokens", {{"</s>", {{"id", "</s>"}, {"ids", {1}}, {"tokens", {"</s>"}}}}}}}},
+            {"decoder", metaspace},
+            {"model",
+             {{"type", "Unigram"},
+              {"unk_id", 2},
+              {"byte_fallback", false},
+              {"vocab", json::array({{"<pad>", 0.0},
+                                     {"</s>", 0.0},
+                                     {"<unk>", 0.0},
+                                     {"\xE2\x96\x81", -1.0},
+                                     {"a", -1.0},
+                                     {"b", -1.0},
+                                     {"ab", -2.0 - 1e-12},
+                                     {"c", -1.5}})}}}};
+  }
+  // `tokenizer_class` T5Tokenizer: transformers rebuilds T5's pipeline; PreTrainedTokenizerFast:
+  // it runs the file as written.
+  void write(const json& tokenizer_json, const std::string& tokenizer_class) {
+    write_text(dir_ / "tokenizer.json", tokenizer_json.dump());
+    write_text(dir_ / "tokenizer_config.json", json{{"tokenizer_class", tokenizer_class},
+                                                    {"extra_ids", 0},
+                                                    {"eos_token", "</s>"},
+                                                    {"pad_token", "<pad>"},
+                                                    {"unk_token", "<unk>"}}
+                                                   .dump());
+  }
+};
+
+// transformers 5, both classes: [3, 4, 5, 3, 7, 4, 3, 2] + [1], decoded "ab ca " (tests/oracle
+// has the real files; these ids were taken from AutoTokenizer on this file).
+TEST_F(UnigramJson, SmallFileGivesHfIdsWithDoubleScores) {
+  for (const char* cls : {"T5Tokenizer", "PreTrainedTokenizerFast"}) {
+    write(t5_json(), cls);
+    const auto tok = gqa::load_tokenizer(dir_.string());
+    EXPECT_EQ(tok->encode("ab  ca x"), (std::vector<int64_t>{3, 4, 5, 3, 7, 4, 3, 2})) << cls;
+    EXPECT_EQ(tok->encode_with_special("ab  ca x"), (std::vector<int64_t>{3, 4, 5, 3, 7, 4, 3, 2, 1})) << cls;
+    EXPECT_EQ(tok->decode(tok->encode("ab  ca x")), "ab ca ") << cls;  // <unk> skipped, its "▁" kept
+    EXPECT_EQ(tok->vocab_size(), 8) << cls;
+    EXPECT_EQ(tok->eos_id(), 1) << cls;
+    EXPECT_EQ(tok->pad_id(), 0) << cls;
+    EXPECT_EQ(tok->bos_id(), std::nullopt) << cls;
+  }
+}
+
+// T5Tokenizer keeps only the charsmap of the normalizer and its own pre-tokenizer: other known
+// steps are dropped, as transformers drops them; a type HF does not know fails there too.
+TEST_F(UnigramJson, T5TokenizerDropsOtherStepsButNotUnknownOnes) {
+  json j = t5_json();
+  j["normalizer"] = {{"type", "Sequence"}, {"normalizers", json::array({{{"type", "Lowercase"}}})}};
+  j["pre_tokenizer"] = {{"type", "Whitespace"}};
+  write(j, "T5Tokenizer");
+  EXPECT_EQ(gqa::load_tokenizer(dir_.string())->encode("AB ab"), (std::vector<int64_t>{3, 2, 3, 4, 5}));
+  j["normalizer"]["normalizers"].push_back({{"type", "Frobnicate"}});
+  write(j, "T5Tokenizer");
+  expect_error({"tokenizer.json", "normalizer.normalizers[1].type", "unknown normalizer \"Frobnicate\""});
+  j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", "not base64!"}};
+  write(j, "T5Tokenizer");
+  expect_error({"tokenizer.json", "normalizer.precompiled_charsmap", "base64"});
+  j["model"]["vocab"] = json::array({{"<pad>", 0.0}, {"</s>", 0.0}});
+  write(j, "T5Tokenizer");
+  expect_error({"tokenizer.json", "model.vocab", "id 2"});
+}
+
+// Run as written, the file must be T5's pipeline: every other step is refused by its field.
+TEST_F(UnigramJson, RunAsWrittenRefusesStepsOtherThanT5s) {
+  const auto refused = [&](const std::function<void(json&)>& edit, const std::vector<std::string>& needles) {
+    json j = t5_json();
+    edit(j);
+    write(j, "PreTrainedTokenizerFast");
+    expect_error(needles);
+  };
+  refused([](json& j) { j["normalizer"] = {{"type", "Lowercase"}}; }, {"tokenizer.json", "normalizer", "Lowercase"});
+  refused(
+      [](json& j) {
+        j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFKC"}}}}};
+      },
+      {"normalizer.normalizers[0]", "NFKC"});
+  refused([](json& j) { j["pre_tokenizer"] = j["decoder"]; }, {"pre_tokenizer", "WhitespaceSplit"});
+  refused([](json& j) { j["pre_tokenizer"]["pretokenizers"][1]["prepend_scheme"] = "first"; },
+          {"pre_tokenizer.pretokenizers[1]", "always"});
+  refused([](json& j) { j["decoder"] = nullptr; }, {"decoder", "Metaspace"});
+  refused(
+      [](json& j) {
+        j["post_processor"] = {{"type", "RobertaProcessing"}};
+      },
+      {"post_processor", "RobertaProcessing"});
+  refused([](json& j) { j["post_processor"]["special_tokens"]["</s>"]["ids"] = {99}; },
+          {"post_processor.special_tokens", "id 99 is outside the vocabulary (8 ids)"});
+  refused([](json& j) { j["model"]["byte_fallback"] = true; }, {"model.byte_fallback"});
+  refused([](json& j) { j["model"]["unk_id"] = 8; }, {"model.unk_id"});
+  refused([](json& j) { j["model"]["vocab"][7][0] = "a"; }, {"model.vocab[7]", "repeated"});
+  refused([](json& j) { j["model"]["vocab"][7][0] = ""; }, {"model.vocab[7]", "empty"});
+  refused([](json& j) { j["model"]["vocab"][7] = {"c"}; }, {"model.vocab[7]", "[piece, score]"});
+}
+
+// A class with a pipeline of its own (not T5's, not the file's) is refused, not guessed.
+TEST_F(UnigramJson, OtherTokenizerClassesAreRefused) {
+  write(t5_json(), "AlbertTokenizer");
+  expect_error({"tokenizer_config.json", "tokenizer_class", "\"AlbertTokenizer\""});
+  fs::remove(dir_ / "tokenizer_config.json");
+  write_text(dir_ / "config.json", R"({"model_type": "albert"})");
+  expect_error({"config.json", "model_type", "\"albert\""});
+  write_text(dir_ / "config.json", R"({"model_type": "t5"})");
+  EXPECT_EQ(gqa::load_tokenizer(dir_.string())->encode_with_special("ab"), (std::vector<int64_t>{3, 4, 5, 1}));
+}
+
+// libsentencepiece reads a charsmap unchecked (offsets, string indices, match counts); a
+// malformed one must be an InputError before it gets there.
+TEST_F(UnigramJson, MalformedCharsmapsAreRefused) {
+  const auto with_charsmap = [&](const std::string& bytes) {
+    json j = t5_json();
+    j["normalizer"] = {{"type", "Precompiled"}, {"precompiled_charsmap", base64(bytes)}};
+    write(j, "T5Tokenizer");
+  };
+  const std::string le8 = std::string("\x08\0\0\0", 4);
+  for (const std::string& bytes : {std::string("\x01\0\0", 3), std::string("\xff\xff\0\0xxxx", 8),
+                                   le8 + std::string(8, '\0') + "a",                      // strings not NUL-terminated
+                                   le8 + std::string(8, '\0') + std::string(1, '\0')}) {  // root outside the trie
+    with_charsmap(bytes);
+    expect_error({"tokenizer.json", "normalizer.precompiled_charsmap", "not a SentencePiece charsmap"});
+  }
+}
+
+// The real T5 charsmap with random bytes of its trie overwritten: a clean load (then encoding
+// works) or an InputError, never a crash.
+TEST_F(UnigramJson, CorruptedRealCharsmapNeverCrashes) {
+  REQUIRE_FIXTURES();
+  const json original = json::parse(read_text(fs::path(fixtures_dir()) / "t5_json_only" / "tokenizer.json"));
+  const std::string charsmap = base64_decode(original["normalizer"]["precompiled_charsmap"].get<std::string>());
+  ASSERT_GT(charsmap.size(), 1000u);
+  const uint32_t trie_bytes =
+      uint32_t(static_cast<unsigned char>(charsmap[0])) | uint32_t(static_cast<unsigned char>(charsmap[1])) << 8 |
+      uint32_t(static_cast<unsigned char>(charsmap[2])) << 16 | uint32_t(static_cast<unsigned char>(charsmap[3])) << 24;
+  ASSERT_LT(trie_bytes, charsmap.size());
+  std::mt19937 rng(20);
+  int loaded = 0, refused = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    std::string bytes = charsmap;
+    for (int k = 0; k < 8; ++k) bytes[4 + rng() % trie_bytes] = char(rng());
+    json j = original;
+    j["normalizer"]["precompiled_charsmap"] = base64(bytes);
+    write_text(dir_ / "tokenizer.json", j.dump());
+    try {
+      const auto tok = gqa::load_tokenizer(dir_.string());
+      tok->encode("Hello world, \xC3\xA9\xC3\x9F \xEF\xBC\xA1 \xE2\x91\xA0 caf\xC3\xA9 12\xC2\xBD");
+      ++loaded;
+    } catch (const gqa::InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("precompiled_charsmap"), std::string::npos) << e.what();
+      ++refused;
+    }
+  }
+  std::cout << "[ charsmap ] " << loaded << " corrupted charsmaps loaded, " << refused << " refused\n";
+  EXPECT_GT(refused, 0);
+}
+
+// The same check guards a .model file's charsmap: a root offset far outside the trie, which
+// libsentencepiece itself would follow on the first character it normalizes.
+TEST_F(UnigramJson, CorruptedCharsmapInModelFileIsRefused) {
+  REQUIRE_FIXTURES();
+  const fs::path t5 = fs::path(fixtures_dir()) / "t5_spm";
+  const json tj = json::parse(read_text(fs::path(fixtures_dir()) / "t5_json_only" / "tokenizer.json"));
+  const std::string charsmap = base64_decode(tj["normalizer"]["precompiled_charsmap"].get<std::string>());
+  std::string model = read_text(t5 / "spiece.model");
+  const size_t at = model.find(charsmap);  // the same charsmap, stored as it is
+  ASSERT_NE(at, std::string::npos);
+  fs::copy_file(t5 / "config.json", dir_ / "config.json");
+  write_text(dir_ / "spiece.model", model);
+  EXPECT_EQ(gqa::load_tokenizer(dir_.string())->encode("ab"), gqa::load_tokenizer(t5.string())->encode("ab"));
+  model.replace(at + 4, 4, std::string("\x00\xfc\xff\xff", 4));  // unit 0: offset 0x3fffff
+  write_text(dir_ / "spiece.model", model);
+  expect_error({"spiece.model", "normalizer_spec.precompiled_charsmap", "root points outside"});
 }
 
 }  // namespace
