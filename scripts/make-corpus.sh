@@ -60,8 +60,9 @@ for p in "${pkgs[@]}"; do
 done
 have_translations=0
 compgen -G "/var/lib/apt/lists/*_i18n_Translation-en*" >/dev/null && have_translations=1
+echo "make-corpus: building the corpus once into $final (about 30 s; Debian packages to install:" \
+     "${missing[*]:-none})"
 if [ "${SKIP_APT:-0}" != 1 ] && { [ ${#missing[@]} -gt 0 ] || [ $have_translations = 0 ]; }; then
-  echo "make-corpus: building the corpus once into $final (Debian packages: ${missing[*]:-none missing})"
   "${sudo[@]}" apt-get update -qq -o Acquire::Languages=en
   [ ${#missing[@]} -eq 0 ] || "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
