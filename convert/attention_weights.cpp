@@ -101,6 +101,12 @@ Eigen::MatrixXd augmented_rows(const Matrix& w, const Vector& b, int64_t row0, i
   return out;
 }
 
+void set_augmented_rows(const Eigen::MatrixXd& augmented, Matrix& w, Vector& b, int64_t row0) {
+  const int64_t rows = augmented.rows(), d = w.cols();
+  w.middleRows(row0, rows) = augmented.leftCols(d).cast<float>();
+  if (b.size()) b.segment(row0, rows) = augmented.col(d).cast<float>();
+}
+
 void store_matrix(const Matrix& linear, bool conv1d, DType dtype, uint8_t* dst) {
   const Matrix stored = conv1d ? Matrix(linear.transpose()) : linear;  // Conv1D is [in, out]
   from_float32(dtype, stored.data(), stored.size(), dst);

@@ -54,6 +54,9 @@ std::vector<TensorToWrite> attention_tensors(const Checkpoint& in, const ModelCo
 // Rows [row0, row0 + rows) of a projection with its bias as one more column, [W | b], in double
 // (b = 0 when the block has none): the form in which biases join a fit through an input [x; 1].
 Eigen::MatrixXd augmented_rows(const Matrix& w, const Vector& b, int64_t row0, int64_t rows);
+// The inverse: writes augmented rows [rows, d+1] back from row `row0` as weight rows and, when the
+// block has a bias (b non-empty), bias entries.
+void set_augmented_rows(const Eigen::MatrixXd& augmented, Matrix& w, Vector& b, int64_t row0);
 
 // Writes a matrix given in Linear layout ([out, in]; vectors as one column) as a role stores it:
 // transposed for GPT-2's Conv1D roles, in `dtype`.

@@ -17,13 +17,6 @@ using MatD = Eigen::MatrixXd;
 using MatC = Eigen::MatrixXcd;
 using VecC = Eigen::VectorXcd;
 
-// Writes augmented rows [rows, d+1] as weight rows and, when the block has biases, bias entries.
-void store(const MatD& aug, Matrix& w, Vector& b, int64_t row0) {
-  const int64_t rows = aug.rows(), d = w.cols();
-  w.middleRows(row0, rows) = aug.leftCols(d).cast<float>();
-  if (b.size()) b.segment(row0, rows) = aug.col(d).cast<float>();
-}
-
 // Turns complex pair (re, im) of augmented rows by f: the query side of a shared rotary key.
 void turn_pair(const MatD& source, int64_t re, int64_t im, std::complex<double> f, MatD& dest, int64_t dest_re,
                int64_t dest_im) {
@@ -188,7 +181,7 @@ LatentAttentionWeights latent_fold(const AttentionWeights& mha, const LatentOpti
                 int64_t(i), int64_t(i) + D / 2);
     out.rope_pairs.push_back(slots[i].pair);
   }
-  if (D > 0) store(rope_key, out.kv_a, out.kv_a_bias, o.rank);
+  if (D > 0) set_augmented_rows(rope_key, out.kv_a, out.kv_a_bias, o.rank);
 
   // Per head: non-rotary key rows (passed dims, then the leftover of every pair unrotated), values.
   const int64_t per_head = nope + dv;
@@ -240,7 +233,7 @@ LatentAttentionWeights latent_fold(const AttentionWeights& mha, const LatentOpti
     if (passed > 0) rows.topRows(passed) = q.bottomRows(passed);
     if (leftover) rows.middleRows(passed, turned) = q.topRows(turned);
     if (D > 0) rows.bottomRows(D) = rope_queries[size_t(h)];
-    store(rows, out.q, out.q_bias, int64_t(h) * (nope + D));
+    set_augmented_rows(rows, out.q, out.q_bias, int64_t(h) * (nope + D));
   }
 
   char line[200];

@@ -47,13 +47,6 @@ using MatD = Eigen::MatrixXd;
 using MatC = Eigen::MatrixXcd;
 using VecC = Eigen::VectorXcd;
 
-// Writes an augmented [rows, d+1] block back as weight rows and (when the block has one) bias.
-void store(const MatD& aug, Matrix& w, Vector& b, int64_t row0) {
-  const int64_t rows = aug.rows(), d = w.cols();
-  w.middleRows(row0, rows) = aug.leftCols(d).cast<float>();
-  if (b.size()) b.segment(row0, rows) = aug.col(d).cast<float>();
-}
-
 struct Energy {
   double kept = 0, total = 0;
   double ratio() const { return total > 0 ? kept / total : 1.0; }
@@ -135,7 +128,7 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
         stacked.middleRows(i * dv, dv) = augmented_rows(mha.v, mha.v_bias, heads[size_t(i)] * dv, dv);
       Energy e;
       const RealFit fit = fit_real(stacked, in.calib ? multiply(stacked, gram) : stacked, dv, canonical_basis, &e);
-      store(fit.shared, out.v, out.v_bias, int64_t(g) * dv);
+      set_augmented_rows(fit.shared, out.v, out.v_bias, int64_t(g) * dv);
       for (int64_t i = 0; i < m; ++i) {
         const int h = heads[size_t(i)];
         out.o_head(h) = (mha.o_head(h).cast<double>() * fit.b.middleRows(i * dv, dv)).cast<float>();
@@ -206,8 +199,9 @@ StrategyOutput svd_fold(const StrategyInput& in, bool canonical_basis) {
         }
       }
     }
-    store(shared, out.k, out.k_bias, int64_t(g) * dqk);
-    for (int64_t i = 0; i < m; ++i) store(queries[size_t(i)], out.q, out.q_bias, int64_t(heads[size_t(i)]) * dqk);
+    set_augmented_rows(shared, out.k, out.k_bias, int64_t(g) * dqk);
+    for (int64_t i = 0; i < m; ++i)
+      set_augmented_rows(queries[size_t(i)], out.q, out.q_bias, int64_t(heads[size_t(i)]) * dqk);
     k_ratio += e.ratio();
   }
 
