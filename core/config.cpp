@@ -64,6 +64,7 @@ std::string AttentionLayout::describe() const {
   auto sizes = group_sizes();
   for (size_t i = 0; i < sizes.size(); ++i) s << (i ? "," : "") << sizes[i];
   s << "] qk" << head_dim_qk << " v" << head_dim_v;
+  if (is_latent()) s << " latent" << latent_rank << " rope" << latent_rope_dims;
   return s.str();
 }
 
@@ -113,8 +114,7 @@ int64_t ModelConfig::kv_bytes_per_token(int64_t dtype_bytes) const {
   // The decoder's self-attention cache grows with every generated token; T5's cross-attention
   // cache is per source token and reported separately by inspect.
   int64_t total = 0;
-  for (const auto& l : layouts.at(AttentionModule::DecoderSelf))
-    total += int64_t(l.n_kv) * (l.head_dim_qk + l.head_dim_v);
+  for (const auto& l : layouts.at(AttentionModule::DecoderSelf)) total += l.cache_dims_per_token();
   return total * dtype_bytes;
 }
 

@@ -29,11 +29,21 @@ struct AttentionLayout {
   std::vector<int> group_of;  // query head h reads KV head group_of[h]; size n_q
   int head_dim_qk = 0;        // query/key vector size per head
   int head_dim_v = 0;         // value vector size per head
+  // Latent attention (MLA, convert/latent.*): per token the block caches a latent of
+  // latent_rank dims and one rotary key of latent_rope_dims dims, shared by every head (n_kv = 1);
+  // head_dim_qk = the dims a head scores without rotation + latent_rope_dims. 0 = not latent.
+  int latent_rank = 0;
+  int latent_rope_dims = 0;
 
   static AttentionLayout even(int n_q, int n_kv, int head_dim_qk, int head_dim_v);
   bool is_mha() const;              // one KV head per query head, identity map
   bool is_contiguous_even() const;  // groups of equal size in head order (SDPA enable_gqa)
   std::vector<int> group_sizes() const;
+  bool is_latent() const { return latent_rank > 0; }
+  // Cache entries per token: K and V of every KV head, or the latent and its rotary key.
+  int64_t cache_dims_per_token() const {
+    return is_latent() ? int64_t(latent_rank) + latent_rope_dims : int64_t(n_kv) * (head_dim_qk + head_dim_v);
+  }
   std::string describe() const;  // "8q/2kv [4,4] qk64 v64"
 };
 

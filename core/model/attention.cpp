@@ -90,10 +90,10 @@ std::vector<EvenRun> even_runs(const AttentionLayout& l) {
   return runs;
 }
 
-// Attention of n_kv * g query heads [B, n_kv*g, T, d] over n_kv KV heads, g consecutive query heads
-// per KV head, without repeating K/V.
-at::Tensor attend_even(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                       bool causal, double scale) {
+}  // namespace
+
+at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                             bool causal, double scale) {
   const int64_t B = q.size(0), n_kv = k.size(1), g = q.size(1) / n_kv, T = q.size(2);
   const std::optional<at::Tensor> mask_or_none = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
   if (g == 1) return at::scaled_dot_product_attention(q, k, v, mask_or_none, 0.0, causal, scale);
@@ -108,24 +108,22 @@ at::Tensor attend_even(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   return at::scaled_dot_product_attention(q, k, v, mask_or_none, 0.0, causal, scale, /*enable_gqa=*/true);
 }
 
-}  // namespace
-
 at::Tensor Attention::attend_heads(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const at::Tensor& mask, bool causal) const {
-  if (layout.is_mha() || layout.is_contiguous_even()) return attend_even(q, k, v, mask, causal, scale);
+  if (layout.is_mha() || layout.is_contiguous_even()) return grouped_attention(q, k, v, mask, causal, scale);
   // Uneven groups in head order: one even attention per run of equal group sizes, on views of K/V.
   // (Gathering a KV head per query head instead copies an MHA-sized cache every decode step: 0.54x
   // MHA's speed at batch 512 for 6 KV heads of 8, examples/seed_poster.)
   const std::vector<EvenRun> runs = even_runs(layout);
-  if (runs.size() == 1) return attend_even(q, k, v, mask, causal, scale);
+  if (runs.size() == 1) return grouped_attention(q, k, v, mask, causal, scale);
   if (!runs.empty()) {
     std::vector<at::Tensor> parts;
     for (const EvenRun& r : runs) {
       const int64_t n = r.kv_end - r.kv_begin;
       // A mask of one row per head (T5's position bias) goes with its query heads.
       const at::Tensor m = mask.defined() && mask.size(1) > 1 ? mask.narrow(1, r.q_begin, n * r.group) : mask;
-      parts.push_back(attend_even(q.narrow(1, r.q_begin, n * r.group), k.narrow(1, r.kv_begin, n),
-                                  v.narrow(1, r.kv_begin, n), m, causal, scale));
+      parts.push_back(grouped_attention(q.narrow(1, r.q_begin, n * r.group), k.narrow(1, r.kv_begin, n),
+                                        v.narrow(1, r.kv_begin, n), m, causal, scale));
     }
     return at::cat(parts, 1);
   }

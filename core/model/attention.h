@@ -56,6 +56,12 @@ struct Attention {
                           bool causal = false) const;
 };
 
+// Attention of n_kv * g query heads q [B, n_kv*g, T, d] over n_kv KV heads k [B, n_kv, S, d],
+// v [B, n_kv, S, d_v], g consecutive query heads per KV head, without repeating K/V -> [B, n_q,
+// T, d_v]. `mask` as in Attention::self_attention (a bool mask may have one row for all heads).
+at::Tensor grouped_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                             bool causal, double scale);
+
 // Loads q/k/v/o (+ biases where the checkpoint has them) of one attention block with the
 // config's layout for that module and layer.
 Attention load_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer, double scale,

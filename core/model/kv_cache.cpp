@@ -8,6 +8,12 @@ KVCache::KVCache(const std::vector<AttentionLayout>& layouts, int64_t batch, int
     : batch_(batch), capacity_(capacity) {
   auto opts = at::TensorOptions().device(p.device).dtype(p.dtype);
   for (const auto& l : layouts) {
+    latent_rank_.push_back(l.latent_rank);
+    if (l.is_latent()) {
+      k_.push_back(at::zeros({batch, 1, capacity, l.cache_dims_per_token()}, opts));
+      v_.push_back(k_.back().narrow(-1, 0, l.latent_rank));
+      continue;
+    }
     k_.push_back(at::zeros({batch, l.n_kv, capacity, l.head_dim_qk}, opts));
     v_.push_back(at::zeros({batch, l.n_kv, capacity, l.head_dim_v}, opts));
   }
@@ -17,7 +23,7 @@ KVCache::KVCache(const std::vector<AttentionLayout>& layouts, int64_t batch, int
 
 int64_t KVCache::bytes() const {
   int64_t n = 0;
-  for (size_t i = 0; i < k_.size(); ++i) n += k_[i].nbytes() + v_[i].nbytes();
+  for (size_t i = 0; i < k_.size(); ++i) n += k_[i].nbytes() + (latent_rank_[i] ? 0 : v_[i].nbytes());
   return n;
 }
 
@@ -38,14 +44,16 @@ at::Tensor KVCache::begin_step(const at::Tensor& mask) {
 std::pair<at::Tensor, at::Tensor> KVCache::append(size_t l, const at::Tensor& k, const at::Tensor& v) {
   const int64_t T = k.size(2);
   k_[l].narrow(2, length_, T).copy_(k);
-  v_[l].narrow(2, length_, T).copy_(v);
+  if (!latent_rank_[l]) v_[l].narrow(2, length_, T).copy_(v);
   return {k_[l].narrow(2, 0, length_ + T), v_[l].narrow(2, 0, length_ + T)};
 }
 
 void KVCache::select_rows(const at::Tensor& rows) {
   const at::Tensor r = rows.to(valid_.device());
-  for (auto& k : k_) k = k.index_select(0, r);
-  for (auto& v : v_) v = v.index_select(0, r);
+  for (size_t l = 0; l < k_.size(); ++l) {
+    k_[l] = k_[l].index_select(0, r);
+    v_[l] = latent_rank_[l] ? k_[l].narrow(-1, 0, latent_rank_[l]) : v_[l].index_select(0, r);
+  }
   for (auto& [k, v] : cross) {
     k = k.index_select(0, r);
     v = v.index_select(0, r);

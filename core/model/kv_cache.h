@@ -26,7 +26,9 @@ class KVCache {
   // step would pass the capacity.
   at::Tensor begin_step(const at::Tensor& mask);
   // Writes layer `l`'s new K [B, n_kv, T, d] / V into slots [length, length+T) and returns views of
-  // all filled slots [0, length+T).
+  // all filled slots [0, length+T). A latent layer (AttentionLayout::is_latent) stores only K =
+  // [latent | rotary key] [B, 1, T, rank + rope dims]; its V is the latent, a view of K, so `v` is
+  // not copied.
   std::pair<at::Tensor, at::Tensor> append(size_t l, const at::Tensor& k, const at::Tensor& v);
   // Valid flags of slots [0, length+T) during a step: [B, length+T].
   at::Tensor valid_keys(int64_t step_len) const { return valid_.narrow(1, 0, length_ + step_len); }
@@ -41,9 +43,10 @@ class KVCache {
 
  private:
   int64_t batch_, capacity_, length_ = 0;
-  std::vector<at::Tensor> k_, v_;
-  at::Tensor valid_;          // [B, capacity] bool
-  at::Tensor next_position_;  // [B] int64
+  std::vector<at::Tensor> k_, v_;     // a latent layer's v_ is a view of its k_ (the latent dims)
+  std::vector<int64_t> latent_rank_;  // per layer; 0 = K and V stored apart
+  at::Tensor valid_;                  // [B, capacity] bool
+  at::Tensor next_position_;          // [B] int64
 };
 
 }  // namespace gqa
