@@ -118,6 +118,43 @@ int64_t ModelConfig::kv_bytes_per_token(int64_t dtype_bytes) const {
   return total * dtype_bytes;
 }
 
+namespace {
+
+// A latent block's fields ({"rank": R, "rope_dims": D, "rope_pairs": [...]}, gqa_latent or a
+// gqa_layers entry's "latent") into `l`, checked against the model's rotary pairs (0 without RoPE).
+void read_latent(const json& j, const std::string& path, const std::string& field, int64_t rotary_pairs,
+                 AttentionLayout& l) {
+  if (!j.is_object()) throw InputError(path, field, "expected {\"rank\", \"rope_dims\", \"rope_pairs\"}");
+  ConfigFields f(j, path, field + ".");
+  l.latent_rank = int(f.positive("rank"));
+  l.latent_rope_dims = int(f.integer_or("rope_dims", 0));
+  l.latent_rope_pairs = f.has("rope_pairs") ? f.int_list(f.at("rope_pairs"), "rope_pairs") : std::vector<int>{};
+  if (l.latent_rope_dims < 0 || l.latent_rope_dims % 2 || l.latent_rope_dims >= l.head_dim_qk + 1)
+    throw InputError(
+        path, field + ".rope_dims",
+        "expected an even number of dims within the query/key head (" + std::to_string(l.head_dim_qk) + ")");
+  if (int64_t(l.latent_rope_pairs.size()) * 2 != l.latent_rope_dims)
+    throw InputError(path, field + ".rope_pairs", "expected one RoPE pair per two rope_dims");
+  for (int pair : l.latent_rope_pairs)
+    if (pair >= rotary_pairs)
+      throw InputError(path, field + ".rope_pairs",
+                       "pair " + std::to_string(pair) + " is not one of the model's " + std::to_string(rotary_pairs) +
+                           " rotary pairs");
+  if (l.n_kv != 1) throw InputError(path, field, "a latent block caches one shared entry: expected one KV head");
+}
+
+json latent_json(const AttentionLayout& l) {
+  if (!l.is_latent()) return nullptr;
+  return {{"rank", l.latent_rank}, {"rope_dims", l.latent_rope_dims}, {"rope_pairs", l.latent_rope_pairs}};
+}
+
+bool same_latent(const AttentionLayout& a, const AttentionLayout& b) {
+  return a.latent_rank == b.latent_rank && a.latent_rope_dims == b.latent_rope_dims &&
+         a.latent_rope_pairs == b.latent_rope_pairs;
+}
+
+}  // namespace
+
 ModelConfig parse_config(const json& j, const std::string& path) {
   if (!j.is_object()) throw InputError(path, "", "expected a JSON object");
   ConfigFields f(j, path);
@@ -187,7 +224,9 @@ ModelConfig parse_config(const json& j, const std::string& path) {
       if (c.rope_pairs[i] >= pairs || (i > 0 && c.rope_pairs[i] <= c.rope_pairs[i - 1]))
         throw InputError(path, "gqa_rope_pairs", "expected ascending pair indices below " + std::to_string(pairs));
   }
-  if (c.rope.type != RopeType::None && grouped.head_dim_qk % 2 != 0)
+  const int64_t rotary_pairs = c.rope.type == RopeType::None ? 0 : (c.rotary_dim > 0 ? c.rotary_dim : head_dim) / 2;
+  if (f.has("gqa_latent")) read_latent(f.at("gqa_latent"), path, "gqa_latent", rotary_pairs, grouped);
+  if (c.rope.type != RopeType::None && !grouped.is_latent() && grouped.head_dim_qk % 2 != 0)
     throw InputError(
         path,
         f.has("gqa_qk_head_dim") ? "gqa_qk_head_dim"
@@ -247,8 +286,15 @@ ModelConfig parse_config(const json& j, const std::string& path) {
         }
         if (lf.has("head_dim_qk")) l.head_dim_qk = int(lf.positive("head_dim_qk"));
         if (lf.has("head_dim_v")) l.head_dim_v = int(lf.positive("head_dim_v"));
-        if (c.rope.type != RopeType::None && l.head_dim_qk % 2 != 0)
+        if (lit->contains("latent")) {  // null: this layer is not latent where the base is
+          l.latent_rank = l.latent_rope_dims = 0;
+          l.latent_rope_pairs.clear();
+          if (!lit->at("latent").is_null()) read_latent(lit->at("latent"), path, field + ".latent", rotary_pairs, l);
+        }
+        if (c.rope.type != RopeType::None && !l.is_latent() && l.head_dim_qk % 2 != 0)
           throw InputError(path, field + ".head_dim_qk", "must be even for rotary embeddings");
+        if (l.is_latent() && l.n_kv != 1)
+          throw InputError(path, field, "a latent layer caches one shared entry: expected one KV head");
       }
     }
   }
@@ -258,10 +304,11 @@ ModelConfig parse_config(const json& j, const std::string& path) {
 json with_layout_fields(const ModelConfig& cfg) {
   json j = cfg.raw;
   for (const char* k : {"gqa_group_map", "gqa_qk_head_dim", "gqa_v_head_dim", "gqa_modules", "gqa_layers",
-                        "gqa_weighted", "gqa_rope_pairs", "num_key_value_heads"})
+                        "gqa_weighted", "gqa_rope_pairs", "gqa_latent", "num_key_value_heads"})
     j.erase(k);
   auto same = [](const AttentionLayout& a, const AttentionLayout& b) {
-    return a.group_of == b.group_of && a.head_dim_qk == b.head_dim_qk && a.head_dim_v == b.head_dim_v;
+    return a.group_of == b.group_of && a.head_dim_qk == b.head_dim_qk && a.head_dim_v == b.head_dim_v &&
+           same_latent(a, b);
   };
   // Modules with any non-MHA block carry the fields; the first such block is the base layout.
   std::vector<AttentionModule> grouped;
@@ -278,6 +325,7 @@ json with_layout_fields(const ModelConfig& cfg) {
   if (!base.is_contiguous_even()) j["gqa_group_map"] = base.group_of;
   if (base.head_dim_qk != cfg.head_dim) j["gqa_qk_head_dim"] = base.head_dim_qk;
   if (base.head_dim_v != cfg.head_dim) j["gqa_v_head_dim"] = base.head_dim_v;
+  if (base.is_latent()) j["gqa_latent"] = latent_json(base);
   if (cfg.is_encoder_decoder()) {
     j["gqa_modules"] = json::array();
     for (AttentionModule m : grouped) j["gqa_modules"].push_back(module_name(m));
@@ -287,9 +335,11 @@ json with_layout_fields(const ModelConfig& cfg) {
     const AttentionLayout& expect = in_fields ? base : mha;
     const auto& ls = cfg.layouts.at(m);
     for (size_t l = 0; l < ls.size(); ++l)
-      if (!same(ls[l], expect))
-        j["gqa_layers"][module_name(m)][std::to_string(l)] = {
-            {"group_map", ls[l].group_of}, {"head_dim_qk", ls[l].head_dim_qk}, {"head_dim_v", ls[l].head_dim_v}};
+      if (!same(ls[l], expect)) {
+        json& entry = j["gqa_layers"][module_name(m)][std::to_string(l)];
+        entry = {{"group_map", ls[l].group_of}, {"head_dim_qk", ls[l].head_dim_qk}, {"head_dim_v", ls[l].head_dim_v}};
+        if (!same_latent(ls[l], expect)) entry["latent"] = latent_json(ls[l]);
+      }
   }
   if (!cfg.weighted.empty()) j["gqa_weighted"] = true;
   if (!cfg.rope_pairs.empty()) j["gqa_rope_pairs"] = cfg.rope_pairs;

@@ -34,6 +34,7 @@ struct AttentionLayout {
   // head_dim_qk = the dims a head scores without rotation + latent_rope_dims. 0 = not latent.
   int latent_rank = 0;
   int latent_rope_dims = 0;
+  std::vector<int> latent_rope_pairs;  // [latent_rope_dims/2]: the source RoPE pair each slot turns at
 
   static AttentionLayout even(int n_q, int n_kv, int head_dim_qk, int head_dim_v);
   bool is_mha() const;              // one KV head per query head, identity map

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace gqa {
 
 Rope::Rope(const RopeConfig& cfg, int64_t head_dim, const Placement& p) {
@@ -172,6 +174,8 @@ Attention load_attention(const Checkpoint& ckpt, AttentionModule module, int64_t
   const AttentionRoles r = attention_roles(module);
   Attention a;
   a.layout = cfg.layout(module, layer);
+  if (a.layout.is_latent())  // the fields parse (core/config), the checkpoint side is issue #21's next step
+    throw InputError(cfg.path, "gqa_latent", "latent attention blocks cannot be loaded by this version yet");
   a.scale = scale;
   const bool weighted = cfg.weighted.count(module) && has_role(ckpt, r.stack, r.k_scale, layer);
   const int64_t d = cfg.d_model, nq = a.layout.n_q, nkv = weighted ? nq : a.layout.n_kv;  // K/V heads stored

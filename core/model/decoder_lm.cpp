@@ -63,7 +63,7 @@ namespace {
 Rope make_rope(const ModelConfig& c, const Placement& p) {
   const int64_t turned = c.rotary_dims();
   for (const auto& l : c.layouts.at(AttentionModule::DecoderSelf))
-    if (c.rotary_dim == 0 ? l.head_dim_qk != turned : l.head_dim_qk < turned)
+    if (!l.is_latent() && (c.rotary_dim == 0 ? l.head_dim_qk != turned : l.head_dim_qk < turned))
       throw InputError(c.path, "gqa_qk_head_dim",
                        "q/k head size " + std::to_string(l.head_dim_qk) + " does not match the " +
                            std::to_string(turned / 2) + " rotary pairs (gqa_rope_pairs)");

@@ -537,6 +537,28 @@ TEST(Fold, SaysItFoldsScalars) {
 }
 
 // gqa convert / fold: every bad request exits 2 with one line and leaves no output folder.
+// Latent (MLA) config fields parse, and inspect reports their cache (rank + rope dims per token and
+// layer); the weights cannot be loaded yet, which eval says in one line (issue #21 in progress).
+TEST(LatentFields, InspectReportsTheCacheAndEvalRefusesToLoad) {
+  ORACLE_OR_SKIP(llama, "llama_mha");
+  TempDir d;
+  const std::string dir = d.file("latent");
+  copy_case(llama, dir);
+  int64_t layers = 0, head_dim = 0;
+  edit_config(dir, [&](json& c) {
+    layers = c["num_hidden_layers"].get<int64_t>();
+    head_dim = c["hidden_size"].get<int64_t>() / c["num_attention_heads"].get<int64_t>();
+    c["num_key_value_heads"] = 1;
+    c["gqa_qk_head_dim"] = head_dim + 2;
+    c["gqa_latent"] = {{"rank", 6}, {"rope_dims", 2}, {"rope_pairs", {0}}};
+  });
+  const Result r = run_gqa({"inspect", dir, "--json"});
+  ASSERT_TRUE(Succeeded(r)) << r.describe();
+  EXPECT_EQ(json::parse(r.out)["kv_cache"]["bytes_per_token"].get<int64_t>(), layers * (6 + 2) * 4);
+  write_text(d.file("text.txt"), "Some held-out text to score, long enough for a few tokens.");
+  EXPECT_TRUE(UserError(run_gqa({"eval", dir, "--text", d.file("text.txt")}), {"gqa_latent", "cannot be loaded"}));
+}
+
 TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
   ORACLE_OR_SKIP(gpt2, "gpt2_h4");
   ORACLE_OR_SKIP(llama, "llama_mha");

@@ -399,6 +399,31 @@ TEST(Config, PerLayerOverrides) {
   EXPECT_EQ(parse(j).layout(AttentionModule::DecoderSelf, 0).n_kv, 2);
 }
 
+// Latent (MLA) blocks: one shared cache entry of rank + rope dims per token and layer.
+TEST(Config, LatentFields) {
+  json j = llama();  // 8 heads of 8 dims: 4 rotary pairs
+  j["num_key_value_heads"] = 1;
+  j["gqa_qk_head_dim"] = 12;
+  j["gqa_latent"] = json::parse(R"({"rank": 24, "rope_dims": 4, "rope_pairs": [0, 3]})");
+  const ModelConfig c = parse(j);
+  const gqa::AttentionLayout& l = c.layout(AttentionModule::DecoderSelf, 1);
+  EXPECT_TRUE(l.is_latent());
+  EXPECT_EQ(l.latent_rope_pairs, (std::vector<int>{0, 3}));
+  EXPECT_EQ(c.kv_bytes_per_token(2), 2 * (24 + 4) * 2);  // 2 layers, bf16
+  const auto bad = [&](const char* latent) { return with(j, "gqa_latent", json::parse(latent)); };
+  EXPECT_TRUE(Rejects(bad(R"(5)"), "gqa_latent"));
+  EXPECT_TRUE(Rejects(bad(R"({"rank": 0})"), "gqa_latent.rank"));
+  EXPECT_TRUE(Rejects(bad(R"({"rank": 8, "rope_dims": 3, "rope_pairs": [0]})"), "gqa_latent.rope_dims", "even"));
+  EXPECT_TRUE(Rejects(bad(R"({"rank": 8, "rope_dims": 4, "rope_pairs": [0]})"), "gqa_latent.rope_pairs"));
+  EXPECT_TRUE(Rejects(bad(R"({"rank": 8, "rope_dims": 2, "rope_pairs": [4]})"), "gqa_latent.rope_pairs", "4 rotary"));
+  EXPECT_TRUE(Rejects(with(j, "num_key_value_heads", 2), "gqa_latent", "one KV head"));
+  // A layer left out of the conversion says so with "latent": null.
+  j["gqa_layers"] = json::parse(R"({"decoder_self": {"0": {"group_map": [0,1,2,3,4,5,6,7], "head_dim_qk": 8,
+                                                         "latent": null}}})");
+  EXPECT_FALSE(parse(j).layout(AttentionModule::DecoderSelf, 0).is_latent());
+  EXPECT_TRUE(parse(j).layout(AttentionModule::DecoderSelf, 1).is_latent());
+}
+
 TEST(Config, BadPerLayerOverrides) {
   auto layers = [](const char* text) { return with(llama(), "gqa_layers", json::parse(text)); };
   EXPECT_TRUE(Rejects(layers(R"([1,2])"), "gqa_layers"));

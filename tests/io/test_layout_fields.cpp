@@ -45,6 +45,18 @@ AttentionLayout grouped(std::vector<int> group_of, int qk = 16, int v = 16) {
   return l;
 }
 
+// A latent (MLA) block: rank R, and for RoPE families a 4-dim rotary key turning at pairs 0 and 1.
+AttentionLayout latent(const ModelConfig& c, int rank) {
+  const bool rope = c.spec().positions == gqa::Positions::Rotary;
+  AttentionLayout l = AttentionLayout::even(6, 1, rope ? 16 + 4 : 16, 16);
+  l.latent_rank = rank;
+  if (rope) {
+    l.latent_rope_dims = 4;
+    l.latent_rope_pairs = {0, 1};
+  }
+  return l;
+}
+
 // What a conversion may leave: a name and the change it makes to an MHA model's config.
 struct Variant {
   std::string name;
@@ -93,6 +105,17 @@ std::vector<Variant> variants() {
          set_module(c, self, grouped({0, 0, 0, 1, 1, 1}, 8, 16));
          c.rope_pairs = {0, 2, 4, 6};
        }},
+      {"latent",
+       [=](ModelConfig& c) {
+         set_module(c, self, latent(c, 40));
+         set_module(c, cross, latent(c, 40));
+       }},
+      {"latent_mixed_layers",
+       [=](ModelConfig& c) {
+         set_module(c, self, latent(c, 40));
+         c.layouts[self][1] = AttentionLayout::even(6, 6, 16, 16);  // left MHA (gqa convert --layers)
+         c.layouts[self][2] = latent(c, 24);
+       }},
       {"cross_only",
        [=](ModelConfig& c) {
          set_module(c, cross, grouped({0, 0, 0, 0, 0, 0}));
@@ -121,6 +144,9 @@ TEST(LayoutFields, RoundTripEveryFamilyAndLayout) {
           EXPECT_EQ(a.n_kv, b.n_kv);
           EXPECT_EQ(a.head_dim_qk, b.head_dim_qk);
           EXPECT_EQ(a.head_dim_v, b.head_dim_v);
+          EXPECT_EQ(a.latent_rank, b.latent_rank);
+          EXPECT_EQ(a.latent_rope_dims, b.latent_rope_dims);
+          EXPECT_EQ(a.latent_rope_pairs, b.latent_rope_pairs);
         }
       }
       EXPECT_EQ(back.weighted, c.weighted);
@@ -132,7 +158,7 @@ TEST(LayoutFields, RoundTripEveryFamilyAndLayout) {
       const AttentionLayout mha = AttentionLayout::even(6, 6, 16, 16);
       for (AttentionModule m : c.modules())
         for (const AttentionLayout& l : c.layouts.at(m))
-          any_grouped |= l.group_of != mha.group_of || l.head_dim_qk != 16 || l.head_dim_v != 16;
+          any_grouped |= l.group_of != mha.group_of || l.head_dim_qk != 16 || l.head_dim_v != 16 || l.is_latent();
       EXPECT_EQ(written.contains("num_key_value_heads"), c.spec().kv_heads_field || any_grouped);
     }
 }
