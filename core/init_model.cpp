@@ -387,15 +387,16 @@ void validate_model_shape(const ModelShape& s, const std::string& source) {
     if (dim && (*dim <= 0 || *dim > hd))
       throw InputError(source, key,
                        "expected 1 to the head size (" + std::to_string(hd) + "), got " + std::to_string(*dim));
-  // Found by tests/fuzz/fuzz_config: an odd head size from d_model / heads passed here and made a
-  // config.json that load_config refuses.
-  if (const int64_t qk = s.qk_head_dim.value_or(int(hd)); spec.positions == Positions::Rotary && qk % 2 != 0)
-    throw InputError(
-        source,
-        s.qk_head_dim ? "qk_head_dim"
-        : s.head_dim  ? "head_dim"
-                      : "heads",
-        "the query/key head size " + std::to_string(qk) + " must be even: rotary embeddings turn pairs of dimensions");
+  // Found by tests/fuzz/fuzz_config (twice): an odd head size, from d_model / heads or as head_dim
+  // beside an even qk_head_dim, passed here and made a config.json that load_config refuses.
+  // Rotary embeddings turn pairs of the head's dims, and a smaller q/k head keeps some of the pairs.
+  if (spec.positions == Positions::Rotary)
+    for (const auto& [key, size] : {std::pair<const char*, int64_t>{s.head_dim ? "head_dim" : "heads", hd},
+                                    {"qk_head_dim", s.qk_head_dim.value_or(int(hd))}})
+      if (size % 2 != 0)
+        throw InputError(source, key,
+                         "the query/key head size " + std::to_string(size) +
+                             " must be even: rotary embeddings turn pairs of dimensions");
   zero_or_positive("ffn_dim", s.ffn_dim);
   if (s.vocab_size == 0) throw InputError(source, "vocab_size", "missing (the tokenizer's vocabulary size)");
   positive("vocab_size", s.vocab_size);

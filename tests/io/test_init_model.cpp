@@ -204,6 +204,10 @@ TEST(ModelShape, FuzzOddRotaryHeadSizeIsRefusedByTheShape) {
   j["head_dim"] = 24;
   j["qk_head_dim"] = 7;
   EXPECT_TRUE(Rejects(j, "qk_head_dim"));
+  // The second finding: an odd head_dim beside an even qk_head_dim (the pairs come from head_dim).
+  j = {{"family", "llama"}, {"vocab_size", 4097}, {"d_model", 96},    {"heads", 6},
+       {"kv_heads", 3},     {"head_dim", 17},     {"qk_head_dim", 8}, {"v_head_dim", 12}};
+  EXPECT_TRUE(Rejects(j, "head_dim"));
   // Without RoPE an odd size is fine, and every accepted shape's config.json loads.
   for (const char* family : {"gpt2", "gpt_neo", "t5"}) {
     json t = base;
