@@ -91,7 +91,7 @@ MatD top_output_directions(const MatD& w, const MatD& cov, int64_t rank, double*
   *kept = 0;
   for (int64_t i = 0; i < std::min(rank, d); ++i) {
     const double lambda = eig.eigenvalues()[d - 1 - i];
-    if (!(lambda > 1e-12 * largest) || lambda <= 0) break;  // no energy left: unused latent dims
+    if (!(lambda > 1e-12 * largest)) break;  // no energy left (or none at all): unused latent dims
     u.col(i) = p * eig.eigenvectors().col(d - 1 - i) / std::sqrt(lambda);
     *kept += lambda;
   }

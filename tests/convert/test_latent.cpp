@@ -10,6 +10,8 @@
 #include <cmath>
 #include <random>
 
+#include "tests/convert/random_block.h"
+
 namespace gqa {
 namespace {
 
@@ -21,31 +23,7 @@ struct Block {
 };
 
 Block random_block(int n, int64_t dh, int64_t d, int64_t rotary, bool biases, uint32_t seed, bool tied = false) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f / std::sqrt(float(d)));
-  const auto fill = [&](Matrix& m, int64_t rows, int64_t cols) {
-    m.resize(rows, cols);
-    for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  };
-  const auto fill_vec = [&](Vector& v, int64_t size) {
-    v.resize(size);
-    for (int64_t i = 0; i < size; ++i) v[i] = biases ? normal(rng) : 0.f;
-    if (!biases) v.resize(0);
-  };
-  Block b;
-  b.rotary = rotary;
-  b.w.layout = AttentionLayout::even(n, n, int(dh), int(dh));
-  fill(b.w.q, n * dh, d);
-  fill(b.w.k, n * dh, d);
-  fill(b.w.v, n * dh, d);
-  fill(b.w.o, d, n * dh);
-  fill_vec(b.w.q_bias, n * dh);
-  fill_vec(b.w.k_bias, n * dh);
-  fill_vec(b.w.v_bias, n * dh);
-  fill_vec(b.w.o_bias, d);
-  if (tied)  // every head's key is head 0's: one component per RoPE pair
-    for (int h = 1; h < n; ++h) b.w.k_head(h) = b.w.k_head(0);
-  return b;
+  return {test::random_mha_block(n, dh, d, biases, seed, tied), rotary};
 }
 
 MatD random_tokens(int64_t t, int64_t d, uint32_t seed) {
@@ -196,31 +174,31 @@ INSTANTIATE_TEST_SUITE_P(Families, FullRank,
                                            Case{"qwen2_rope_qkv_biases", 4, 8, 32, 8, true, true}),
                          [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
-// Identical keys in every head: each RoPE pair has one component, so the deepseek_v3 layout (one
-// slot per pair, D = rotary dims) loses nothing.
-TEST(LatentFold, TiedKeysAreExactWithOneSlotPerPair) {
-  const Block b = random_block(4, 8, 32, 8, false, 21, /*tied=*/true);
-  const MatD x = random_tokens(9, 32, 23);
+// The deepseek_v3 layout: one slot per RoPE pair (D = rotary dims), full latent rank; the error
+// against MHA of a block with identical or with random keys in its heads.
+double one_slot_per_pair_error(bool tied_keys, uint32_t seed, LatentAttentionWeights* folded) {
+  const Block b = random_block(4, 8, 32, 8, false, seed, tied_keys);
+  const MatD x = random_tokens(9, 32, seed + 2);
   LatentOptions o;
   o.rank = 32;
   o.rope = true;
   o.rope_dims = 8;
-  const LatentAttentionWeights l = latent_fold(b.w, o);
+  *folded = latent_fold(b.w, o);
+  return relative_error(latent_forward(*folded, x, 8, 8), mha_forward(b, x));
+}
+
+// Identical keys in every head: each RoPE pair has one component, so one slot per pair loses nothing.
+TEST(LatentFold, TiedKeysAreExactWithOneSlotPerPair) {
+  LatentAttentionWeights l;
+  EXPECT_LT(one_slot_per_pair_error(true, 21, &l), 2e-5);
   EXPECT_EQ(l.rope_pairs, (std::vector<int>{0, 1, 2, 3})) << "slot j turns at pair j's frequency";
-  EXPECT_LT(relative_error(latent_forward(l, x, 8, 8), mha_forward(b, x)), 2e-5);
 }
 
 // Untied keys with one slot per pair are not exact: the leftovers lose their rotation.
 TEST(LatentFold, UntiedKeysWithOneSlotPerPairAreApproximate) {
-  const Block b = random_block(4, 8, 32, 8, false, 25);
-  const MatD x = random_tokens(9, 32, 27);
-  LatentOptions o;
-  o.rank = 32;
-  o.rope = true;
-  o.rope_dims = 8;
-  const LatentAttentionWeights l = latent_fold(b.w, o);
+  LatentAttentionWeights l;
+  EXPECT_GT(one_slot_per_pair_error(false, 25, &l), 1e-3);
   EXPECT_EQ(l.nope_dims, 8) << "each head's leftover pairs join the latent unrotated";
-  EXPECT_GT(relative_error(latent_forward(l, x, 8, 8), mha_forward(b, x)), 1e-3);
 }
 
 // Below full rank: the K/V reconstruction error over the calibration tokens never grows with R

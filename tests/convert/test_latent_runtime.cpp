@@ -5,11 +5,10 @@
 // rank + rope dims per token.
 #include <gtest/gtest.h>
 
-#include <random>
-
 #include "convert/latent.h"
 #include "core/model/attention.h"
 #include "core/model/latent_attention.h"
+#include "tests/convert/random_block.h"
 
 namespace gqa {
 namespace {
@@ -22,32 +21,6 @@ at::Tensor tensor_of(const Vector& v) {
   return at::from_blob(const_cast<float*>(v.data()), {v.size()}, at::kFloat).clone();
 }
 Linear linear_of(const Matrix& w, const Vector& b) { return {tensor_of(w), tensor_of(b)}; }
-
-AttentionWeights random_mha(int n, int64_t dh, int64_t d, bool biases, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.f, 1.f / std::sqrt(float(d)));
-  const auto matrix = [&](int64_t rows, int64_t cols) {
-    Matrix m(rows, cols);
-    for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-    return m;
-  };
-  const auto vector = [&](int64_t size) {
-    Vector v(biases ? size : 0);
-    for (int64_t i = 0; i < v.size(); ++i) v[i] = normal(rng);
-    return v;
-  };
-  AttentionWeights w;
-  w.layout = AttentionLayout::even(n, n, int(dh), int(dh));
-  w.q = matrix(n * dh, d);
-  w.k = matrix(n * dh, d);
-  w.v = matrix(n * dh, d);
-  w.o = matrix(d, n * dh);
-  w.q_bias = vector(n * dh);
-  w.k_bias = vector(n * dh);
-  w.v_bias = vector(n * dh);
-  w.o_bias = vector(d);
-  return w;
-}
 
 struct Pair {
   Attention mha;
@@ -110,7 +83,7 @@ TEST_P(LatentRuntime, FullRankEqualsMhaAndDecodesFromTheLatentCache) {
   const Shape s = GetParam();
   const int n = 4;
   const int64_t dh = 8, d = 32, B = 2, T = 7;
-  const AttentionWeights w = random_mha(n, dh, d, s.biases, 3);
+  const AttentionWeights w = test::random_mha_block(n, dh, d, s.biases, 3);
   const Pair p = make_pair(w, s.rotary, d, n * s.rotary);
   at::manual_seed(5);
   const at::Tensor x = at::randn({B, T, d});
@@ -141,7 +114,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LatentRuntime,
 // Below full rank the cache shrinks to rank + rope dims per token, and beam search's row
 // selection keeps the values a view of the latent.
 TEST(LatentRuntime, ReducedCacheAndRowSelection) {
-  const AttentionWeights w = random_mha(4, 8, 32, false, 9);
+  const AttentionWeights w = test::random_mha_block(4, 8, 32, false, 9);
   const Pair p = make_pair(w, 8, 12, 4);
   const AttentionLayout layout = p.latent.layout();
   EXPECT_EQ(layout.cache_dims_per_token(), 16);
