@@ -1,11 +1,11 @@
-// gqa convert IN_DIR OUT_DIR: MHA -> GQA/MQA with a pooling or regrouping strategy.
+// gqa convert IN_DIR OUT_DIR: MHA -> GQA/MQA with a pooling or regrouping strategy, or (--target
+// mla) -> multi-head latent attention.
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/options.h"
-#include "convert/blas.h"
 #include "convert/calibration.h"
 #include "convert/converter.h"
 #include "convert/grouping.h"
@@ -20,17 +20,23 @@ namespace gqa::cli {
 
 int convert(const Args& args) {
   po::options_description opts(
-      "gqa convert IN_DIR OUT_DIR --strategy S (--kv-heads N | --mqa | --group-map MAP) [options]");
+      "gqa convert IN_DIR OUT_DIR --strategy S (--kv-heads N | --mqa | --group-map MAP) [options]\n"
+      "gqa convert IN_DIR OUT_DIR --target mla --kv-rank R [--rope-dims D] [options]");
   ConvertOptions o;
-  std::string exported = "grouped";
+  std::string exported = "grouped", target = "gqa";
   int64_t calib_tokens = 0, calib_len = 0, eval_tokens = 0;
   bool report = false;
   std::string dtype_text;
   opts.add_options()("help,h", "show options")("in", po::value<std::string>()->required(),
                                                "source Hugging Face folder (MHA, or GQA to group further)")(
       "out", po::value<std::string>()->required(), "output folder (written atomically)")(
-      "strategy,s", po::value<std::string>(&o.strategy)->default_value("mean"),
-      "mean | first | random | weighted | random-weighted | similarity | svd")(
+      "target", po::value<std::string>(&target)->default_value("gqa"),
+      "gqa: grouped KV heads (--strategy); mla: latent attention, one shared latent (+ rotary key) per token")(
+      "kv-rank", po::value<int64_t>(), "mla: latent dims per token R")(
+      "rope-dims", po::value<int64_t>(),
+      "mla: dims of the one shared rotary key per token (even; default one head's rotary dims, the deepseek_v3 "
+      "layout; 0 without RoPE)")("strategy,s", po::value<std::string>(&o.strategy)->default_value("mean"),
+                                 "mean | first | random | weighted | random-weighted | similarity | svd")(
       "kv-heads,k", po::value<int>(), "KV heads per block (equal contiguous groups)")("mqa", po::bool_switch(&o.mqa),
                                                                                       "one KV head per block")(
       "group-map", po::value<std::string>(), "KV head of each query head, e.g. 0,0,0,1,1,1,2,2 (uneven groups)")(
@@ -59,6 +65,14 @@ int convert(const Args& args) {
   po::variables_map vm;
   if (!parse_options(args, opts, vm, {"in", "out"})) return 0;
   if (exported != "grouped" && exported != "expanded") throw InputError("--export", "", "expected grouped or expanded");
+  if (target != "gqa" && target != "mla") throw InputError("--target", "", "expected gqa or mla");
+  if (target == "mla") {
+    if (!vm.count("kv-rank")) throw InputError("--kv-rank", "", "--target mla needs the latent rank");
+    o.latent = LatentTarget{vm["kv-rank"].as<int64_t>(), std::nullopt};
+    if (vm.count("rope-dims")) o.latent->rope_dims = vm["rope-dims"].as<int64_t>();
+  } else if (vm.count("kv-rank") || vm.count("rope-dims")) {
+    throw InputError(vm.count("kv-rank") ? "--kv-rank" : "--rope-dims", "", "only with --target mla");
+  }
   o.export_expanded = exported == "expanded";
   parse_runtime_dtype_or_auto(dtype_text);  // a bad value is refused even when no forward needs it
   const std::string in_dir = vm["in"].as<std::string>(), out_dir = vm["out"].as<std::string>();
@@ -136,8 +150,6 @@ int convert(const Args& args) {
   }
   if (source) source.reset();  // its shell (embeddings, head) is not needed while converting
 
-  if (o.strategy == "svd" || o.strategy == "similarity")
-    if (const std::string hint = blas_kernel_hint(); !hint.empty()) std::cerr << hint << "\n";
   const ConvertSummary s = convert_checkpoint(in_dir, out_dir, o, &std::cout);
   std::cout << "converted " << s.blocks << " attention blocks; KV cache per token (fp32) "
             << s.kv_bytes_per_token_before << " -> " << s.kv_bytes_per_token_after << " bytes (" << std::fixed

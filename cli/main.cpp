@@ -20,8 +20,10 @@ struct Verb {
 const Verb kVerbs[] = {
     {"inspect", gqa::cli::inspect, "show family, heads, KV groups, head dims, parameters and KV-cache size"},
     {"generate", gqa::cli::generate, "generate text from a prompt (greedy or sampling) with the KV cache"},
-    {"convert", gqa::cli::convert, "turn MHA attention into GQA/MQA (mean, first, random, weighted, similarity, svd)"},
+    {"convert", gqa::cli::convert,
+     "turn MHA attention into GQA/MQA (mean, first, random, weighted, similarity, svd) or latent attention (MLA)"},
     {"fold", gqa::cli::fold, "bake learned WGQA scalars into plain GQA weights"},
+    {"export", gqa::cli::export_folder, "write a latent (MLA) Llama as a Hugging Face deepseek_v3 folder"},
     {"uptrain", gqa::cli::uptrain, "continue training a converted model for a fraction of its pretraining tokens"},
     {"eval", gqa::cli::eval, "perplexity, minimal pairs and decode speed, beside a baseline model"},
     {"compare", gqa::cli::compare, "strategies x KV heads: convert, uptrain, evaluate against MHA; one report"},

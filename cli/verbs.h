@@ -11,6 +11,7 @@ int inspect(const Args& args);
 int generate(const Args& args);
 int convert(const Args& args);
 int fold(const Args& args);
+int export_folder(const Args& args);  // `gqa export` (export is a C++ keyword)
 int uptrain(const Args& args);
 int train(const Args& args);
 int eval(const Args& args);

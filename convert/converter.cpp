@@ -5,9 +5,11 @@
 #include <memory>
 #include <sstream>
 
+#include "convert/blas.h"
 #include "convert/ffn.h"
 #include "convert/grouping.h"
 #include "convert/head_dims.h"
+#include "convert/latent_tensors.h"
 #include "core/arch.h"
 #include "core/error.h"
 #include "core/family.h"
@@ -47,6 +49,41 @@ std::vector<int> target_group_map(const ConvertOptions& o, int n_q) {
   return even_group_map(n_q, k);
 }
 
+// --target mla's options checked against the model (nullopt for a grouping conversion): the
+// rotary key defaults to one head's rotary dims, the deepseek_v3 layout.
+std::optional<LatentOptions> latent_options(const ConvertOptions& o, const ModelConfig& cfg) {
+  if (!o.latent) return std::nullopt;
+  if (o.kv_heads || o.mqa || o.group_map || o.qk_head_dim || o.v_head_dim || o.match_params || o.export_expanded ||
+      o.strategy != "mean")
+    throw InputError("--target", "mla",
+                     "takes --kv-rank and --rope-dims, not --strategy, --kv-heads, --mqa, --group-map, head dims, "
+                     "--match-params or --export");
+  for (const auto& [module, layouts] : cfg.layouts)
+    for (const AttentionLayout& l : layouts)
+      if (l.is_latent()) throw InputError(cfg.path, "gqa_latent", "already latent attention; convert its source");
+  if (!cfg.rope_pairs.empty())
+    throw InputError(cfg.path, "gqa_rope_pairs",
+                     "--target mla needs every rotary pair of the source (no --qk-head-dim)");
+  LatentOptions l;
+  l.rank = o.latent->rank;
+  l.rope = cfg.rope.type != RopeType::None;
+  l.rotary_dims = cfg.rotary_dims();
+  const int64_t turned = l.rope ? cfg.rotary_dims() : 0;
+  l.rope_dims = o.latent->rope_dims.value_or(turned);
+  if (l.rank < 1 || l.rank > cfg.d_model)
+    throw InputError("--kv-rank", "",
+                     "must be between 1 and d_model = " + std::to_string(cfg.d_model) +
+                         " (which already spans every key and value)");
+  if (!l.rope && l.rope_dims != 0)
+    throw InputError(
+        "--rope-dims", "",
+        std::string(family_name(cfg.family)) + " has no rotary embeddings: its latent needs no rotary key");
+  if (l.rope_dims < 0 || l.rope_dims % 2 || l.rope_dims > cfg.n_heads * turned)
+    throw InputError("--rope-dims", "",
+                     "must be even and at most heads x rotary dims = " + std::to_string(cfg.n_heads * turned));
+  return l;
+}
+
 }  // namespace
 
 ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force,
@@ -83,7 +120,9 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     if (!cfg.layouts.count(m))
       throw InputError("--modules", "",
                        std::string(family_name(cfg.family)) + " has no " + module_name(m) + " attention");
-  const std::vector<int> target = opts.keep_layout ? std::vector<int>() : target_group_map(opts, int(cfg.n_heads));
+  const std::optional<LatentOptions> latent = latent_options(opts, cfg);
+  const std::vector<int> target =
+      opts.keep_layout || latent ? std::vector<int>() : target_group_map(opts, int(cfg.n_heads));
   const bool keeps_scales = strategy_keeps_scales(opts.strategy);
   if (keeps_scales && opts.export_expanded)
     throw InputError("--export", "expanded", "a weighted (WGQA) folder must be uptrained and folded first (gqa fold)");
@@ -174,15 +213,59 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     return state->weights;
   };
 
+  // Latent blocks: the same one-block-at-a-time folding.
+  struct LatentState {
+    BlockKey cached{AttentionModule::DecoderSelf, -1};
+    LatentAttentionWeights weights;
+  };
+  auto latent_state = std::make_shared<LatentState>();
+  auto fold = [&in, &opts, &latent, state, latent_state, progress,
+               n_blocks = blocks.size()](const BlockKey& key) -> const LatentAttentionWeights& {
+    if (latent_state->cached == key) return latent_state->weights;
+    LatentOptions lo = *latent;
+    lo.calib = opts.calibration ? opts.calibration->find(key) : nullptr;
+    if (key.first == AttentionModule::DecoderCross || in.config().spec().positions != Positions::Rotary)
+      lo.rope = false;
+    latent_state->weights = latent_fold(expand_to_mha(read_attention(in, key.first, key.second)), lo);
+    state->layouts[key] = latent_state->weights.layout();
+    if (!state->reports.count(key)) {
+      state->reports[key] = latent_state->weights.report;
+      if (progress)
+        *progress << "  converted " << block_name(key) << " (" << state->reports.size() << "/" << n_blocks
+                  << "): " << latent_state->weights.report << "\n";
+    }
+    latent_state->cached = key;
+    return latent_state->weights;
+  };
+
   CheckpointWriter writer(out_dir, opts.force);
   // Every option and the output folder are checked by now: a bad request prints only its error.
   if (progress)
     *progress << (opts.keep_layout ? "gqa fold: " : "gqa convert: ") << in_dir << " -> " << out_dir << " ("
-              << family_name(cfg.family) << (opts.keep_layout ? "" : ", strategy " + opts.strategy) << ")\n";
+              << family_name(cfg.family)
+              << (opts.keep_layout ? ""
+                  : latent         ? ", target mla"
+                                   : ", strategy " + opts.strategy)
+              << ")\n";
+  // The fits whose large products go to BLAS (convert/blas.h): say when its kernels are slow ones.
+  if (progress && (latent || opts.strategy == "svd" || opts.strategy == "similarity"))
+    if (const std::string hint = blas_kernel_hint(); !hint.empty()) *progress << hint << "\n";
   std::set<std::string> replaced;
   int64_t params_after = in.parameter_count();
   for (const BlockKey& key : blocks) {
     const AttentionLayout& src = cfg.layout(key.first, key.second);
+    if (latent) {
+      const auto names = attention_tensor_names(in, key.first, key.second);
+      const DType dtype = in.tensor(names.front()).dtype;
+      for (const auto& n : names) params_after -= in.tensor(n).numel();
+      for (auto& t : latent_tensors(in, key.first, key.second, latent_layout(src, *latent), dtype,
+                                    [fold, key]() -> const LatentAttentionWeights& { return fold(key); })) {
+        params_after += int64_t(t.nbytes / dtype_size(t.dtype));
+        writer.add(std::move(t));
+      }
+      replaced.insert(names.begin(), names.end());
+      continue;
+    }
     const int n_groups = opts.keep_layout ? src.n_kv : *std::max_element(target.begin(), target.end()) + 1;
     AttentionLayout sized = src;  // tensor shapes need only the head counts and dims
     sized.n_kv = opts.export_expanded || keeps_scales ? src.n_q : n_groups;
@@ -254,11 +337,18 @@ ConvertSummary convert_checkpoint(const std::string& in_dir, const std::string& 
     if (!kept_pairs.empty()) written.rope_pairs = kept_pairs;
     json j = with_layout_fields(written);
     if (extra_units) j[ffn_dim_field(cfg.family)] = cfg.ffn_dim + extra_units;
-    j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold" : opts.strategy},
+    j["gqa_conversion"] = {{"strategy", opts.keep_layout ? "fold"
+                                        : latent         ? "mla"
+                                                         : opts.strategy},
                            {"source", in_dir},
                            {"seed", opts.seed},
                            {"export", opts.export_expanded ? "expanded" : "grouped"},
                            {"tool", "gqa 0.1.0"}};
+    if (latent) {
+      j["gqa_conversion"]["export"] = "latent";
+      j["gqa_conversion"]["kv_rank"] = latent->rank;
+      j["gqa_conversion"]["rope_dims"] = latent->rope_dims;
+    }
     ModelConfig out_cfg = parse_config(j, out_dir + "/config.json");
     summary.kv_bytes_per_token_before = cfg.kv_bytes_per_token(4);
     summary.kv_bytes_per_token_after = out_cfg.kv_bytes_per_token(4);

@@ -16,6 +16,12 @@
 
 namespace gqa {
 
+// --target mla: the chosen blocks become latent attention (convert/latent.h) instead of grouped.
+struct LatentTarget {
+  int64_t rank = 0;                  // --kv-rank: latent dims per token
+  std::optional<int64_t> rope_dims;  // --rope-dims: rotary key dims; default one head's rotary dims
+};
+
 struct ConvertOptions {
   std::string strategy = "mean";
   std::optional<int> kv_heads;                // even contiguous groups
@@ -29,6 +35,7 @@ struct ConvertOptions {
   bool keep_layout = false;                    // every block keeps its own grouping (gqa fold)
   std::optional<int> qk_head_dim, v_head_dim;  // "KQV": smaller query/key and value heads (head_dims.h)
   bool match_params = false;                   // widen the FFNs by what attention saved (ffn.h)
+  std::optional<LatentTarget> latent;          // --target mla (then no grouping options)
   // Calibration per (module, layer) for strategies that use activations.
   const CalibrationStore* calibration = nullptr;
 };

@@ -99,14 +99,39 @@ MatD top_output_directions(const MatD& w, const MatD& cov, int64_t rank, double*
   return u;
 }
 
+// Rotated dims per head under the options (0 without RoPE).
+int64_t turned_dims(const AttentionLayout& l, const LatentOptions& o) {
+  return o.rope ? (o.rotary_dims > 0 ? o.rotary_dims : l.head_dim_qk) : 0;
+}
+
 }  // namespace
+
+AttentionLayout LatentAttentionWeights::layout() const {
+  AttentionLayout l = AttentionLayout::even(n_heads, 1, int(nope_dims + rope_dims), int(value_dims));
+  l.latent_rank = int(rank);
+  l.latent_rope_dims = int(rope_dims);
+  l.latent_rope_pairs = rope_pairs;
+  return l;
+}
+
+AttentionLayout latent_layout(const AttentionLayout& source, const LatentOptions& o) {
+  const int64_t turned = turned_dims(source, o);
+  // Every component of every pair fits in the rotary key only when D = heads x rotary dims; below
+  // that, each head keeps its rotary dims in the latent too (unrotated leftovers).
+  const bool leftover = o.rope_dims < int64_t(source.n_q) * turned;
+  const int64_t nope = source.head_dim_qk - turned + (leftover ? turned : 0);
+  AttentionLayout l = AttentionLayout::even(source.n_q, 1, int(nope + o.rope_dims), source.head_dim_v);
+  l.latent_rank = int(o.rank);
+  l.latent_rope_dims = int(o.rope_dims);
+  return l;
+}
 
 LatentAttentionWeights latent_fold(const AttentionWeights& mha, const LatentOptions& o) {
   const AttentionLayout& l = mha.layout;
   if (l.n_kv != l.n_q || !l.is_mha()) throw std::logic_error("latent: expects the MHA form of a block");
   const int n = l.n_q;
   const int64_t d = mha.d_model(), dqk = l.head_dim_qk, dv = l.head_dim_v;
-  const int64_t turned = o.rope ? (o.rotary_dims > 0 ? o.rotary_dims : dqk) : 0, passed = dqk - turned;
+  const int64_t turned = turned_dims(l, o), passed = dqk - turned;
   const int64_t half = turned / 2;
   if (turned % 2 || turned > dqk) throw std::logic_error("latent: rotary dims must be even and within the head");
   if (o.rope_dims % 2 || o.rope_dims < 0 || o.rope_dims > int64_t(n) * turned)

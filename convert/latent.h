@@ -51,6 +51,8 @@ struct LatentAttentionWeights {
   std::string report;           // a line for `gqa convert --report`
 
   int64_t kv_dims_per_token() const { return rank + rope_dims; }
+  // The block's layout in config.json (gqa_latent): one shared entry, rope pairs included.
+  AttentionLayout layout() const;
 };
 
 struct LatentOptions {
@@ -60,6 +62,10 @@ struct LatentOptions {
   int64_t rotary_dims = 0;  // rotated dims per head (first ones, rotate-half); 0: the whole head
   const BlockCalibration* calib = nullptr;
 };
+
+// The layout latent_fold gives a block of layout `source` (rope pairs still empty: the fold picks
+// them), known before any weight is read so that a writer can size the block's tensors.
+AttentionLayout latent_layout(const AttentionLayout& source, const LatentOptions& options);
 
 // Folds a block in MHA form into latent attention. Throws std::logic_error on inconsistent
 // options (the CLI checks them first with InputError).

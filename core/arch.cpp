@@ -228,12 +228,46 @@ const char* role_name(Role r) {
       "cross_norm", "cross_q", "cross_k", "cross_v", "cross_o",
       "attn_k_scale", "attn_v_scale", "cross_k_scale", "cross_v_scale",
       "ffn_norm", "ffn_norm_bias", "ffn_up", "ffn_up_bias", "ffn_gate", "ffn_down", "ffn_down_bias", "ffn_gate_bias",
-      "embed_proj_in", "embed_proj_out"};
+      "embed_proj_in", "embed_proj_out",
+      "latent_q", "latent_q_bias", "latent_kv_a", "latent_kv_a_bias", "latent_kv_b", "latent_kv_b_bias",
+      "cross_latent_q", "cross_latent_kv_a", "cross_latent_kv_b"};
   // clang-format on
   return names[int(r)];
 }
 
+namespace {
+
+// A latent block's tensor: its name after the module's prefix (the output projection's name less
+// its last two parts, e.g. "model.layers.{L}.self_attn"), as DeepSeek-V2/V3 name them; nullopt
+// for any other role.
+struct LatentName {
+  Role role, beside;
+  const char* suffix;
+};
+const LatentName kLatentNames[] = {
+    {Role::LatentQ, Role::AttnO, "q_proj.weight"},
+    {Role::LatentQBias, Role::AttnO, "q_proj.bias"},
+    {Role::LatentKvA, Role::AttnO, "kv_a_proj_with_mqa.weight"},
+    {Role::LatentKvABias, Role::AttnO, "kv_a_proj_with_mqa.bias"},
+    {Role::LatentKvB, Role::AttnO, "kv_b_proj.weight"},
+    {Role::LatentKvBBias, Role::AttnO, "kv_b_proj.bias"},
+    {Role::CrossLatentQ, Role::CrossO, "q_proj.weight"},
+    {Role::CrossLatentKvA, Role::CrossO, "kv_a_proj_with_mqa.weight"},
+    {Role::CrossLatentKvB, Role::CrossO, "kv_b_proj.weight"},
+};
+
+}  // namespace
+
 std::optional<TensorLocation> locate(const ModelConfig& cfg, Stack s, Role r, int64_t layer) {
+  for (const LatentName& n : kLatentNames) {
+    if (n.role != r) continue;
+    auto o = locate(cfg, s, n.beside, layer);
+    if (!o) return std::nullopt;
+    const size_t last = o->name.rfind('.'),
+                 prefix_end = last == std::string::npos ? last : o->name.rfind('.', last - 1);
+    if (prefix_end == std::string::npos) return std::nullopt;
+    return TensorLocation{o->name.substr(0, prefix_end + 1) + n.suffix};
+  }
   // T5 v1.1 gated FFN: wi_0 is the activated (gate) branch, wi_1 the linear (up) branch.
   if (cfg.family == Family::T5 && cfg.gated_ffn && (r == Role::FfnUp || r == Role::FfnGate)) {
     std::string base = fill_layer(
@@ -293,20 +327,33 @@ std::vector<FusedRun> fused_qkv_runs(const AttentionLayout& l, int64_t stored_kv
 }
 
 AttentionRoles attention_roles(AttentionModule module) {
-  if (module == AttentionModule::DecoderCross)
-    return {Stack::Decoder,    Role::CrossQ,     Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {},
-            Role::CrossKScale, Role::CrossVScale};
-  return {module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder,
-          Role::AttnQ,
-          Role::AttnK,
-          Role::AttnV,
-          Role::AttnO,
-          Role::AttnQBias,
-          Role::AttnKBias,
-          Role::AttnVBias,
-          Role::AttnOBias,
-          Role::AttnKScale,
-          Role::AttnVScale};
+  AttentionRoles r;
+  if (module == AttentionModule::DecoderCross) {
+    r = {Stack::Decoder,    Role::CrossQ,     Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {},
+         Role::CrossKScale, Role::CrossVScale};
+    r.latent_q = Role::CrossLatentQ;
+    r.kv_a = Role::CrossLatentKvA;
+    r.kv_b = Role::CrossLatentKvB;
+    return r;
+  }
+  r = {module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder,
+       Role::AttnQ,
+       Role::AttnK,
+       Role::AttnV,
+       Role::AttnO,
+       Role::AttnQBias,
+       Role::AttnKBias,
+       Role::AttnVBias,
+       Role::AttnOBias,
+       Role::AttnKScale,
+       Role::AttnVScale};
+  r.latent_q = Role::LatentQ;
+  r.kv_a = Role::LatentKvA;
+  r.kv_b = Role::LatentKvB;
+  r.latent_q_bias = Role::LatentQBias;
+  r.kv_a_bias = Role::LatentKvABias;
+  r.kv_b_bias = Role::LatentKvBBias;
+  return r;
 }
 
 HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, const std::vector<int64_t>& expected) {

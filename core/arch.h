@@ -51,6 +51,19 @@ enum class Role {
   // OPT with word_embed_proj_dim != hidden_size: embeddings -> model width, and back before lm_head.
   EmbedProjIn,
   EmbedProjOut,
+  // Latent attention blocks (gqa_latent, MLA): the query, the down-projection to [latent | rotary
+  // key] and the per-head key/value up-projection, with biases where the source block had them.
+  // Named after DeepSeek-V2/V3 beside the block's output projection (see locate); the output
+  // projection keeps its AttnO/CrossO role.
+  LatentQ,
+  LatentQBias,
+  LatentKvA,
+  LatentKvABias,
+  LatentKvB,
+  LatentKvBBias,
+  CrossLatentQ,
+  CrossLatentKvA,
+  CrossLatentKvB,
 };
 const char* role_name(Role r);
 
@@ -99,12 +112,15 @@ std::optional<std::string> role_tensor_name(const Checkpoint& ckpt, Stack s, Rol
 // checkpoint's other tensors), e.g. WGQA scales that the source does not have.
 std::string new_role_tensor_name(const Checkpoint& in, Stack s, Role r, int64_t layer);
 
-// The attention roles of a module: q, k, v, o weights then their biases (T5 cross: weights only).
+// The attention roles of a module: q, k, v, o weights then their biases (T5 cross: weights only),
+// and the roles of the same module as a latent block.
 struct AttentionRoles {
   Stack stack;
   Role q, k, v, o;
   std::optional<Role> q_bias, k_bias, v_bias, o_bias;
   Role k_scale, v_scale;
+  Role latent_q, kv_a, kv_b;
+  std::optional<Role> latent_q_bias, kv_a_bias, kv_b_bias;
 };
 AttentionRoles attention_roles(AttentionModule module);
 

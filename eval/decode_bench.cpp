@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -188,24 +189,30 @@ AttentionBenchResult attention_bench(Model& model, int64_t batch, int64_t contex
   at::NoGradGuard no_grad;
   const Placement& p = model.placement();
   const auto opts = at::TensorOptions().device(p.device).dtype(p.dtype);
-  std::vector<const Attention*> blocks;
+  std::map<int64_t, const Attention*> grouped;  // by layer; latent layers have no Attention
   for (const AttentionBlock& b : model.attention_blocks())
-    if (b.module == AttentionModule::DecoderSelf) blocks.push_back(b.attention);
-  // The cache as the model fills it: [B, n_kv, context, d] per layer, every slot valid. Random
-  // values: the time does not depend on them.
+    if (b.module == AttentionModule::DecoderSelf) grouped[b.layer] = b.attention;
+  const std::vector<AttentionLayout>& layouts = model.config().layouts.at(AttentionModule::DecoderSelf);
+  // The cache as the model fills it: [B, n_kv, context, d] per layer (a latent layer's one entry
+  // [B, 1, context, rank + rope] and its latent as V), every slot valid. Random values: the time
+  // does not depend on them.
   KVCache cache = model.new_cache(batch, context);
   cache.begin_step(at::ones({batch, context}, at::kLong));
   AttentionBenchResult r;
   r.batch = batch;
   r.context = context;
   std::vector<at::Tensor> q, k, v;
-  for (size_t l = 0; l < blocks.size(); ++l) {
-    const AttentionLayout& a = blocks[l]->layout;
-    auto [kl, vl] = cache.append(l, at::randn({batch, a.n_kv, context, a.head_dim_qk}, opts),
-                                 at::randn({batch, a.n_kv, context, a.head_dim_v}, opts));
-    q.push_back(at::randn({batch, a.n_q, 1, a.head_dim_qk}, opts));
-    r.kv_bytes += int64_t(kl.nbytes() + vl.nbytes());
-    r.bytes_read += int64_t(q.back().nbytes()) + batch * a.n_q * a.head_dim_v * int64_t(at::elementSize(p.dtype));
+  for (size_t l = 0; l < layouts.size(); ++l) {
+    const AttentionLayout& a = layouts[l];
+    // A latent layer attends with its absorbed queries (rank + rope dims per head) over the entries.
+    const int64_t query_dims = a.is_latent() ? a.cache_dims_per_token() : a.head_dim_qk;
+    const int64_t out_dims = a.is_latent() ? a.latent_rank : a.head_dim_v;
+    auto [kl, vl] =
+        cache.append(l, at::randn({batch, a.n_kv, context, a.is_latent() ? query_dims : a.head_dim_qk}, opts),
+                     at::randn({batch, a.n_kv, context, out_dims}, opts));
+    q.push_back(at::randn({batch, a.n_q, 1, query_dims}, opts));
+    r.kv_bytes += int64_t(kl.nbytes()) + (a.is_latent() ? 0 : int64_t(vl.nbytes()));
+    r.bytes_read += int64_t(q.back().nbytes()) + batch * a.n_q * out_dims * int64_t(at::elementSize(p.dtype));
     k.push_back(std::move(kl));
     v.push_back(std::move(vl));
   }
@@ -215,7 +222,12 @@ AttentionBenchResult attention_bench(Model& model, int64_t batch, int64_t contex
   const at::Tensor mask = attention_mask(cache.valid_keys(0), context - 1, 1, /*causal=*/true);
   const auto [median, best] = seconds_per_call(
       [&] {
-        for (size_t l = 0; l < blocks.size(); ++l) blocks[l]->attend_heads(q[l], k[l], v[l], mask);
+        for (size_t l = 0; l < layouts.size(); ++l) {
+          if (layouts[l].is_latent())
+            grouped_attention(q[l], k[l], v[l], mask, false, 1.0 / std::sqrt(double(q[l].size(-1))));
+          else
+            grouped.at(int64_t(l))->attend_heads(q[l], k[l], v[l], mask);
+        }
       },
       p.device, repeats);
   r.ms_median = 1e3 * median;

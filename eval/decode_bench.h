@@ -54,8 +54,9 @@ std::vector<InterleavedDecodeResult> decode_bench_interleaved(const std::vector<
 int64_t prefill_chunk_tokens(const Model& model, int64_t batch, int64_t capacity);
 
 // The attention of one decode step alone: every decoder self-attention layer's grouped attention
-// (Attention::attend_heads, the code the model's forward runs) of one new query token per sequence
-// over a KVCache filled with `context` tokens, without projections, rotary embeddings or FFN.
+// (Attention::attend_heads, the code the model's forward runs; a latent layer's one-entry attention
+// of its absorbed queries, as LatentAttention runs it) of one new query token per sequence over a
+// KVCache filled with `context` tokens, without projections, rotary embeddings or FFN.
 // Median and min over repeats after a warm-up; each repeat runs enough back-to-back steps to last
 // a few milliseconds and reports the time per step.
 struct AttentionBenchResult {

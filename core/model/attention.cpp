@@ -174,8 +174,7 @@ Attention load_attention(const Checkpoint& ckpt, AttentionModule module, int64_t
   const AttentionRoles r = attention_roles(module);
   Attention a;
   a.layout = cfg.layout(module, layer);
-  if (a.layout.is_latent())  // the fields parse (core/config), the checkpoint side is issue #21's next step
-    throw InputError(cfg.path, "gqa_latent", "latent attention blocks cannot be loaded by this version yet");
+  if (a.layout.is_latent()) throw std::logic_error("load_attention: a latent block (load_latent_attention)");
   a.scale = scale;
   const bool weighted = cfg.weighted.count(module) && has_role(ckpt, r.stack, r.k_scale, layer);
   const int64_t d = cfg.d_model, nq = a.layout.n_q, nkv = weighted ? nq : a.layout.n_kv;  // K/V heads stored

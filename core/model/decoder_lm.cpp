@@ -43,19 +43,6 @@ at::Tensor load_lm_head(const Checkpoint& ckpt, const at::Tensor& token_embeddin
   return token_embedding;
 }
 
-DecoderLayer load_decoder_layer(const Checkpoint& ckpt, int64_t layer, const Placement& p) {
-  const ModelConfig& c = ckpt.config();
-  const bool rms = c.spec().norm == NormKind::RMSNorm;
-  const BlockPlan plan = c.spec().block(c, layer);
-  DecoderLayer l;
-  l.attn_norm = load_norm(ckpt, Stack::Decoder, Role::AttnNorm, Role::AttnNormBias, layer, rms, c.norm_eps, p);
-  l.attn = load_attention(ckpt, AttentionModule::DecoderSelf, layer, plan.scale, p);
-  l.ffn_norm = load_norm(ckpt, Stack::Decoder, Role::FfnNorm, Role::FfnNormBias, layer, rms, c.norm_eps, p);
-  l.ffn = load_feed_forward(ckpt, Stack::Decoder, layer, p);
-  l.window = plan.window;
-  return l;
-}
-
 namespace {
 
 // Rotary embeddings of a model: whole heads or their first rotary_dim dims (GPT-NeoX), and only the
@@ -75,6 +62,24 @@ Rope make_rope(const ModelConfig& c, const Placement& p) {
 }
 
 }  // namespace
+
+DecoderLayer load_decoder_layer(const Checkpoint& ckpt, int64_t layer, const Placement& p) {
+  const ModelConfig& c = ckpt.config();
+  const bool rms = c.spec().norm == NormKind::RMSNorm;
+  const BlockPlan plan = c.spec().block(c, layer);
+  DecoderLayer l;
+  l.attn_norm = load_norm(ckpt, Stack::Decoder, Role::AttnNorm, Role::AttnNormBias, layer, rms, c.norm_eps, p);
+  if (c.layout(AttentionModule::DecoderSelf, layer).is_latent())
+    l.latent =
+        load_latent_attention(ckpt, AttentionModule::DecoderSelf, layer, plan.scale,
+                              c.spec().positions == Positions::Rotary ? make_rope(c, p).inv_freq : at::Tensor(), p);
+  else
+    l.attn = load_attention(ckpt, AttentionModule::DecoderSelf, layer, plan.scale, p);
+  l.ffn_norm = load_norm(ckpt, Stack::Decoder, Role::FfnNorm, Role::FfnNormBias, layer, rms, c.norm_eps, p);
+  l.ffn = load_feed_forward(ckpt, Stack::Decoder, layer, p);
+  l.window = plan.window;
+  return l;
+}
 
 std::unique_ptr<Model> build_decoder_lm(const Checkpoint& ckpt, const Placement& p, bool blocks) {
   const ModelConfig& c = ckpt.config();
@@ -103,7 +108,7 @@ void DecoderLM::load_all_layers(const Checkpoint& ckpt) {
 }
 
 struct DecoderLM::Pass {
-  at::Tensor x, mask, key_valid, global_mask, local_mask;
+  at::Tensor x, mask, key_valid, global_mask, local_mask, positions;
   std::pair<at::Tensor, at::Tensor> cos_sin;
   int64_t start = 0, T = 0;
   KVCache* cache = nullptr;
@@ -138,6 +143,7 @@ DecoderLM::Pass DecoderLM::begin(const at::Tensor& ids, const at::Tensor& mask_i
     p.x = p.x +
           at::embedding(position_embedding, config_.position_offset ? positions + config_.position_offset : positions);
   if (rope) p.cos_sin = rope->cos_sin(positions, p.x.scalar_type());
+  p.positions = positions;
   return p;
 }
 
@@ -152,6 +158,7 @@ void DecoderLM::run_layer(Pass& p, const DecoderLayer& layer, size_t l) const {
   const at::Tensor& m = layer_mask(p, layer);
   auto attention = [&](const at::Tensor& h) {
     observe(AttentionModule::DecoderSelf, int64_t(l), h, p.mask);
+    if (layer.latent) return layer.latent->self_attention(h, m, p.positions, p.cache, l);
     return layer.attn.self_attention(h, m, rope ? &*rope : nullptr, p.cos_sin, p.cache, l);
   };
   if (!config_.norm_before) {  // post-norm (OPT-350m)
@@ -213,7 +220,8 @@ at::Tensor DecoderLM::hidden(const at::Tensor& ids, const at::Tensor& mask, KVCa
 
 std::vector<AttentionBlock> DecoderLM::attention_blocks() {
   std::vector<AttentionBlock> out;
-  for (size_t l = 0; l < layers.size(); ++l) out.push_back({AttentionModule::DecoderSelf, int64_t(l), &layers[l].attn});
+  for (size_t l = 0; l < layers.size(); ++l)
+    if (!layers[l].latent) out.push_back({AttentionModule::DecoderSelf, int64_t(l), &layers[l].attn});
   return out;
 }
 

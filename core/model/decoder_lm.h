@@ -8,13 +8,15 @@
 #include <vector>
 
 #include "core/model/attention.h"
+#include "core/model/latent_attention.h"
 #include "core/model/model.h"
 
 namespace gqa {
 
 struct DecoderLayer {
   Norm attn_norm, ffn_norm;
-  Attention attn;
+  Attention attn;                         // unused when the block is latent
+  std::optional<LatentAttention> latent;  // a latent (MLA) block: gqa_latent in config.json
   FeedForward ffn;
   int64_t window = 0;  // > 0: local attention over the last `window` slots (GPT-Neo)
 };

@@ -13,6 +13,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include "core/arch.h"
 #include "core/config.h"
 #include "core/model/kv_cache.h"
 #include "core/model/layers.h"
@@ -34,6 +35,22 @@ struct LatentAttention {
   // (slot `layer`) when given; `mask` as Attention::self_attention's (undefined = causal over x).
   at::Tensor self_attention(const at::Tensor& x, const at::Tensor& mask, const at::Tensor& positions, KVCache* cache,
                             size_t layer) const;
+  // Cross-attention (T5's decoder; no rotary key): the memory's latent [B, 1, S, rank], made once
+  // per batch, is all a decoding step keeps of the encoder output.
+  at::Tensor project_memory(const at::Tensor& memory) const;
+  at::Tensor cross_attention(const at::Tensor& x, const at::Tensor& memory_latent, const at::Tensor& mask) const;
+
+ private:
+  // Heads' queries absorbed into the latent: [q_nope_h B_k,h | q_pe_h] -> attention over the
+  // entries -> B_v,h (+ value bias) -> o.
+  at::Tensor attend_absorbed(const at::Tensor& q_nope, const at::Tensor& q_pe, const at::Tensor& keys,
+                             const at::Tensor& values, const at::Tensor& mask, bool causal) const;
 };
+
+// Loads a latent block (module, layer) as the config's gqa_latent fields describe it; `model_inv_freq`
+// is the model's rotary frequencies per pair (undefined without RoPE), of which the block's slots
+// turn at the pairs its layout names.
+LatentAttention load_latent_attention(const Checkpoint& ckpt, AttentionModule module, int64_t layer, double scale,
+                                      const at::Tensor& model_inv_freq, const Placement& p);
 
 }  // namespace gqa

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/model/attention.h"
 #include "core/model/decoder_lm.h"
+#include "core/model/latent_attention.h"
 #include "core/model/model.h"
 
 namespace gqa {
@@ -14,8 +15,25 @@ namespace {
 
 struct T5Layer {
   Norm self_norm, cross_norm, ffn_norm;
-  Attention self, cross;
+  Attention self, cross;                                     // unused where the block is latent
+  std::optional<LatentAttention> self_latent, cross_latent;  // latent (MLA) blocks: gqa_latent
   FeedForward ffn;
+
+  at::Tensor self_attention(const at::Tensor& h, const at::Tensor& bias, KVCache* cache, size_t l) const {
+    return self_latent ? self_latent->self_attention(h, bias, at::Tensor(), cache, l)
+                       : self.self_attention(h, bias, nullptr, {}, cache, l);
+  }
+  // The memory's K/V, or its latent twice (K and V of a latent block are the same entries).
+  std::pair<at::Tensor, at::Tensor> project_memory(const at::Tensor& memory) const {
+    if (!cross_latent) return cross.project_memory(memory);
+    const at::Tensor latent = cross_latent->project_memory(memory);
+    return {latent, latent};
+  }
+  at::Tensor cross_attention(const at::Tensor& x, const std::pair<at::Tensor, at::Tensor>& mem,
+                             const at::Tensor& mask) const {
+    return cross_latent ? cross_latent->cross_attention(x, mem.first, mask)
+                        : cross.cross_attention(x, mem.first, mem.second, mask);
+  }
 };
 
 struct T5Stack {
@@ -103,7 +121,7 @@ class T5Model : public Model {
     if (residency() == Residency::Whole) {
       DecoderPass p = begin_decoder(ids, mask, cache, *memory);
       if (cache && cache->cross.empty())  // encoder K/V computed once per batch, reused every step
-        for (const T5Layer& layer : decoder_.layers) cache->cross.push_back(layer.cross.project_memory(memory->hidden));
+        for (const T5Layer& layer : decoder_.layers) cache->cross.push_back(layer.project_memory(memory->hidden));
       const bool checkpoint = checkpoint_blocks(cache);
       for (size_t l = 0; l < decoder_.layers.size(); ++l) {
         if (checkpoint)
@@ -155,7 +173,7 @@ class T5Model : public Model {
   void run_encoder_layer(EncoderPass& p, const T5Layer& layer, size_t l) const {
     const at::Tensor h = layer.self_norm(p.x);
     observe(AttentionModule::EncoderSelf, int64_t(l), h, p.mask);
-    p.x = p.x + layer.self.self_attention(h, p.bias, nullptr, {}, nullptr, 0);
+    p.x = p.x + layer.self_attention(h, p.bias, nullptr, 0);
     p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
   }
 
@@ -190,9 +208,9 @@ class T5Model : public Model {
     const at::Tensor h = layer.self_norm(p.x);
     observe(AttentionModule::DecoderSelf, int64_t(l), h, p.mask);
     observe(AttentionModule::DecoderCross, int64_t(l), p.memory->hidden, p.memory->mask);
-    p.x = p.x + layer.self.self_attention(h, p.self_bias, nullptr, {}, p.cache, l);
-    auto mem = p.cache ? p.cache->cross[l] : layer.cross.project_memory(p.memory->hidden);
-    p.x = p.x + layer.cross.cross_attention(layer.cross_norm(p.x), mem.first, mem.second, p.cross_mask);
+    p.x = p.x + layer.self_attention(h, p.self_bias, p.cache, l);
+    auto mem = p.cache ? p.cache->cross[l] : layer.project_memory(p.memory->hidden);
+    p.x = p.x + layer.cross_attention(layer.cross_norm(p.x), mem, p.cross_mask);
     p.x = p.x + layer.ffn(layer.ffn_norm(p.x));
   }
 
@@ -225,10 +243,13 @@ class T5Model : public Model {
   std::vector<AttentionBlock> attention_blocks() override {
     std::vector<AttentionBlock> out;
     for (size_t l = 0; l < encoder_.layers.size(); ++l)
-      out.push_back({AttentionModule::EncoderSelf, int64_t(l), &encoder_.layers[l].self});
+      if (!encoder_.layers[l].self_latent)
+        out.push_back({AttentionModule::EncoderSelf, int64_t(l), &encoder_.layers[l].self});
     for (size_t l = 0; l < decoder_.layers.size(); ++l) {
-      out.push_back({AttentionModule::DecoderSelf, int64_t(l), &decoder_.layers[l].self});
-      out.push_back({AttentionModule::DecoderCross, int64_t(l), &decoder_.layers[l].cross});
+      if (!decoder_.layers[l].self_latent)
+        out.push_back({AttentionModule::DecoderSelf, int64_t(l), &decoder_.layers[l].self});
+      if (!decoder_.layers[l].cross_latent)
+        out.push_back({AttentionModule::DecoderCross, int64_t(l), &decoder_.layers[l].cross});
     }
     return out;
   }
@@ -239,10 +260,18 @@ class T5Model : public Model {
     const bool enc = s == Stack::Encoder;
     T5Layer layer;
     layer.self_norm = load_norm(ckpt, s, Role::AttnNorm, Role::AttnNormBias, l, true, c.norm_eps, p);
-    layer.self = load_attention(ckpt, enc ? AttentionModule::EncoderSelf : AttentionModule::DecoderSelf, l, 1.0, p);
+    // T5 attention is unscaled (scale 1) and has no rotary embeddings.
+    const AttentionModule self = enc ? AttentionModule::EncoderSelf : AttentionModule::DecoderSelf;
+    if (c.layout(self, l).is_latent())
+      layer.self_latent = load_latent_attention(ckpt, self, l, 1.0, at::Tensor(), p);
+    else
+      layer.self = load_attention(ckpt, self, l, 1.0, p);
     if (!enc) {
       layer.cross_norm = load_norm(ckpt, s, Role::CrossNorm, Role::CrossNorm, l, true, c.norm_eps, p);
-      layer.cross = load_attention(ckpt, AttentionModule::DecoderCross, l, 1.0, p);
+      if (c.layout(AttentionModule::DecoderCross, l).is_latent())
+        layer.cross_latent = load_latent_attention(ckpt, AttentionModule::DecoderCross, l, 1.0, at::Tensor(), p);
+      else
+        layer.cross = load_attention(ckpt, AttentionModule::DecoderCross, l, 1.0, p);
     }
     layer.ffn_norm = load_norm(ckpt, s, Role::FfnNorm, Role::FfnNormBias, l, true, c.norm_eps, p);
     layer.ffn = load_feed_forward(ckpt, s, l, p);

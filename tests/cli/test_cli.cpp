@@ -539,7 +539,7 @@ TEST(Fold, SaysItFoldsScalars) {
 // gqa convert / fold: every bad request exits 2 with one line and leaves no output folder.
 // Latent (MLA) config fields parse, and inspect reports their cache (rank + rope dims per token and
 // layer); the weights cannot be loaded yet, which eval says in one line (issue #21 in progress).
-TEST(LatentFields, InspectReportsTheCacheAndEvalRefusesToLoad) {
+TEST(LatentFields, InspectReportsTheCacheAndEvalNamesTheTensorThatDisagrees) {
   ORACLE_OR_SKIP(llama, "llama_mha");
   TempDir d;
   const std::string dir = d.file("latent");
@@ -556,7 +556,30 @@ TEST(LatentFields, InspectReportsTheCacheAndEvalRefusesToLoad) {
   ASSERT_TRUE(Succeeded(r)) << r.describe();
   EXPECT_EQ(json::parse(r.out)["kv_cache"]["bytes_per_token"].get<int64_t>(), layers * (6 + 2) * 4);
   write_text(d.file("text.txt"), "Some held-out text to score, long enough for a few tokens.");
-  EXPECT_TRUE(UserError(run_gqa({"eval", dir, "--text", d.file("text.txt")}), {"gqa_latent", "cannot be loaded"}));
+  // The config says latent, the tensors are still MHA's: the first latent tensor read disagrees.
+  EXPECT_TRUE(
+      UserError(run_gqa({"eval", dir, "--text", d.file("text.txt")}), {"q_proj.weight", "disagrees with config.json"}));
+}
+
+TEST(LatentFields, ConvertTargetMlaWritesAFolderThatInspectAndEvalRun) {
+  ORACLE_OR_SKIP(llama, "llama_mha");
+  TempDir d;
+  const std::string src = d.file("src"), out = d.file("mla");
+  copy_case(llama, src);
+  write_byte_tokenizer(src);
+  const Result c = run_gqa({"convert", src, out, "--target", "mla", "--kv-rank", "12", "--rope-dims", "4"});
+  ASSERT_TRUE(Succeeded(c)) << c.describe();
+  EXPECT_NE(c.out.find("latent rank 12"), std::string::npos) << c.out;
+  const json cfg = json::parse(read_text(out + "/config.json"));
+  EXPECT_EQ(cfg["gqa_latent"]["rank"], 12);
+  EXPECT_EQ(cfg["gqa_conversion"]["strategy"], "mla");
+  const Result r = run_gqa({"inspect", out, "--json"});
+  ASSERT_TRUE(Succeeded(r)) << r.describe();
+  EXPECT_EQ(json::parse(r.out)["kv_cache"]["bytes_per_token"].get<int64_t>(),
+            cfg["num_hidden_layers"].get<int64_t>() * (12 + 4) * 4);
+  write_text(d.file("text.txt"), "Some held-out text to score, long enough for a few tokens.");
+  const Result e = run_gqa({"eval", out, "--text", d.file("text.txt")});
+  EXPECT_TRUE(Succeeded(e)) << e.describe();
 }
 
 TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
@@ -583,6 +606,12 @@ TEST(ConvertBadInput, OneLineExitTwoNoOutput) {
       {{"convert", gpt2, out, "--kv-heads", "2", "--dtype", "f8"}, {"--dtype", "f8"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--modules", "encoder-self"}, {"--modules", "only for T5"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--strategy", "best"}, {"--strategy", "unknown 'best'"}},
+      {{"convert", gpt2, out, "--target", "mqa"}, {"--target", "expected gqa or mla"}},
+      {{"convert", llama, out, "--target", "mla"}, {"--kv-rank", "needs the latent rank"}},
+      {{"convert", gpt2, out, "--kv-rank", "8"}, {"--kv-rank", "only with --target mla"}},
+      {{"convert", gpt2, out, "--target", "mla", "--kv-rank", "8", "--rope-dims", "4"},
+       {"--rope-dims", "no rotary embeddings"}},
+      {{"convert", llama, out, "--target", "mla", "--kv-rank", "8", "--mqa"}, {"--target", "mla", "--kv-rank"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--layers", "0-9"}, {"--layers"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--calib", d.file("missing.txt")}, {"missing.txt", "cannot open"}},
       {{"convert", gpt2, out, "--kv-heads", "2", "--calib", d.file("empty.txt")}, {"empty.txt", "empty"}},

@@ -27,24 +27,9 @@ namespace {
 using test::logits_for;
 using test::max_abs_diff;
 using test::reference;
+using test::transformers_logits;
 
 std::string oracle(const std::string& name) { return test::oracle_case(name); }
-
-at::Tensor masked(const at::Tensor& logits, const std::string& case_name) {
-  SafetensorsFile ref(oracle(case_name) + "/reference.safetensors");
-  if (ref.has("decoder_input_ids")) return logits;
-  return logits * reference(ref, "attention_mask").unsqueeze(-1);
-}
-
-// transformers' logits for a folder (through tests/oracle/hf_logits.py).
-at::Tensor transformers_logits(const std::string& model_dir, const std::string& case_name, const test::TempDir& tmp) {
-  const std::string out = tmp.file("hf_logits.safetensors");
-  const std::string cmd = std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/hf_logits.py " + model_dir +
-                          " " + oracle(case_name) + "/reference.safetensors " + out;
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  SafetensorsFile f(out);
-  return masked(reference(f, "logits"), case_name);
-}
 
 struct Conversion {
   std::string case_name, strategy;

@@ -10,6 +10,7 @@
 
 #include "core/model/model.h"
 #include "core/safetensors.h"
+#include "tests/test_util.h"
 
 namespace gqa::test {
 
@@ -55,5 +56,24 @@ inline std::vector<std::vector<int64_t>> random_sequences(int n, int len, int64_
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kFloat).cpu() - b.to(at::kFloat).cpu()).abs().max().item<double>();
 }
+
+#if defined(GQA_PYTHON) && defined(GQA_SOURCE_DIR)
+// Logits of an oracle case's reference inputs with padded positions zeroed (T5's as they are).
+inline at::Tensor masked(const at::Tensor& logits, const std::string& case_name) {
+  SafetensorsFile ref(oracle_case(case_name) + "/reference.safetensors");
+  if (ref.has("decoder_input_ids")) return logits;
+  return logits * reference(ref, "attention_mask").unsqueeze(-1);
+}
+
+// transformers' logits for a folder (through tests/oracle/hf_logits.py), for a case's inputs.
+inline at::Tensor transformers_logits(const std::string& model_dir, const std::string& case_name, const TempDir& tmp) {
+  const std::string out = tmp.file("hf_logits.safetensors");
+  const std::string cmd = std::string(GQA_PYTHON) + " " + GQA_SOURCE_DIR + "/tests/oracle/hf_logits.py " + model_dir +
+                          " " + oracle_case(case_name) + "/reference.safetensors " + out;
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  SafetensorsFile f(out);
+  return masked(reference(f, "logits"), case_name);
+}
+#endif
 
 }  // namespace gqa::test

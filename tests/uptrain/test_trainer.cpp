@@ -271,6 +271,37 @@ TEST(Trainer, WeightedScalarsTrainAndFold) {
   EXPECT_NE(test::read_text(tmp.file("out/train_log.jsonl")).find("\"kind\":\"wgqa\""), std::string::npos);
 }
 
+// Latent attention (MLA, issue #21) trains as a grouped model does: a distilled run lowers the
+// loss and moves every latent tensor, the saved folder is still latent and reloads to the trained
+// model, and 2 gloo processes equal 1 process with 2x accumulation.
+TEST(Trainer, LatentAttentionTrainsSavesAndRunsOnTwoProcesses) {
+  TempDir tmp("gqa-mla-train");
+  write_tokens(tmp.file("train.bin"), 6000, 19);
+  const std::string src = test::oracle_case("llama_mha");
+  ASSERT_EQ(run(gqa_cmd("convert " + src + " " + tmp.file("mla") + " --target mla --kv-rank 16 --rope-dims 8")).code,
+            0);
+  const std::string common = " --data " + tmp.file("train.bin") +
+                             " --seq-len 32 --batch-size 2 --steps 12 --lr 2e-3 --threads 1 --quiet --teacher " + src;
+  RunResult one = run(gqa_cmd("uptrain " + tmp.file("mla") + " " + tmp.file("one") + common + " --grad-accum 2"));
+  ASSERT_EQ(one.code, 0) << one.output;
+  const auto losses = train_losses(tmp.file("one"));
+  ASSERT_EQ(losses.size(), 12u);
+  EXPECT_LT(losses.at(12), losses.at(1));
+  Checkpoint before(tmp.file("mla")), after(tmp.file("one/model"));
+  EXPECT_EQ(after.config().layout(AttentionModule::DecoderSelf, 0).latent_rank, 16);
+  for (const std::string name :
+       {"model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.kv_a_proj_with_mqa.weight",
+        "model.layers.1.self_attn.kv_b_proj.weight"}) {
+    ASSERT_TRUE(after.has(name)) << name;
+    const TensorView &a = before.tensor(name), &b = after.tensor(name);
+    ASSERT_EQ(a.nbytes, b.nbytes) << name;
+    EXPECT_NE(std::memcmp(a.data, b.data, a.nbytes), 0) << name << " did not train";
+  }
+  RunResult two = run(gqa_cmd("uptrain " + tmp.file("mla") + " " + tmp.file("two") + common + " --nproc 2"));
+  ASSERT_EQ(two.code, 0) << two.output;
+  EXPECT_LT(folder_diff(tmp.file("one/model"), tmp.file("two/model")), 1e-5);
+}
+
 // A finished run read back from its folder (what gqa compare resumes from): the paths the trainer
 // wrote to, and the steps, tokens and losses recorded in the model's config.json.
 TEST(Trainer, CompletedRunReadsBackItsSummary) {
