@@ -12,7 +12,8 @@
 #         when its python has no transformers). Without it the parity step is skipped, and says so.
 # Steps:
 #   1. build (cuda) - 2. CUDA test cases: f32/bf16 parity, decode kernel (cpu: the cpu cases)
-#   3. gqa bench decode at batch 1..512 (cpu: 1,4) of a GQA model against its MHA source
+#   3. gqa bench decode at batch 1..512 (cpu: 1,4) of a GQA model against its MHA source, and (3b) of a
+#      latent-attention (MLA) model caching the same bytes
 #   4. uptraining of a >= 100 M-parameter GPT-2-shaped model in bf16: plain, --checkpoint-activations,
 #      --shard-optimizer, both; tokens/s, MFU (6 x parameters x tokens/s over the device's bf16
 #      peak: 989 TFLOP/s for an H100 SXM, GQA_PEAK_TFLOPS to override) and peak memory beside --plan.
@@ -101,6 +102,17 @@ if "$gqa" bench decode "$models/gqa" --baseline "$mha" --batch "$batches" --cont
   note decode ok "batch $batches: see $out/decode.log"
 else
   note decode FAILED "see $out/decode.log"
+fi
+
+# 3b. Latent attention (issue #21) caching what the GQA model caches (GPT-2 has no RoPE: all of it
+# latent, 4 KV heads x (K + V) 64 dims = rank 512; cpu: 1 head's 128), against the same MHA source.
+if [[ "$device" == cuda ]]; then rank=512; else rank=128; fi
+if "$gqa" convert "$mha" "$models/mla" --target mla --kv-rank "$rank" --force >>"$out/models.log" 2>&1 &&
+   "$gqa" bench decode "$models/mla" --baseline "$mha" --batch "$batches" --context "$context" --new-tokens "$new" \
+     --device "$device" --dtype bf16 >"$out/decode-mla.log" 2>&1; then
+  note decode-mla ok "rank $rank, batch $batches: see $out/decode-mla.log"
+else
+  note decode-mla FAILED "see $out/models.log and $out/decode-mla.log"
 fi
 
 # 4. Uptraining in bf16: each mode against the plain one, with --plan beside the measured peak.

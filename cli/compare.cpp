@@ -1,5 +1,6 @@
 // gqa compare MHA_DIR OUT_DIR --data TRAIN --eval-data HELDOUT: every strategy x KV-head count
-// converted, uptrained and measured against the MHA source in one run, into a report folder.
+// (and, with --targets mla, latent attention at each count's KV bytes) converted, uptrained and
+// measured against the MHA source in one run, into a report folder.
 #include <iostream>
 
 #include "cli/training_options.h"
@@ -11,15 +12,18 @@ namespace gqa::cli {
 int compare(const Args& args) {
   po::options_description opts("gqa compare MHA_DIR OUT_DIR --data TRAIN... --eval-data HELDOUT [options]");
   CompareOptions c;
-  std::string strategies, kv_heads, batches;
+  std::string strategies, kv_heads, batches, targets;
   opts.add_options()("help,h", "show options")("mha", po::value<std::string>(&c.mha_dir)->required(),
                                                "the MHA source model folder")(
       "out", po::value<std::string>(&c.out_dir)->required(),
       "report folder (re-running resumes: finished cells are reused)")(
       "strategies",
       po::value<std::string>(&strategies)->default_value("mean,first,weighted,random-weighted,similarity,svd"),
-      "conversion strategies, comma-separated")("kv-heads", po::value<std::string>(&kv_heads)->default_value("8,4,2,1"),
-                                                "KV-head counts (those dividing the heads)")(
+      "conversion strategies, comma-separated")(
+      "targets", po::value<std::string>(&targets)->default_value("gqa"),
+      "gqa (the strategies), mla (latent attention caching the KV bytes of each --kv-heads count), or gqa,mla")(
+      "kv-heads", po::value<std::string>(&kv_heads)->default_value("8,4,2,1"),
+      "KV-head counts (those dividing the heads)")(
       "uptrain-fraction", po::value<double>(),
       "uptraining budget as a fraction of the pretraining tokens (default 0.05)")("no-uptrain",
                                                                                   "measure at step 0 only")(
@@ -33,7 +37,7 @@ int compare(const Args& args) {
                                       po::value<int64_t>(&c.quality.max_tokens)->default_value(c.quality.max_tokens),
                                       "held-out tokens scored (predicted tokens: the text read is one token longer)")(
       "calib", po::value<std::string>(&c.calib_text),
-      "calibration text for svd and similarity (default: the eval data)")(
+      "calibration text for svd, similarity and mla (default: the eval data)")(
       "speed-batches", po::value<std::string>(&batches)->default_value("1,16,512"), "decode batch sizes")(
       "prompt-len", po::value<int64_t>(&c.speed.prompt_len)->default_value(128), "decode benchmark prompt length")(
       "new-tokens", po::value<int64_t>(&c.speed.new_tokens)->default_value(32), "decode benchmark new tokens")(
@@ -49,6 +53,7 @@ int compare(const Args& args) {
   c.dtype = c.train.dtype;  // one --dtype for the measurements, calibration and uptraining
   c.strategies = split_list<std::string>(strategies, "--strategies");
   c.kv_heads = split_list<int>(kv_heads, "--kv-heads");
+  c.targets = split_list<std::string>(targets, "--targets");
   c.speed.batches = split_list<int64_t>(batches, "--speed-batches");
   c.uptrain = !vm.count("no-uptrain");
   c.measure_speed = !vm.count("no-speed");

@@ -121,6 +121,20 @@ const std::vector<ByBatch>& by_batch_fields() {
   return list;
 }
 
+// The cell's optional non-negative integers, as JSON integers of the same key.
+struct Count {
+  const char* key;
+  std::optional<int64_t> CellResult::*member;
+};
+
+const std::vector<Count>& count_fields() {
+  static const std::vector<Count> list = {{"kv_bytes_per_token", &CellResult::kv_bytes_per_token},
+                                          {"latent_rank", &CellResult::latent_rank},
+                                          {"latent_rope_dims", &CellResult::latent_rope_dims},
+                                          {"parameters", &CellResult::parameters}};
+  return list;
+}
+
 json by_batch_to_json(const std::map<int64_t, double>& values) {
   json object = json::object();
   for (const auto& [batch, v] : values) object[std::to_string(batch)] = number_to_json(v);
@@ -183,7 +197,8 @@ bool CellResult::operator==(const CellResult& other) const {
          same_times(decode_ms_per_token, other.decode_ms_per_token) && same_times(decode_spread, other.decode_spread) &&
          same_times(paired_mha_ms_per_token, other.paired_mha_ms_per_token) &&
          same_times(paired_mha_spread, other.paired_mha_spread) && noisy_batches == other.noisy_batches &&
-         kv_bytes_per_token == other.kv_bytes_per_token && parameters == other.parameters &&
+         kv_bytes_per_token == other.kv_bytes_per_token && latent_rank == other.latent_rank &&
+         latent_rope_dims == other.latent_rope_dims && parameters == other.parameters &&
          same_curve(train_loss, other.train_loss) && same_curve(valid_loss, other.valid_loss) &&
          same_optional(wall_seconds, other.wall_seconds);
 }
@@ -203,8 +218,8 @@ void to_json(json& j, const CellResult& cell) {
   for (const ByBatch& field : by_batch_fields())
     if (!(cell.*field.member).empty()) j[field.key] = by_batch_to_json(cell.*field.member);
   if (!cell.noisy_batches.empty()) j["noisy_batches"] = cell.noisy_batches;
-  if (cell.kv_bytes_per_token) j["kv_bytes_per_token"] = *cell.kv_bytes_per_token;
-  if (cell.parameters) j["parameters"] = *cell.parameters;
+  for (const Count& field : count_fields())
+    if (const std::optional<int64_t>& v = cell.*field.member) j[field.key] = *v;
   if (!cell.train_loss.empty()) j["train_loss"] = curve_to_json(cell.train_loss);
   if (!cell.valid_loss.empty()) j["valid_loss"] = curve_to_json(cell.valid_loss);
   if (cell.wall_seconds) j["wall_seconds"] = number_to_json(*cell.wall_seconds);
@@ -243,9 +258,8 @@ CellResult cell_from_json(const json& j, const std::string& source) {
     for (size_t i = 0; i < noisy->size(); ++i)
       cell.noisy_batches.insert(integer_from_json((*noisy)[i], source, "noisy_batches[" + std::to_string(i) + "]", 1));
   }
-  if (const json* v = member(j, "kv_bytes_per_token"))
-    cell.kv_bytes_per_token = integer_from_json(*v, source, "kv_bytes_per_token", 0);
-  if (const json* v = member(j, "parameters")) cell.parameters = integer_from_json(*v, source, "parameters", 0);
+  for (const Count& field : count_fields())
+    if (const json* v = member(j, field.key)) cell.*field.member = integer_from_json(*v, source, field.key, 0);
   if (const json* v = member(j, "train_loss")) cell.train_loss = curve_from_json(*v, source, "train_loss");
   if (const json* v = member(j, "valid_loss")) cell.valid_loss = curve_from_json(*v, source, "valid_loss");
   if (const json* v = member(j, "wall_seconds")) cell.wall_seconds = number_from_json(*v, source, "wall_seconds");

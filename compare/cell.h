@@ -1,6 +1,7 @@
-// One result of `gqa compare`: a conversion strategy at a KV-head count, or the MHA baseline,
-// with its quality, decode speed and uptraining curves. Stored as one JSON file per finished cell
-// so a resumed comparison reloads them. Torch-free.
+// One result of `gqa compare`: a conversion strategy at a KV-head count, an MLA conversion at the
+// KV bytes of a KV-head count, or the MHA baseline, with its quality, decode speed and uptraining
+// curves. Stored as one JSON file per finished cell so a resumed comparison reloads them.
+// Torch-free.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -30,8 +31,10 @@ struct LossPoint {
 };
 
 struct CellResult {
-  std::string strategy;  // conversion strategy ("mean", "svd", ...); for the baseline, e.g. "mha"
-  int64_t kv_heads = 0;  // the baseline's KV heads = its query heads
+  std::string strategy;  // conversion strategy ("mean", "svd", ..., "mla"); for the baseline, e.g. "mha"
+  // The baseline's KV heads = its query heads. An MLA cell: the GQA KV-head count whose KV cache
+  // bytes its latent cache matches (2 of 8 heads: a quarter of MHA's KV bytes).
+  int64_t kv_heads = 0;
   bool is_baseline = false;
   Quality step0;      // right after conversion, before any uptraining
   Quality uptrained;  // after uptraining (empty when the cell was not uptrained)
@@ -49,7 +52,9 @@ struct CellResult {
   // Batch sizes whose timing stayed noisy: the repeats of the model or of its paired MHA run
   // disagreed by more than the threshold in the first pass and again in the one re-measure.
   std::set<int64_t> noisy_batches;
-  std::optional<int64_t> kv_bytes_per_token;  // KV cache, all layers
+  std::optional<int64_t> kv_bytes_per_token;  // KV cache, all layers (an MLA cell: its latent cache)
+  std::optional<int64_t> latent_rank;         // MLA: latent dims per token and layer (R)
+  std::optional<int64_t> latent_rope_dims;    // MLA: shared rotary key dims per token and layer (D)
   std::optional<int64_t> parameters;
   std::vector<LossPoint> train_loss, valid_loss;  // uptraining curves, by step
   std::optional<double> wall_seconds;             // time spent on the cell (convert + uptrain + eval)

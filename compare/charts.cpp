@@ -1,8 +1,10 @@
-// The two SVG charts of the report: perplexity vs decode speed, and the uptraining loss curves.
+// The SVG charts of the report: perplexity vs decode speed and vs KV cache bytes (one scatter
+// renderer, parameterised by its x axis), and the uptraining loss curves.
 #include "compare/charts.h"
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "compare/metrics.h"
@@ -38,6 +40,10 @@ Shape kv_shape(const Plan& plan, const CellResult& cell) {
   if (cell.is_baseline) return Shape::kStar;
   return static_cast<Shape>(plan.kv_index(cell.kv_heads) % kKvShapes);
 }
+
+// The legend's heading over the KV-head markers or dashes: an MLA cell takes those of the KV-head
+// count whose bytes it matches.
+std::string kv_legend_heading(bool mla_drawn) { return mla_drawn ? "KV heads (MLA: equal bytes)" : "KV heads"; }
 
 // An axis over the data's range plus a margin (so no point sits on the frame), with the nice
 // ticks inside it: extending the axis to the outer ticks would waste up to a step at each end.
@@ -131,29 +137,45 @@ std::vector<Panel> loss_panels(const Plan& plan) {
   return panels;
 }
 
-}  // namespace
+// The x axis of a quality chart (perplexity after uptraining on y) and what it says about a point.
+struct QualityAxis {
+  std::string title;    // the chart's title
+  std::string context;  // the subtitle's first part (after the model), e.g. "decode at batch 16"
+  std::string label;    // the axis label
+  bool higher_is_better = false;
+  std::string baseline_label;                   // on the vertical reference line through the baseline
+  std::string nothing_plotted;                  // in the empty plot area
+  std::function<std::string(double)> describe;  // a point's x in its tooltip
+  // Whether a cell's x rests on a noisy timing (drawn hollow); empty: no x is noisy.
+  std::function<bool(const CellResult&)> noisy;
+};
 
-std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& options) {
-  const std::vector<PlotPoint> points = quality_points(plan, nullptr);
-  const std::string batch = std::to_string(plan.speed_batch);
+// Perplexity after uptraining against `axis`: a marker per point (colour: strategy, shape: KV
+// heads, the baseline a star) with its tooltip, a faint line through each strategy's points in
+// KV-head order, reference lines through the baseline, and the legend.
+std::string render_quality_scatter(const Plan& plan, const ReportOptions& options, const std::vector<PlotPoint>& points,
+                                   const QualityAxis& axis) {
+  const auto noisy = [&axis](const PlotPoint& p) { return axis.noisy && axis.noisy(*p.cell); };
 
   std::vector<LegendItem> legend;
   std::set<std::string> plotted_strategies;
   std::set<int64_t> plotted_kv;
+  bool mla_plotted = false;
   for (const PlotPoint& point : points)
     if (!point.cell->is_baseline) {
       plotted_strategies.insert(point.cell->strategy);
       plotted_kv.insert(point.cell->kv_heads);
+      mla_plotted = mla_plotted || is_mla(*point.cell);
     }
   if (!plotted_strategies.empty()) legend.push_back({"Strategy", nullptr});
   for (size_t i = 0; i < plan.strategies.size(); ++i) {
     if (!plotted_strategies.count(plan.strategies[i])) continue;
     const std::string color = kPalette[i % std::size(kPalette)];
-    legend.push_back({plan.strategies[i], [color](Svg& svg, double x, double y) {
+    legend.push_back({strategy_label(plan.strategies[i]), [color](Svg& svg, double x, double y) {
                         svg.path(marker_path(Shape::kCircle, x, y, 5.5), "fill=\"" + color + "\"");
                       }});
   }
-  if (!plotted_kv.empty()) legend.push_back({"KV heads", nullptr});
+  if (!plotted_kv.empty()) legend.push_back({kv_legend_heading(mla_plotted), nullptr});
   for (size_t i = 0; i < plan.kv_counts.size(); ++i) {
     if (!plotted_kv.count(plan.kv_counts[i])) continue;
     const Shape shape = static_cast<Shape>(i % kKvShapes);
@@ -163,10 +185,6 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   }
   const bool baseline_plotted =
       std::any_of(points.begin(), points.end(), [](const PlotPoint& p) { return p.cell->is_baseline; });
-  // A point whose x rests on a noisy timing: a speedup's (speedup_is_noisy) or the cell's own time.
-  const auto noisy = [&plan](const PlotPoint& p) {
-    return plan.x_is_speedup ? speedup_is_noisy(plan, *p.cell, plan.speed_batch) : is_noisy(*p.cell, plan.speed_batch);
-  };
   const bool noisy_plotted = std::any_of(points.begin(), points.end(), noisy);
   if (baseline_plotted || noisy_plotted) legend.push_back({"", nullptr});  // a gap before the baseline
   if (baseline_plotted) {
@@ -187,10 +205,9 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   const double height = std::max(top + plot_height + 62, top + legend_height(legend) + 20);
   Svg svg(width, height);
 
-  const bool x_higher_is_better = plan.x_is_speedup;
-  const std::string better_corner = x_higher_is_better ? "lower right is better" : "lower left is better";
-  draw_titles(svg, left, "Perplexity vs decode speed",
-              subtitle_for(options, {plan.speed_batch ? "decode at batch " + batch : "no decode times",
+  const std::string better_corner = axis.higher_is_better ? "lower right is better" : "lower left is better";
+  draw_titles(svg, left, axis.title,
+              subtitle_for(options, {axis.context,
                                      std::to_string(points.size()) + " of " + std::to_string(plan.ordered.size()) +
                                          " results plotted",
                                      better_corner}));
@@ -205,25 +222,27 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
     frame.x = axis_ticks(x_lo, x_hi, 0.06);
     frame.y = axis_ticks(y_lo, y_hi, 0.08);
   }
-  const std::string x_label = x_higher_is_better
-                                  ? "Decode speedup vs MHA at batch " + batch + " (\u00d7, higher is better \u2192)"
-                                  : "Decode time per token at batch " + batch + " (ms, \u2190 lower is better)";
-  draw_frame(svg, frame, x_label, "Perplexity after uptraining (\u2193 lower is better)");
+  draw_frame(svg, frame, axis.label, "Perplexity after uptraining (\u2193 lower is better)");
 
   if (points.empty()) {
-    svg.text(left + plot_width / 2, top + plot_height / 2,
-             "No result has both a perplexity after uptraining and a decode time", kLabelFont,
+    svg.text(left + plot_width / 2, top + plot_height / 2, axis.nothing_plotted, kLabelFont,
              "text-anchor=\"middle\" fill=\"#888\"");
   }
 
-  // Reference lines through the baseline: where MHA's speed and quality are.
+  // Reference lines through the baseline: where MHA's x and quality are.
   for (const PlotPoint& p : points) {
     if (!p.cell->is_baseline) continue;
     const std::string style = "stroke=\"#999\" stroke-width=\"1\" stroke-dasharray=\"4 3\"";
-    svg.line(frame.px(p.x), top, frame.px(p.x), top + plot_height, style);
+    const double line_x = frame.px(p.x);
+    svg.line(line_x, top, line_x, top + plot_height, style);
     svg.line(left, frame.py(p.y), left + plot_width, frame.py(p.y), style);
-    svg.text(frame.px(p.x) + 4, top + 12, "MHA speed", 10, "fill=\"#777\"");
-    svg.text(left + plot_width - 4, frame.py(p.y) - 4, "MHA perplexity", 10, "text-anchor=\"end\" fill=\"#777\"");
+    // Each label beside its line, inside the frame and away from the baseline's star.
+    const bool fits_right = line_x + 4 + text_width(axis.baseline_label, 10) <= left + plot_width;
+    svg.text(fits_right ? line_x + 4 : line_x - 4, top + 12, axis.baseline_label, 10,
+             fits_right ? "fill=\"#777\"" : "text-anchor=\"end\" fill=\"#777\"");
+    const bool star_on_right = line_x > left + plot_width / 2;
+    svg.text(star_on_right ? left + 4 : left + plot_width - 4, frame.py(p.y) - 4, "MHA perplexity", 10,
+             star_on_right ? "fill=\"#777\"" : "text-anchor=\"end\" fill=\"#777\"");
   }
 
   // A faint line through each strategy's cells, in KV-head order, so a strategy reads as a curve.
@@ -244,14 +263,12 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   std::stable_partition(drawing_order.begin(), drawing_order.end(),
                         [](const PlotPoint& p) { return !p.cell->is_baseline; });
   for (const PlotPoint& p : drawing_order) {
-    const std::string tooltip =
-        cell_name(*p.cell) + ": perplexity " + format_perplexity(p.y) + ", " +
-        (x_higher_is_better ? format_fixed(p.x, 2) + "\u00d7 MHA speed" : format_significant(p.x) + " ms/token") +
-        (noisy(p) ? " (noisy timing)" : "");
+    const std::string tooltip = cell_name(*p.cell) + ": perplexity " + format_perplexity(p.y) + ", " +
+                                axis.describe(p.x) + (noisy(p) ? " (noisy timing)" : "");
     const std::string css_class =
         std::string("point") + (p.cell->is_baseline ? " baseline" : "") + (noisy(p) ? " noisy" : "");
     const std::string color = strategy_color(plan, *p.cell);
-    // A noisy timing is drawn hollow: its position on the speed axis is not to be trusted.
+    // A noisy timing is drawn hollow: its position on the x axis is not to be trusted.
     const std::string style = noisy(p)
                                   ? hollow_marker_style(color)
                                   : "fill=\"" + color + "\" fill-opacity=\"0.92\" stroke=\"#fff\" stroke-width=\"1\"";
@@ -260,6 +277,45 @@ std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& optio
   }
   if (!legend.empty()) draw_legend(svg, legend_x, top, legend);
   return svg.str();
+}
+
+}  // namespace
+
+std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& options) {
+  const std::string batch = std::to_string(plan.speed_batch);
+  QualityAxis axis;
+  axis.title = "Perplexity vs decode speed";
+  axis.context = plan.speed_batch ? "decode at batch " + batch : "no decode times";
+  axis.higher_is_better = plan.x_is_speedup;
+  axis.label = plan.x_is_speedup ? "Decode speedup vs MHA at batch " + batch + " (\u00d7, higher is better \u2192)"
+                                 : "Decode time per token at batch " + batch + " (ms, \u2190 lower is better)";
+  axis.baseline_label = "MHA speed";
+  axis.nothing_plotted = "No result has both a perplexity after uptraining and a decode time";
+  axis.describe = [&plan](double x) {
+    return plan.x_is_speedup ? format_fixed(x, 2) + "\u00d7 MHA speed" : format_significant(x) + " ms/token";
+  };
+  // A point whose x rests on a noisy timing: a speedup's (speedup_is_noisy) or the cell's own time.
+  axis.noisy = [&plan](const CellResult& cell) {
+    return plan.x_is_speedup ? speedup_is_noisy(plan, cell, plan.speed_batch) : is_noisy(cell, plan.speed_batch);
+  };
+  return render_quality_scatter(plan, options, quality_points(plan, nullptr), axis);
+}
+
+std::string render_quality_vs_kv_bytes(const Plan& plan, const ReportOptions& options) {
+  QualityAxis axis;
+  axis.title = "Perplexity vs KV cache size";
+  axis.context = plan.kv_vs_mha
+                     ? "MHA caches " + format_bytes(double(*plan.baseline->kv_bytes_per_token)) + " per token"
+                     : "KV cache per token, all layers";
+  axis.higher_is_better = false;
+  axis.label = plan.kv_vs_mha ? "KV cache bytes per token vs MHA (fraction, \u2190 smaller is better)"
+                              : "KV cache bytes per token (bytes, \u2190 smaller is better)";
+  axis.baseline_label = "MHA KV bytes";
+  axis.nothing_plotted = "No result has both a perplexity after uptraining and KV bytes per token";
+  axis.describe = [&plan](double x) {
+    return plan.kv_vs_mha ? format_percent(x) + " of MHA's KV bytes" : format_bytes(x) + " KV/token";
+  };
+  return render_quality_scatter(plan, options, kv_bytes_points(plan, nullptr), axis);
 }
 
 std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
@@ -300,13 +356,13 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   std::vector<LegendItem> legend;
   std::set<std::string> strategies_drawn;
   std::set<int64_t> kv_drawn;
-  bool baseline_drawn = false;
+  bool baseline_drawn = false, mla_drawn = false;
   for (const Panel& panel : panels)
     for (const auto& [cell, segments] : panel.curves) {
       if (cell->is_baseline)
         baseline_drawn = true;
       else
-        strategies_drawn.insert(cell->strategy), kv_drawn.insert(cell->kv_heads);
+        strategies_drawn.insert(cell->strategy), kv_drawn.insert(cell->kv_heads), mla_drawn |= is_mla(*cell);
     }
   const auto line_swatch = [](std::string color, std::string dash) {
     return [color, dash](Svg& svg, double x, double y) {
@@ -318,8 +374,8 @@ std::string render_loss_curves(const Plan& plan, const ReportOptions& options) {
   if (!strategies_drawn.empty()) legend.push_back({"Strategy", nullptr});
   for (size_t i = 0; i < plan.strategies.size(); ++i)
     if (strategies_drawn.count(plan.strategies[i]))
-      legend.push_back({plan.strategies[i], line_swatch(kPalette[i % std::size(kPalette)], "")});
-  if (!kv_drawn.empty()) legend.push_back({"KV heads", nullptr});
+      legend.push_back({strategy_label(plan.strategies[i]), line_swatch(kPalette[i % std::size(kPalette)], "")});
+  if (!kv_drawn.empty()) legend.push_back({kv_legend_heading(mla_drawn), nullptr});
   for (size_t i = 0; i < plan.kv_counts.size(); ++i)
     if (kv_drawn.count(plan.kv_counts[i]))
       legend.push_back({std::to_string(plan.kv_counts[i]), line_swatch("#777", kDashes[i % std::size(kDashes)])});

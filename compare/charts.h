@@ -1,4 +1,4 @@
-// The report's two SVG charts.
+// The report's SVG charts.
 #pragma once
 #include <string>
 
@@ -9,6 +9,9 @@ namespace gqa::report {
 
 // Perplexity after uptraining against decode speedup vs MHA (or decode time without a baseline).
 std::string render_quality_vs_speed(const Plan& plan, const ReportOptions& options);
+// Perplexity after uptraining against KV cache bytes per token relative to MHA (or in bytes
+// without a baseline's bytes): every target (GQA strategies, MLA) on one chart.
+std::string render_quality_vs_kv_bytes(const Plan& plan, const ReportOptions& options);
 // Training and validation loss by step, one panel each, on shared axes.
 std::string render_loss_curves(const Plan& plan, const ReportOptions& options);
 

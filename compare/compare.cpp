@@ -112,15 +112,22 @@ std::vector<report::LossPoint> loss_curve(const std::vector<TrainLogRecord>& log
 CompareOutcome run_compare(const CompareOptions& o, std::ostream& log) {
   const ModelConfig mha = load_config(o.mha_dir);
   const int heads = int(mha.n_heads);
-  for (const std::string& s : o.strategies)
-    if (!find_strategy(s)) throw InputError("--strategies", s, "unknown strategy");
+  const auto targets = [&o](const char* t) { return std::count(o.targets.begin(), o.targets.end(), t) > 0; };
+  for (const std::string& t : o.targets)
+    if (t != "gqa" && t != "mla") throw InputError("--targets", t, "expected gqa or mla");
+  if (o.targets.empty()) throw InputError("--targets", "", "give gqa, mla or both");
+  if (targets("gqa"))
+    for (const std::string& s : o.strategies)
+      if (!find_strategy(s)) throw InputError("--strategies", s, "unknown strategy");
   const std::vector<std::string>& eval_text = o.quality.text;
   if (eval_text.empty() && o.pairs.empty() && o.quality.summaries.empty())
     throw InputError("--eval-data", "", "give held-out text (--eval-data), --pairs or --summaries");
   for (const std::string& f : eval_text)
     if (!files::exists(f)) throw InputError(f, "", "evaluation text does not exist");
   std::vector<Cell> cells{{"mha", heads, true}};
-  for (const std::string& s : o.strategies)
+  std::vector<std::string> strategies = targets("gqa") ? o.strategies : std::vector<std::string>{};
+  if (targets("mla")) strategies.push_back("mla");  // latent attention at each count's KV bytes
+  for (const std::string& s : strategies)
     for (int kv : o.kv_heads)
       if (kv >= 1 && kv < heads && heads % kv == 0) cells.push_back({s, kv, false});
   if (cells.size() == 1)
@@ -169,10 +176,15 @@ CompareOutcome run_compare(const CompareOptions& o, std::ostream& log) {
       if (!files::exists(converted + "/config.json")) {
         say("converting");
         ConvertOptions co;
-        co.strategy = cell.strategy;
-        co.kv_heads = cell.kv;
+        const bool latent = cell.strategy == "mla";
+        if (latent) {
+          co.latent = latent_at_kv_heads(mha, cell.kv);
+        } else {
+          co.strategy = cell.strategy;
+          co.kv_heads = cell.kv;
+        }
         co.force = true;
-        if ((cell.strategy == "svd" || cell.strategy == "similarity") && !calib.empty()) {
+        if ((latent || cell.strategy == "svd" || cell.strategy == "similarity") && !calib.empty()) {
           if (!calibration) {
             // One block at a time, as gqa convert --calib: the MHA model's statistics.
             auto mha_ckpt = std::make_shared<const Checkpoint>(o.mha_dir);
@@ -185,6 +197,11 @@ CompareOutcome run_compare(const CompareOptions& o, std::ostream& log) {
         }
         if (!files::make_directories(work)) throw InputError(work, "", "cannot create the cell folder");
         convert_checkpoint(o.mha_dir, converted, co);
+      }
+      if (cell.strategy == "mla") {
+        const AttentionLayout& l = load_config(converted).layout(AttentionModule::DecoderSelf, 0);
+        r.latent_rank = l.latent_rank;
+        r.latent_rope_dims = l.latent_rope_dims;
       }
       say("step-0 quality");
       auto loaded = std::make_unique<Loaded>(converted, o.dtype);

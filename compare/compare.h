@@ -19,7 +19,10 @@ struct CompareOptions {
   std::string mha_dir, out_dir;
   std::vector<std::string> strategies{"mean", "first", "weighted", "random-weighted", "similarity", "svd"};
   std::vector<int> kv_heads{8, 4, 2, 1};  // counts that do not divide the heads, or equal them, are skipped
-  TrainOptions train;                     // data, budget (fraction or steps), optimizer; model/out set per cell
+  // gqa: a cell per strategy and KV-head count; mla: a latent-attention cell per KV-head count, at
+  // the KV bytes of that many GQA heads (convert/converter.h latent_at_kv_heads).
+  std::vector<std::string> targets{"gqa"};
+  TrainOptions train;  // data, budget (fraction or steps), optimizer; model/out set per cell
   bool uptrain = true;
   // Held-out text (the first file's perplexity is reported, and it calibrates by default),
   // summaries and their settings: measured as gqa eval measures them, with its defaults.

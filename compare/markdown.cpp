@@ -48,12 +48,16 @@ std::string markdown_table(const std::vector<Column>& columns, const std::vector
   return table;
 }
 
+// Strategy and KV heads. An MLA row: "MLA rank 72 + rotary 24" and "bytes of 2", the GQA KV-head
+// count whose cache bytes it matches.
 std::vector<Column> identity_columns() {
   return {{"Strategy",
            [](const CellResult& c) {
-             return std::optional<std::string>(c.is_baseline ? "MHA (baseline)" : markdown_escape(c.strategy));
+             return std::optional<std::string>(c.is_baseline ? "MHA (baseline)" : markdown_escape(strategy_label(c)));
            }},
-          {"KV heads", [](const CellResult& c) { return std::optional<std::string>(std::to_string(c.kv_heads)); }}};
+          {"KV heads", [](const CellResult& c) {
+             return std::optional<std::string>((is_mla(c) ? "bytes of " : "") + std::to_string(c.kv_heads));
+           }}};
 }
 
 std::string quality_table(const Plan& plan) {
@@ -137,30 +141,44 @@ std::string timing_notes(const Plan& plan) {
   return notes.empty() ? "" : "\n" + notes + "\n";
 }
 
+// What the converted models are: "2 strategies × KV heads 4, 2"; with MLA cells "2 GQA strategies
+// × KV heads 4, 2, and MLA at the KV bytes of those KV-head counts", or "MLA at the KV bytes of
+// 4, 2 KV heads" without GQA cells.
+std::string grid_description(const Plan& plan) {
+  std::vector<std::string> kv;
+  for (int64_t k : plan.kv_counts) kv.push_back(std::to_string(k));
+  const size_t gqa = plan.strategies.size() - (plan.has_mla ? 1 : 0);
+  if (plan.has_mla && gqa == 0) return "MLA at the KV bytes of " + join(kv, ", ") + " KV heads";
+  return std::to_string(gqa) + (plan.has_mla ? " GQA" : "") + " strateg" + (gqa == 1 ? "y" : "ies") +
+         (kv.empty() ? "" : " \u00d7 KV heads " + join(kv, ", ")) +
+         (plan.has_mla ? ", and MLA at the KV bytes of those KV-head counts" : "");
+}
+
 }  // namespace
 
 std::string render_markdown(const Plan& plan, const ReportOptions& options, const std::vector<std::string>& warnings) {
   std::ostringstream md;
-  md << "# " << options.title << "\n\n";
+  md << "# " << report_title(plan, options) << "\n\n";
   if (!options.model_name.empty()) md << "Model: `" << options.model_name << "`\n\n";
-  std::vector<std::string> kv;
-  for (int64_t k : plan.kv_counts) kv.push_back(std::to_string(k));
   const size_t converted = plan.ordered.size() - (plan.baseline ? 1 : 0);
   md << plan.ordered.size() << " result" << (plan.ordered.size() == 1 ? "" : "s") << ": " << converted
-     << " converted model" << (converted == 1 ? "" : "s") << " (" << plan.strategies.size() << " strateg"
-     << (plan.strategies.size() == 1 ? "y" : "ies") << (kv.empty() ? "" : " \u00d7 KV heads " + join(kv, ", ")) << ")"
+     << " converted model" << (converted == 1 ? "" : "s") << " (" << grid_description(plan) << ")"
      << (plan.baseline ? " and the MHA baseline" : ", no MHA baseline") << ".\n"
      << "\"Step 0\" is measured right after conversion, \"uptrained\" after uptraining. Speedup is MHA's "
         "decode "
         "time per token divided by the model's, at the same batch size. "
      << kMissing << " marks a value that was not measured.\n\n";
+  if (plan.has_mla)
+    md << "MLA rows cache a latent of rank R (and D shared rotary key dims) per token and layer instead of keys and "
+          "values; their KV heads column names the GQA KV-head count whose cache bytes they match.\n\n";
   md << "## Quality\n\n" << quality_table(plan) << "\n";
   md << "## Decode speed and memory\n\n" << speed_table(plan) << timing_notes(plan) << "\n";
   md << "## Charts\n\n"
      << "![Perplexity after uptraining vs decode speed](" << kQualityVsSpeedSvg << ")\n\n"
+     << "![Perplexity after uptraining vs KV cache bytes per token](" << kQualityVsKvBytesSvg << ")\n\n"
      << "![Uptraining loss curves](" << kLossCurvesSvg << ")\n";
   if (plan.baseline && !plan.baseline->uptrained.perplexity && plan.baseline->step0.perplexity)
-    md << "\nThe MHA baseline was not uptrained: the first chart places it at its step-0 perplexity.\n";
+    md << "\nThe MHA baseline was not uptrained: the perplexity charts place it at its step-0 perplexity.\n";
   if (!warnings.empty()) {
     md << "\n## Notes\n\n";
     for (const std::string& warning : warnings) md << "- " << markdown_escape(warning) << "\n";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "compare/metrics.h"
@@ -43,9 +44,23 @@ std::vector<std::string> non_finite_fields(const CellResult& cell) {
 
 }  // namespace
 
+bool is_mla(const CellResult& cell) { return !cell.is_baseline && cell.strategy == kMlaStrategy; }
+
+std::string strategy_label(const CellResult& cell) {
+  if (!is_mla(cell)) return cell.strategy;
+  if (!cell.latent_rank) return "MLA";
+  const bool rope = cell.latent_rope_dims && *cell.latent_rope_dims > 0;
+  return "MLA rank " + std::to_string(*cell.latent_rank) +
+         (rope ? " + rotary " + std::to_string(*cell.latent_rope_dims) : "");
+}
+
+std::string strategy_label(const std::string& strategy) { return strategy == kMlaStrategy ? "MLA" : strategy; }
+
 std::string cell_name(const CellResult& cell) {
   if (cell.is_baseline) return "MHA baseline";
-  return cell.strategy + ", " + std::to_string(cell.kv_heads) + " KV head" + (cell.kv_heads == 1 ? "" : "s");
+  const std::string heads = std::to_string(cell.kv_heads) + " KV head" + (cell.kv_heads == 1 ? "" : "s");
+  if (is_mla(cell)) return strategy_label(cell) + " (KV bytes of " + heads + ")";
+  return cell.strategy + ", " + heads;
 }
 
 std::string join(const std::vector<std::string>& parts, const std::string& separator) {
@@ -80,6 +95,7 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
       if (plan.baseline) throw InputError("", "cells", "two MHA baselines among the results (one is expected)");
       plan.baseline = &cell;
     } else {
+      plan.has_mla = plan.has_mla || is_mla(cell);
       if (!seen.insert({cell.strategy, cell.kv_heads}).second)
         throw InputError("", "cells",
                          "two results for " + cell_name(cell) + " (one per strategy and KV-head count is expected)");
@@ -114,6 +130,7 @@ Plan make_plan(const std::vector<CellResult>& cells, const ReportOptions& option
   }
   const std::optional<double> baseline_ms = plan.baseline ? decode_ms(*plan.baseline, plan.speed_batch) : std::nullopt;
   plan.x_is_speedup = baseline_ms && std::isfinite(*baseline_ms) && *baseline_ms > 0;
+  plan.kv_vs_mha = plan.baseline && plan.baseline->kv_bytes_per_token && *plan.baseline->kv_bytes_per_token > 0;
   return plan;
 }
 
@@ -133,50 +150,99 @@ bool speedup_is_noisy(const Plan& plan, const CellResult& cell, int64_t batch) {
   return is_noisy(cell, batch) || (over_baseline_cell && is_noisy(*plan.baseline, batch));
 }
 
-// The quality-vs-speed points; `skipped` (optional) collects, per reason, the cells left out.
-std::vector<PlotPoint> quality_points(const Plan& plan, std::map<std::string, std::vector<std::string>>* skipped) {
+std::string report_title(const Plan& plan, const ReportOptions& options) {
+  if (!plan.has_mla || options.title != ReportOptions{}.title) return options.title;
+  return "MHA \u2192 GQA / MLA conversion comparison";
+}
+
+namespace {
+
+// One cell's x on a quality chart: its value, or why it has none (why_not), or neither: a
+// non-finite value, which has a warning of its own (non_finite_fields).
+struct ChartX {
+  std::optional<double> value;
+  std::string why_not;
+};
+
+std::vector<PlotPoint> chart_points(const Plan& plan, const std::function<ChartX(const CellResult&)>& x_of,
+                                    Skipped* skipped) {
   std::vector<PlotPoint> points;
-  const std::string batch = std::to_string(plan.speed_batch);
   for (const CellResult* cell : plan.ordered) {
     const std::optional<double> y = plotted_perplexity(*cell);
-    const std::optional<double> ms = decode_ms(*cell, plan.speed_batch);
-    // Non-finite values have a warning of their own (non_finite_fields), so only other reasons
-    // are collected here.
-    if ((y && !std::isfinite(*y)) || (ms && !std::isfinite(*ms))) continue;
-    std::string why_not;
-    if (!y)
-      why_not = "no perplexity after uptraining";
-    else if (!ms)
-      why_not = plan.speed_batch ? "no decode time at batch " + batch : "no decode time measured";
-    else if (*ms <= 0)
-      why_not = "decode time at batch " + batch + " is not positive";
+    const ChartX x = x_of(*cell);
+    if ((y && !std::isfinite(*y)) || (!x.value && x.why_not.empty())) continue;
+    const std::string why_not = y ? x.why_not : "no perplexity after uptraining";
     if (!why_not.empty()) {
       if (skipped) (*skipped)[why_not].push_back(cell_name(*cell));
       continue;
     }
-    const double x = plan.x_is_speedup ? *speedup(plan, *cell, plan.speed_batch) : *ms;
-    points.push_back({cell, x, *y});
+    points.push_back({cell, *x.value, *y});
   }
   return points;
+}
+
+}  // namespace
+
+std::vector<PlotPoint> quality_points(const Plan& plan, Skipped* skipped) {
+  const std::string batch = std::to_string(plan.speed_batch);
+  return chart_points(
+      plan,
+      [&](const CellResult& cell) -> ChartX {
+        const std::optional<double> ms = decode_ms(cell, plan.speed_batch);
+        if (ms && !std::isfinite(*ms)) return {};
+        if (!ms)
+          return {std::nullopt, plan.speed_batch ? "no decode time at batch " + batch : "no decode time measured"};
+        if (*ms <= 0) return {std::nullopt, "decode time at batch " + batch + " is not positive"};
+        if (!plan.x_is_speedup) return {*ms, ""};
+        const std::optional<double> s = speedup(plan, cell, plan.speed_batch);
+        if (!s) return {std::nullopt, "no usable MHA decode time paired with it at batch " + batch};
+        return {*s, ""};
+      },
+      skipped);
+}
+
+std::vector<PlotPoint> kv_bytes_points(const Plan& plan, Skipped* skipped) {
+  return chart_points(
+      plan,
+      [&](const CellResult& cell) -> ChartX {
+        if (!cell.kv_bytes_per_token) return {std::nullopt, "no KV bytes per token"};
+        const double bytes = double(*cell.kv_bytes_per_token);
+        return {plan.kv_vs_mha ? bytes / double(*plan.baseline->kv_bytes_per_token) : bytes, ""};
+      },
+      skipped);
 }
 
 std::vector<std::string> warnings_for(const Plan& plan) {
   std::vector<std::string> warnings;
   if (!plan.baseline)
-    warnings.push_back("No MHA baseline among the results: no speedups; the chart's x axis is decode time per token.");
+    warnings.push_back(
+        "No MHA baseline among the results: no speedups; the quality-vs-speed chart's x axis is decode time per "
+        "token, the quality-vs-KV-bytes chart's KV bytes per token.");
   else if (plan.speed_batch && !plan.x_is_speedup)
     warnings.push_back("The MHA baseline has no usable decode time at batch " + std::to_string(plan.speed_batch) +
-                       ": the chart's x axis is decode time per token.");
+                       ": the quality-vs-speed chart's x axis is decode time per token.");
+  if (plan.baseline && !plan.kv_vs_mha)
+    warnings.push_back(
+        "The MHA baseline has no KV bytes per token: the quality-vs-KV-bytes chart's x axis is KV bytes per token.");
   for (const CellResult* cell : plan.ordered) {
     const std::vector<std::string> fields = non_finite_fields(*cell);
     if (!fields.empty())
       warnings.push_back(cell_name(*cell) + ": non-finite values (" + join(fields, "; ") +
                          ") are shown as such in the tables and left out of the charts.");
   }
-  std::map<std::string, std::vector<std::string>> skipped;
-  quality_points(plan, &skipped);
-  for (const auto& [reason, names] : skipped)
-    warnings.push_back("Not in the quality-vs-speed chart (" + reason + "): " + join(names, "; ") + ".");
+  // Cells left out of both charts for the same reason are named once.
+  Skipped speed_skipped, kv_skipped;
+  quality_points(plan, &speed_skipped);
+  kv_bytes_points(plan, &kv_skipped);
+  for (const auto& [reason, names] : speed_skipped) {
+    const auto same = kv_skipped.find(reason);
+    const bool both = same != kv_skipped.end() && same->second == names;
+    warnings.push_back(std::string("Not in the quality-vs-speed ") + (both ? "or quality-vs-KV-bytes " : "") +
+                       "chart (" + reason + "): " + join(names, "; ") + ".");
+    if (both) kv_skipped.erase(same);
+  }
+  for (const auto& [reason, names] : kv_skipped)
+    warnings.push_back("Not in the quality-vs-KV-bytes chart (" + reason + "): " + join(names, "; ") + ".");
   for (const CellResult* cell : plan.ordered) {
     std::vector<std::string> noisy;
     for (int64_t batch : cell->noisy_batches) {

@@ -14,7 +14,15 @@
 
 namespace gqa::report {
 
-// "MHA baseline", "mean, 2 KV heads".
+// The strategy of MLA cells (CellResult::strategy).
+inline constexpr const char* kMlaStrategy = "mla";
+bool is_mla(const CellResult& cell);  // an MLA cell (never the baseline)
+// "MLA rank 72 + rotary 24" (no rotary part when latent_rope_dims is 0 or missing; "MLA" without a
+// latent_rank); any other cell: its strategy.
+std::string strategy_label(const CellResult& cell);
+// A strategy as the legends name it: "MLA" for MLA, others as they are.
+std::string strategy_label(const std::string& strategy);
+// "MHA baseline", "mean, 2 KV heads", "MLA rank 72 + rotary 24 (KV bytes of 2 KV heads)".
 std::string cell_name(const CellResult& cell);
 std::string join(const std::vector<std::string>& parts, const std::string& separator);
 // The cell's decode time at `batch`, when it measured one.
@@ -32,6 +40,8 @@ struct Plan {
   std::vector<int64_t> batches;         // every batch any cell measured, ascending
   int64_t speed_batch = 0;              // the chart's batch; 0 when no cell measured decode speed
   bool x_is_speedup = false;            // the baseline measured speed_batch, so speedups exist
+  bool kv_vs_mha = false;               // the baseline has positive KV bytes, so KV fractions exist
+  bool has_mla = false;                 // some cell is MLA
   std::optional<double> noisy_spread;   // ReportOptions::noisy_spread: the threshold, for the text
 
   size_t strategy_index(const std::string& strategy) const {
@@ -59,11 +69,20 @@ struct PlotPoint {
   double x, y;
 };
 
-// The quality-vs-speed points; `skipped` (optional) collects, per reason, the cells left out.
-std::vector<PlotPoint> quality_points(const Plan& plan, std::map<std::string, std::vector<std::string>>* skipped);
+// The report's title: options.title, except that the default one ("MHA → GQA ...") says
+// "MHA → GQA / MLA ..." when some cell is MLA.
+std::string report_title(const Plan& plan, const ReportOptions& options);
 
-// Non-finite values, cells missing from the quality-vs-speed chart and why, noisy timings, a
-// missing baseline.
+// The quality charts' points: perplexity after uptraining (y) against an x per cell, in report
+// order; `skipped` (optional) collects, per reason, the cells left out.
+using Skipped = std::map<std::string, std::vector<std::string>>;
+// x: decode speedup vs MHA at plan.speed_batch (x_is_speedup), else decode time per token.
+std::vector<PlotPoint> quality_points(const Plan& plan, Skipped* skipped);
+// x: KV bytes per token over the baseline's (kv_vs_mha), else KV bytes per token.
+std::vector<PlotPoint> kv_bytes_points(const Plan& plan, Skipped* skipped);
+
+// Non-finite values, cells missing from the quality charts and why, noisy timings, a missing
+// baseline.
 std::vector<std::string> warnings_for(const Plan& plan);
 
 }  // namespace gqa::report

@@ -37,6 +37,10 @@ std::string quality_vs_speed_svg(const std::vector<CellResult>& cells, const Rep
   return render_quality_vs_speed(make_plan(cells, options), options);
 }
 
+std::string quality_vs_kv_bytes_svg(const std::vector<CellResult>& cells, const ReportOptions& options) {
+  return render_quality_vs_kv_bytes(make_plan(cells, options), options);
+}
+
 std::string loss_curves_svg(const std::vector<CellResult>& cells, const ReportOptions& options) {
   return render_loss_curves(make_plan(cells, options), options);
 }
@@ -57,6 +61,7 @@ std::vector<std::string> write_report(const std::vector<CellResult>& cells, cons
   const std::string dir = out_dir + "/";
   // The charts first: report.md, written last, links to them.
   write_file_atomically(dir + kQualityVsSpeedSvg, render_quality_vs_speed(plan, options));
+  write_file_atomically(dir + kQualityVsKvBytesSvg, render_quality_vs_kv_bytes(plan, options));
   write_file_atomically(dir + kLossCurvesSvg, render_loss_curves(plan, options));
   write_file_atomically(dir + "results.csv", render_csv(plan));
   write_file_atomically(dir + "results.json", pretty_json(render_json(plan, options, warnings)));

@@ -18,7 +18,8 @@ std::string render_csv(const Plan& plan) {
   for (int64_t batch : plan.batches) header.push_back("speedup_b" + std::to_string(batch));
   for (const char* stem : {"decode_spread_b", "paired_mha_ms_per_token_b", "paired_mha_spread_b", "noisy_b"})
     for (int64_t batch : plan.batches) header.push_back(stem + std::to_string(batch));
-  for (const char* name : {"kv_bytes_per_token", "parameters", "wall_seconds", "final_train_loss", "final_valid_loss"})
+  for (const char* name : {"kv_bytes_per_token", "latent_rank", "latent_rope_dims", "parameters", "wall_seconds",
+                           "final_train_loss", "final_valid_loss"})
     header.push_back(name);
   std::string csv = join(header, ",") + "\n";
 
@@ -43,8 +44,9 @@ std::string render_csv(const Plan& plan) {
     // Noisy or not where the cell has a decode time; empty where it has none.
     for (int64_t batch : plan.batches)
       row.push_back(decode_ms(*cell, batch) ? (is_noisy(*cell, batch) ? "true" : "false") : "");
-    row.push_back(cell->kv_bytes_per_token ? std::to_string(*cell->kv_bytes_per_token) : "");
-    row.push_back(cell->parameters ? std::to_string(*cell->parameters) : "");
+    for (const std::optional<int64_t>* count :
+         {&cell->kv_bytes_per_token, &cell->latent_rank, &cell->latent_rope_dims, &cell->parameters})
+      row.push_back(*count ? std::to_string(**count) : "");
     row.push_back(optional_number(cell->wall_seconds));
     row.push_back(optional_number(final_loss(cell->train_loss)));
     row.push_back(optional_number(final_loss(cell->valid_loss)));
@@ -65,7 +67,7 @@ json render_json(const Plan& plan, const ReportOptions& options, const std::vect
     }
     cells.push_back(j);
   }
-  json result = {{"title", options.title}, {"cells", cells}, {"warnings", warnings}};
+  json result = {{"title", report_title(plan, options)}, {"cells", cells}, {"warnings", warnings}};
   if (!options.model_name.empty()) result["model"] = options.model_name;
   result["speed_batch"] = plan.speed_batch ? json(plan.speed_batch) : json(nullptr);
   return result;

@@ -86,6 +86,13 @@ std::optional<LatentOptions> latent_options(const ConvertOptions& o, const Model
 
 }  // namespace
 
+LatentTarget latent_at_kv_heads(const ModelConfig& cfg, int kv_heads) {
+  const AttentionLayout& l = cfg.layout(AttentionModule::DecoderSelf, 0);
+  const int64_t dims = int64_t(kv_heads) * (l.head_dim_qk + l.head_dim_v);
+  const int64_t rope = cfg.rope.type != RopeType::None ? std::min<int64_t>(cfg.rotary_dims(), (dims - 1) / 2 * 2) : 0;
+  return {std::min<int64_t>(dims - rope, cfg.d_model), rope};
+}
+
 ConvertSummary fold_checkpoint(const std::string& in_dir, const std::string& out_dir, bool force,
                                std::ostream* progress) {
   const ModelConfig cfg = load_config(in_dir);

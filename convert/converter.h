@@ -22,6 +22,11 @@ struct LatentTarget {
   std::optional<int64_t> rope_dims;  // --rope-dims: rotary key dims; default one head's rotary dims
 };
 
+// The latent target that caches per token what `kv_heads` GQA heads of the model's first decoder
+// block cache (K and V): a rotary key of one head's rotary dims (the deepseek_v3 layout; none
+// without RoPE), the rest latent, capped at d_model (which already spans every key and value).
+LatentTarget latent_at_kv_heads(const ModelConfig& cfg, int kv_heads);
+
 struct ConvertOptions {
   std::string strategy = "mean";
   std::optional<int> kv_heads;                // even contiguous groups

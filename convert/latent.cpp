@@ -6,6 +6,7 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <random>
 #include <stdexcept>
 
 #include "convert/blas.h"
@@ -72,7 +73,7 @@ std::vector<Slot> choose_slots(const std::vector<PairFit>& fits, int64_t slots, 
 // when empty), through the d x d side: P = W cov^(1/2), eig(P^T P) = V L, U = P V L^(-1/2). A
 // direction with no energy (rank beyond the outputs' own) stays a zero column: the latent dim is
 // then unused, and U U^T is still the projector onto what the outputs span.
-MatD top_output_directions(const MatD& w, const MatD& cov, int64_t rank, double* kept, double* total) {
+MatD top_output_directions_dense(const MatD& w, const MatD& cov, int64_t rank, double* kept, double* total) {
   MatD p = w;
   if (cov.size()) {
     Eigen::SelfAdjointEigenSolver<MatD> c(cov);
@@ -97,6 +98,57 @@ MatD top_output_directions(const MatD& w, const MatD& cov, int64_t rank, double*
   }
   *total = n.trace();
   return u;
+}
+
+// The same directions as the top eigenvectors of M = W cov W^T, found by randomized subspace
+// iteration (Halko, Martinsson & Tropp 2011, Algorithm 4.4: a Gaussian start of rank + 32
+// columns, kPowerIterations products M Q each re-orthonormalised, then the small eigenproblem
+// Q^T M Q). Every product goes to BLAS and nothing of size d x d is decomposed: at Llama-2-7B's
+// shape (W 8192 x 4097) the dense path's two 4097 x 4097 eigendecompositions take minutes per
+// block on Eigen's single thread (docs/benchmarks.md).
+constexpr int kOversample = 32, kPowerIterations = 4;
+
+MatD top_output_directions_randomized(const MatD& w, const MatD& cov, int64_t rank, double* kept, double* total) {
+  const int64_t r = w.rows(), k = std::min<int64_t>(rank + kOversample, r);
+  const auto apply = [&](const MatD& q) {  // M q = W (cov (W^T q))
+    const MatD wq = multiply(w.transpose(), q);
+    return multiply(w, cov.size() ? multiply(cov, wq) : wq);
+  };
+  const auto orthonormal = [](const MatD& y) {
+    Eigen::HouseholderQR<MatD> qr(y);
+    return MatD(qr.householderQ() * MatD::Identity(y.rows(), y.cols()));
+  };
+  std::mt19937_64 rng(20250212);  // fixed: a conversion is reproducible
+  std::normal_distribution<double> normal;
+  MatD q(r, k);
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t i = 0; i < r; ++i) q(i, j) = normal(rng);
+  for (int it = 0; it < kPowerIterations; ++it) q = orthonormal(apply(q));
+  MatD b = multiply(q.transpose(), apply(q));
+  b = (b + b.transpose()) / 2;
+  Eigen::SelfAdjointEigenSolver<MatD> eig(b);
+  if (eig.info() != Eigen::Success) throw std::runtime_error("latent: eigendecomposition failed");
+  const double largest = std::max(eig.eigenvalues()[k - 1], 0.0);
+  MatD u = MatD::Zero(r, rank);
+  *kept = 0;
+  for (int64_t i = 0; i < std::min(rank, k); ++i) {
+    const double lambda = eig.eigenvalues()[k - 1 - i];
+    if (!(lambda > 1e-12 * largest)) break;
+    u.col(i) = q * eig.eigenvectors().col(k - 1 - i);
+    *kept += lambda;
+  }
+  // trace(W cov W^T), the energy the report's fraction is of.
+  *total = cov.size() ? multiply(w, cov).cwiseProduct(w).sum() : w.squaredNorm();
+  return u;
+}
+
+// Exact (dense) while the block is small or the rank near its size; randomized above.
+MatD top_output_directions(const MatD& w, const MatD& cov, int64_t rank, int64_t dense_limit, double* kept,
+                           double* total, bool* randomized) {
+  const int64_t side = std::min(w.rows(), w.cols());
+  *randomized = side > dense_limit && rank + kOversample < side / 2;
+  return *randomized ? top_output_directions_randomized(w, cov, rank, kept, total)
+                     : top_output_directions_dense(w, cov, rank, kept, total);
 }
 
 // Rotated dims per head under the options (0 without RoPE).
@@ -246,7 +298,8 @@ LatentAttentionWeights latent_fold(const AttentionWeights& mha, const LatentOpti
     }
   }
   double latent_kept = 0, latent_total = 0;
-  const MatD u = top_output_directions(w, cov, o.rank, &latent_kept, &latent_total);
+  bool randomized = false;
+  const MatD u = top_output_directions(w, cov, o.rank, o.dense_limit, &latent_kept, &latent_total, &randomized);
   out.kv_a.topRows(o.rank) = (u.transpose() * w).cast<float>();
   out.kv_b = u.cast<float>();
   if (biased) out.kv_b_bias = (mean_out - u * (u.transpose() * (mean_out - b))).cast<float>();
@@ -262,10 +315,11 @@ LatentAttentionWeights latent_fold(const AttentionWeights& mha, const LatentOpti
   }
 
   char line[200];
-  std::snprintf(line, sizeof line, "latent rank %lld kept %.1f%% of K/V energy; rotary key %lld dims kept %.1f%% (%s)",
+  std::snprintf(line, sizeof line,
+                "latent rank %lld kept %.1f%% of K/V energy%s; rotary key %lld dims kept %.1f%% (%s)",
                 static_cast<long long>(o.rank), latent_total > 0 ? 100 * latent_kept / latent_total : 100.0,
-                static_cast<long long>(D), rope_total > 0 ? 100 * rope_kept / rope_total : 100.0,
-                o.calib ? "calibration" : "weights");
+                randomized ? " (randomized)" : "", static_cast<long long>(D),
+                rope_total > 0 ? 100 * rope_kept / rope_total : 100.0, o.calib ? "calibration" : "weights");
   out.report = line;
   return out;
 }

@@ -61,6 +61,11 @@ struct LatentOptions {
   bool rope = false;        // the block turns its queries and keys
   int64_t rotary_dims = 0;  // rotated dims per head (first ones, rotate-half); 0: the whole head
   const BlockCalibration* calib = nullptr;
+  // The latent is found by a dense eigendecomposition (exact) while min(rows, d_model) of the
+  // stacked keys and values is at most this, or the rank is near it; by randomized subspace
+  // iteration above (Llama-2-7B: 8192 x 4097, where the dense fit takes minutes per block; from
+  // Llama-3.2-1B-sized blocks on).
+  int64_t dense_limit = 1024;
 };
 
 // The layout latent_fold gives a block of layout `source` (rope pairs still empty: the fold picks

@@ -538,7 +538,7 @@ TEST(Fold, SaysItFoldsScalars) {
 
 // gqa convert / fold: every bad request exits 2 with one line and leaves no output folder.
 // Latent (MLA) config fields parse, and inspect reports their cache (rank + rope dims per token and
-// layer); the weights cannot be loaded yet, which eval says in one line (issue #21 in progress).
+// layer); a config that says latent over MHA tensors is refused in one line naming the tensor.
 TEST(LatentFields, InspectReportsTheCacheAndEvalNamesTheTensorThatDisagrees) {
   ORACLE_OR_SKIP(llama, "llama_mha");
   TempDir d;
@@ -580,6 +580,59 @@ TEST(LatentFields, ConvertTargetMlaWritesAFolderThatInspectAndEvalRun) {
   write_text(d.file("text.txt"), "Some held-out text to score, long enough for a few tokens.");
   const Result e = run_gqa({"eval", out, "--text", d.file("text.txt")});
   EXPECT_TRUE(Succeeded(e)) << e.describe();
+}
+
+// gqa compare --targets gqa,mla: an MLA cell beside each GQA cell, caching the same bytes per
+// token (rank + rotary key = the K + V dims of that many KV heads), uptrained and measured alike,
+// on one quality-vs-KV-bytes chart.
+TEST(LatentFields, CompareTargetsPutMlaBesideGqaAtEqualKvBytes) {
+  ORACLE_OR_SKIP(llama, "llama_mha");
+  TempDir d;
+  const std::string src = d.file("src");
+  copy_case(llama, src);
+  write_byte_tokenizer(src);
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "The quick brown fox jumps over the lazy dog, and the dog sleeps in the sun. ";
+  write_text(d.file("train.txt"), text);
+  write_text(d.file("test.txt"), text.substr(0, 2000));
+  const Result r = run_gqa({"compare",
+                            src,
+                            d.file("cmp"),
+                            "--targets",
+                            "gqa,mla",
+                            "--strategies",
+                            "mean",
+                            "--kv-heads",
+                            "2",
+                            "--data",
+                            d.file("train.txt"),
+                            "--steps",
+                            "2",
+                            "--seq-len",
+                            "16",
+                            "--batch-size",
+                            "2",
+                            "--eval-data",
+                            d.file("test.txt"),
+                            "--eval-tokens",
+                            "128",
+                            "--no-speed",
+                            "--threads",
+                            "1",
+                            "--quiet"});
+  ASSERT_TRUE(Succeeded(r)) << r.describe();
+  const json gqa = read_json(d.file("cmp/cells/mean-kv2.json")), mla = read_json(d.file("cmp/cells/mla-kv2.json"));
+  const json cfg = read_json(src + "/config.json");
+  const int64_t head_dim = cfg["hidden_size"].get<int64_t>() / cfg["num_attention_heads"].get<int64_t>();
+  EXPECT_EQ(mla["kv_bytes_per_token"], gqa["kv_bytes_per_token"]);
+  EXPECT_EQ(mla["latent_rope_dims"].get<int64_t>(), head_dim);
+  EXPECT_EQ(mla["latent_rank"].get<int64_t>() + mla["latent_rope_dims"].get<int64_t>(), 2 * 2 * head_dim);
+  EXPECT_TRUE(mla.contains("uptrained")) << mla.dump();
+  EXPECT_TRUE(fs::exists(d.file("cmp/quality_vs_kv_bytes.svg")));
+  EXPECT_NE(read_text(d.file("cmp/report.md")).find("MLA"), std::string::npos);
+  EXPECT_TRUE(UserError(run_gqa({"compare", src, d.file("bad"), "--targets", "gqa,mqa", "--data", d.file("train.txt"),
+                                 "--eval-data", d.file("test.txt")}),
+                        {"--targets", "mqa"}));
 }
 
 TEST(ConvertBadInput, OneLineExitTwoNoOutput) {

@@ -6,10 +6,12 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "compare/csv.h"
+#include "compare/plan.h"
 #include "compare/report.h"
 #include "compare/ticks.h"
 #include "core/error.h"
@@ -53,6 +55,24 @@ std::vector<CellResult> sample_cells() {
           make_cell("first", 4, 90, 23.0, 1.9, 0.5), make_cell("first", 2, 300, 25.0, 1.8, 0.4)};
 }
 
+// MLA at the KV bytes of `kv_heads` GQA KV heads (make_cell's 1024 bytes per KV head): 4 layers x
+// 2-byte values x (rank + rotary dims) = 1024 * kv_heads.
+CellResult make_mla(int64_t kv_heads, double ppl_step0, double ppl_uptrained) {
+  CellResult cell = make_cell("mla", kv_heads, ppl_step0, ppl_uptrained, 1.95, 0.45);
+  cell.latent_rope_dims = 32;
+  cell.latent_rank = 128 * kv_heads - 32;
+  EXPECT_EQ(*cell.kv_bytes_per_token, 4 * 2 * (*cell.latent_rank + *cell.latent_rope_dims));
+  return cell;
+}
+
+// sample_cells plus MLA at the KV bytes of 4 and 2 KV heads.
+std::vector<CellResult> mla_cells() {
+  std::vector<CellResult> cells = sample_cells();
+  cells.push_back(make_mla(4, 40, 21.5));
+  cells.push_back(make_mla(2, 70, 22.0));
+  return cells;
+}
+
 // A CellResult with every field set, non-finite values included.
 CellResult full_cell() {
   CellResult cell = make_cell("random-weighted", 2, 1234.5, kNaN, 0.25, -kInf);
@@ -69,6 +89,8 @@ CellResult full_cell() {
   cell.paired_mha_ms_per_token = {{1, 0.3}, {512, 0.02}};
   cell.paired_mha_spread = {{1, 0.012}, {512, 0.05}};
   cell.noisy_batches = {512};
+  cell.latent_rank = 72;
+  cell.latent_rope_dims = 0;
   return cell;
 }
 
@@ -93,6 +115,38 @@ size_t count_occurrences(const std::string& text, const std::string& needle) {
   size_t count = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++count;
   return count;
+}
+
+// Each class="point" marker of a chart: its tooltip and the x of its centre (the middle of the
+// marker's extent: every marker shape is symmetric about its centre).
+std::vector<std::pair<std::string, double>> plotted_points(const std::string& svg) {
+  std::vector<std::pair<std::string, double>> points;
+  const std::string start = "<path d=\"", point = "\" class=\"point";
+  for (size_t at = svg.find(start); at != std::string::npos; at = svg.find(start, at + 1)) {
+    const size_t d_end = svg.find('"', at + start.size());
+    if (svg.compare(d_end, point.size(), point) != 0) continue;
+    std::istringstream d(svg.substr(at + start.size(), d_end - at - start.size()));
+    std::vector<double> xs;
+    double x = 0;
+    for (std::string token; d >> token;) {
+      if (token[0] == 'M' || token[0] == 'L') {
+        x = std::stod(token.substr(1));
+      } else if (token[0] == 'a') {  // a rx,ry 0 1,0 dx,dy: an arc to (x + dx, y + dy)
+        std::string rotation, flags, delta;
+        d >> rotation >> flags >> delta;
+        x += std::stod(delta);
+      } else {
+        continue;
+      }
+      xs.push_back(x);
+    }
+    const size_t title = svg.find("<title>", d_end), title_end = svg.find("</title>", d_end);
+    const std::string tooltip = title == std::string::npos ? "" : svg.substr(title + 7, title_end - title - 7);
+    if (!xs.empty())
+      points.push_back(
+          {tooltip, (*std::min_element(xs.begin(), xs.end()) + *std::max_element(xs.begin(), xs.end())) / 2});
+  }
+  return points;
 }
 
 std::string read_text(const std::string& path) {
@@ -233,11 +287,39 @@ TEST(CellJson, MissingValuesAreOmittedAndStayMissing) {
   EXPECT_EQ(back, cell);
   EXPECT_FALSE(back.uptrained.perplexity.has_value());
   EXPECT_FALSE(back.kv_bytes_per_token.has_value());
+  EXPECT_FALSE(j.contains("latent_rank"));
+  EXPECT_FALSE(j.contains("latent_rope_dims"));
+  EXPECT_FALSE(back.latent_rank.has_value());
+  EXPECT_FALSE(back.latent_rope_dims.has_value());
+}
+
+TEST(CellJson, MlaCellRoundTripsWithItsLatentDims) {
+  const CellResult cell = make_mla(2, 70, 22.0);
+  const json j = cell;
+  EXPECT_EQ(j["strategy"], "mla");
+  EXPECT_EQ(j["kv_heads"], 2);
+  EXPECT_EQ(j["latent_rank"], 224);
+  EXPECT_EQ(j["latent_rope_dims"], 32);
+  EXPECT_EQ(j["kv_bytes_per_token"], 2048);
+  const CellResult back = cell_from_json(json::parse(j.dump()), "mla.json");
+  EXPECT_EQ(back, cell);
+  EXPECT_EQ(back.latent_rank, std::optional<int64_t>(224));
+  EXPECT_EQ(back.latent_rope_dims, std::optional<int64_t>(32));
+  // A rank without rotary dims stays without them.
+  CellResult no_rope = cell;
+  no_rope.latent_rope_dims.reset();
+  const json k = no_rope;
+  EXPECT_FALSE(k.contains("latent_rope_dims"));
+  EXPECT_EQ(k.get<CellResult>(), no_rope);
+  EXPECT_NE(k.get<CellResult>(), cell);
 }
 
 TEST(CellJson, EqualityNoticesEveryKindOfDifference) {
   const CellResult cell = full_cell();
-  std::vector<CellResult> changed(12, cell);
+  std::vector<CellResult> changed(15, cell);
+  changed[12].latent_rank = 73;
+  changed[13].latent_rope_dims.reset();
+  changed[14].kv_bytes_per_token.reset();
   changed[8].decode_spread[1] = 0.032;
   changed[9].paired_mha_ms_per_token.erase(512);
   changed[10].paired_mha_spread[16] = 0.1;
@@ -334,6 +416,18 @@ TEST(CellJson, RejectsMalformedCellsNamingTheField) {
   j = good;
   j["noisy_batches"] = 16;
   EXPECT_EQ(field_of(j), "noisy_batches");
+  j = good;
+  j["latent_rank"] = -1;
+  EXPECT_EQ(field_of(j), "latent_rank");
+  j = good;
+  j["latent_rank"] = "72";
+  EXPECT_EQ(field_of(j), "latent_rank");
+  j = good;
+  j["latent_rope_dims"] = 1.5;
+  EXPECT_EQ(field_of(j), "latent_rope_dims");
+  j = good;
+  j["kv_bytes_per_token"] = -2;
+  EXPECT_EQ(field_of(j), "kv_bytes_per_token");
   EXPECT_EQ(field_of(json::array()), "");
   // Unknown keys (results.json adds speedups) are fine.
   j = good;
@@ -366,6 +460,25 @@ TEST(CellFile, LoadReportsBadFilesAsInputErrors) {
     EXPECT_EQ(e.file(), broken);
     EXPECT_NE(std::string(e.what()).find("invalid JSON"), std::string::npos);
   }
+}
+
+TEST(CellName, NamesMlaCellsByRankRotaryAndMatchedBytes) {
+  CellResult mla = make_mla(2, 70, 22.0);
+  mla.latent_rank = 72;
+  mla.latent_rope_dims = 24;
+  EXPECT_EQ(cell_name(mla), "MLA rank 72 + rotary 24 (KV bytes of 2 KV heads)");
+  EXPECT_EQ(strategy_label(mla), "MLA rank 72 + rotary 24");
+  mla.latent_rope_dims = 0;
+  EXPECT_EQ(cell_name(mla), "MLA rank 72 (KV bytes of 2 KV heads)");
+  mla.latent_rope_dims.reset();
+  EXPECT_EQ(cell_name(mla), "MLA rank 72 (KV bytes of 2 KV heads)");
+  mla.latent_rank.reset();
+  mla.kv_heads = 1;
+  EXPECT_EQ(cell_name(mla), "MLA (KV bytes of 1 KV head)");
+  // GQA cells and the baseline keep their names.
+  EXPECT_EQ(cell_name(make_cell("mean", 2, 150, 24.0, 1.8, 0.4)), "mean, 2 KV heads");
+  EXPECT_EQ(strategy_label(make_cell("mean", 2, 150, 24.0, 1.8, 0.4)), "mean");
+  EXPECT_EQ(cell_name(make_baseline()), "MHA baseline");
 }
 
 TEST(NiceTicks, KnownCases) {
@@ -691,6 +804,138 @@ TEST(QualityVsSpeedSvg, EdgeCasesStayWellFormed) {
   EXPECT_EQ(count_occurrences(svg, "class=\"point"), many.size());
 }
 
+// Every target on one chart: baseline, GQA and MLA cells at the same KV bytes sit at the same x,
+// ordered by KV bytes relative to MHA.
+TEST(QualityVsKvBytesSvg, OneMarkerPerCellPlacedByKvBytesVsMha) {
+  const std::vector<CellResult> cells = mla_cells();
+  const std::string svg = quality_vs_kv_bytes_svg(cells);
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_EQ(count_occurrences(svg, "class=\"point"), cells.size());
+  EXPECT_EQ(count_occurrences(svg, "class=\"point baseline\""), 1u);
+  EXPECT_EQ(count_occurrences(svg, "noisy"), 0u);  // no timings on this axis
+  EXPECT_NE(svg.find("KV cache bytes per token vs MHA (fraction, \u2190 smaller is better)"), std::string::npos);
+  EXPECT_NE(svg.find(">MHA KV bytes<"), std::string::npos);
+  EXPECT_NE(svg.find(">MHA perplexity<"), std::string::npos);
+  EXPECT_NE(svg.find(">MLA<"), std::string::npos);  // the legend names the strategy
+  EXPECT_NE(svg.find("KV heads (MLA: equal bytes)"), std::string::npos);
+
+  std::map<std::string, double> x;
+  for (const auto& [tooltip, centre] : plotted_points(svg)) x[tooltip.substr(0, tooltip.find(':'))] = centre;
+  ASSERT_EQ(x.size(), cells.size());
+  const double quarter = x.at("mean, 2 KV heads"), half = x.at("mean, 4 KV heads"), mha = x.at("MHA baseline");
+  EXPECT_LT(quarter, half);
+  EXPECT_LT(half, mha);
+  EXPECT_NEAR(x.at("first, 2 KV heads"), quarter, 0.2);
+  EXPECT_NEAR(x.at("MLA rank 224 + rotary 32 (KV bytes of 2 KV heads)"), quarter, 0.2);
+  EXPECT_NEAR(x.at("MLA rank 480 + rotary 32 (KV bytes of 4 KV heads)"), half, 0.2);
+  EXPECT_NEAR((half - quarter) * 2, mha - half, 0.5);  // a linear axis of the fraction: 1/4, 1/2, 1
+  EXPECT_NE(
+      svg.find("MLA rank 224 + rotary 32 (KV bytes of 2 KV heads): perplexity 22.00, 25.0% of MHA&apos;s KV bytes"),
+      std::string::npos);
+  // The faint strategy lines: mean, first and MLA each join two points.
+  EXPECT_EQ(count_occurrences(svg, "stroke-opacity=\"0.45\""), 3u);
+}
+
+TEST(QualityVsKvBytesSvg, SkipsCellsWithoutPerplexityOrKvBytesAndSaysWhy) {
+  std::vector<CellResult> cells = mla_cells();
+  cells[2].uptrained.perplexity.reset();  // mean, 2 KV heads: in neither quality chart
+  cells[5].kv_bytes_per_token.reset();    // MLA at 4 KV heads' bytes
+  cells[6].uptrained.perplexity = kNaN;   // MLA at 2 KV heads' bytes: warned about as non-finite
+  const std::string svg = quality_vs_kv_bytes_svg(cells);
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_EQ(count_occurrences(svg, "class=\"point"), cells.size() - 3);
+  EXPECT_EQ(svg.find("MLA rank"), std::string::npos);
+  std::string all;
+  for (const std::string& w : report_warnings(cells)) all += w + "\n";
+  EXPECT_NE(all.find("Not in the quality-vs-KV-bytes chart (no KV bytes per token): MLA rank 480 + rotary 32 (KV "
+                     "bytes of 4 KV heads)."),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("Not in the quality-vs-speed or quality-vs-KV-bytes chart (no perplexity after uptraining): "
+                     "mean, 2 KV heads."),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("MLA rank 224 + rotary 32 (KV bytes of 2 KV heads): non-finite values"), std::string::npos) << all;
+  EXPECT_EQ(count_occurrences(all, "Not in the"), 2u) << all;
+}
+
+TEST(QualityVsKvBytesSvg, WithoutBaselineBytesTheAxisIsBytes) {
+  std::vector<CellResult> cells = mla_cells();
+  cells[0].kv_bytes_per_token.reset();
+  std::string svg = quality_vs_kv_bytes_svg(cells);
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_EQ(count_occurrences(svg, "class=\"point"), cells.size() - 1);
+  EXPECT_NE(svg.find("KV cache bytes per token (bytes, \u2190 smaller is better)"), std::string::npos);
+  EXPECT_NE(svg.find("perplexity 21.50, 4.0 KiB KV/token"), std::string::npos);
+  EXPECT_NE(report_warnings(cells).at(0).find("The MHA baseline has no KV bytes per token"), std::string::npos);
+
+  cells.erase(cells.begin());  // no baseline at all
+  svg = quality_vs_kv_bytes_svg(cells);
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_EQ(count_occurrences(svg, "class=\"point"), cells.size());
+  EXPECT_NE(svg.find("KV cache bytes per token (bytes,"), std::string::npos);
+
+  svg = quality_vs_kv_bytes_svg({});
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_EQ(count_occurrences(svg, "class=\"point"), 0u);
+  EXPECT_NE(svg.find("No result has both a perplexity after uptraining and KV bytes per token"), std::string::npos);
+}
+
+// MLA rows name their rank and the KV heads whose bytes they match; the title names MLA.
+TEST(ReportMarkdown, MlaRowsTitleAndKvBytesChart) {
+  std::vector<CellResult> cells = mla_cells();
+  cells[6].uptrained.perplexity = kNaN;  // so the MLA cell's full name is in the notes too
+  const std::string md = report_markdown(cells);
+  EXPECT_EQ(md.rfind("# MHA \u2192 GQA / MLA conversion comparison\n", 0), 0u) << md;
+  EXPECT_NE(md.find("(2 GQA strategies \u00d7 KV heads 4, 2, and MLA at the KV bytes of those KV-head counts)"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| MLA rank 480 + rotary 32 | bytes of 4 | 40.00 | 21.50 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| MLA rank 224 + rotary 32 | bytes of 2 | 1.95 | 0.450 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| bytes of 2 |"), std::string::npos);
+  EXPECT_NE(md.find("| 2.0 KiB | 25.0% |"), std::string::npos) << md;
+  EXPECT_NE(md.find("![Perplexity after uptraining vs decode speed](quality_vs_speed.svg)\n\n"
+                    "![Perplexity after uptraining vs KV cache bytes per token](quality_vs_kv_bytes.svg)"),
+            std::string::npos)
+      << md;
+  const size_t notes = md.find("## Notes");
+  ASSERT_NE(notes, std::string::npos);
+  EXPECT_NE(md.find("MLA rank 224 + rotary 32 (KV bytes of 2 KV heads): non-finite values", notes), std::string::npos)
+      << md;
+  EXPECT_EQ(results_json(cells)["title"], "MHA \u2192 GQA / MLA conversion comparison");
+
+  // GQA only: the default title stays; a title of one's own is kept with MLA too.
+  EXPECT_EQ(report_markdown(sample_cells()).rfind("# MHA \u2192 GQA conversion comparison\n", 0), 0u);
+  EXPECT_EQ(report_markdown(sample_cells()).find("MLA"), std::string::npos);
+  ReportOptions options;
+  options.title = "My comparison";
+  EXPECT_EQ(report_markdown(cells, options).rfind("# My comparison\n", 0), 0u);
+  // MLA only.
+  const std::vector<CellResult> only_mla = {make_baseline(), make_mla(4, 40, 21.5), make_mla(2, 70, 22.0)};
+  EXPECT_NE(report_markdown(only_mla).find("2 converted models (MLA at the KV bytes of 4, 2 KV heads)"),
+            std::string::npos)
+      << report_markdown(only_mla);
+}
+
+TEST(ResultsCsv, LatentColumnsForMlaCells) {
+  const std::vector<CellResult> cells = mla_cells();
+  const std::string csv = results_csv(cells);
+  std::vector<std::string> lines;
+  std::istringstream in(csv);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), cells.size() + 1);
+  EXPECT_NE(lines[0].find(",kv_bytes_per_token,latent_rank,latent_rope_dims,parameters,"), std::string::npos)
+      << lines[0];
+  EXPECT_EQ(lines[6].rfind("mla,4,false,", 0), 0u) << lines[6];
+  EXPECT_NE(lines[6].find(",4096,480,32,10004000,"), std::string::npos) << lines[6];
+  EXPECT_NE(lines[7].find(",2048,224,32,10002000,"), std::string::npos) << lines[7];
+  EXPECT_NE(lines[2].find(",4096,,,10004000,"), std::string::npos) << lines[2];  // GQA: empty
+  const json results = results_json(cells);
+  EXPECT_EQ(results["cells"][6]["latent_rank"], 224);
+  EXPECT_FALSE(results["cells"][1].contains("latent_rank"));
+  for (size_t i = 0; i < cells.size(); ++i) EXPECT_EQ(cell_from_json(results["cells"][i], "results.json"), cells[i]);
+}
+
 TEST(LossCurvesSvg, OneCurvePerCellAndGapsAtNonFiniteLosses) {
   std::vector<CellResult> cells = sample_cells();  // 4 cells with train + valid curves
   std::string svg = loss_curves_svg(cells);
@@ -713,6 +958,16 @@ TEST(LossCurvesSvg, OneCurvePerCellAndGapsAtNonFiniteLosses) {
   EXPECT_NE(svg.find("No uptraining curves recorded"), std::string::npos);
 }
 
+TEST(LossCurvesSvg, NamesMlaInTheLegend) {
+  const std::vector<CellResult> cells = mla_cells();
+  const std::string svg = loss_curves_svg(cells);
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_EQ(count_occurrences(svg, "class=\"curve\""), 2 * (cells.size() - 1));  // the baseline has no curves
+  EXPECT_NE(svg.find(">MLA<"), std::string::npos);
+  EXPECT_NE(svg.find("KV heads (MLA: equal bytes)"), std::string::npos);
+  EXPECT_EQ(loss_curves_svg(sample_cells()).find("MLA"), std::string::npos);
+}
+
 TEST(LossCurvesSvg, CutsTheAxisAboveAFarOffStart) {
   CellResult cell = make_cell("random-weighted", 2, 20, 20, 1, 1);
   cell.valid_loss.clear();
@@ -731,12 +986,14 @@ TEST(WriteReport, WritesAllFilesAtomicallyAndLeavesNoTemporaries) {
   EXPECT_TRUE(write_report(cells, out).empty());
   std::vector<std::string> names = files::list_directory(out);
   std::sort(names.begin(), names.end());
-  const std::vector<std::string> expected = {"loss_curves.svg", "quality_vs_speed.svg", "report.md", "results.csv",
-                                             "results.json"};
+  const std::vector<std::string> expected = {
+      "loss_curves.svg", "quality_vs_kv_bytes.svg", "quality_vs_speed.svg", "report.md", "results.csv", "results.json"};
   EXPECT_EQ(names, expected);
   EXPECT_EQ(read_text(out + "/results.csv"), results_csv(cells));
   EXPECT_EQ(read_text(out + "/report.md"), report_markdown(cells));
   EXPECT_EQ(xml_problem(read_text(out + "/quality_vs_speed.svg")), "");
+  EXPECT_EQ(xml_problem(read_text(out + "/quality_vs_kv_bytes.svg")), "");
+  EXPECT_EQ(read_text(out + std::string("/") + kQualityVsKvBytesSvg), quality_vs_kv_bytes_svg(cells));
   EXPECT_EQ(json::parse(read_text(out + "/results.json")), results_json(cells));
 
   // Writing again over an existing report replaces it, still without leftovers.
@@ -746,6 +1003,15 @@ TEST(WriteReport, WritesAllFilesAtomicallyAndLeavesNoTemporaries) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, expected);
   EXPECT_EQ(read_text(out + "/results.csv"), results_csv(fewer));
+
+  // With MLA cells: the same files, the MLA cells in the KV-bytes chart and the report.
+  const std::vector<CellResult> with_mla = mla_cells();
+  EXPECT_TRUE(write_report(with_mla, out).empty());
+  names = files::list_directory(out);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(count_occurrences(read_text(out + "/quality_vs_kv_bytes.svg"), "class=\"point"), with_mla.size());
+  EXPECT_NE(read_text(out + "/report.md").find("| MLA rank 224 + rotary 32 | bytes of 2 |"), std::string::npos);
 }
 
 TEST(WriteReport, RefusesContradictoryInputBeforeWritingAnything) {

@@ -201,6 +201,33 @@ TEST(LatentFold, UntiedKeysWithOneSlotPerPairAreApproximate) {
   EXPECT_EQ(l.nope_dims, 8) << "each head's leftover pairs join the latent unrotated";
 }
 
+// Squared K/V reconstruction error of a non-RoPE fold over tokens x (the latent's up-projection
+// against the block's own keys and values), the norm of the mean residual, and the total energy.
+struct KvError {
+  double err = 0, total = 0, mean_residual = 0;
+};
+KvError kv_error(const Block& b, const LatentAttentionWeights& l, const MatD& x) {
+  const int n = b.w.layout.n_q;
+  const int64_t dh = b.w.layout.head_dim_qk;
+  KvError e;
+  Eigen::VectorXd residual_sum = Eigen::VectorXd::Zero(2 * dh * n);  // kv_b's bias carries the mean
+  for (int64_t t = 0; t < x.rows(); ++t) {
+    const Eigen::VectorXd xt = x.row(t).transpose();
+    const Eigen::VectorXd c = affine(l.kv_a, l.kv_a_bias, 0, l.rank, xt);
+    for (int h = 0; h < n; ++h) {
+      const Eigen::VectorXd kv = affine(l.kv_b, l.kv_b_bias, h * 2 * dh, 2 * dh, c);
+      const Eigen::VectorXd k = affine(b.w.k, b.w.k_bias, h * dh, dh, xt),
+                            v = affine(b.w.v, b.w.v_bias, h * dh, dh, xt);
+      e.err += (kv.head(dh) - k).squaredNorm() + (kv.tail(dh) - v).squaredNorm();
+      residual_sum.segment(h * 2 * dh, dh) += kv.head(dh) - k;
+      residual_sum.segment(h * 2 * dh + dh, dh) += kv.tail(dh) - v;
+      e.total += k.squaredNorm() + v.squaredNorm();
+    }
+  }
+  e.mean_residual = residual_sum.norm() / double(x.rows());
+  return e;
+}
+
 // Below full rank: the K/V reconstruction error over the calibration tokens never grows with R
 // (the fit keeps the top output directions), and is zero at R = d.
 TEST(LatentFold, ReconstructionErrorShrinksWithRank) {
@@ -214,29 +241,39 @@ TEST(LatentFold, ReconstructionErrorShrinksWithRank) {
     LatentOptions o;
     o.rank = rank;
     o.calib = &calib;
-    const LatentAttentionWeights l = latent_fold(b.w, o);
-    double err = 0, total = 0;
-    Eigen::VectorXd residual_sum = Eigen::VectorXd::Zero(2 * dh * n);  // kv_b's bias carries the mean
-    for (int64_t t = 0; t < x.rows(); ++t) {
-      const Eigen::VectorXd xt = x.row(t).transpose();
-      const Eigen::VectorXd c = affine(l.kv_a, l.kv_a_bias, 0, rank, xt);
-      for (int h = 0; h < n; ++h) {
-        const Eigen::VectorXd kv = affine(l.kv_b, l.kv_b_bias, h * 2 * dh, 2 * dh, c);
-        const Eigen::VectorXd k = affine(b.w.k, b.w.k_bias, h * dh, dh, xt),
-                              v = affine(b.w.v, b.w.v_bias, h * dh, dh, xt);
-        err += (kv.head(dh) - k).squaredNorm() + (kv.tail(dh) - v).squaredNorm();
-        residual_sum.segment(h * 2 * dh, dh) += kv.head(dh) - k;
-        residual_sum.segment(h * 2 * dh + dh, dh) += kv.tail(dh) - v;
-        total += k.squaredNorm() + v.squaredNorm();
-      }
-    }
-    EXPECT_LE(err, previous * (1 + 1e-9)) << "rank " << rank;
-    EXPECT_LT(residual_sum.norm() / double(x.rows()), 1e-4 * std::sqrt(total / double(x.rows())))
+    const KvError e = kv_error(b, latent_fold(b.w, o), x);
+    EXPECT_LE(e.err, previous * (1 + 1e-9)) << "rank " << rank;
+    EXPECT_LT(e.mean_residual, 1e-4 * std::sqrt(e.total / double(x.rows())))
         << "rank " << rank << ": the affine fit leaves no mean error";
-    previous = err;
+    previous = e.err;
     if (rank == d) {
-      EXPECT_LT(err / total, 1e-9);
+      EXPECT_LT(e.err / e.total, 1e-9);
     }
+  }
+}
+
+// Large blocks find the latent by randomized subspace iteration: its error stays within 1% of the
+// dense (optimal) fit's, with and without calibration, and the report says which was used.
+TEST(LatentFold, RandomizedFitIsWithinOnePercentOfTheDenseFit) {
+  const int n = 8;
+  const int64_t dh = 16, d = 128, rank = 24;
+  const Block b = random_block(n, dh, d, 0, true, 51);
+  const MatD x = random_tokens(400, d, 53);
+  const BlockCalibration calib = calibration_of(x);
+  for (const BlockCalibration* c : {static_cast<const BlockCalibration*>(nullptr), &calib}) {
+    LatentOptions o;
+    o.rank = rank;
+    o.calib = c;
+    const LatentAttentionWeights dense = latent_fold(b.w, o);
+    o.dense_limit = 64;  // min(256 stacked rows, 128) is above it and 24 + 32 < 128 / 2
+    const LatentAttentionWeights randomized = latent_fold(b.w, o);
+    EXPECT_EQ(dense.report.find("randomized"), std::string::npos) << dense.report;
+    EXPECT_NE(randomized.report.find("randomized"), std::string::npos) << randomized.report;
+    const KvError de = kv_error(b, dense, x), re = kv_error(b, randomized, x);
+    std::cout << "[latent] rank " << rank << (c ? " calibrated" : " weights") << ": dense error " << de.err / de.total
+              << ", randomized " << re.err / re.total << "\n";
+    if (c) EXPECT_GE(re.err, de.err * (1 - 1e-9)) << "on its calibration tokens the dense fit is optimal";
+    EXPECT_LE(re.err, de.err * 1.01);
   }
 }
 
