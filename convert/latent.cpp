@@ -88,14 +88,12 @@ MatD top_output_directions_dense(const MatD& w, const MatD& cov, int64_t rank, d
   if (eig.info() != Eigen::Success) throw std::runtime_error("latent: eigendecomposition failed");
   const int64_t d = n.rows();
   const double largest = std::max(eig.eigenvalues()[d - 1], 0.0);
+  int64_t used = 0;  // no energy left (or none at all) past `used`: unused latent dims
+  while (used < std::min(rank, d) && eig.eigenvalues()[d - 1 - used] > 1e-12 * largest) ++used;
+  *kept = eig.eigenvalues().tail(used).sum();
+  const Eigen::VectorXd scale = eig.eigenvalues().tail(used).reverse().cwiseSqrt().cwiseInverse();
   MatD u = MatD::Zero(w.rows(), rank);
-  *kept = 0;
-  for (int64_t i = 0; i < std::min(rank, d); ++i) {
-    const double lambda = eig.eigenvalues()[d - 1 - i];
-    if (!(lambda > 1e-12 * largest)) break;  // no energy left (or none at all): unused latent dims
-    u.col(i) = p * eig.eigenvectors().col(d - 1 - i) / std::sqrt(lambda);
-    *kept += lambda;
-  }
+  u.leftCols(used) = multiply(p, eig.eigenvectors().rightCols(used).rowwise().reverse()) * scale.asDiagonal();
   *total = n.trace();
   return u;
 }
@@ -114,9 +112,21 @@ MatD top_output_directions_randomized(const MatD& w, const MatD& cov, int64_t ra
     const MatD wq = multiply(w.transpose(), q);
     return multiply(w, cov.size() ? multiply(cov, wq) : wq);
   };
+  // CholeskyQR2 (two passes of Q = Y R^-1, R^T R = Y^T Y): its products go to BLAS, where a
+  // Householder QR runs on Eigen's single thread (at Llama-3.2-1B's shape, 4096 x 928: most of
+  // a block's fit). A Y too ill-conditioned for Cholesky falls back to Householder.
   const auto orthonormal = [](const MatD& y) {
-    Eigen::HouseholderQR<MatD> qr(y);
-    return MatD(qr.householderQ() * MatD::Identity(y.rows(), y.cols()));
+    MatD q = y;
+    for (int pass = 0; pass < 2; ++pass) {
+      Eigen::LLT<MatD> chol(multiply(q.transpose(), q));
+      if (chol.info() != Eigen::Success) {
+        Eigen::HouseholderQR<MatD> qr(y);
+        return MatD(qr.householderQ() * MatD::Identity(y.rows(), y.cols()));
+      }
+      const MatD r_inverse = chol.matrixU().solve(MatD::Identity(q.cols(), q.cols()));
+      q = multiply(q, r_inverse);
+    }
+    return q;
   };
   std::mt19937_64 rng(20250212);  // fixed: a conversion is reproducible
   std::normal_distribution<double> normal;
@@ -129,14 +139,11 @@ MatD top_output_directions_randomized(const MatD& w, const MatD& cov, int64_t ra
   Eigen::SelfAdjointEigenSolver<MatD> eig(b);
   if (eig.info() != Eigen::Success) throw std::runtime_error("latent: eigendecomposition failed");
   const double largest = std::max(eig.eigenvalues()[k - 1], 0.0);
+  int64_t used = 0;  // directions with energy; the rest stay zero columns (unused latent dims)
+  while (used < std::min(rank, k) && eig.eigenvalues()[k - 1 - used] > 1e-12 * largest) ++used;
+  *kept = eig.eigenvalues().tail(used).sum();
   MatD u = MatD::Zero(r, rank);
-  *kept = 0;
-  for (int64_t i = 0; i < std::min(rank, k); ++i) {
-    const double lambda = eig.eigenvalues()[k - 1 - i];
-    if (!(lambda > 1e-12 * largest)) break;
-    u.col(i) = q * eig.eigenvectors().col(k - 1 - i);
-    *kept += lambda;
-  }
+  u.leftCols(used) = multiply(q, eig.eigenvectors().rightCols(used).rowwise().reverse());
   // trace(W cov W^T), the energy the report's fraction is of.
   *total = cov.size() ? multiply(w, cov).cwiseProduct(w).sum() : w.squaredNorm();
   return u;
@@ -300,7 +307,7 @@ LatentAttentionWeights latent_fold(const AttentionWeights& mha, const LatentOpti
   double latent_kept = 0, latent_total = 0;
   bool randomized = false;
   const MatD u = top_output_directions(w, cov, o.rank, o.dense_limit, &latent_kept, &latent_total, &randomized);
-  out.kv_a.topRows(o.rank) = (u.transpose() * w).cast<float>();
+  out.kv_a.topRows(o.rank) = multiply(u.transpose(), w).cast<float>();
   out.kv_b = u.cast<float>();
   if (biased) out.kv_b_bias = (mean_out - u * (u.transpose() * (mean_out - b))).cast<float>();
 
