@@ -272,8 +272,9 @@ TEST(Trainer, WeightedScalarsTrainAndFold) {
 }
 
 // Latent attention (MLA, issue #21) trains as a grouped model does: a distilled run lowers the
-// loss and moves every latent tensor, the saved folder is still latent and reloads to the trained
-// model, and 2 gloo processes equal 1 process with 2x accumulation.
+// loss and moves every latent tensor, the saved folder is still latent, 2 gloo processes equal 1
+// process with 2x accumulation, and a run resumed from a checkpoint ends bit for bit where the
+// straight run did.
 TEST(Trainer, LatentAttentionTrainsSavesAndRunsOnTwoProcesses) {
   TempDir tmp("gqa-mla-train");
   write_tokens(tmp.file("train.bin"), 6000, 19);
@@ -300,6 +301,16 @@ TEST(Trainer, LatentAttentionTrainsSavesAndRunsOnTwoProcesses) {
   RunResult two = run(gqa_cmd("uptrain " + tmp.file("mla") + " " + tmp.file("two") + common + " --nproc 2"));
   ASSERT_EQ(two.code, 0) << two.output;
   EXPECT_LT(folder_diff(tmp.file("one/model"), tmp.file("two/model")), 1e-5);
+  // Resume: a run that lost everything after its step-6 checkpoint ends where the straight run did.
+  const std::string resumable = common + " --grad-accum 2 --save-every 6";
+  ASSERT_EQ(run(gqa_cmd("uptrain " + tmp.file("mla") + " " + tmp.file("cut") + resumable)).code, 0);
+  files::remove_all(tmp.file("cut/model"));
+  files::remove_all(tmp.file("cut/checkpoints/step-00000012"));
+  RunResult resumed = run(gqa_cmd("uptrain " + tmp.file("mla") + " " + tmp.file("cut") + resumable + " --resume"));
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_EQ(folder_diff(tmp.file("cut/model"), tmp.file("one/model")), 0.0);
+  const auto resumed_losses = train_losses(tmp.file("cut"));
+  for (const auto& [step, loss] : losses) EXPECT_EQ(resumed_losses.at(step), loss) << "step " << step;
 }
 
 // A finished run read back from its folder (what gqa compare resumes from): the paths the trainer
