@@ -79,15 +79,16 @@ def scatter(points, path, title, xlabel, ylabel, colors=None):
     _write(path, title, body)
 
 
-def lines(series, path, title, xlabel, ylabel):
-    """series: (label, [(x, y), ...]) pairs, one coloured polyline each, with a legend."""
+def lines(series, path, title, xlabel, ylabel, xfmt=".0f"):
+    """series: (label, [(x, y), ...]) pairs, one coloured polyline each, with a legend; x ticks in
+    format `xfmt`."""
     xs = [x for _, pts in series for x, _ in pts]
     ys = [y for _, pts in series for _, y in pts]
     x0, x1 = min(0, min(xs)), max(xs)
     y0, y1 = min(ys), max(ys)
     my = (y1 - y0) * 0.05 or 1.0
     y0, y1 = y0 - my, y1 + my
-    body, px, py = _frame(x0, x1, y0, y1, xlabel, ylabel, ".0f", ".2f")
+    body, px, py = _frame(x0, x1, y0, y1, xlabel, ylabel, xfmt, ".2f")
     palette = ["#4c72b0", "#c44e52", "#55a868", "#8172b2"]
     for i, (label, pts) in enumerate(series):
         color = palette[i % len(palette)]

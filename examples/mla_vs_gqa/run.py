@@ -28,6 +28,7 @@ gqa, mha, corpus, work, out_md = sys.argv[1:6]
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, ".."))
 from gqa_cli import Gqa  # noqa: E402
+from svg_charts import lines  # noqa: E402
 
 sh = Gqa(gqa)
 threads = os.environ.get("THREADS", "2")
@@ -140,7 +141,7 @@ def pct(p):
     return f"{100 * (p / base - 1):+.2f}%"
 
 
-lines = [f"Held-out perplexity on test.txt (The War of the Worlds, {results['mha']['tokens']} tokens, windows of "
+report = [f"Held-out perplexity on test.txt (The War of the Worlds, {results['mha']['tokens']} tokens, windows of "
          f"{results['mha']['context']}, stride {results['mha']['context'] // 2}) of the {heads}-head Llama (d {d}, "
          f"head dim {head_dim}) pretrained by `gqa train` on {pretrain_tokens} tokens; uptraining: {fraction:.0%} of "
          f"those tokens ({int(fraction * pretrain_tokens)}), lr 5e-4, batch 32 x 128; distillation: the MHA model as "
@@ -154,9 +155,9 @@ for budget, kv, g, m, rank, rope in points:
                               (f"mla-kv{kv}", f"MLA, rank {rank} + rotary {rope}", f"{rank} + {rope} = {rank + rope}")):
         cells = [f"{results[name + '/' + s]['perplexity']:.2f} ({pct(results[name + '/' + s]['perplexity'])})"
                  for s in ("step0", "uptrain", "distill")]
-        lines.append(f"| {budget} | {label} | {dims} | " + " | ".join(cells) + " |")
+        report.append(f"| {budget} | {label} | {dims} | " + " | ".join(cells) + " |")
 if any("deepseek_v3" in k for k in results):
-    lines += ["", "The MLA models written as deepseek_v3 folders and scored by transformers (same windows):", "",
+    report += ["", "The MLA models written as deepseek_v3 folders and scored by transformers (same windows):", "",
               "| model | gqa (own format) | deepseek_v3, anchor (kv_lora_rank R + 1) | deepseek_v3, plain (kv_lora_rank R) |",
               "|---|---|---|---|"]
     for budget, kv, g, m, rank, rope in points:
@@ -165,17 +166,28 @@ if any("deepseek_v3" in k for k in results):
             a = results.get(f"mla-kv{kv}/{stage}/deepseek_v3-anchor", {}).get("perplexity")
             p = results.get(f"mla-kv{kv}/{stage}/deepseek_v3-plain", {}).get("perplexity")
             fmt = lambda v: "—" if v is None else f"{v:.2f} ({100 * (v / own - 1):+.2f}% vs own)"  # noqa: E731
-            lines.append(f"| MLA {budget}, {label} | {own:.2f} | {fmt(a)} | {fmt(p)} |")
+            report.append(f"| MLA {budget}, {label} | {own:.2f} | {fmt(a)} | {fmt(p)} |")
 speed = {k: v for k, v in results.items() if k.startswith("speed/")}
 if speed:
-    lines += ["", "CPU decode time per token (ms per decode step, fastest of 3 repeats; context 1024 = 960-token "
+    report += ["", "CPU decode time per token (ms per decode step, fastest of 3 repeats; context 1024 = 960-token "
               "prompt + 64 decode steps; each pair measured in the same run):", "",
               "| pair | batch | model ms/step | baseline ms/step | speedup | KV bytes/token model : baseline |",
               "|---|---|---|---|---|---|"]
     for key, rows in speed.items():
         for r in rows:
-            lines.append(f"| {key[len('speed/'):]} | {r['batch']} | {r['ms_per_step_min']:.3f} | "
+            report.append(f"| {key[len('speed/'):]} | {r['batch']} | {r['ms_per_step_min']:.3f} | "
                          f"{r['baseline_ms_per_step_min']:.3f} | {r['baseline_ms_per_step_min'] / r['ms_per_step_min']:.2f}x | "
                          f"{r['kv_bytes_per_token']} : {r['baseline_kv_bytes_per_token']} |")
-open(out_md, "w").write("\n".join(lines) + "\n")
+# The chart: perplexity after uptraining against KV bytes per token (fraction of MHA's), both
+# targets, with and without distillation; MHA at 1.
+chart = os.path.join(os.path.dirname(os.path.abspath(out_md)), "quality_vs_kv_bytes.svg")
+series = []
+for target, label in (("gqa-svd", "GQA svd"), ("mla", "MLA")):
+    for stage, suffix in (("uptrain", f"+ {fraction:.0%}"), ("distill", f"+ {fraction:.0%} distilled")):
+        pts = sorted((kv / heads, results[f"{target}-kv{kv}/{stage}"]["perplexity"]) for _, kv, *_ in points)
+        series.append((f"{label} {suffix}", pts + [(1.0, base)]))
+lines(series, chart, "Held-out perplexity vs KV cache bytes (MHA at 1.0)", "KV bytes per token / MHA's",
+      "perplexity (test.txt)", xfmt=".2f")
+report.append(f"\n![perplexity vs KV bytes]({os.path.basename(chart)})")
+open(out_md, "w").write("\n".join(report) + "\n")
 print(open(out_md).read())
