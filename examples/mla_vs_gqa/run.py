@@ -16,7 +16,10 @@ For each KV budget (1/4 and 1/8 of MHA's KV bytes per token: the cache of 2 and 
    with the MHA model in the same run, and MLA with GQA in the same run).
 
 usage: run.py GQA_BINARY MHA_MODEL_DIR CORPUS_DIR WORK_DIR OUT_MD
-environment: THREADS (default 2), FRACTION (default 0.05), SKIP_SPEED=1, SKIP_HF=1
+6. the same bytes split otherwise between latent and rotary key (ROPE_SPLITS, default "2:12,2:48,1:12":
+   KV heads matched : D), step 0 and distilled.
+
+environment: THREADS (default 2), FRACTION (default 0.05), ROPE_SPLITS, SKIP_SPEED=1, SKIP_HF=1
 """
 import json
 import os
@@ -88,6 +91,17 @@ for kv, budget in ((2, "1/4"), (1, "1/8")):
         held_out(name + "/uptrain", uptrain(model, os.path.join(work, "up-" + name), False))
         held_out(name + "/distill", uptrain(model, os.path.join(work, "up-" + name + "-distill"), True))
 
+# How the same bytes split between the latent and the rotary key: other D at each budget
+# (ROPE_SPLITS, "kv:D,..."), step 0 and distilled only.
+splits = [tuple(int(v) for v in item.split(":")) for item in os.environ.get("ROPE_SPLITS", "2:12,2:48,1:12").split(",")
+          if item]
+for kv, rope in splits:
+    name = f"mla-kv{kv}-rope{rope}"
+    m = convert(os.path.join(work, name), "--target", "mla", "--kv-rank", str(kv * 2 * head_dim - rope),
+                "--rope-dims", str(rope))
+    held_out(name + "/step0", m)
+    held_out(name + "/distill", uptrain(m, os.path.join(work, "up-" + name + "-distill"), True))
+
 # deepseek_v3 exports of the MLA models (step 0 and after distilled uptraining), scored by
 # transformers on the windows gqa eval uses; the gqa-side figure of the same model is beside it.
 if os.environ.get("SKIP_HF") != "1":
@@ -156,6 +170,17 @@ for budget, kv, g, m, rank, rope in points:
         cells = [f"{results[name + '/' + s]['perplexity']:.2f} ({pct(results[name + '/' + s]['perplexity'])})"
                  for s in ("step0", "uptrain", "distill")]
         report.append(f"| {budget} | {label} | {dims} | " + " | ".join(cells) + " |")
+if splits:
+    report += ["", "The same bytes split otherwise between the latent (R) and the rotary key (D), distilled only:", "",
+               f"| KV bytes vs MHA | R + D | step 0 | + {fraction:.0%} distilled |", "|---|---|---|---|"]
+    for kv in sorted({kv for kv, _ in splits} | {kv for _, kv, *_ in points}, reverse=True):
+        budget = next(b for b, k, *_ in points if k == kv)
+        ropes = sorted({rope for k, rope in splits if k == kv} | {head_dim})
+        for rope in ropes:
+            name = f"mla-kv{kv}" if rope == head_dim else f"mla-kv{kv}-rope{rope}"
+            cells = [f"{results[name + '/' + st]['perplexity']:.2f} ({pct(results[name + '/' + st]['perplexity'])})"
+                     for st in ("step0", "distill")]
+            report.append(f"| {budget} | {kv * 2 * head_dim - rope} + {rope} | " + " | ".join(cells) + " |")
 if any("deepseek_v3" in k for k in results):
     report += ["", "The MLA models written as deepseek_v3 folders and scored by transformers (same windows):", "",
               "| model | gqa (own format) | deepseek_v3, anchor (kv_lora_rank R + 1) | deepseek_v3, plain (kv_lora_rank R) |",
