@@ -327,33 +327,42 @@ std::vector<FusedRun> fused_qkv_runs(const AttentionLayout& l, int64_t stored_kv
 }
 
 AttentionRoles attention_roles(AttentionModule module) {
-  AttentionRoles r;
-  if (module == AttentionModule::DecoderCross) {
-    r = {Stack::Decoder,    Role::CrossQ,     Role::CrossK, Role::CrossV, Role::CrossO, {}, {}, {}, {},
-         Role::CrossKScale, Role::CrossVScale};
-    r.latent_q = Role::CrossLatentQ;
-    r.kv_a = Role::CrossLatentKvA;
-    r.kv_b = Role::CrossLatentKvB;
-    return r;
-  }
-  r = {module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder,
-       Role::AttnQ,
-       Role::AttnK,
-       Role::AttnV,
-       Role::AttnO,
-       Role::AttnQBias,
-       Role::AttnKBias,
-       Role::AttnVBias,
-       Role::AttnOBias,
-       Role::AttnKScale,
-       Role::AttnVScale};
-  r.latent_q = Role::LatentQ;
-  r.kv_a = Role::LatentKvA;
-  r.kv_b = Role::LatentKvB;
-  r.latent_q_bias = Role::LatentQBias;
-  r.kv_a_bias = Role::LatentKvABias;
-  r.kv_b_bias = Role::LatentKvBBias;
-  return r;
+  // In AttentionRoles' order: q, k, v, o; their biases; the WGQA scales; the latent block's roles.
+  if (module == AttentionModule::DecoderCross)  // T5's cross-attention has no biases
+    return {Stack::Decoder,
+            Role::CrossQ,
+            Role::CrossK,
+            Role::CrossV,
+            Role::CrossO,
+            {},
+            {},
+            {},
+            {},
+            Role::CrossKScale,
+            Role::CrossVScale,
+            Role::CrossLatentQ,
+            Role::CrossLatentKvA,
+            Role::CrossLatentKvB,
+            {},
+            {},
+            {}};
+  return {module == AttentionModule::EncoderSelf ? Stack::Encoder : Stack::Decoder,
+          Role::AttnQ,
+          Role::AttnK,
+          Role::AttnV,
+          Role::AttnO,
+          Role::AttnQBias,
+          Role::AttnKBias,
+          Role::AttnVBias,
+          Role::AttnOBias,
+          Role::AttnKScale,
+          Role::AttnVScale,
+          Role::LatentQ,
+          Role::LatentKvA,
+          Role::LatentKvB,
+          Role::LatentQBias,
+          Role::LatentKvABias,
+          Role::LatentKvBBias};
 }
 
 HostTensor load_role(const Checkpoint& ckpt, Stack s, Role r, int64_t layer, const std::vector<int64_t>& expected) {

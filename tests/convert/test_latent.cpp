@@ -272,7 +272,9 @@ TEST(LatentFold, RandomizedFitIsWithinOnePercentOfTheDenseFit) {
     const KvError de = kv_error(b, dense, x), re = kv_error(b, randomized, x);
     std::cout << "[latent] rank " << rank << (c ? " calibrated" : " weights") << ": dense error " << de.err / de.total
               << ", randomized " << re.err / re.total << "\n";
-    if (c) EXPECT_GE(re.err, de.err * (1 - 1e-9)) << "on its calibration tokens the dense fit is optimal";
+    if (c) {
+      EXPECT_GE(re.err, de.err * (1 - 1e-9)) << "on its calibration tokens the dense fit is optimal";
+    }
     EXPECT_LE(re.err, de.err * 1.01);
   }
 }
