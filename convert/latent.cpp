@@ -166,11 +166,7 @@ int64_t turned_dims(const AttentionLayout& l, const LatentOptions& o) {
 }  // namespace
 
 AttentionLayout LatentAttentionWeights::layout() const {
-  AttentionLayout l = AttentionLayout::even(n_heads, 1, int(nope_dims + rope_dims), int(value_dims));
-  l.latent_rank = int(rank);
-  l.latent_rope_dims = int(rope_dims);
-  l.latent_rope_pairs = rope_pairs;
-  return l;
+  return AttentionLayout::latent(n_heads, int(nope_dims), int(rope_dims), int(value_dims), int(rank), rope_pairs);
 }
 
 AttentionLayout latent_layout(const AttentionLayout& source, const LatentOptions& o) {
@@ -179,10 +175,7 @@ AttentionLayout latent_layout(const AttentionLayout& source, const LatentOptions
   // that, each head keeps its rotary dims in the latent too (unrotated leftovers).
   const bool leftover = o.rope_dims < int64_t(source.n_q) * turned;
   const int64_t nope = source.head_dim_qk - turned + (leftover ? turned : 0);
-  AttentionLayout l = AttentionLayout::even(source.n_q, 1, int(nope + o.rope_dims), source.head_dim_v);
-  l.latent_rank = int(o.rank);
-  l.latent_rope_dims = int(o.rope_dims);
-  return l;
+  return AttentionLayout::latent(source.n_q, int(nope), int(o.rope_dims), source.head_dim_v, int(o.rank));
 }
 
 LatentAttentionWeights latent_fold(const AttentionWeights& mha, const LatentOptions& o) {

@@ -38,6 +38,15 @@ AttentionLayout AttentionLayout::even(int n_q, int n_kv, int head_dim_qk, int he
   return l;
 }
 
+AttentionLayout AttentionLayout::latent(int n_heads, int nope_dims, int rope_dims, int value_dims, int rank,
+                                        std::vector<int> rope_pairs) {
+  AttentionLayout l = even(n_heads, 1, nope_dims + rope_dims, value_dims);
+  l.latent_rank = rank;
+  l.latent_rope_dims = rope_dims;
+  l.latent_rope_pairs = std::move(rope_pairs);
+  return l;
+}
+
 bool AttentionLayout::is_mha() const {
   if (n_kv != n_q) return false;
   for (int h = 0; h < n_q; ++h)

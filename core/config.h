@@ -37,6 +37,10 @@ struct AttentionLayout {
   std::vector<int> latent_rope_pairs;  // [latent_rope_dims/2]: the source RoPE pair each slot turns at
 
   static AttentionLayout even(int n_q, int n_kv, int head_dim_qk, int head_dim_v);
+  // A latent block: n_heads query heads over one shared entry of rank + rope_dims per token; each
+  // head scores nope_dims + rope_dims and reads value_dims.
+  static AttentionLayout latent(int n_heads, int nope_dims, int rope_dims, int value_dims, int rank,
+                                std::vector<int> rope_pairs = {});
   bool is_mha() const;              // one KV head per query head, identity map
   bool is_contiguous_even() const;  // groups of equal size in head order (SDPA enable_gqa)
   std::vector<int> group_sizes() const;

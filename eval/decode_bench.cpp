@@ -207,9 +207,8 @@ AttentionBenchResult attention_bench(Model& model, int64_t batch, int64_t contex
     // A latent layer attends with its absorbed queries (rank + rope dims per head) over the entries.
     const int64_t query_dims = a.is_latent() ? a.cache_dims_per_token() : a.head_dim_qk;
     const int64_t out_dims = a.is_latent() ? a.latent_rank : a.head_dim_v;
-    auto [kl, vl] =
-        cache.append(l, at::randn({batch, a.n_kv, context, a.is_latent() ? query_dims : a.head_dim_qk}, opts),
-                     at::randn({batch, a.n_kv, context, out_dims}, opts));
+    auto [kl, vl] = cache.append(l, at::randn({batch, a.n_kv, context, query_dims}, opts),
+                                 at::randn({batch, a.n_kv, context, out_dims}, opts));
     q.push_back(at::randn({batch, a.n_q, 1, query_dims}, opts));
     r.kv_bytes += int64_t(kl.nbytes()) + (a.is_latent() ? 0 : int64_t(vl.nbytes()));
     r.bytes_read += int64_t(q.back().nbytes()) + batch * a.n_q * out_dims * int64_t(at::elementSize(p.dtype));

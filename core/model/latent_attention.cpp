@@ -6,10 +6,7 @@
 namespace gqa {
 
 AttentionLayout LatentAttention::layout() const {
-  AttentionLayout l = AttentionLayout::even(int(n_heads), 1, int(nope_dims + rope_dims), int(value_dims));
-  l.latent_rank = int(rank);
-  l.latent_rope_dims = int(rope_dims);
-  return l;
+  return AttentionLayout::latent(int(n_heads), int(nope_dims), int(rope_dims), int(value_dims), int(rank));
 }
 
 at::Tensor LatentAttention::attend_absorbed(const at::Tensor& q_nope, const at::Tensor& q_pe, const at::Tensor& keys,
